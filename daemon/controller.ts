@@ -1,0 +1,64 @@
+// What the API (and anything else outside the supervisor) may ask of the running daemon.
+// The supervisor implements it; the API's handlers hold no logic of their own.
+import type { EventEmitter } from 'node:events';
+import type { Accelerator, BackendName, GuestArch } from './backend.js';
+
+export type BuilderState =
+  | 'stopped'
+  | 'starting'
+  | 'running'
+  | 'degraded'
+  | 'stopping'
+  | 'backoff'
+  | 'failed';
+
+export type DesiredState = 'running' | 'stopped';
+
+export interface DaemonStatus {
+  state: BuilderState;
+  healthy: boolean;
+  desired: DesiredState;
+  backend: BackendName;
+  /** Why this backend was chosen ("backend: qemu in the config", "auto: Linux host"). */
+  backendReason: string;
+  accel: Accelerator;
+  arch: GuestArch;
+  vm: { pid: number | null; startedAt: string | null; adopted: boolean };
+  restarts: number;
+  lastExit: { code: number | null; signal: string | null; reason: string; at: string } | null;
+  probe: { ok: boolean; latencyMs: number | null; nixVersion: string | null; at: string | null; error: string | null };
+  ssh: { host: '127.0.0.1'; port: number };
+  /** When in backoff: when the next start is due. When failed: why. */
+  backoff: { attempt: number; nextStartAt: string | null } | null;
+  failedReason: string | null;
+  configPath: string;
+  stateDir: string;
+  /** Current problems: an invalid config edit (naming the key), a registration repair, ... */
+  errors: Array<{ source: string; message: string; at: string }>;
+  daemon: { pid: number; version: string; startedAt: string };
+}
+
+export interface StateEvent {
+  at: string;
+  type: 'state' | 'exit' | 'probe' | 'config' | 'adopted' | 'error' | 'repair';
+  state?: BuilderState;
+  from?: BuilderState;
+  message: string;
+  [key: string]: unknown;
+}
+
+export class ConflictError extends Error {
+  override readonly name = 'ConflictError';
+}
+
+export interface DaemonController {
+  status(): DaemonStatus;
+  /** Each of these returns the status right after the request was accepted. */
+  start(): Promise<DaemonStatus>;
+  stop(): Promise<DaemonStatus>;
+  restart(): Promise<DaemonStatus>;
+  /** Last `lines` lines of the guest console (current boot) or the daemon's own log. */
+  logs(source: 'console' | 'daemon', lines: number): Promise<string[]>;
+  /** Emits 'event' with a StateEvent for every transition; the API streams them. */
+  readonly events: EventEmitter;
+}
