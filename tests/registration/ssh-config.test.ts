@@ -1,0 +1,45 @@
+import t from 'tap';
+import { renderKnownHostsLine, renderSshHostEntry } from '../../daemon/registration/ssh-config.js';
+
+t.test('the host entry pins the key under the alias and binds to 127.0.0.1', async (t) => {
+  const text = renderSshHostEntry({
+    alias: 'linuxkit-builder',
+    port: 31022,
+    user: 'root',
+    identityFile: '/state dir/keys/client_ed25519',
+    knownHostsFile: '/state dir/keys/known_hosts',
+    controlDir: '/state dir/ssh',
+  });
+  t.equal(
+    text,
+    [
+      'Host linuxkit-builder',
+      '  HostName 127.0.0.1',
+      '  Port 31022',
+      '  User root',
+      '  IdentityFile "/state dir/keys/client_ed25519"',
+      '  IdentitiesOnly yes',
+      '  HostKeyAlias linuxkit-builder',
+      '  StrictHostKeyChecking yes',
+      '  UserKnownHostsFile "/state dir/keys/known_hosts"',
+      '  ConnectTimeout 10',
+      '  ServerAliveInterval 15',
+      '  ControlMaster auto',
+      '  ControlPath "/state dir/ssh/%C"',
+      '  ControlPersist 60s',
+      '',
+    ].join('\n'),
+  );
+});
+
+t.test('bad alias or port is refused with the field named', async (t) => {
+  const base = { alias: 'b', port: 22, user: 'root', identityFile: '/k', knownHostsFile: '/kh' };
+  t.throws(() => renderSshHostEntry({ ...base, alias: 'a b' }), /ssh alias/);
+  t.throws(() => renderSshHostEntry({ ...base, port: 0 }), /ssh port/);
+  t.throws(() => renderSshHostEntry({ ...base, identityFile: '/a"b' }), /cannot be written/);
+});
+
+t.test('known_hosts line names the alias and drops the comment', async (t) => {
+  t.equal(renderKnownHostsLine('linuxkit-builder', 'ssh-ed25519 AAAAkey linuxkit-nix host\n'), 'linuxkit-builder ssh-ed25519 AAAAkey\n');
+  t.throws(() => renderKnownHostsLine('b', 'garbage'), /not an OpenSSH public key line/);
+});
