@@ -1,0 +1,144 @@
+// The QEMU command line as a pure function of the VM spec, so a golden test can pin it.
+import { isAbsolute, join } from 'node:path';
+import type { VmSpec } from '../../backend.js';
+
+export interface QemuCommand {
+  executable: string;
+  /** Arguments after argv[0]. */
+  argv: string[];
+}
+
+export interface QemuArgsOptions {
+  /** QEMU binary to run; defaults to `qemu-system-<arch>` looked up on PATH. */
+  qemuBinary?: string;
+  /** Host platform whose Unix socket path limit applies; defaults to the running one. */
+  platform?: NodeJS.Platform;
+}
+
+export interface QemuPaths {
+  qmpSocket: string;
+  pidFile: string;
+  stderrLog: string;
+}
+
+export function qemuPaths(stateDir: string): QemuPaths {
+  return {
+    qmpSocket: join(stateDir, 'qmp.sock'),
+    pidFile: join(stateDir, 'qemu.pid'),
+    stderrLog: join(stateDir, 'qemu.stderr.log'),
+  };
+}
+
+/** sun_path size minus its terminating NUL: 108 on Linux, 104 on the BSDs and macOS. */
+export function unixSocketPathLimit(platform: NodeJS.Platform): number {
+  return platform === 'linux' ? 107 : 103;
+}
+
+/** QEMU's option parser splits on commas; a literal comma inside a value is written twice. */
+export function escapeQemuOptionValue(value: string): string {
+  return value.replaceAll(',', ',,');
+}
+
+const FW_CFG_NAME = /^[A-Za-z0-9._/-]+$/;
+// QEMU caps fw_cfg file names at 56 bytes including "opt/" and the NUL.
+const FW_CFG_NAME_MAX = 55 - 'opt/'.length;
+
+export function buildQemuArgs(spec: VmSpec, opts: QemuArgsOptions = {}): QemuCommand {
+  validateSpec(spec, opts.platform ?? process.platform);
+  const paths = qemuPaths(spec.stateDir);
+  const esc = escapeQemuOptionValue;
+  const x86 = spec.arch === 'x86_64';
+
+  const machine = x86 ? 'q35' : spec.accel === 'hvf' ? 'virt,highmem=off' : 'virt';
+  const cpu = spec.accel === 'tcg' ? 'max' : 'host';
+  let cmdline = spec.cmdline;
+  if (spec.disk !== undefined) cmdline = `${cmdline} linuxkit.disk=/dev/vda`.trim();
+
+  const argv: string[] = [
+    '-machine', machine,
+    '-accel', spec.accel,
+    '-cpu', cpu,
+    '-smp', String(spec.cpus),
+    '-m', String(spec.memoryMiB),
+    '-nodefaults',
+    '-no-user-config',
+    '-display', 'none',
+    // A guest reboot or panic ends QEMU; the daemon decides whether to start it again.
+    '-no-reboot',
+    '-name', 'linuxkit-builder',
+    // -kernel, -initrd, -append, -pidfile and -serial file: take their value literally.
+    '-kernel', spec.kernel,
+  ];
+  if (spec.initrd !== '') argv.push('-initrd', spec.initrd);
+  argv.push(
+    '-append', cmdline,
+    // 127.0.0.1 always: an empty host address would expose the builder's SSH on every interface.
+    '-netdev', `user,id=n0,hostfwd=tcp:127.0.0.1:${spec.sshPort}-:22`,
+    '-device', 'virtio-net-pci,netdev=n0',
+    '-device', 'virtio-rng-pci',
+    // Lets a guest that loads the pvpanic driver report a panic as such, not as a reboot.
+    '-device', x86 ? 'pvpanic' : 'pvpanic-pci',
+    '-qmp', `unix:${esc(paths.qmpSocket)},server=on,wait=off`,
+    '-serial', `file:${spec.consoleLog}`,
+    '-pidfile', paths.pidFile,
+  );
+  for (const name of Object.keys(spec.guestFiles).sort()) {
+    argv.push('-fw_cfg', `name=opt/${name},file=${esc(spec.guestFiles[name])}`);
+  }
+  if (spec.disk !== undefined) {
+    argv.push('-drive', `file=${esc(spec.disk)},if=virtio,format=raw`);
+  }
+  return { executable: opts.qemuBinary ?? `qemu-system-${spec.arch}`, argv };
+}
+
+function validateSpec(spec: VmSpec, platform: NodeJS.Platform): void {
+  if (spec.arch !== 'x86_64' && spec.arch !== 'aarch64') {
+    throw new Error(`arch must be "x86_64" or "aarch64", got ${JSON.stringify(spec.arch)}`);
+  }
+  if (spec.accel !== 'tcg' && spec.accel !== 'kvm' && spec.accel !== 'hvf') {
+    throw new Error(`accel must be "hvf", "kvm" or "tcg", got ${JSON.stringify(spec.accel)}`);
+  }
+  if (!Number.isInteger(spec.cpus) || spec.cpus < 1) {
+    throw new Error(`cpus must be an integer >= 1, got ${spec.cpus}`);
+  }
+  if (!Number.isInteger(spec.memoryMiB) || spec.memoryMiB < 128) {
+    throw new Error(`memoryMiB must be an integer >= 128, got ${spec.memoryMiB}`);
+  }
+  if (!Number.isInteger(spec.sshPort) || spec.sshPort < 1 || spec.sshPort > 65535) {
+    throw new Error(`sshPort must be an integer in 1..65535, got ${spec.sshPort}`);
+  }
+  requireAbsolute('kernel', spec.kernel);
+  if (spec.initrd !== '') requireAbsolute('initrd', spec.initrd);
+  requireAbsolute('stateDir', spec.stateDir);
+  requireAbsolute('consoleLog', spec.consoleLog);
+  if (spec.disk !== undefined) requireAbsolute('disk', spec.disk);
+  if (typeof spec.cmdline !== 'string' || spec.cmdline.includes('\n')) {
+    throw new Error('cmdline must be a single-line string');
+  }
+  for (const [name, file] of Object.entries(spec.guestFiles)) {
+    if (!FW_CFG_NAME.test(name) || name.length > FW_CFG_NAME_MAX) {
+      throw new Error(
+        `guestFiles name ${JSON.stringify(name)} must be 1..${FW_CFG_NAME_MAX} characters of [A-Za-z0-9._/-]`,
+      );
+    }
+    requireAbsolute(`guestFiles[${JSON.stringify(name)}]`, file);
+  }
+  const { qmpSocket } = qemuPaths(spec.stateDir);
+  const limit = unixSocketPathLimit(platform);
+  const bytes = Buffer.byteLength(qmpSocket);
+  if (bytes > limit) {
+    throw new Error(
+      `stateDir is too long for a Unix socket: ${qmpSocket} is ${bytes} bytes, ` +
+        `the limit on ${platform} is ${limit}; choose a shorter stateDir`,
+    );
+  }
+}
+
+function requireAbsolute(field: string, value: unknown): void {
+  if (typeof value !== 'string' || !isAbsolute(value)) {
+    throw new Error(`${field} must be an absolute path, got ${JSON.stringify(value)}`);
+  }
+  if (value.includes('\0') || value.includes('\n')) {
+    throw new Error(`${field} must not contain NUL or newline characters, got ${JSON.stringify(value)}`);
+  }
+}

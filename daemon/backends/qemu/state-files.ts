@@ -1,0 +1,63 @@
+// The files a QEMU VM leaves in the state directory (pid file, QMP socket): whether a live VM
+// still owns them, and removing them once it is gone. A live VM's files are never touched.
+import { readFile, rm } from 'node:fs/promises';
+import { createConnection } from 'node:net';
+import { readProcessIdentity, type ProcessIdentity } from '../../process/identity.js';
+import type { QemuPaths } from './args.js';
+
+/** Throws when a running QEMU owns the state directory's pid file or answers on its QMP socket. */
+export async function assertNoLiveVm(paths: QemuPaths, stateDir: string): Promise<void> {
+  const pid = await readPidFile(paths.pidFile);
+  if (pid !== null) {
+    const identity = await readProcessIdentity(pid);
+    if (identity !== null && ownsPidFile(identity, paths.pidFile)) {
+      throw new Error(`a live VM (QEMU pid ${pid}) holds the state directory ${stateDir}; adopt it or stop it first`);
+    }
+  }
+  if (await socketAnswers(paths.qmpSocket)) {
+    throw new Error(`a live VM answers on ${paths.qmpSocket} in the state directory ${stateDir}; adopt it or stop it first`);
+  }
+}
+
+/** QEMU was started with `-pidfile <pidFile>`: this process is the VM of that state directory. */
+function ownsPidFile(identity: ProcessIdentity, pidFile: string): boolean {
+  return ` ${identity.argv.join(' ')} `.includes(` -pidfile ${pidFile} `);
+}
+
+export async function readPidFile(path: string): Promise<number | null> {
+  try {
+    const pid = Number((await readFile(path, 'utf8')).trim());
+    return Number.isInteger(pid) && pid > 0 ? pid : null;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw err;
+  }
+}
+
+/** True when something accepts connections on the Unix socket (or we cannot tell). */
+export function socketAnswers(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = createConnection({ path });
+    const done = (answer: boolean) => {
+      clearTimeout(timer);
+      s.destroy();
+      resolve(answer);
+    };
+    const timer = setTimeout(() => done(true), 1000);
+    s.once('connect', () => done(true));
+    s.once('error', (err: NodeJS.ErrnoException) =>
+      done(!['ECONNREFUSED', 'ENOENT', 'ENOTSOCK'].includes(err.code ?? '')),
+    );
+  });
+}
+
+/**
+ * After the VM is confirmed gone, removes what a killed QEMU leaves behind: its pid file and
+ * QMP socket. Files of any other VM (another pid in the pid file, a socket that answers) stay.
+ */
+export async function removeStaleFiles(paths: QemuPaths, pid: number): Promise<void> {
+  const owner = await readPidFile(paths.pidFile).catch(() => undefined);
+  if (owner === pid) await rm(paths.pidFile, { force: true });
+  else if (owner !== null || (await socketAnswers(paths.qmpSocket))) return;
+  await rm(paths.qmpSocket, { force: true });
+}

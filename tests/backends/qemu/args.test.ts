@@ -1,0 +1,141 @@
+// The QEMU command line is pinned by golden files (one argument per line, argv[0] first).
+// Regenerate with UPDATE_GOLDEN=1 after an intended change, and review the diff.
+import t from 'tap';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { VmSpec } from '../../../daemon/backend.js';
+import {
+  buildQemuArgs,
+  escapeQemuOptionValue,
+  qemuPaths,
+  unixSocketPathLimit,
+} from '../../../daemon/backends/qemu/args.js';
+import { repoRoot } from '../../helpers/env.js';
+
+const goldenDir = join(repoRoot, 'tests', 'golden', 'qemu');
+
+const base: VmSpec = {
+  arch: 'x86_64',
+  accel: 'tcg',
+  cpus: 2,
+  memoryMiB: 1024,
+  kernel: '/var/lib/linuxkit/image/abc/vmlinux',
+  initrd: '/var/lib/linuxkit/image/abc/initrd.img',
+  cmdline: 'console=ttyS0 quiet',
+  sshPort: 31022,
+  stateDir: '/var/lib/linuxkit',
+  consoleLog: '/var/lib/linuxkit/console/boot-1.log',
+  guestFiles: {
+    'linuxkit/ssh_host_ed25519_key': '/var/lib/linuxkit/keys/ssh_host_ed25519_key',
+    'linuxkit/authorized_keys': '/var/lib/linuxkit/keys/client.pub',
+  },
+};
+
+const cases: Array<{ name: string; spec: VmSpec; qemuBinary?: string }> = [
+  { name: 'x86_64-tcg', spec: base },
+  { name: 'x86_64-kvm', spec: { ...base, accel: 'kvm' } },
+  { name: 'x86_64-hvf', spec: { ...base, accel: 'hvf', cpus: 4, memoryMiB: 4096 }, qemuBinary: '/opt/homebrew/bin/qemu-system-x86_64' },
+  { name: 'aarch64-tcg', spec: { ...base, arch: 'aarch64', cmdline: 'console=ttyAMA0' } },
+  { name: 'aarch64-hvf', spec: { ...base, arch: 'aarch64', accel: 'hvf', cmdline: 'console=ttyAMA0' } },
+  {
+    name: 'x86_64-spaces-commas',
+    spec: {
+      ...base,
+      kernel: '/Users/a b,c/image/vmlinux',
+      initrd: '/Users/a b,c/image/initrd,1.img',
+      stateDir: '/Users/a b,c/state',
+      consoleLog: '/Users/a b,c/state/console,1.log',
+      guestFiles: { 'linuxkit/authorized_keys': '/Users/a b,c/keys/client,1.pub' },
+      disk: '/Users/a b,c/state/nix,disk.img',
+    },
+  },
+  { name: 'x86_64-disk', spec: { ...base, disk: '/var/lib/linuxkit/nix-disk.img' } },
+];
+
+for (const c of cases) {
+  t.test(`argv for ${c.name} matches tests/golden/qemu/${c.name}.argv`, async (t) => {
+    const { executable, argv } = buildQemuArgs(c.spec, { qemuBinary: c.qemuBinary, platform: 'linux' });
+    const actual = [executable, ...argv].join('\n') + '\n';
+    const file = join(goldenDir, `${c.name}.argv`);
+    if (process.env.UPDATE_GOLDEN === '1') await writeFile(file, actual);
+    t.equal(actual, await readFile(file, 'utf8'));
+  });
+}
+
+t.test('SSH is forwarded from 127.0.0.1 only, never from every interface', async (t) => {
+  const { argv } = buildQemuArgs(base);
+  const netdev = argv[argv.indexOf('-netdev') + 1];
+  t.equal(netdev, 'user,id=n0,hostfwd=tcp:127.0.0.1:31022-:22');
+});
+
+t.test('guest files are passed sorted by name, whatever the object order', async (t) => {
+  const { argv } = buildQemuArgs(base);
+  const fwcfg = argv.filter((_, i) => argv[i - 1] === '-fw_cfg');
+  t.same(fwcfg, [
+    'name=opt/linuxkit/authorized_keys,file=/var/lib/linuxkit/keys/client.pub',
+    'name=opt/linuxkit/ssh_host_ed25519_key,file=/var/lib/linuxkit/keys/ssh_host_ed25519_key',
+  ]);
+});
+
+t.test('a disk adds a virtio drive and tells the guest where it is', async (t) => {
+  const { argv } = buildQemuArgs({ ...base, disk: '/d/nix.img' });
+  t.equal(argv[argv.indexOf('-append') + 1], 'console=ttyS0 quiet linuxkit.disk=/dev/vda');
+  t.equal(argv[argv.indexOf('-drive') + 1], 'file=/d/nix.img,if=virtio,format=raw');
+});
+
+t.test('an empty initrd means booting the kernel alone', async (t) => {
+  const { argv } = buildQemuArgs({ ...base, initrd: '' });
+  t.notOk(argv.includes('-initrd'));
+});
+
+t.test('commas in option values are doubled, as QEMU requires', async (t) => {
+  t.equal(escapeQemuOptionValue('/a,b,,c'), '/a,,b,,,,c');
+  t.equal(escapeQemuOptionValue('/plain path'), '/plain path');
+});
+
+t.test('derived paths live in the state directory', async (t) => {
+  t.same(qemuPaths('/s'), { qmpSocket: '/s/qmp.sock', pidFile: '/s/qemu.pid', stderrLog: '/s/qemu.stderr.log' });
+});
+
+t.test('invalid specs are refused with an error naming the field', async (t) => {
+  const bad: Array<[Partial<VmSpec>, RegExp]> = [
+    [{ sshPort: 0 }, /sshPort must be an integer in 1\.\.65535, got 0/],
+    [{ sshPort: 65536 }, /sshPort .* got 65536/],
+    [{ sshPort: 22.5 }, /sshPort/],
+    [{ cpus: 0 }, /cpus must be an integer >= 1, got 0/],
+    [{ memoryMiB: 64 }, /memoryMiB must be an integer >= 128, got 64/],
+    [{ kernel: 'vmlinux' }, /kernel must be an absolute path, got "vmlinux"/],
+    [{ initrd: './initrd' }, /initrd must be an absolute path/],
+    [{ stateDir: 'state' }, /stateDir must be an absolute path/],
+    [{ consoleLog: 'console.log' }, /consoleLog must be an absolute path/],
+    [{ disk: 'disk.img' }, /disk must be an absolute path/],
+    [{ guestFiles: { 'bad name': '/k' } }, /guestFiles name "bad name" must be/],
+    [{ guestFiles: { key: 'relative' } }, /guestFiles\["key"\] must be an absolute path/],
+    [{ guestFiles: { ['a'.repeat(52)]: '/k' } }, /guestFiles name "a{52}" must be 1\.\.51 characters/],
+    [{ arch: 'riscv64' as never }, /arch must be "x86_64" or "aarch64", got "riscv64"/],
+    [{ accel: 'whpx' as never }, /accel must be "hvf", "kvm" or "tcg", got "whpx"/],
+    [{ cmdline: 'a\nb' }, /cmdline must be a single-line string/],
+  ];
+  for (const [patch, message] of bad) {
+    t.throws(() => buildQemuArgs({ ...base, ...patch }), { message }, JSON.stringify(patch));
+  }
+});
+
+t.test('a QMP socket path over the platform limit fails naming stateDir and the limit', async (t) => {
+  t.equal(unixSocketPathLimit('linux'), 107);
+  t.equal(unixSocketPathLimit('darwin'), 103);
+  // "/" + name + "/qmp.sock" (9 bytes): exactly at the limit is fine, one more byte is not.
+  const dirOf = (len: number) => '/' + 'd'.repeat(len - 1 - 9);
+  t.doesNotThrow(() => buildQemuArgs({ ...base, stateDir: dirOf(107) }, { platform: 'linux' }));
+  t.throws(() => buildQemuArgs({ ...base, stateDir: dirOf(108) }, { platform: 'linux' }), {
+    message: /stateDir is too long for a Unix socket: .*qmp\.sock is 108 bytes, the limit on linux is 107/,
+  });
+  t.doesNotThrow(() => buildQemuArgs({ ...base, stateDir: dirOf(103) }, { platform: 'darwin' }));
+  t.throws(() => buildQemuArgs({ ...base, stateDir: dirOf(104) }, { platform: 'darwin' }), {
+    message: /the limit on darwin is 103/,
+  });
+  // Bytes, not characters: multi-byte names count fully.
+  t.throws(() => buildQemuArgs({ ...base, stateDir: '/' + 'é'.repeat(49) }, { platform: 'linux' }), {
+    message: /is 108 bytes/,
+  });
+});
