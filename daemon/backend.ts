@@ -87,4 +87,9 @@ export interface Backend {
   inspect(handle: VmHandle): Promise<VmInspection>;
   /** ACPI power-down, bounded wait, then harder means; resolves with the exit. */
   stop(handle: VmHandle, opts: StopOptions): Promise<VmExit>;
+  /**
+   * Optional: stop watching a VM without stopping it, when the daemon exits and leaves it for the
+   * next daemon to adopt (e.g. QEMU's QMP socket serves one client at a time).
+   */
+  detach?(handle: VmHandle): void;
 }

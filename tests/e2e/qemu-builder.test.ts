@@ -1,0 +1,138 @@
+// The builder VM for real: the project's guest image booted by the QEMU backend under tcg,
+// reached over SSH with the pinned host key, and used by the host's own Nix to build.
+// One boot serves every read-only check here; the last test powers it off through ACPI.
+import t from 'tap';
+import { execFileSync } from 'node:child_process';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { QemuBackend } from '../../daemon/backends/qemu/qemu-backend.js';
+import { ensureGuestImage } from '../../daemon/image/guest-image.js';
+import { ensureBuilderKeys } from '../../daemon/keys/builder-keys.js';
+import { probeBuilder, waitUntilReady } from '../../daemon/probe/readiness-probe.js';
+import { HostKeyMismatchError } from '../../daemon/probe/guest-ssh.js';
+import { renderMachinesLine } from '../../daemon/registration/machines-entry.js';
+import { renderKnownHostsLine, renderSshHostEntry } from '../../daemon/registration/ssh-config.js';
+import { freePort, imageCacheDir, pidsMatching, requireTool, tempDir } from '../helpers/env.js';
+import { buildWhereItRuns, writeHostNixConf } from '../helpers/host-nix.js';
+
+requireTool('qemu-system-x86_64');
+requireTool('nix-build');
+
+const state = await tempDir('e2e');
+const keys = await ensureBuilderKeys(join(state, 'keys'));
+const image = await ensureGuestImage({ arch: 'x86_64', cacheDir: imageCacheDir });
+const sshPort = await freePort();
+const backend = new QemuBackend({});
+const bootStarted = performance.now();
+const handle = await backend.start({
+  arch: 'x86_64',
+  accel: 'tcg',
+  cpus: 2,
+  memoryMiB: 1024,
+  kernel: image.kernel,
+  initrd: image.initrd,
+  cmdline: image.cmdline,
+  sshPort,
+  stateDir: state,
+  consoleLog: join(state, 'console.log'),
+  guestFiles: {
+    'linuxkit/authorized_keys': keys.clientPublicKey,
+    'linuxkit/ssh_host_ed25519_key': keys.hostKey,
+  },
+});
+t.teardown(async () => {
+  // Whatever happened above, leave no VM behind.
+  try {
+    process.kill(handle.pid, 'SIGKILL');
+  } catch {
+    /* already gone */
+  }
+});
+
+const target = {
+  host: '127.0.0.1',
+  port: sshPort,
+  username: 'root',
+  privateKey: await readFile(keys.clientKey),
+  hostPublicKeyLine: keys.hostPublicKeyLine,
+};
+
+t.test('the booted VM passes the readiness probe with the pinned host key', async (t) => {
+  const ready = await waitUntilReady(target, { timeoutMs: 120_000 });
+  t.comment(`boot to first successful probe: ${Math.round(performance.now() - bootStarted)} ms`);
+  t.match(ready.nixVersion, /^2\.\d+/);
+  const again = await probeBuilder(target, { deadlineMs: 10_000 });
+  t.ok(again.latencyMs > 0 && again.latencyMs < 10_000, `probe latency ${again.latencyMs} ms`);
+  t.equal(again.nixVersion, ready.nixVersion);
+});
+
+t.test('a host key other than the pinned one is refused with a mismatch error', async (t) => {
+  const other = await ensureBuilderKeys(join(await tempDir('otherkeys'), 'keys'));
+  await t.rejects(
+    probeBuilder({ ...target, hostPublicKeyLine: other.hostPublicKeyLine }, { deadlineMs: 10_000 }),
+    HostKeyMismatchError,
+  );
+  await t.rejects(probeBuilder({ ...target, hostPublicKeyLine: other.hostPublicKeyLine }, { deadlineMs: 10_000 }), {
+    message: /host key mismatch for root@127\.0\.0\.1:\d+: the guest presented SHA256:\S+ but SHA256:\S+ is pinned/,
+  });
+});
+
+t.test('the SSH forward listens on 127.0.0.1 only', async (t) => {
+  const listeners = execFileSync('ss', ['-Htlnp'], { encoding: 'utf8' })
+    .split('\n')
+    .filter((l) => l.includes(`:${sshPort} `));
+  t.ok(listeners.length >= 1, 'QEMU listens on the SSH port');
+  for (const l of listeners) t.match(l, new RegExp(`\\s127\\.0\\.0\\.1:${sshPort}\\s`), `bound to loopback: ${l.trim()}`);
+});
+
+for (const scheme of ['ssh', 'ssh-ng'] as const) {
+  t.test(`the host's Nix builds on the VM only, over ${scheme}://`, async (t) => {
+    const dir = await tempDir(`nix-${scheme}`);
+    const alias = 'linuxkit-builder';
+    const knownHosts = join(dir, 'known_hosts');
+    await writeFile(knownHosts, renderKnownHostsLine(alias, keys.hostPublicKeyLine));
+    const sshConfig = join(dir, 'ssh_config');
+    await writeFile(
+      sshConfig,
+      renderSshHostEntry({ alias, port: sshPort, user: 'root', identityFile: keys.clientKey, knownHostsFile: knownHosts }),
+    );
+    const machines = join(dir, 'machines');
+    await writeFile(
+      machines,
+      renderMachinesLine({
+        uri: `${scheme}://${alias}`,
+        systems: ['x86_64-linux'],
+        identityFile: keys.clientKey,
+        maxJobs: 1,
+        speedFactor: 1,
+        supportedFeatures: [],
+        mandatoryFeatures: [],
+        hostPublicKeyLine: keys.hostPublicKeyLine,
+      }) + '\n',
+    );
+    await mkdir(dir, { recursive: true });
+    await writeHostNixConf(dir, machines);
+    const { output } = await buildWhereItRuns({
+      nixConfDir: dir,
+      sshConfigFile: sshConfig,
+      system: 'x86_64-linux',
+      nonce: `${scheme}-${Date.now()}`,
+    });
+    const [builtOn, kernel, arch] = output.split(' ');
+    t.equal(builtOn, 'linuxkit-builder', 'the output names the guest, not the host');
+    t.not(builtOn, hostname());
+    const manifest = JSON.parse(await readFile(join(image.dir, 'manifest.json'), 'utf8')) as { kernelVersion: string };
+    t.equal(kernel, manifest.kernelVersion, `built under the guest kernel ${kernel}`);
+    t.equal(arch, 'x86_64');
+  });
+}
+
+t.test('stop powers the guest off through ACPI and leaves no QEMU process', async (t) => {
+  const exit = await backend.stop(handle, { graceMs: 30_000 });
+  t.equal(exit.code, 0);
+  t.equal(exit.reason, 'guest powered off');
+  t.same(pidsMatching(state), [], 'no process refers to this state directory');
+  const console = await readFile(join(state, 'console.log'), 'utf8');
+  t.match(console, /linuxkit-nix: ssh ready/);
+});

@@ -1,0 +1,57 @@
+// Runs the host's own Nix (Debian's nix-bin) against the builder, with a temporary NIX_CONF_DIR
+// whose only builder is the machines file under test, and --max-jobs 0 so nothing builds locally.
+import { execFile } from 'node:child_process';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+
+export async function writeHostNixConf(dir: string, machinesFile: string): Promise<void> {
+  await writeFile(
+    join(dir, 'nix.conf'),
+    [
+      `builders = @${machinesFile}`,
+      'max-jobs = 0',
+      // Root builds without the nixbld group; no network caches on these machines.
+      'build-users-group =',
+      'sandbox = false',
+      'substituters =',
+      'builders-use-substitutes = false',
+      'connect-timeout = 5',
+      '',
+    ].join('\n'),
+  );
+}
+
+/**
+ * Builds a derivation for `system` that records where it ran (`uname -n -r -m`) and returns that
+ * line. `nonce` makes the derivation new each time, so it really builds.
+ */
+export async function buildWhereItRuns(opts: {
+  nixConfDir: string;
+  sshConfigFile?: string;
+  system: string;
+  nonce: string;
+  timeoutMs?: number;
+}): Promise<{ output: string; log: string }> {
+  const expr = `derivation {
+    name = "linuxkit-where-${opts.nonce}";
+    system = "${opts.system}";
+    builder = "/bin/sh";
+    args = [ "-c" "echo $(uname -n) $(uname -r) $(uname -m) > $out" ];
+  }`;
+  const env: NodeJS.ProcessEnv = { ...process.env, NIX_CONF_DIR: opts.nixConfDir };
+  if (opts.sshConfigFile) env.NIX_SSHOPTS = `-F ${opts.sshConfigFile}`;
+  try {
+    const { stdout, stderr } = await run('nix-build', ['--no-out-link', '--max-jobs', '0', '-E', expr], {
+      env,
+      timeout: opts.timeoutMs ?? 180_000,
+    });
+    const outPath = stdout.trim().split('\n').pop()!;
+    return { output: (await readFile(outPath, 'utf8')).trim(), log: stderr };
+  } catch (err) {
+    const e = err as Error & { stderr?: string };
+    throw new Error(`nix-build failed: ${e.message}\n${e.stderr ?? ''}`);
+  }
+}
