@@ -1,0 +1,236 @@
+// linuxkitd put together: config, lock, logs, keys, backend, supervisor, API, config watcher.
+// `startDaemon` returns a running daemon that `close()` shuts down; main.ts adds the process
+// concerns (argv, signals, exit codes).
+import { constants } from 'node:fs';
+import { access, mkdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import type { Backend } from './backend.js';
+import { buildApiServer, listenOnUnixSocket } from './api/server.js';
+import { chooseBackend, type BackendChoice, type HostFacts } from './backends/choose-backend.js';
+import { QemuBackend } from './backends/qemu/qemu-backend.js';
+import type { DaemonArgs } from './config/flags.js';
+import { applyOverrides, defaultConfig, loadConfigFile } from './config/load.js';
+import { ensureConfigFile, resolveDaemonPaths, type DaemonPaths } from './config/paths.js';
+import type { ConfigError, DaemonConfig } from './config/schema.js';
+import { ConfigWatcher } from './config/watch.js';
+import { writeJsonAtomic } from './fs/atomic-write.js';
+import { ensureBuilderKeys, type BuilderKeys } from './keys/builder-keys.js';
+import { createDaemonLogger } from './logging/logger.js';
+import { probeBuilder } from './probe/readiness-probe.js';
+import type { GuestSshTarget } from './probe/guest-ssh.js';
+import { policyFromSettings } from './reconciler/types.js';
+import { latestConsoleLog, tailLines } from './state/console-logs.js';
+import { fileStore } from './state/daemon-store.js';
+import { acquireInstanceLock, type InstanceLock } from './state/instance-lock.js';
+import { Supervisor } from './supervisor/supervisor.js';
+import { buildVmSpec } from './vm-spec.js';
+import { projectRoot } from './project-root.js';
+
+export class DaemonStartError extends Error {
+  override readonly name = 'DaemonStartError';
+}
+
+export interface RunningDaemon {
+  paths: DaemonPaths;
+  supervisor: Supervisor;
+  api: FastifyInstance;
+  log: Logger;
+  config(): DaemonConfig;
+  /** Reloads the config file now (SIGHUP). */
+  reload(): Promise<void>;
+  /** Stops serving; stops the VM when `stopVm`, else leaves it for the next daemon to adopt. */
+  close(opts: { stopVm: boolean }): Promise<void>;
+}
+
+function formatErrors(errors: ConfigError[]): string {
+  return errors.map((e) => `${e.key}: ${e.message}`).join('; ');
+}
+
+export async function daemonVersion(): Promise<string> {
+  const pkg = JSON.parse(await readFile(join(projectRoot(), 'package.json'), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+async function hostFacts(): Promise<HostFacts> {
+  const onPath = async (bin: string) => {
+    for (const dir of (process.env.PATH ?? '').split(':').filter(Boolean)) {
+      if (await access(join(dir, bin), constants.X_OK).then(() => true, () => false)) return true;
+    }
+    return false;
+  };
+  return {
+    platform: process.platform,
+    hostArch: process.arch,
+    hyperkitAvailable: process.platform === 'darwin' && (await onPath('hyperkit')) && (await onPath('vpnkit')),
+    kvmAvailable: await access('/dev/kvm', constants.R_OK | constants.W_OK).then(() => true, () => false),
+  };
+}
+
+/** The file config, or the last good one when the file is broken, or the defaults on a first start. */
+async function loadStartupConfig(
+  paths: DaemonPaths,
+  lastGoodPath: string,
+  overrides: Partial<DaemonConfig>,
+): Promise<{ config: DaemonConfig; fileError: string | null }> {
+  let fileConfig: DaemonConfig;
+  let fileError: string | null = null;
+  const exists = await access(paths.configPath).then(() => true, () => false);
+  if (!exists) {
+    if (paths.configExplicit) throw new DaemonStartError(`config file ${paths.configPath} (from --config) does not exist`);
+    fileConfig = defaultConfig();
+    await ensureConfigFile(paths.configPath, fileConfig);
+  } else {
+    const loaded = await loadConfigFile(paths.configPath);
+    if (loaded.ok) fileConfig = loaded.config;
+    else {
+      fileError = `config file ${paths.configPath} is invalid: ${formatErrors(loaded.errors)}`;
+      const lastGood = await loadConfigFile(lastGoodPath);
+      if (!lastGood.ok) throw new DaemonStartError(`${fileError} (and there is no last good config to fall back on)`);
+      fileConfig = lastGood.config;
+    }
+  }
+  const effective = applyOverrides(fileConfig, overrides);
+  if (!effective.ok) throw new DaemonStartError(`invalid settings: ${formatErrors(effective.errors)}`);
+  return { config: effective.config, fileError };
+}
+
+export async function startDaemon(args: DaemonArgs, opts: { foreground?: boolean } = {}): Promise<RunningDaemon> {
+  const paths = resolveDaemonPaths(args.paths);
+  await mkdir(paths.stateDir, { recursive: true, mode: 0o700 });
+  await mkdir(join(paths.stateDir, 'log'), { recursive: true, mode: 0o700 });
+  const lock: InstanceLock = await acquireInstanceLock(paths.lock, paths.stateDir);
+  let log: Logger | undefined;
+  try {
+    log = createDaemonLogger({ file: paths.daemonLog, foreground: opts.foreground ?? args.foreground });
+    const lastGoodPath = join(paths.stateDir, 'config.last-good.json');
+    const startup = await loadStartupConfig(paths, lastGoodPath, args.overrides);
+    let config = startup.config;
+    await writeJsonAtomic(lastGoodPath, config, { mode: 0o600 });
+    const version = await daemonVersion();
+    const keys: BuilderKeys = await ensureBuilderKeys(paths.keysDir);
+    const facts = await hostFacts();
+    let choice: BackendChoice = chooseBackend(config, facts);
+    const backend: Backend = createBackend(choice, log);
+    const imageCacheDir = process.env.LINUXKIT_IMAGE_CACHE ?? paths.imageDir;
+    const privateKey = await readFile(keys.clientKey);
+    const target = (): GuestSshTarget => ({
+      host: '127.0.0.1',
+      port: config.sshPort,
+      username: config.sshUser,
+      privateKey,
+      hostPublicKeyLine: keys.hostPublicKeyLine,
+    });
+    const daemonLog = log;
+
+    const supervisor = new Supervisor({
+      backend,
+      buildSpec: (_bootId, o) =>
+        buildVmSpec(
+          config,
+          {
+            stateDir: paths.stateDir,
+            consoleDir: paths.consoleDir,
+            imageCacheDir,
+            keys,
+            accel: choice.accel,
+            log: (msg) => daemonLog.info(msg),
+          },
+          o,
+        ),
+      probe: () => probeBuilder(target(), { deadlineMs: config.probe.timeoutMs }),
+      store: fileStore(paths),
+      policy: () => policyFromSettings(config),
+      info: () => ({
+        backend: choice.backend,
+        backendReason: choice.reason,
+        accel: choice.accel,
+        arch: config.arch,
+        sshPort: config.sshPort,
+        configPath: paths.configPath,
+        stateDir: paths.stateDir,
+        version,
+      }),
+      logs: async (source, lines) => {
+        if (source === 'daemon') return tailLines(paths.daemonLog, lines);
+        const file = await latestConsoleLog(paths.consoleDir);
+        return file ? tailLines(file, lines) : [];
+      },
+      log,
+    });
+    if (startup.fileError) {
+      supervisor.reportError('config', `${startup.fileError}; running on the last good config`);
+      log.error({ configPath: paths.configPath }, startup.fileError);
+    }
+
+    const watcher = new ConfigWatcher({ path: paths.configPath, initial: config, overrides: args.overrides });
+    watcher.on('change', ({ config: next, diff }) => {
+      try {
+        const nextChoice = chooseBackend(next, facts);
+        if (nextChoice.backend !== choice.backend) {
+          throw new Error(`changing the backend (${choice.backend} → ${nextChoice.backend}) needs a daemon restart`);
+        }
+        choice = nextChoice;
+      } catch (err) {
+        supervisor.reportError('config', `config change not applied: ${(err as Error).message}`);
+        daemonLog.error({ err }, 'config change not applied');
+        return;
+      }
+      config = next;
+      void writeJsonAtomic(lastGoodPath, config, { mode: 0o600 }).catch((err) => daemonLog.error({ err }, 'could not save the last good config'));
+      supervisor.clearError('config');
+      daemonLog.info({ restart: diff.restart, keys: diff.keys, live: diff.live }, 'config changed');
+      supervisor.configChanged({ needsRestart: diff.restart, keys: diff.keys });
+    });
+    watcher.on('invalid', ({ errors }) => {
+      const message = `config file ${paths.configPath} is invalid, keeping the last good config: ${formatErrors(errors)}`;
+      supervisor.reportError('config', message);
+      daemonLog.error({ errors }, message);
+    });
+    watcher.on('recovered', () => supervisor.clearError('config'));
+    watcher.on('error', (err) => daemonLog.error({ err }, 'config watcher failed'));
+    await watcher.start();
+
+    const api = buildApiServer(supervisor, { logger: log });
+    await listenOnUnixSocket(api, paths.socketPath);
+    log.info({ socket: paths.socketPath, stateDir: paths.stateDir, backend: choice.backend, accel: choice.accel, reason: choice.reason, version }, 'linuxkitd started');
+    await supervisor.init();
+
+    let closing: Promise<void> | null = null;
+    return {
+      paths,
+      supervisor,
+      api,
+      log,
+      config: () => config,
+      reload: async () => {
+        await watcher.reload();
+      },
+      close: (o) =>
+        (closing ??= (async () => {
+          daemonLog.info({ stopVm: o.stopVm }, 'linuxkitd shutting down');
+          await watcher.close();
+          await api.close();
+          await supervisor.shutdown({ stopVm: o.stopVm });
+          await lock.release();
+          daemonLog.info('linuxkitd stopped');
+          daemonLog.flush();
+        })()),
+    };
+  } catch (err) {
+    log?.error({ err }, 'linuxkitd could not start');
+    log?.flush();
+    await lock.release();
+    throw err;
+  }
+}
+
+function createBackend(choice: BackendChoice, log: Logger): Backend {
+  switch (choice.backend) {
+    case 'qemu':
+      return new QemuBackend({ log: log.child({ backend: 'qemu' }) });
+    case 'hyperkit':
+      throw new DaemonStartError('the hyperkit backend is not available in this build');
+  }
+}

@@ -1,0 +1,153 @@
+// The vocabulary of one reconcile step: what the loop observed, what it remembers between
+// steps, and what the step asks it to do. Times are epoch milliseconds from the loop's clock.
+import type { BuilderState, DesiredState } from '../controller.js';
+
+/** Every knob the step reads; the supervisor reads it afresh each step so edits apply live. */
+export interface Policy {
+  /** Delay before the first restart after a failed start; doubles (×multiplier) per failure. */
+  initialDelayMs: number;
+  maxDelayMs: number;
+  multiplier: number;
+  /** Fraction of the delay added or removed at random (0.2 = ±20 %). */
+  jitter: number;
+  /** Consecutive failed starts before the state becomes `failed`. */
+  maxAttempts: number;
+  /** Healthy this long resets the failure count. */
+  stablePeriodMs: number;
+  /** Failing probes right after a start are expected this long. */
+  bootGraceMs: number;
+  /** Probe failing this long (after the grace) while the process is up restarts the VM. */
+  degradedRestartMs: number;
+  /** Time between probes while healthy. */
+  probeIntervalMs: number;
+  /** Time between probes while not (yet) healthy: a booting VM is noticed quickly. */
+  bootProbeIntervalMs: number;
+  /** How long the guest gets to power off through ACPI before harder means. */
+  stopGraceMs: number;
+}
+
+/** The config file's settings (daemon/config/schema.ts), structurally, to build a Policy from. */
+export interface PolicySettings {
+  restart: Pick<Policy, 'initialDelayMs' | 'maxDelayMs' | 'multiplier' | 'jitter' | 'maxAttempts' | 'stablePeriodMs'>;
+  probe: { intervalMs: number; bootGraceMs: number; degradedRestartMs: number };
+  stopGraceMs: number;
+}
+
+export function policyFromSettings(s: PolicySettings): Policy {
+  return {
+    ...s.restart,
+    bootGraceMs: s.probe.bootGraceMs,
+    degradedRestartMs: s.probe.degradedRestartMs,
+    probeIntervalMs: s.probe.intervalMs,
+    // A first build may be waiting on the boot: look every second, never slower than the interval.
+    bootProbeIntervalMs: Math.min(1000, s.probe.intervalMs),
+    stopGraceMs: s.stopGraceMs,
+  };
+}
+
+/** How the VM process ended, as the loop saw it; handed to exactly one step. */
+export interface ObservedExit {
+  at: number;
+  code: number | null;
+  signal: string | null;
+  reason: string;
+  /** The guest asked for a reboot the hypervisor cannot do itself: restart at once, not a crash. */
+  reboot?: boolean;
+  /** The daemon asked for this exit (a stop or a controlled restart). */
+  requested: boolean;
+  /** The process had answered a probe at some point: a reboot before that is a boot failure. */
+  everHealthy: boolean;
+}
+
+/** Probe results for the current VM process only; the loop resets them at each start. */
+export interface ObservedProbe {
+  /** Result of the latest probe (false when there is none yet). */
+  ok: boolean;
+  /** When the latest probe finished; null before the first. */
+  at: number | null;
+  /** Start of the current run of failing probes; null while ok. */
+  firstFailureAt: number | null;
+  /** The latest successful probe; null if this process was never healthy. */
+  lastOkAt: number | null;
+  /** The latest failure's message, for the reasons the step gives. */
+  error: string | null;
+  /** A probe is running: its result will wake the loop. */
+  inFlight: boolean;
+}
+
+export interface Observed {
+  /** `stopping`: the daemon asked the process to stop and it has not exited yet. */
+  process: 'none' | 'up' | 'stopping';
+  processStartedAt: number | null;
+  /** An exit not yet accounted for by a step; the loop passes each exit once. */
+  exit: ObservedExit | null;
+  probe: ObservedProbe;
+  /** The running VM predates a config change that needs a new VM. */
+  configNeedsRestart: boolean;
+  /** The running VM predates a restart request from the API. */
+  restartRequested: boolean;
+  /** One-shot: an API start since the last step (clears `failed` and any backoff wait). */
+  explicitStart: boolean;
+  /** One-shot: the config changed since the last step. */
+  configChanged: { needsRestart: boolean } | null;
+}
+
+export type ExitKind = 'crash' | 'reboot' | 'requested';
+
+export interface History {
+  state: BuilderState;
+  /** Failed starts (never healthy, or crashed within the stable period) since the last stable run. */
+  consecutiveFailures: number;
+  lastExit: (Omit<ObservedExit, 'requested' | 'everHealthy'> & { kind: ExitKind }) | null;
+  failedReason: string | null;
+  /** No start before this time. */
+  backoffUntil: number | null;
+  /** Start of the current healthy stretch of the current process. */
+  healthySince: number | null;
+  lastStateChangeAt: number;
+}
+
+export function initialHistory(now: number): History {
+  return {
+    state: 'stopped',
+    consecutiveFailures: 0,
+    lastExit: null,
+    failedReason: null,
+    backoffUntil: null,
+    healthySince: null,
+    lastStateChangeAt: now,
+  };
+}
+
+/** Why a start happens: the supervisor counts `crash` starts as restarts. */
+export type StartCause = 'desired' | 'crash' | 'reboot' | 'restart';
+/** Why a running VM is replaced: `health` counts as a restart and as a failed start. */
+export type RestartCause = 'config' | 'requested' | 'health';
+
+export type Action =
+  | { type: 'start'; cause: StartCause }
+  | { type: 'stop'; reason: string }
+  | { type: 'restart'; cause: RestartCause; reason: string }
+  | { type: 'probe' }
+  /** The VM was healthy for the stable period: the failure count went back to zero. */
+  | { type: 'reset-backoff'; failures: number };
+
+export interface StepInput {
+  desired: DesiredState;
+  observed: Observed;
+  history: History;
+  now: number;
+  policy: Policy;
+  /** In [0, 1), drawn by the caller so the step stays pure. */
+  random: number;
+}
+
+export interface StepResult {
+  state: BuilderState;
+  actions: Action[];
+  /** When to look again even if nothing happens; null only in `stopped` and `failed`. */
+  wakeAfterMs: number | null;
+  history: History;
+  /** Plain words for why the builder is in `state`. */
+  reason: string;
+}

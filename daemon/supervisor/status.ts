@@ -1,0 +1,92 @@
+// The status the API serves, as a pure function of what the supervisor holds, so its fields
+// are tested without a loop.
+import type { VmExit, VmHandle } from '../backend.js';
+import type { DaemonStatus, DesiredState } from '../controller.js';
+import type { History, ObservedProbe } from '../reconciler/types.js';
+import type { SupervisorInfo } from './types.js';
+
+export interface ProbeView extends Omit<ObservedProbe, 'inFlight'> {
+  latencyMs: number | null;
+  nixVersion: string | null;
+}
+
+export const NO_PROBE: ProbeView = {
+  ok: false,
+  at: null,
+  firstFailureAt: null,
+  lastOkAt: null,
+  error: null,
+  latencyMs: null,
+  nixVersion: null,
+};
+
+/** The probe view after one more result: keeps the start of a failing run and the last success. */
+export function nextProbeView(
+  before: ProbeView,
+  r: Pick<ProbeView, 'ok' | 'latencyMs' | 'nixVersion' | 'error'>,
+  now: number,
+): ProbeView {
+  const failingSince = before.ok || before.at === null ? now : (before.firstFailureAt ?? now);
+  return {
+    ...r,
+    at: now,
+    firstFailureAt: r.ok ? null : failingSince,
+    lastOkAt: r.ok ? now : before.lastOkAt,
+  };
+}
+
+export interface StatusView {
+  history: History;
+  desired: DesiredState;
+  info: SupervisorInfo;
+  vm: { handle: VmHandle; adopted: boolean; probe: ProbeView } | null;
+  restarts: number;
+  lastExit: VmExit | null;
+  errors: ReadonlyMap<string, { message: string; at: number }>;
+  daemon: { pid: number; startedAt: number };
+}
+
+const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
+
+export function renderStatus(v: StatusView): DaemonStatus {
+  const h = v.history;
+  const probe = v.vm?.probe ?? NO_PROBE;
+  return {
+    state: h.state,
+    // `running` is the step's verdict on a good probe of the current VM; nothing else is healthy.
+    healthy: h.state === 'running',
+    desired: v.desired,
+    backend: v.info.backend,
+    backendReason: v.info.backendReason,
+    accel: v.info.accel,
+    arch: v.info.arch,
+    vm: {
+      pid: v.vm?.handle.pid ?? null,
+      startedAt: v.vm?.handle.startedAt ?? null,
+      adopted: v.vm?.adopted ?? false,
+    },
+    restarts: v.restarts,
+    lastExit: v.lastExit
+      ? { code: v.lastExit.code, signal: v.lastExit.signal, reason: v.lastExit.reason, at: v.lastExit.at }
+      : null,
+    probe: {
+      ok: probe.ok,
+      latencyMs: probe.latencyMs,
+      nixVersion: probe.nixVersion,
+      at: iso(probe.at),
+      error: probe.error,
+    },
+    ssh: { host: '127.0.0.1', port: v.info.sshPort },
+    backoff:
+      h.state === 'backoff'
+        ? { attempt: h.consecutiveFailures + 1, nextStartAt: iso(h.backoffUntil) }
+        : h.state === 'failed'
+          ? { attempt: h.consecutiveFailures, nextStartAt: null }
+          : null,
+    failedReason: h.state === 'failed' ? h.failedReason : null,
+    configPath: v.info.configPath,
+    stateDir: v.info.stateDir,
+    errors: [...v.errors].map(([source, e]) => ({ source, message: e.message, at: new Date(e.at).toISOString() })),
+    daemon: { pid: v.daemon.pid, version: v.info.version, startedAt: new Date(v.daemon.startedAt).toISOString() },
+  };
+}

@@ -1,0 +1,416 @@
+// The loop around reconcileStep: it owns the timers, the probe schedule and the VM handle, and
+// drives a Backend without knowing which. Each wake-up observes, steps, acts and schedules the
+// next wake-up; wake-ups come from the VM's exit notification, API calls, config changes, probe
+// results and the step's own timer. One step runs at a time; wake-ups that arrive meanwhile
+// fold into one more step, so a missed or merged event only costs latency. What each API
+// request does, and when it is refused, is in requests.ts.
+import { EventEmitter } from 'node:events';
+import type { VmExit, VmHandle, VmRecord } from '../backend.js';
+import { ConflictError } from '../controller.js';
+import type { DaemonController, DaemonStatus, DesiredState, StateEvent } from '../controller.js';
+import { reconcileStep } from '../reconciler/reconcile-step.js';
+import { initialHistory } from '../reconciler/types.js';
+import type { Action, History, Observed, ObservedExit, Policy } from '../reconciler/types.js';
+import { planRequest, type Request } from './requests.js';
+import { NO_PROBE, nextProbeView, renderStatus, type ProbeView } from './status.js';
+import { systemClock, type Clock, type SupervisorDeps } from './types.js';
+import { waitForStatus } from './wait-for-status.js';
+import { WakeLoop } from './wake-loop.js';
+
+interface Vm {
+  handle: VmHandle;
+  adopted: boolean;
+  startedAtMs: number;
+  /** The config generation the VM was built from; older than the current one means outdated. */
+  configGen: number;
+  restartRequested: boolean;
+  stopRequested: boolean;
+  probe: ProbeView;
+  probing: Promise<void> | null;
+}
+
+type EventInput = Pick<StateEvent, 'type' | 'message' | 'state' | 'from'> & Record<string, unknown>;
+
+/** After an unexpected error in a step, look again no sooner than this. */
+const STEP_ERROR_RETRY_MS = 1000;
+
+export class Supervisor implements DaemonController {
+  readonly events = new EventEmitter();
+  private readonly clock: Clock;
+  private readonly random: () => number;
+  private readonly startedAt: number;
+
+  private desired: DesiredState = 'running';
+  private history: History;
+  private vm: Vm | null = null;
+  private restarts = 0;
+  private lastExit: VmExit | null = null;
+  private readonly errors = new Map<string, { message: string; at: number }>();
+  private bootSeq = 0;
+  private recordWrites: Promise<void> = Promise.resolve();
+  private configGen = 0;
+
+  // Inputs for the next step, consumed by it.
+  private pendingExit: ObservedExit | null = null;
+  private explicitStart = false;
+  private configChange: { needsRestart: boolean } | null = null;
+
+  private readonly loop: WakeLoop;
+  /** Fires on every change a status reader could see, for waitForState. */
+  private readonly changed = new EventEmitter();
+
+  constructor(private readonly deps: SupervisorDeps) {
+    this.clock = deps.clock ?? systemClock;
+    this.random = deps.random ?? Math.random;
+    this.startedAt = this.clock.now();
+    this.history = initialHistory(this.startedAt);
+    this.loop = new WakeLoop(this.clock, () => this.stepOnce());
+  }
+
+  /** Loads the desired state, adopts a VM left by an earlier daemon, and runs the first step. */
+  async init(): Promise<void> {
+    this.desired = (await this.attempt('load the desired state', () => this.deps.store.loadDesired())) ?? 'running';
+    const record = await this.attempt('load the VM record', () => this.deps.store.loadRecord());
+    if (record) await this.adoptOrClear(record);
+    await this.loop.wake();
+  }
+
+  status(): DaemonStatus {
+    return renderStatus({
+      history: this.history,
+      desired: this.desired,
+      info: this.deps.info(),
+      vm: this.vm,
+      restarts: this.restarts,
+      lastExit: this.lastExit,
+      errors: this.errors,
+      daemon: { pid: this.deps.pid ?? process.pid, startedAt: this.startedAt },
+    });
+  }
+
+  start(): Promise<DaemonStatus> {
+    return this.request('start');
+  }
+
+  stop(): Promise<DaemonStatus> {
+    return this.request('stop');
+  }
+
+  restart(): Promise<DaemonStatus> {
+    return this.request('restart');
+  }
+
+  private async request(request: Request): Promise<DaemonStatus> {
+    const plan = planRequest(request, {
+      state: this.history.state,
+      desired: this.desired,
+      vmUp: this.vm !== null,
+      shuttingDown: this.loop.isClosed,
+    });
+    if (!plan.ok) throw new ConflictError(plan.conflict);
+    if (plan.effect === 'explicit-start') this.explicitStart = true;
+    if (plan.effect === 'replace-vm' && this.vm) this.vm.restartRequested = true;
+    await this.setDesired(plan.desired);
+    await this.loop.wake();
+    return this.status();
+  }
+
+  logs(source: 'console' | 'daemon', lines: number): Promise<string[]> {
+    return this.deps.logs(source, lines);
+  }
+
+  /** The config file changed (already validated). Any change retries a failed builder. */
+  configChanged(change: { needsRestart: boolean; keys: string[] }): void {
+    const keys = change.keys.length ? change.keys.join(', ') : 'no keys';
+    this.emit({
+      type: 'config',
+      message: `config changed (${keys})${change.needsRestart ? '; the VM must be replaced' : ''}`,
+      keys: change.keys,
+      needsRestart: change.needsRestart,
+    });
+    if (change.needsRestart) this.configGen++;
+    this.configChange = { needsRestart: (this.configChange?.needsRestart ?? false) || change.needsRestart };
+    void this.loop.wake();
+  }
+
+  /** Lists a current problem in status.errors (an invalid config edit, a registration repair...). */
+  reportError(source: string, message: string): void {
+    const old = this.errors.get(source);
+    if (old?.message === message) return;
+    this.errors.set(source, { message, at: this.clock.now() });
+    this.emit({ type: 'error', message: `${source}: ${message}`, source });
+  }
+
+  clearError(source: string): void {
+    if (this.errors.delete(source)) this.notify();
+  }
+
+  /**
+   * For SIGTERM: stops the loop, then powers the VM off (stopVm) or leaves it running with its
+   * record kept for the next daemon to adopt.
+   */
+  async shutdown(opts: { stopVm: boolean }): Promise<void> {
+    if (this.loop.isClosed) return;
+    await this.loop.close();
+    const vm = this.vm;
+    if (!vm) return;
+    if (!opts.stopVm) {
+      this.deps.log.info({ pid: vm.handle.pid }, 'leaving the VM running for the next daemon to adopt');
+      this.deps.backend.detach?.(vm.handle);
+      return;
+    }
+    vm.stopRequested = true;
+    try {
+      const exit = await this.deps.backend.stop(vm.handle, { graceMs: this.deps.policy().stopGraceMs });
+      await this.onExit(vm, exit);
+    } catch (err) {
+      this.deps.log.error({ err, pid: vm.handle.pid }, 'could not stop the VM on shutdown');
+    }
+  }
+
+  /** Resolves with the status once `pred` holds; rejects after `timeoutMs` on the injected clock. */
+  waitForState(pred: (s: DaemonStatus) => boolean, timeoutMs: number): Promise<DaemonStatus> {
+    return waitForStatus(() => this.status(), this.changed, this.clock, pred, timeoutMs);
+  }
+
+  // ---- the loop ----
+
+  private async stepOnce(): Promise<void> {
+    let policy: Policy | null = null;
+    try {
+      policy = this.deps.policy();
+      const observed = this.observe();
+      this.pendingExit = null;
+      this.explicitStart = false;
+      this.configChange = null;
+      const from = this.history.state;
+      const res = reconcileStep({
+        desired: this.desired,
+        observed,
+        history: this.history,
+        now: this.clock.now(),
+        policy,
+        random: this.random(),
+      });
+      this.history = res.history;
+      if (res.state !== from) this.emit({ type: 'state', state: res.state, from, message: res.reason });
+      this.loop.wakeAfter(res.wakeAfterMs);
+      this.loop.decided();
+      let acted = false;
+      for (const action of res.actions) acted = (await this.perform(action, policy)) || acted;
+      // The world changed under the step's feet: look again at once.
+      if (acted) void this.loop.wake();
+    } catch (err) {
+      this.deps.log.error({ err }, 'reconcile step failed; trying again shortly');
+      this.loop.wakeAfter(Math.max(STEP_ERROR_RETRY_MS, policy?.initialDelayMs ?? 0));
+    } finally {
+      this.notify();
+    }
+  }
+
+  private observe(): Observed {
+    const vm = this.vm;
+    return {
+      process: vm ? (vm.stopRequested ? 'stopping' : 'up') : 'none',
+      processStartedAt: vm?.startedAtMs ?? null,
+      exit: this.pendingExit,
+      probe: vm ? { ...vm.probe, inFlight: vm.probing !== null } : { ...NO_PROBE, inFlight: false },
+      configNeedsRestart: vm !== null && vm.configGen < this.configGen,
+      restartRequested: vm?.restartRequested ?? false,
+      explicitStart: this.explicitStart,
+      configChanged: this.configChange,
+    };
+  }
+
+  /** Performs one action; true when it changed what the next step will observe. */
+  private async perform(action: Action, policy: Policy): Promise<boolean> {
+    switch (action.type) {
+      case 'start':
+        if (!this.vm) await this.startVm(action.cause === 'crash');
+        return true;
+      case 'stop':
+      case 'restart':
+        if (action.type === 'restart' && action.cause === 'health') this.restarts++;
+        return this.stopVm(action.reason, policy);
+      case 'probe':
+        if (this.vm) void this.runProbe(this.vm);
+        return false;
+      case 'reset-backoff':
+        this.deps.log.info({ failures: action.failures }, 'healthy for the stable period; the failure count is reset');
+        return false;
+    }
+  }
+
+  private async startVm(afterCrash: boolean): Promise<void> {
+    if (afterCrash) this.restarts++;
+    const seq = ++this.bootSeq;
+    const bootId = `${new Date(this.clock.now()).toISOString().replace(/[:.]/g, '-')}-${String(seq).padStart(4, '0')}`;
+    const configGen = this.configGen;
+    try {
+      const spec = await this.deps.buildSpec(bootId, { adopting: false });
+      await this.deps.backend.prepare(spec);
+      const handle = await this.deps.backend.start(spec);
+      this.attach(handle, false, configGen);
+      this.deps.log.info({ pid: handle.pid, bootId }, 'VM process started');
+      await this.saveRecord(handle.record);
+    } catch (err) {
+      // A start that fails is a failed start like a crash at boot: it counts and backs off.
+      const at = this.clock.now();
+      const reason = `could not start the VM: ${messageOf(err)}`;
+      this.lastExit = { code: null, signal: null, reason, at: new Date(at).toISOString() };
+      this.pendingExit = { at, code: null, signal: null, reason, requested: false, everHealthy: false };
+      this.emit({ type: 'exit', message: reason, started: false });
+    }
+  }
+
+  private async stopVm(reason: string, policy: Policy): Promise<boolean> {
+    const vm = this.vm;
+    if (!vm) return true;
+    vm.stopRequested = true;
+    this.deps.log.info({ pid: vm.handle.pid, reason, graceMs: policy.stopGraceMs }, 'stopping the VM');
+    try {
+      await this.onExit(vm, await this.deps.backend.stop(vm.handle, { graceMs: policy.stopGraceMs }));
+      return true;
+    } catch (err) {
+      // The process may still be up: the step's wake-up asks for the stop again.
+      vm.stopRequested = false;
+      this.deps.log.error({ err, pid: vm.handle.pid }, 'could not stop the VM');
+      return false;
+    }
+  }
+
+  private attach(handle: VmHandle, adopted: boolean, configGen: number): Vm {
+    const startedAtMs = Date.parse(handle.startedAt);
+    const vm: Vm = {
+      handle,
+      adopted,
+      startedAtMs: Number.isFinite(startedAtMs) ? startedAtMs : this.clock.now(),
+      configGen,
+      restartRequested: false,
+      stopRequested: false,
+      probe: NO_PROBE,
+      probing: null,
+    };
+    this.vm = vm;
+    void handle.exited.then((exit) => this.onExit(vm, exit));
+    return vm;
+  }
+
+  /** Both the exit notification and a finished stop land here; the first one counts. */
+  private onExit(vm: Vm, exit: VmExit): Promise<void> {
+    if (this.vm !== vm) return Promise.resolve();
+    this.vm = null;
+    const at = Date.parse(exit.at);
+    this.lastExit = exit;
+    this.pendingExit = {
+      at: Number.isFinite(at) ? at : this.clock.now(),
+      code: exit.code,
+      signal: exit.signal,
+      reason: exit.reason,
+      reboot: exit.reboot,
+      requested: vm.stopRequested,
+      everHealthy: vm.probe.lastOkAt !== null,
+    };
+    this.emit({
+      type: 'exit',
+      message: exit.reason,
+      code: exit.code,
+      signal: exit.signal,
+      requested: vm.stopRequested,
+      reboot: exit.reboot ?? false,
+    });
+    void this.loop.wake();
+    return this.saveRecord(null);
+  }
+
+  private runProbe(vm: Vm): Promise<void> {
+    vm.probing ??= this.deps.probe().then(
+      (r) => this.onProbe(vm, { ok: true, latencyMs: r.latencyMs, nixVersion: r.nixVersion, error: null }),
+      (err) => this.onProbe(vm, { ok: false, latencyMs: null, nixVersion: vm.probe.nixVersion, error: messageOf(err) }),
+    );
+    return vm.probing;
+  }
+
+  private onProbe(vm: Vm, r: Pick<ProbeView, 'ok' | 'latencyMs' | 'nixVersion' | 'error'>): void {
+    vm.probing = null;
+    const before = vm.probe;
+    vm.probe = nextProbeView(before, r, this.clock.now());
+    if (this.vm !== vm) return;
+    if (before.at === null || before.ok !== r.ok || before.error !== r.error) {
+      const message = r.ok ? `probe ok: Nix ${r.nixVersion} answered in ${r.latencyMs} ms` : `probe failed: ${r.error}`;
+      this.emit({ type: 'probe', message, ok: r.ok });
+    }
+    void this.loop.wake();
+  }
+
+  private async adoptOrClear(record: VmRecord): Promise<void> {
+    const { backend } = this.deps;
+    const spec = await this.attempt('build the VM spec for adoption', () =>
+      this.deps.buildSpec(`adopt-${record.pid}`, { adopting: true }),
+    );
+    // Without a spec nothing can be checked or cleaned; the record stays for a later daemon.
+    if (!spec) return;
+    const handle =
+      record.backend === backend.name
+        ? await this.attempt(`adopt the VM (pid ${record.pid})`, () => backend.adopt(record, spec))
+        : null;
+    if (handle) {
+      const vm = this.attach(handle, true, this.configGen);
+      const message = `adopted the VM an earlier daemon left running (pid ${handle.pid})`;
+      this.emit({ type: 'adopted', message, pid: handle.pid });
+      // The first step's state comes from a probe, not from a guess.
+      await this.runProbe(vm);
+      return;
+    }
+    this.deps.log.info({ pid: record.pid, backend: record.backend }, 'the recorded VM is gone; cleaning up after it');
+    await this.attempt('clean up after the recorded VM', () => backend.prepare(spec));
+    await this.saveRecord(null);
+  }
+
+  // ---- helpers ----
+
+  private async setDesired(d: DesiredState): Promise<void> {
+    if (this.desired === d) return;
+    this.desired = d;
+    try {
+      await this.deps.store.saveDesired(d);
+      this.clearError('desired-state');
+    } catch (err) {
+      this.reportError('desired-state', `could not save the desired state "${d}": ${messageOf(err)}`);
+    }
+  }
+
+  /** Record writes are queued so a late "clear" never overwrites the next VM's record. */
+  private saveRecord(r: VmRecord | null): Promise<void> {
+    const write = this.recordWrites.then(() =>
+      this.attempt(r ? 'save the VM record' : 'clear the VM record', () => this.deps.store.saveRecord(r)),
+    );
+    this.recordWrites = write.then(() => undefined);
+    return this.recordWrites;
+  }
+
+  /** Runs `fn`, logging a failure as "could not <what>" and returning null instead. */
+  private async attempt<T>(what: string, fn: () => Promise<T>): Promise<T | null> {
+    try {
+      return await fn();
+    } catch (err) {
+      this.deps.log.warn({ err }, `could not ${what}`);
+      return null;
+    }
+  }
+
+  private emit(e: EventInput): void {
+    const event: StateEvent = { at: new Date(this.clock.now()).toISOString(), ...e };
+    this.deps.log[event.type === 'error' ? 'warn' : 'info']({ event }, event.message);
+    this.events.emit('event', event);
+    this.notify();
+  }
+
+  private notify(): void {
+    this.changed.emit('change');
+  }
+}
+
+function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

@@ -1,0 +1,68 @@
+// What the supervisor needs from the rest of the daemon. Everything is injected so tests can
+// hand it a fake backend, probe, store and clock; main.ts wires the real ones.
+import type { Accelerator, Backend, BackendName, GuestArch, VmRecord, VmSpec } from '../backend.js';
+import type { DesiredState } from '../controller.js';
+import type { Policy } from '../reconciler/types.js';
+
+/** setTimeout and friends, injectable so tests drive time by hand. */
+export interface Clock {
+  now(): number;
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(timer: unknown): void;
+}
+
+export const systemClock: Clock = {
+  now: () => Date.now(),
+  setTimeout: (fn, ms) => setTimeout(fn, ms),
+  clearTimeout: (timer) => clearTimeout(timer as NodeJS.Timeout),
+};
+
+/** The static facts the status reports. Read on each status() call, so it may change. */
+export interface SupervisorInfo {
+  backend: BackendName;
+  backendReason: string;
+  accel: Accelerator;
+  arch: GuestArch;
+  sshPort: number;
+  configPath: string;
+  stateDir: string;
+  version: string;
+}
+
+export interface SupervisorStore {
+  loadDesired(): Promise<DesiredState | null>;
+  saveDesired(d: DesiredState): Promise<void>;
+  loadRecord(): Promise<VmRecord | null>;
+  /** null deletes the record. */
+  saveRecord(r: VmRecord | null): Promise<void>;
+}
+
+/** The subset of pino the supervisor uses. */
+export interface SupervisorLog {
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+}
+
+export interface SupervisorDeps {
+  backend: Backend;
+  /**
+   * Resolves the image and picks this boot's console log. `bootId` is unique per start and safe
+   * as a file name; `adopting` is true when the spec is only needed to adopt a VM that already
+   * runs (no new console log is wanted then).
+   */
+  buildSpec(bootId: string, opts: { adopting: boolean }): Promise<VmSpec>;
+  /** Resolves when Nix answers over SSH; throws with a clear message when it does not. */
+  probe(): Promise<{ latencyMs: number; nixVersion: string }>;
+  store: SupervisorStore;
+  /** Read at each step, so config edits apply live. */
+  policy(): Policy;
+  info(): SupervisorInfo;
+  logs(source: 'console' | 'daemon', lines: number): Promise<string[]>;
+  log: SupervisorLog;
+  clock?: Clock;
+  /** In [0, 1); for the backoff jitter. */
+  random?: () => number;
+  /** Reported as status.daemon.pid; defaults to process.pid. */
+  pid?: number;
+}

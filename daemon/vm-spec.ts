@@ -1,0 +1,55 @@
+// Turns the effective config into the VmSpec a backend boots: the guest image (the project's
+// cached one unless the config names its own kernel/initrd), keys handed in at boot, this
+// boot's console log.
+import { mkdir } from 'node:fs/promises';
+import type { Accelerator, VmSpec } from './backend.js';
+import type { DaemonConfig } from './config/schema.js';
+import { ensureGuestImage } from './image/guest-image.js';
+import type { BuilderKeys } from './keys/builder-keys.js';
+import { latestConsoleLog, newConsoleLog } from './state/console-logs.js';
+
+export interface VmSpecContext {
+  stateDir: string;
+  consoleDir: string;
+  imageCacheDir: string;
+  keys: BuilderKeys;
+  accel: Accelerator;
+  log?: (msg: string) => void;
+}
+
+let bootSeq = 0;
+
+export async function buildVmSpec(config: DaemonConfig, ctx: VmSpecContext, opts: { adopting: boolean }): Promise<VmSpec> {
+  let kernel = config.image?.kernel;
+  let initrd = config.image?.initrd;
+  let cmdline = config.image?.cmdline;
+  if (!kernel || !initrd || !cmdline) {
+    if (config.arch !== 'x86_64') {
+      throw new Error(`no built-in guest image for arch ${config.arch} yet: set image.kernel, image.initrd and image.cmdline`);
+    }
+    const image = await ensureGuestImage({ arch: config.arch, cacheDir: ctx.imageCacheDir, log: ctx.log });
+    kernel ??= image.kernel;
+    initrd ??= image.initrd;
+    cmdline ??= image.cmdline;
+  }
+  await mkdir(ctx.consoleDir, { recursive: true, mode: 0o700 });
+  const consoleLog = opts.adopting
+    ? ((await latestConsoleLog(ctx.consoleDir)) ?? (await newConsoleLog(ctx.consoleDir, new Date(), bootSeq++)))
+    : await newConsoleLog(ctx.consoleDir, new Date(), bootSeq++);
+  return {
+    arch: config.arch,
+    accel: ctx.accel,
+    cpus: config.cpus,
+    memoryMiB: config.memoryMiB,
+    kernel,
+    initrd,
+    cmdline,
+    sshPort: config.sshPort,
+    stateDir: ctx.stateDir,
+    consoleLog,
+    guestFiles: {
+      'linuxkit/authorized_keys': ctx.keys.clientPublicKey,
+      'linuxkit/ssh_host_ed25519_key': ctx.keys.hostKey,
+    },
+  };
+}

@@ -1,0 +1,256 @@
+// In-memory stand-ins for what the supervisor drives: a hand-cranked clock, a backend whose VMs
+// exit when the test says so, a probe the test switches, a store. No real process, no real time.
+import type { Backend, StopOptions, VmExit, VmHandle, VmRecord, VmSpec } from '../../daemon/backend.js';
+import type { DesiredState, StateEvent } from '../../daemon/controller.js';
+import type { Policy } from '../../daemon/reconciler/types.js';
+import { Supervisor } from '../../daemon/supervisor/supervisor.js';
+import type { Clock, SupervisorDeps } from '../../daemon/supervisor/types.js';
+
+/** Lets every pending promise callback and immediate run (the fakes resolve without I/O). */
+export async function settle(): Promise<void> {
+  for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+}
+
+export class FakeClock implements Clock {
+  private t = Date.parse('2025-01-01T00:00:00.000Z');
+  private timers = new Map<number, { at: number; fn: () => void }>();
+  private nextId = 1;
+
+  now(): number {
+    return this.t;
+  }
+  setTimeout(fn: () => void, ms: number): unknown {
+    const id = this.nextId++;
+    this.timers.set(id, { at: this.t + Math.max(0, ms), fn });
+    return id;
+  }
+  clearTimeout(timer: unknown): void {
+    this.timers.delete(timer as number);
+  }
+  /** Moves time forward, firing due timers in order and settling after each. */
+  async advance(ms: number): Promise<void> {
+    const end = this.t + ms;
+    for (;;) {
+      await settle();
+      const due = [...this.timers].filter(([, x]) => x.at <= end).sort((a, b) => a[1].at - b[1].at)[0];
+      if (!due) break;
+      this.timers.delete(due[0]);
+      this.t = due[1].at;
+      due[1].fn();
+    }
+    this.t = end;
+    await settle();
+  }
+}
+
+export class FakeVm {
+  readonly handle: VmHandle;
+  exitedWith: VmExit | null = null;
+  private resolveExit!: (e: VmExit) => void;
+
+  constructor(
+    readonly pid: number,
+    startedAt: string,
+    private readonly clock: FakeClock,
+    record?: VmRecord,
+  ) {
+    const exited = new Promise<VmExit>((r) => (this.resolveExit = r));
+    this.handle = {
+      pid,
+      startedAt,
+      exited,
+      record: record ?? {
+        backend: 'qemu',
+        pid,
+        executable: '/usr/bin/qemu-system-x86_64',
+        argv: ['qemu-system-x86_64', '-name', `vm-${pid}`],
+        processStartTime: startedAt,
+        startedAt,
+        sshPort: 31022,
+      },
+    };
+  }
+
+  /** The VM process ends on its own (or as the result of a stop). */
+  exit(code: number | null, opts: { reboot?: boolean; reason?: string; signal?: NodeJS.Signals } = {}): VmExit {
+    if (this.exitedWith) return this.exitedWith;
+    this.exitedWith = {
+      code,
+      signal: opts.signal ?? null,
+      reason: opts.reason ?? (code === null ? 'killed' : `exited with code ${code}`),
+      reboot: opts.reboot,
+      at: new Date(this.clock.now()).toISOString(),
+    };
+    this.resolveExit(this.exitedWith);
+    return this.exitedWith;
+  }
+}
+
+/** A Backend whose VMs live in memory; the test makes them exit with a code. */
+export class FakeBackend implements Backend {
+  readonly name = 'qemu' as const;
+  readonly vms: FakeVm[] = [];
+  readonly prepared: VmSpec[] = [];
+  readonly started: VmSpec[] = [];
+  readonly adopted: VmRecord[] = [];
+  readonly stops: Array<{ pid: number; opts: StopOptions }> = [];
+  /** Called with each new VM: e.g. make it crash at once. */
+  onStart: ((vm: FakeVm) => void) | null = null;
+  startError: Error | null = null;
+  /** What adopt() answers for a record. */
+  adoptable: VmRecord | null = null;
+  /** While set, stop() waits for it before the VM powers off. */
+  stopGate: Promise<void> | null = null;
+  private nextPid = 4000;
+
+  constructor(private readonly clock: FakeClock) {}
+
+  get current(): FakeVm | undefined {
+    const last = this.vms[this.vms.length - 1];
+    return last && !last.exitedWith ? last : undefined;
+  }
+
+  async prepare(spec: VmSpec): Promise<void> {
+    this.prepared.push(spec);
+  }
+
+  async start(spec: VmSpec): Promise<VmHandle> {
+    this.started.push(spec);
+    if (this.startError) throw this.startError;
+    const vm = new FakeVm(this.nextPid++, new Date(this.clock.now()).toISOString(), this.clock);
+    this.vms.push(vm);
+    this.onStart?.(vm);
+    return vm.handle;
+  }
+
+  async adopt(record: VmRecord): Promise<VmHandle | null> {
+    this.adopted.push(record);
+    if (this.adoptable !== record) return null;
+    const vm = new FakeVm(record.pid, record.startedAt, this.clock, record);
+    this.vms.push(vm);
+    return vm.handle;
+  }
+
+  async inspect(handle: VmHandle): Promise<{ alive: boolean }> {
+    return { alive: !this.vms.find((v) => v.handle === handle)?.exitedWith };
+  }
+
+  async stop(handle: VmHandle, opts: StopOptions): Promise<VmExit> {
+    this.stops.push({ pid: handle.pid, opts });
+    if (this.stopGate) await this.stopGate;
+    const vm = this.vms.find((v) => v.handle === handle)!;
+    return vm.exit(0, { reason: 'guest powered off' });
+  }
+}
+
+/** The SSH probe, switched by the test. */
+export class FakeProbe {
+  healthy = true;
+  calls = 0;
+  probe = async (): Promise<{ latencyMs: number; nixVersion: string }> => {
+    this.calls++;
+    if (!this.healthy) throw new Error('ssh: connection refused');
+    return { latencyMs: 12, nixVersion: '2.24.9' };
+  };
+}
+
+export class MemoryStore {
+  desired: DesiredState | null = null;
+  record: VmRecord | null = null;
+  readonly recordWrites: Array<VmRecord | null> = [];
+  async loadDesired(): Promise<DesiredState | null> {
+    return this.desired;
+  }
+  async saveDesired(d: DesiredState): Promise<void> {
+    this.desired = d;
+  }
+  async loadRecord(): Promise<VmRecord | null> {
+    return this.record;
+  }
+  async saveRecord(r: VmRecord | null): Promise<void> {
+    this.record = r;
+    this.recordWrites.push(r);
+  }
+}
+
+export const testPolicy: Policy = {
+  initialDelayMs: 1000,
+  maxDelayMs: 60_000,
+  multiplier: 2,
+  jitter: 0.2,
+  maxAttempts: 4,
+  stablePeriodMs: 60_000,
+  bootGraceMs: 30_000,
+  degradedRestartMs: 60_000,
+  probeIntervalMs: 10_000,
+  bootProbeIntervalMs: 1000,
+  stopGraceMs: 15_000,
+};
+
+export interface Harness {
+  sup: Supervisor;
+  clock: FakeClock;
+  backend: FakeBackend;
+  probe: FakeProbe;
+  store: MemoryStore;
+  events: StateEvent[];
+  policy: Policy;
+  specsBuilt: Array<{ bootId: string; adopting: boolean }>;
+}
+
+export function harness(over: Partial<SupervisorDeps> = {}): Harness {
+  const clock = new FakeClock();
+  const backend = new FakeBackend(clock);
+  const probe = new FakeProbe();
+  const store = new MemoryStore();
+  const events: StateEvent[] = [];
+  const specsBuilt: Harness['specsBuilt'] = [];
+  const h: Partial<Harness> = { clock, backend, probe, store, events, policy: { ...testPolicy }, specsBuilt };
+  const quiet = { info() {}, warn() {}, error() {} };
+  const sup = new Supervisor({
+    backend,
+    buildSpec: async (bootId, opts) => {
+      specsBuilt.push({ bootId, adopting: opts.adopting });
+      return {
+        arch: 'x86_64',
+        accel: 'tcg',
+        cpus: 2,
+        memoryMiB: 2048,
+        kernel: '/img/kernel',
+        initrd: '/img/initrd',
+        cmdline: 'console=ttyS0',
+        sshPort: 31022,
+        stateDir: '/state',
+        consoleLog: `/state/console/${bootId}.log`,
+        guestFiles: {},
+      };
+    },
+    probe: probe.probe,
+    store,
+    policy: () => h.policy!,
+    info: () => ({
+      backend: 'qemu',
+      backendReason: 'auto: Linux host',
+      accel: 'tcg',
+      arch: 'x86_64',
+      sshPort: 31022,
+      configPath: '/state/config.json',
+      stateDir: '/state',
+      version: '0.1.0',
+    }),
+    logs: async (source, lines) => [`${source} ${lines}`],
+    log: quiet,
+    clock,
+    random: () => 0.5,
+    pid: 99,
+    ...over,
+  });
+  sup.events.on('event', (e: StateEvent) => events.push(e));
+  h.sup = sup;
+  return h as Harness;
+}
+
+/** The states the supervisor went through, from its 'state' events. */
+export function statesSeen(events: StateEvent[]): string[] {
+  return events.filter((e) => e.type === 'state').map((e) => e.state!);
+}

@@ -1,0 +1,44 @@
+// What start/stop/restart mean in each state, and when they are refused with a 409.
+import t from 'tap';
+import type { BuilderState, DesiredState } from '../../daemon/controller.js';
+import { planRequest, type Request, type RequestPlan } from '../../daemon/supervisor/requests.js';
+
+type Row = [string, Request, BuilderState, DesiredState, boolean, RequestPlan | RegExp];
+const start = { ok: true, desired: 'running', effect: 'explicit-start' } as const;
+
+const rows: Row[] = [
+  ['start from stopped starts', 'start', 'stopped', 'stopped', false, start],
+  ['start from failed tries again', 'start', 'failed', 'running', false, start],
+  ['start during backoff starts at once', 'start', 'backoff', 'running', false, start],
+  ['start while running changes nothing that matters', 'start', 'running', 'running', true, start],
+  ['start while stopping on request is refused', 'start', 'stopping', 'stopped', true, /start it again once it has stopped/],
+  ['start during a restart is accepted', 'start', 'stopping', 'running', true, start],
+  ['stop while running stops', 'stop', 'running', 'running', true, { ok: true, desired: 'stopped', effect: 'none' }],
+  ['stop while booting stops', 'stop', 'starting', 'running', true, { ok: true, desired: 'stopped', effect: 'none' }],
+  ['stop while stopping is accepted again', 'stop', 'stopping', 'stopped', true, { ok: true, desired: 'stopped', effect: 'none' }],
+  ['stop during a restart wins over it', 'stop', 'stopping', 'running', true, { ok: true, desired: 'stopped', effect: 'none' }],
+  ['stop from failed is accepted', 'stop', 'failed', 'running', false, { ok: true, desired: 'stopped', effect: 'none' }],
+  ['restart while running replaces the VM', 'restart', 'running', 'running', true, { ok: true, desired: 'running', effect: 'replace-vm' }],
+  ['restart while degraded replaces the VM', 'restart', 'degraded', 'running', true, { ok: true, desired: 'running', effect: 'replace-vm' }],
+  ['restart while booting is refused', 'restart', 'starting', 'running', true, /still booting; restart it once it is running or degraded, or stop it/],
+  ['restart while stopping on request is refused', 'restart', 'stopping', 'stopped', true, /the builder is stopping/],
+  ['restart during a restart is refused', 'restart', 'stopping', 'running', true, /a restart is already in progress/],
+  ['restart from stopped starts', 'restart', 'stopped', 'stopped', false, start],
+  ['restart during backoff starts at once', 'restart', 'backoff', 'running', false, start],
+  ['restart from failed tries again', 'restart', 'failed', 'running', false, start],
+];
+
+for (const [name, request, state, desired, vmUp, want] of rows) {
+  t.test(name, async (t) => {
+    const plan = planRequest(request, { state, desired, vmUp, shuttingDown: false });
+    if (want instanceof RegExp) t.match(plan, { ok: false, conflict: want });
+    else t.same(plan, want);
+  });
+}
+
+t.test('every request is refused once the daemon is shutting down', async (t) => {
+  for (const request of ['start', 'stop', 'restart'] as const) {
+    const plan = planRequest(request, { state: 'running', desired: 'running', vmUp: true, shuttingDown: true });
+    t.same(plan, { ok: false, conflict: 'the daemon is shutting down' }, request);
+  }
+});
