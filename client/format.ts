@@ -1,0 +1,67 @@
+// Human-readable output of linuxkitctl. Pure functions of the API's answers and the current
+// time, so tests pin the wording without a daemon.
+import type { DaemonStatus, HealthResponse, StateEvent } from './api-client.js';
+
+/** 42s, 5m, 2h5m, 3d4h: short enough for one status line. */
+export function formatDuration(ms: number): string {
+  const s = Math.max(0, Math.floor(ms / 1000));
+  if (s < 60) return `${s}s`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m}m`;
+  const h = Math.floor(m / 60);
+  if (h < 24) return `${h}h${m % 60 ? `${m % 60}m` : ''}`;
+  const d = Math.floor(h / 24);
+  return `${d}d${h % 24 ? `${h % 24}h` : ''}`;
+}
+
+function since(iso: string, now: Date): string {
+  return formatDuration(now.getTime() - Date.parse(iso));
+}
+
+/**
+ * `builder: running (healthy)  backend qemu/tcg  pid 1234 up 5m  restarts 0  probe 612 ms  Nix 2.8.0`,
+ * then one line for each thing that needs attention: desired state, failure, backoff, probe
+ * error, last exit, current errors.
+ */
+export function formatStatus(s: DaemonStatus, now: Date): string {
+  const parts = [`builder: ${s.state} (${s.healthy ? 'healthy' : 'not healthy'})`, `backend ${s.backend}/${s.accel}`];
+  if (s.vm.pid !== null) {
+    const adopted = s.vm.adopted ? ' (adopted)' : '';
+    parts.push(`pid ${s.vm.pid}${adopted}${s.vm.startedAt ? ` up ${since(s.vm.startedAt, now)}` : ''}`);
+  } else {
+    parts.push('no VM');
+  }
+  parts.push(`restarts ${s.restarts}`);
+  if (s.probe.ok && s.probe.latencyMs !== null) parts.push(`probe ${Math.round(s.probe.latencyMs)} ms`);
+  if (s.probe.nixVersion) parts.push(`Nix ${s.probe.nixVersion}`);
+
+  const lines = [parts.join('  ')];
+  if (s.desired === 'stopped') lines.push('  desired: stopped (linuxkitctl start to run it again)');
+  if (s.failedReason) lines.push(`  failed: ${s.failedReason}`);
+  if (s.backoff) {
+    const next = s.backoff.nextStartAt ? `, next start in ${formatDuration(Date.parse(s.backoff.nextStartAt) - now.getTime())}` : '';
+    lines.push(`  backoff: attempt ${s.backoff.attempt}${next}`);
+  }
+  if (!s.probe.ok && s.probe.error) lines.push(`  probe: ${s.probe.error}`);
+  if (s.lastExit) {
+    const how = s.lastExit.signal ? `signal ${s.lastExit.signal}` : s.lastExit.code !== null ? `code ${s.lastExit.code}` : 'code unknown';
+    lines.push(`  last exit: ${s.lastExit.reason} (${how}) ${since(s.lastExit.at, now)} ago`);
+  }
+  for (const e of s.errors) lines.push(`  error (${e.source}): ${e.message}`);
+  return lines.join('\n');
+}
+
+export function formatHealth(h: HealthResponse): string {
+  return h.healthy ? `healthy (${h.state})` : `not healthy (${h.state}): ${h.reason}`;
+}
+
+/** `2025-01-01T00:00:00.000Z  state    running -> stopping  stop requested` */
+export function formatEvent(e: StateEvent): string {
+  const transition = e.from && e.state ? `${e.from} -> ${e.state}` : (e.state ?? '');
+  return [e.at, e.type.padEnd(7), transition, e.message].filter((p) => p !== '').join('  ');
+}
+
+export function formatAccepted(action: string, s: DaemonStatus): string {
+  const vm = s.vm.pid !== null ? `, VM pid ${s.vm.pid}` : '';
+  return `${action} accepted (builder ${s.state}${vm})`;
+}

@@ -1,0 +1,159 @@
+// The API's inputs and outputs as TypeBox schemas: fastify validates and serializes with them,
+// the OpenAPI document is generated from them, and the client's types are derived from them
+// (type-only imports, so the client never loads TypeBox).
+import { Type, type Static, type TSchema, type TUnsafe } from '@sinclair/typebox';
+import type { DaemonStatus, StateEvent } from '../controller.js';
+
+/** A string enum as plain JSON Schema `enum`: ajv then says "must be one of ...", not anyOf noise. */
+export function StringEnum<const T extends readonly string[]>(
+  values: T,
+  options: Record<string, unknown> = {},
+): TUnsafe<T[number]> {
+  return Type.Unsafe<T[number]>({ type: 'string', enum: [...values], ...options });
+}
+
+function Nullable<T extends TSchema>(schema: T) {
+  return Type.Union([schema, Type.Null()]);
+}
+
+export const BUILDER_STATES = [
+  'stopped',
+  'starting',
+  'running',
+  'degraded',
+  'stopping',
+  'backoff',
+  'failed',
+] as const;
+
+export const BuilderStateSchema = StringEnum(BUILDER_STATES, {
+  description: 'Where the builder VM is in its life cycle.',
+});
+
+const IsoTime = Type.String({ description: 'ISO 8601 time' });
+
+export const DaemonStatusSchema = Type.Object(
+  {
+    state: BuilderStateSchema,
+    healthy: Type.Boolean({ description: 'The last SSH probe of the builder succeeded.' }),
+    desired: StringEnum(['running', 'stopped'] as const),
+    backend: StringEnum(['qemu', 'hyperkit'] as const),
+    backendReason: Type.String({ description: 'Why this backend was chosen.' }),
+    accel: StringEnum(['hvf', 'kvm', 'tcg'] as const),
+    arch: StringEnum(['x86_64', 'aarch64'] as const),
+    vm: Type.Object({
+      pid: Nullable(Type.Integer()),
+      startedAt: Nullable(IsoTime),
+      adopted: Type.Boolean({ description: 'Started by an earlier daemon and adopted by this one.' }),
+    }),
+    restarts: Type.Integer({ minimum: 0 }),
+    lastExit: Nullable(
+      Type.Object({
+        code: Nullable(Type.Integer()),
+        signal: Nullable(Type.String()),
+        reason: Type.String(),
+        at: IsoTime,
+      }),
+    ),
+    probe: Type.Object({
+      ok: Type.Boolean(),
+      latencyMs: Nullable(Type.Number()),
+      nixVersion: Nullable(Type.String()),
+      at: Nullable(IsoTime),
+      error: Nullable(Type.String()),
+    }),
+    ssh: Type.Object({ host: Type.Literal('127.0.0.1'), port: Type.Integer() }),
+    backoff: Nullable(Type.Object({ attempt: Type.Integer(), nextStartAt: Nullable(IsoTime) })),
+    failedReason: Nullable(Type.String()),
+    configPath: Type.String(),
+    stateDir: Type.String(),
+    errors: Type.Array(Type.Object({ source: Type.String(), message: Type.String(), at: IsoTime })),
+    daemon: Type.Object({ pid: Type.Integer(), version: Type.String(), startedAt: IsoTime }),
+  },
+  { description: 'What the daemon knows about the builder right now.' },
+);
+
+export const ERROR_CODES = [
+  'bad_request',
+  'not_found',
+  'method_not_allowed',
+  'conflict',
+  'payload_too_large',
+  'unsupported_media_type',
+  'internal',
+] as const;
+export type ErrorCode = (typeof ERROR_CODES)[number];
+
+export const ErrorSchema = Type.Object(
+  {
+    error: StringEnum(ERROR_CODES, { description: 'A stable code to branch on.' }),
+    message: Type.String({ description: 'For people: names the input that was wrong.' }),
+  },
+  { description: 'Every error the API answers with.' },
+);
+
+export const HealthyResponseSchema = Type.Object({
+  healthy: Type.Literal(true),
+  state: BuilderStateSchema,
+});
+export const UnhealthyResponseSchema = Type.Object({
+  healthy: Type.Literal(false),
+  state: BuilderStateSchema,
+  reason: Type.String({ description: 'Why the builder cannot take builds now.' }),
+});
+export const HealthSchema = Type.Union([HealthyResponseSchema, UnhealthyResponseSchema]);
+
+export const LOG_SOURCES = ['console', 'daemon'] as const;
+export const LogsQuerySchema = Type.Object(
+  {
+    source: StringEnum(LOG_SOURCES, {
+      default: 'daemon',
+      description: "'console': the guest's serial console (current boot); 'daemon': linuxkitd's own log.",
+    }),
+    lines: Type.Integer({ minimum: 1, maximum: 10000, default: 200, description: 'How many of the last lines.' }),
+  },
+  { additionalProperties: false },
+);
+export const LogsResponseSchema = Type.Object({
+  source: StringEnum(LOG_SOURCES),
+  lines: Type.Array(Type.String()),
+});
+
+/** POST bodies carry nothing today; `{}` or no body at all. */
+export const EmptyBodySchema = Type.Object({}, { additionalProperties: false });
+
+export const ActionResponseSchema = Type.Object({
+  accepted: Type.Literal(true),
+  status: DaemonStatusSchema,
+});
+
+export const StateEventSchema = Type.Object(
+  {
+    at: IsoTime,
+    type: StringEnum(['state', 'exit', 'probe', 'config', 'adopted', 'error', 'repair'] as const),
+    state: Type.Optional(BuilderStateSchema),
+    from: Type.Optional(BuilderStateSchema),
+    message: Type.String(),
+    initial: Type.Optional(
+      Type.Boolean({ description: 'Only on the first line: a snapshot of the current state, not a transition.' }),
+    ),
+    status: Type.Optional(DaemonStatusSchema),
+  },
+  { additionalProperties: true, description: 'One line of /v1/events.' },
+);
+
+export type DaemonStatusResponse = Static<typeof DaemonStatusSchema>;
+export type ErrorResponse = Static<typeof ErrorSchema>;
+export type HealthResponse = Static<typeof HealthSchema>;
+export type LogsQuery = Static<typeof LogsQuerySchema>;
+export type LogsResponse = Static<typeof LogsResponseSchema>;
+export type ActionResponse = Static<typeof ActionResponseSchema>;
+export type LogSource = (typeof LOG_SOURCES)[number];
+
+// Compile-time guard: if DaemonStatus or StateEvent in controller.ts change, this stops compiling
+// until the schema follows, so the API can never silently drop or reject a field.
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+const statusSchemaMatches: Same<DaemonStatusResponse, DaemonStatus> = true;
+const eventSchemaCovers: Static<typeof StateEventSchema> extends StateEvent ? true : false = true;
+void statusSchemaMatches;
+void eventSchemaCovers;
