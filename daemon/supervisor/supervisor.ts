@@ -193,7 +193,11 @@ export class Supervisor implements DaemonController {
         random: this.random(),
       });
       this.history = res.history;
-      if (res.state !== from) this.emit({ type: 'state', state: res.state, from, message: res.reason });
+      if (res.state !== from) {
+        // A backoff event says when the next try is due, so a watcher sees the delays grow.
+        const due = res.state === 'backoff' && res.history.backoffUntil != null ? { nextStartAt: new Date(res.history.backoffUntil).toISOString(), attempt: res.history.consecutiveFailures + 1 } : {};
+        this.emit({ type: 'state', state: res.state, from, message: res.reason, ...due });
+      }
       this.loop.wakeAfter(res.wakeAfterMs);
       this.loop.decided();
       let acted = false;
