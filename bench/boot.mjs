@@ -1,0 +1,108 @@
+// Boot-to-ready: the time from starting the builder VM to the first successful readiness probe
+// (Nix answering over SSH with the pinned host key), through the project's QEMU backend and through
+// a bare qemu-system command with the same image and flags, as a ratio; and the image's size.
+// A benchmark, not a test. Run after `npx tsc -p tsconfig.json`:
+//   node bench/boot.mjs [--runs 3] [--accel tcg] [--json]
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { createServer } from 'node:net';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const load = (p) => import(join(root, 'dist', p));
+const { QemuBackend } = await load('daemon/backends/qemu/qemu-backend.js');
+const { buildQemuArgs } = await load('daemon/backends/qemu/args.js');
+const { ensureGuestImage } = await load('daemon/image/guest-image.js');
+const { ensureBuilderKeys } = await load('daemon/keys/builder-keys.js');
+const { waitUntilReady } = await load('daemon/probe/readiness-probe.js');
+
+const { values } = parseArgs({
+  options: { runs: { type: 'string', default: '3' }, accel: { type: 'string', default: 'tcg' }, json: { type: 'boolean' } },
+});
+const runs = Number(values.runs);
+
+function freePort() {
+  return new Promise((resolve) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
+
+const cacheDir = process.env.LINUXKIT_IMAGE_CACHE ?? join(root, '.cache', 'images');
+const image = await ensureGuestImage({ arch: 'x86_64', cacheDir });
+const keysDir = mkdtempSync(join(tmpdir(), 'lk-bench-keys-'));
+const keys = await ensureBuilderKeys(join(keysDir, 'keys'));
+const privateKey = readFileSync(keys.clientKey);
+
+async function spec() {
+  const stateDir = mkdtempSync(join(tmpdir(), 'lk-bench-'));
+  return {
+    arch: 'x86_64', accel: values.accel, cpus: 2, memoryMiB: 1024,
+    kernel: image.kernel, initrd: image.initrd, cmdline: image.cmdline,
+    sshPort: await freePort(), stateDir, consoleLog: join(stateDir, 'console.log'),
+    guestFiles: { 'linuxkit/authorized_keys': keys.clientPublicKey, 'linuxkit/ssh_host_ed25519_key': keys.hostKey },
+  };
+}
+const target = (port) => ({ host: '127.0.0.1', port, username: 'root', privateKey, hostPublicKeyLine: keys.hostPublicKeyLine });
+
+async function throughProject() {
+  const s = await spec();
+  const backend = new QemuBackend({});
+  const t0 = performance.now();
+  const handle = await backend.start(s);
+  await waitUntilReady(target(s.sshPort), { timeoutMs: 180_000, intervalMs: 100 });
+  const ms = performance.now() - t0;
+  await backend.stop(handle, { graceMs: 20_000 });
+  rmSync(s.stateDir, { recursive: true, force: true });
+  return ms;
+}
+
+async function throughBareQemu() {
+  const s = await spec();
+  const { executable, argv } = buildQemuArgs(s);
+  const t0 = performance.now();
+  const child = spawn(executable, argv, { stdio: 'ignore' });
+  await waitUntilReady(target(s.sshPort), { timeoutMs: 180_000, intervalMs: 100 });
+  const ms = performance.now() - t0;
+  const gone = new Promise((r) => child.once('exit', r));
+  child.kill('SIGKILL');
+  await gone;
+  rmSync(s.stateDir, { recursive: true, force: true });
+  return ms;
+}
+
+const project = [];
+const bare = [];
+for (let i = 0; i < runs; i++) {
+  // Alternate so machine load drifts affect both alike.
+  bare.push(await throughBareQemu());
+  project.push(await throughProject());
+}
+rmSync(keysDir, { recursive: true, force: true });
+const result = {
+  accel: values.accel,
+  runs,
+  imageBytes: { kernel: statSync(image.kernel).size, initrd: statSync(image.initrd).size },
+  projectMs: { median: Math.round(median(project)), all: project.map(Math.round) },
+  bareQemuMs: { median: Math.round(median(bare)), all: bare.map(Math.round) },
+  ratio: Number((median(project) / median(bare)).toFixed(3)),
+};
+if (values.json) console.log(JSON.stringify(result, null, 2));
+else {
+  const mib = (b) => (b / 1048576).toFixed(1);
+  console.log(`guest image (x86_64): kernel ${mib(result.imageBytes.kernel)} MiB + initrd ${mib(result.imageBytes.initrd)} MiB`);
+  console.log(`start → first successful probe, accel ${values.accel}, ${runs} runs each (median):`);
+  console.log(`  through linuxkit-nix (QemuBackend): ${result.projectMs.median} ms  [${result.projectMs.all.join(', ')}]`);
+  console.log(`  bare qemu-system-x86_64, same argv: ${result.bareQemuMs.median} ms  [${result.bareQemuMs.all.join(', ')}]`);
+  console.log(`  ratio project / bare: ${result.ratio}`);
+}
