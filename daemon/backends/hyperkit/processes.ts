@@ -1,0 +1,178 @@
+// The two processes of a hyperkit VM (hyperkit and vpnkit), each either a child of this daemon
+// or adopted from an earlier one, behind one small interface: when it ended, and signalling it
+// only while it is still the process that was recorded (a pid alone can be reused).
+import { spawn, type ChildProcess } from 'node:child_process';
+import { open, readFile, stat } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { isSameProcess, readProcessIdentity, type ProcessIdentity } from '../../process/identity.js';
+import { describeEnd, type ProcessEnd } from './exit.js';
+
+/** What a VmRecord keeps of a process, to recognise it later. */
+export interface ProcessRecord {
+  pid: number;
+  executable: string;
+  argv: string[];
+  processStartTime: string;
+}
+
+export interface Proc {
+  readonly name: 'hyperkit' | 'vpnkit';
+  readonly record: ProcessRecord;
+  readonly child: ChildProcess | null;
+  /** Settles once when the process is gone; never rejects. An adopted one ends with code null. */
+  readonly ended: Promise<ProcessEnd>;
+  /** False when it is already gone (or no longer the recorded process). */
+  signal(sig: NodeJS.Signals): Promise<boolean>;
+  /** Stops watching an adopted process (the daemon is leaving it to the next one). */
+  forget(): void;
+}
+
+export function toProcessRecord(pid: number, identity: ProcessIdentity): ProcessRecord {
+  return { pid, executable: identity.executable, argv: identity.argv, processStartTime: identity.startTime };
+}
+
+/** The stderr log is started afresh once it grows past this. */
+const LOG_MAX_BYTES = 1 << 20;
+
+export interface Spawned {
+  child: ChildProcess;
+  /** Settles with the exit, or with `error` when the executable could not be run. */
+  exit: Promise<ProcessEnd & { error?: Error }>;
+  /** What the process wrote to its log since it started. */
+  tail(): Promise<string>;
+}
+
+/**
+ * Starts `executable` in its own session (the VM outlives the daemon's process group, which
+ * launchd kills) with stdout and stderr appended to `logPath`: a file, never a pipe, so a dead
+ * daemon cannot SIGPIPE its VM.
+ */
+export async function spawnLogged(executable: string, argv: string[], logPath: string, onError: (e: Error) => void): Promise<Spawned> {
+  const size = await stat(logPath).then((s) => s.size, () => 0);
+  const log = await open(logPath, size > LOG_MAX_BYTES ? 'w' : 'a', 0o600);
+  let child: ChildProcess;
+  let offset: number;
+  let exit: Spawned['exit'];
+  try {
+    await log.write(`--- ${new Date().toISOString()} ${executable} ${argv.join(' ')}\n`);
+    offset = (await log.stat()).size;
+    child = spawn(executable, argv, { detached: true, stdio: ['ignore', log.fd, log.fd] });
+    // Listen before the next tick: a missing binary is reported as an 'error' event then.
+    exit = new Promise((resolve) => {
+      child.once('exit', (code, signal) => resolve({ code, signal }));
+      // Kept for the child's life: an unheard 'error' (e.g. a failed kill) would crash the daemon.
+      child.on('error', (error) => {
+        if (child.pid === undefined) resolve({ code: null, signal: null, error });
+        else onError(error);
+      });
+    });
+  } finally {
+    await log.close();
+  }
+  return { child, exit, tail: () => readTail(logPath, offset) };
+}
+
+export function childProc(name: Proc['name'], spawned: Spawned, record: ProcessRecord): Proc {
+  const { child } = spawned;
+  const ended = spawned.exit.then(({ code, signal }) => ({ code, signal }));
+  return {
+    name,
+    record,
+    child,
+    ended,
+    async signal(sig) {
+      return child.exitCode === null && child.signalCode === null && child.kill(sig);
+    },
+    forget() {
+      child.unref();
+    },
+  };
+}
+
+/** A process that is not our child: watched by polling who holds its pid. */
+export function adoptedProc(name: Proc['name'], record: ProcessRecord): Proc {
+  let forgotten = false;
+  const ended = (async (): Promise<ProcessEnd> => {
+    let delay = 100;
+    for (;;) {
+      if (forgotten) return new Promise<never>(() => {});
+      const identity = await readProcessIdentity(record.pid).catch(() => null);
+      if (!isSameProcess(record, identity)) return { code: null, signal: null };
+      await sleep(delay);
+      delay = Math.min(delay * 2, 1000);
+    }
+  })();
+  return {
+    name,
+    record,
+    child: null,
+    ended,
+    async signal(sig) {
+      if (!isSameProcess(record, await readProcessIdentity(record.pid))) return false;
+      try {
+        process.kill(record.pid, sig);
+        return true;
+      } catch {
+        return false;
+      }
+    },
+    forget() {
+      forgotten = true;
+    },
+  };
+}
+
+/** SIGTERM, up to `graceMs` for it to end, then SIGKILL. Resolves once it is gone. */
+export async function terminate(p: Proc, graceMs: number): Promise<ProcessEnd> {
+  if (graceMs > 0 && (await p.signal('SIGTERM')) && (await settlesWithin(p.ended, graceMs))) return p.ended;
+  await p.signal('SIGKILL');
+  return p.ended;
+}
+
+/** True if `p` settles within `ms`; the timer never outlives the answer. */
+export async function settlesWithin(p: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
+  try {
+    return await Promise.race([p.then(() => true as const), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function readTail(path: string, offset: number, maxBytes = 4096): Promise<string> {
+  try {
+    const text = await readFile(path);
+    return text.subarray(Math.max(offset, text.length - maxBytes)).toString('utf8');
+  } catch {
+    return '';
+  }
+}
+
+/** A ProcessRecord read back from a VM record's JSON, or null when it is not one. */
+export function parseProcessRecord(v: unknown): ProcessRecord | null {
+  const r = v as Partial<ProcessRecord> | null | undefined;
+  if (!r || typeof r !== 'object') return null;
+  if (!Number.isInteger(r.pid) || typeof r.executable !== 'string' || !Array.isArray(r.argv) || typeof r.processStartTime !== 'string') return null;
+  return { pid: r.pid!, executable: r.executable, argv: r.argv.map(String), processStartTime: r.processStartTime };
+}
+
+export async function isSocket(path: string): Promise<boolean> {
+  return stat(path).then((s) => s.isSocket(), () => false);
+}
+
+/** Throws the reason a process ended while it was starting: its own last words when it had any. */
+export async function earlyExit(name: string, executable: string, spawned: Spawned, when: string): Promise<never> {
+  const e = await spawned.exit;
+  if (e.error) throw new Error(`cannot run ${name} ${JSON.stringify(executable)}: ${e.error.message}`);
+  throw new Error(`${name} ${describeEnd(e)} ${when}: ${(await spawned.tail()).trim() || '(no output)'}`);
+}
+
+/** SIGKILL for a child that failed to start properly; resolves once it is reaped. */
+export async function killSpawned(spawned: Spawned): Promise<void> {
+  const { child } = spawned;
+  if (child.pid !== undefined && child.exitCode === null && child.signalCode === null) {
+    child.kill('SIGKILL');
+    await spawned.exit;
+  }
+}
