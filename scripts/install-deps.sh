@@ -11,7 +11,8 @@ apt_packages=(
   busybox-static       # the guest userland
   dropbear-bin         # the guest SSH server (and dropbearconvert for the pinned host key)
   nix-bin              # Nix inside the guest, and the host's own Nix for the end-to-end builds
-  cpio lz4             # packing the initramfs
+  cpio lz4 xz-utils    # packing the initramfs, unpacking the kernel
+  e2fsprogs            # mke2fs for the guest's store disk
   openssh-client       # ssh-keygen for the keys, ssh for Nix's remote builds
   procps iproute2      # ps and ss, used by the tests
 )
