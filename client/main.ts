@@ -56,7 +56,12 @@ Commands:
                                    daemon's log (default); -f keeps printing new lines
   events [--json]                  Print state events as they happen, until interrupted
   version                          Versions of linuxkitctl and, when reachable, linuxkitd
-  help                             This text
+  install [--system|--user] [--dry-run] [--root DIR] [settings]
+                                   Register the builder with Nix and the service manager, and start it
+  uninstall [--dry-run] [--root DIR]
+                                   Remove exactly what install added, and stop the service
+  doctor [--json] [--root DIR]     Check every link from Nix to the builder, with a fix for each failure
+  help                             This text (install, uninstall, doctor: <command> --help)
 
 Options:
   --socket PATH   The daemon's socket (env LINUXKIT_SOCKET, or daemon.sock in
@@ -165,7 +170,23 @@ async function runVersion(client: LinuxkitClient, v: Values): Promise<number> {
   return EXIT.ok;
 }
 
+/** install, uninstall and doctor parse their own options; loaded only when used, to keep start-up fast. */
+const REGISTRATION_COMMANDS: Record<string, () => Promise<(argv: string[]) => Promise<number>>> = {
+  install: async () => (await import('./commands/install.js')).runInstall,
+  uninstall: async () => (await import('./commands/uninstall.js')).runUninstall,
+  doctor: async () => (await import('./commands/doctor.js')).runDoctor,
+};
+
+function registrationCommand(argv: string[]): { name: string; rest: string[] } | null {
+  const at = argv[0] === '--socket' ? 2 : argv[0]?.startsWith('--socket=') ? 1 : 0;
+  const name = argv[at];
+  if (!name || !(name in REGISTRATION_COMMANDS)) return null;
+  return { name, rest: argv.slice(at + 1) };
+}
+
 async function run(argv: string[]): Promise<number> {
+  const registration = registrationCommand(argv);
+  if (registration) return (await REGISTRATION_COMMANDS[registration.name]!())(registration.rest);
   const socketFallback = () => defaultSocketPath(process.platform, process.getuid?.() ?? -1, homedir(), process.env);
   let parsed;
   try {

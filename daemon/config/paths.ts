@@ -40,6 +40,9 @@ export interface DefaultPaths {
   socketPath: string;
 }
 
+/** The state directory of the system daemon (run by root). */
+export const SYSTEM_STATE_DIR = path.join('/var/lib', APP_DIR_NAME);
+
 /**
  * The default state directory:
  * - root, any OS: /var/lib/linuxkit-nix (a system daemon; root's home is no place for it, and
@@ -53,7 +56,11 @@ export function defaultStateDir(
   uid: number,
   env: { XDG_STATE_HOME?: string } = {},
 ): string {
-  if (uid === 0) return path.join('/var/lib', APP_DIR_NAME);
+  return uid === 0 ? SYSTEM_STATE_DIR : userStateDir(platform, homedir, env);
+}
+
+/** The state directory of a user's own daemon (LaunchAgent, systemd --user). */
+export function userStateDir(platform: NodeJS.Platform, homedir: string, env: { XDG_STATE_HOME?: string } = {}): string {
   if (platform === 'darwin') return path.join(homedir, 'Library', 'Application Support', APP_DIR_NAME);
   // The XDG spec says relative values are invalid and must be ignored.
   const xdg = env.XDG_STATE_HOME;

@@ -9,12 +9,16 @@ export interface SshHostEntry {
   knownHostsFile: string;
   /** Directory for connection-sharing sockets; omitted means no ControlMaster. */
   controlDir?: string;
+  /** Socket name inside controlDir, with ssh's % tokens; default %C. */
+  controlPathName?: string;
   controlPersist?: string;
 }
 
-function quote(path: string): string {
+// IdentityFile, UserKnownHostsFile and ControlPath expand % tokens: a literal % is written %%.
+function quote(path: string, tokens = ''): string {
   if (/["\n]/.test(path)) throw new Error(`path ${JSON.stringify(path)} cannot be written to an ssh_config file`);
-  return /\s/.test(path) ? `"${path}"` : path;
+  const text = path.replace(/%/g, '%%') + tokens;
+  return /\s/.test(text) ? `"${text}"` : text;
 }
 
 export function renderSshHostEntry(e: SshHostEntry): string {
@@ -34,7 +38,11 @@ export function renderSshHostEntry(e: SshHostEntry): string {
     '  ServerAliveInterval 15',
   ];
   if (e.controlDir) {
-    lines.push('  ControlMaster auto', `  ControlPath ${quote(`${e.controlDir}/%C`)}`, `  ControlPersist ${e.controlPersist ?? '60s'}`);
+    lines.push(
+      '  ControlMaster auto',
+      `  ControlPath ${quote(`${e.controlDir}/`, e.controlPathName ?? '%C')}`,
+      `  ControlPersist ${e.controlPersist ?? '60s'}`,
+    );
   }
   return lines.join('\n') + '\n';
 }

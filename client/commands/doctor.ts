@@ -1,0 +1,102 @@
+// linuxkitctl doctor: checks, in order, everything a remote build through the builder needs,
+// and prints a fix for each failure. Exit 0 when all pass, 1 otherwise.
+import type { HostInfo } from '../../daemon/config/load.js';
+import type { CheckResult, DoctorFacts } from '../../daemon/registration/doctor-checks.js';
+import type { DaemonProgram } from '../../daemon/service/daemon-service.js';
+import type { CommandRunner } from '../../daemon/service/run-command.js';
+import {
+  candidateLayouts,
+  currentProcessFacts,
+  parseCommandArgs,
+  processIo,
+  UsageError,
+  type CommandIo,
+  type ProcessFacts,
+} from './cli-context.js';
+
+export const DOCTOR_USAGE = `Usage: linuxkitctl doctor [--system|--user] [--json] [--root DIR]
+
+Checks, in order: the install; the service is loaded (launchd/systemd); the daemon answers;
+the builder is healthy; ssh resolves the alias linuxkit-builder to 127.0.0.1, the port and
+the key; the guest presents the pinned host key; /etc/nix/machines has the current entry;
+Nix's builders setting reads that file; the keys are 0600 and owned right; the guest has free
+space in /nix (gc.minFreeMiB); the guest clock is close to the host's. Each failure comes with
+a fix. For a system install, run it with sudo (the keys and the socket are root's).
+
+  --system / --user   which install to check (default: whichever is found, system first)
+  --json              print {"ok": ..., "checks": [{id, ok, skipped, message, fix}]}
+  --root DIR          check an install made with --root DIR (service manager checks skipped)
+
+Exit codes: 0 every check passed, 1 something failed (or bad usage).
+`;
+
+export interface DoctorDeps {
+  facts: ProcessFacts;
+  host: HostInfo;
+  runner: CommandRunner;
+  program: DaemonProgram;
+  /** Replaces gathering altogether (tests of the output). */
+  gather?: () => Promise<DoctorFacts>;
+}
+
+export function formatChecks(checks: CheckResult[]): string {
+  let out = '';
+  for (const c of checks) {
+    const mark = c.skipped ? 'skip' : c.ok ? ' ok ' : 'FAIL';
+    out += `[${mark}] ${c.id}: ${c.message}\n`;
+    if (!c.ok && c.fix) out += `       fix: ${c.fix.replace(/\n/g, '\n       ')}\n`;
+  }
+  const failed = checks.filter((c) => !c.ok).length;
+  out += failed === 0 ? 'all checks passed\n' : `${failed} check${failed === 1 ? '' : 's'} failed\n`;
+  return out;
+}
+
+export async function runDoctor(argv: string[], io: CommandIo = processIo, deps?: Partial<DoctorDeps>): Promise<number> {
+  try {
+    const { common, values } = parseCommandArgs('doctor', argv, { json: { type: 'boolean' } });
+    if (common.help) {
+      io.out(DOCTOR_USAGE);
+      return 0;
+    }
+    const facts = deps?.facts ?? currentProcessFacts();
+    let gather = deps?.gather;
+    if (!gather) {
+      const candidates = await candidateLayouts(common.scope, common.root, facts);
+      if (candidates.length === 0) throw new UsageError('no install to check');
+      const { findInstall } = await import('../../daemon/registration/uninstaller.js');
+      let chosen = candidates[0];
+      let found = false;
+      for (const c of candidates) {
+        if (await findInstall([c.layout])) {
+          chosen = c;
+          found = true;
+          break;
+        }
+      }
+      const runner = deps?.runner ?? (await import('../../daemon/service/run-command.js')).runCommand;
+      const program = deps?.program ?? (await import('../../daemon/service/daemon-service.js')).currentDaemonProgram();
+      const host = deps?.host ?? { platform: facts.platform, arch: process.arch };
+      const { gatherDoctorFacts } = await import('./doctor-facts.js');
+      gather = () =>
+        gatherDoctorFacts({
+          layout: chosen.layout,
+          manifestFound: found,
+          actingForUser: chosen.actingForUser,
+          processUid: facts.uid,
+          processUser: facts.username,
+          host,
+          program,
+          runner,
+          env: facts.env,
+        });
+    }
+    const { evaluateChecks } = await import('../../daemon/registration/doctor-checks.js');
+    const checks = evaluateChecks(await gather());
+    const ok = checks.every((c) => c.ok);
+    io.out(values.json ? `${JSON.stringify({ ok, checks }, null, 2)}\n` : formatChecks(checks));
+    return ok ? 0 : 1;
+  } catch (err) {
+    io.err(`linuxkitctl doctor: ${(err as Error).message}\n`);
+    return 1;
+  }
+}

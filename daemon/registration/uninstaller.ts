@@ -1,0 +1,110 @@
+// `linuxkitctl uninstall`: stops the service, then undoes exactly what the install manifest
+// lists. Files that were there before install keep every byte of their own; folders install
+// made go only when empty (the daemon's logs and image cache are not ours to delete).
+import { builderKeyPaths } from '../keys/builder-keys.js';
+import type { CommandRunner } from '../service/run-command.js';
+import { uninstallAfterCommands, uninstallStopCommands, type Argv, type ServiceContext } from '../service/service-commands.js';
+import { applyRemoval, readTexts } from './install-fs.js';
+import type { InstallLayout } from './install-layout.js';
+import { parseManifest, type InstallManifest } from './install-manifest.js';
+import { planUninstall, type UninstallPlan } from './install-plan.js';
+import { InstallError, queryService } from './installer.js';
+import { unifiedDiff } from './unified-diff.js';
+
+export interface FoundInstall {
+  manifest: InstallManifest;
+  manifestPath: string;
+}
+
+/** The first layout whose state directory holds an install manifest. */
+export async function findInstall(layouts: InstallLayout[]): Promise<FoundInstall | null> {
+  for (const layout of layouts) {
+    let text: string | null;
+    try {
+      text = (await readTexts([layout.manifestPath])).get(layout.manifestPath) ?? null;
+    } catch (err) {
+      if (/EACCES|EPERM/.test((err as Error).message)) {
+        throw new InstallError(`${layout.manifestPath} is not readable by this user (a ${layout.scope} install's state belongs to ${layout.user.name}): run this with sudo`);
+      }
+      throw err;
+    }
+    if (text !== null) return { manifest: parseManifest(text, layout.manifestPath), manifestPath: layout.manifestPath };
+  }
+  return null;
+}
+
+export interface UninstallEnvironment {
+  runner: CommandRunner;
+  callServiceManager: boolean;
+  actingForUser?: string;
+}
+
+export interface UninstallReport {
+  plan: UninstallPlan;
+  commands: Array<{ argv: Argv; code: number | null; output: string }>;
+  removedDirs: string[];
+  /** Folders install created that still hold something (logs, image cache, control sockets). */
+  keptDirs: string[];
+  dryRunText: string;
+}
+
+async function currentTexts(m: InstallManifest, manifestPath: string): Promise<Map<string, string | null>> {
+  return readTexts([...m.blocks.map((b) => b.file), ...m.createdFiles, ...m.modified.map((x) => x.file), manifestPath]);
+}
+
+export function renderRemovalDryRun(plan: UninstallPlan, secretFiles: string[]): string {
+  let out = '';
+  for (const s of plan.steps) {
+    if (s.after === null && secretFiles.includes(s.path)) {
+      out += `# remove ${s.path}: private key\n`;
+      continue;
+    }
+    out += `# ${s.after === null ? 'remove' : 'change'} ${s.path}: ${s.label}\n`;
+    out += unifiedDiff(s.before, s.after, { before: s.path, after: s.path });
+  }
+  for (const d of plan.dirs) out += `# remove folder ${d} if empty\n`;
+  return out;
+}
+
+export async function uninstall(found: FoundInstall, opts: { dryRun: boolean }, env: UninstallEnvironment): Promise<UninstallReport> {
+  const { manifest, manifestPath } = found;
+  const ctx: ServiceContext = { service: manifest.service, actingForUser: env.actingForUser };
+  const useServiceManager = env.callServiceManager && manifest.root === null;
+  const report: UninstallReport = { plan: { steps: [], dirs: [], kept: [] }, commands: [], removedDirs: [], keptDirs: [], dryRunText: '' };
+
+  if (useServiceManager) {
+    const state = await queryService(ctx, env.runner);
+    for (const argv of uninstallStopCommands(ctx, state)) {
+      if (opts.dryRun) {
+        report.commands.push({ argv, code: null, output: '' });
+        continue;
+      }
+      const result = await env.runner(argv);
+      const output = (result.stderr || result.stdout).trim();
+      report.commands.push({ argv, code: result.code, output });
+      if (result.code !== 0) {
+        throw new InstallError(`could not stop the service: ${argv.join(' ')} failed (exit ${result.code}): ${output}; nothing was removed`);
+      }
+    }
+  }
+
+  report.plan = planUninstall(manifest, await currentTexts(manifest, manifestPath), manifestPath);
+  if (opts.dryRun) {
+    const keys = builderKeyPaths(manifest.paths.keysDir);
+    report.dryRunText = renderRemovalDryRun(report.plan, [keys.clientKey, keys.hostKey]);
+    if (useServiceManager) for (const argv of uninstallAfterCommands(ctx, true)) report.commands.push({ argv, code: null, output: '' });
+    return report;
+  }
+
+  const { removedDirs, keptDirs } = await applyRemoval(report.plan);
+  report.removedDirs = removedDirs;
+  report.keptDirs = keptDirs;
+  if (useServiceManager) {
+    const unitRemoved = report.plan.steps.some((s) => s.path === manifest.service.file && s.after === null);
+    for (const argv of uninstallAfterCommands(ctx, unitRemoved)) {
+      const result = await env.runner(argv);
+      report.commands.push({ argv, code: result.code, output: (result.stderr || result.stdout).trim() });
+    }
+  }
+  return report;
+}

@@ -1,0 +1,42 @@
+// The systemd unit for linuxkitd on Linux: /etc/systemd/system/linuxkit-nix.service, or the
+// user's unit folder with --user. Same spec as the launchd job (daemon-service.ts).
+import type { DaemonServiceSpec } from './daemon-service.js';
+
+/**
+ * One word of ExecStart= or Environment=: systemd expands %specifiers and $VARIABLES there and
+ * splits on whitespace, so '%' becomes '%%', '$' becomes '$$', and words with spaces, quotes or
+ * backslashes are double-quoted with C escapes.
+ */
+export function systemdWord(word: string): string {
+  if (/[\0\n]/.test(word)) throw new Error(`cannot put ${JSON.stringify(word)} in a systemd unit: it has a NUL or newline`);
+  const escaped = word.replace(/%/g, '%%').replace(/\$/g, '$$$$');
+  if (escaped !== '' && !/[\s"'\\;]/.test(escaped)) return escaped;
+  return `"${escaped.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
+}
+
+export function renderSystemdUnit(spec: DaemonServiceSpec): string {
+  const system = spec.scope === 'system';
+  const env = Object.entries(spec.environment).map(([k, v]) => {
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) throw new Error(`environment variable name ${JSON.stringify(k)} is not valid in a systemd unit`);
+    return `Environment=${systemdWord(`${k}=${v}`)}`;
+  });
+  return [
+    '[Unit]',
+    `Description=${spec.description}`,
+    ...(system ? ['After=network.target'] : []),
+    '',
+    '[Service]',
+    'Type=simple',
+    `ExecStart=${spec.programArguments.map(systemdWord).join(' ')}`,
+    ...env,
+    'Restart=always',
+    `RestartSec=${spec.restartDelaySec}`,
+    // Only the daemon is signalled: the VM runs in its own session and a new daemon adopts it.
+    'KillMode=process',
+    `TimeoutStopSec=${spec.stopTimeoutSec}`,
+    '',
+    '[Install]',
+    `WantedBy=${system ? 'multi-user.target' : 'default.target'}`,
+    '',
+  ].join('\n');
+}

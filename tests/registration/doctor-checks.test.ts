@@ -1,0 +1,242 @@
+// evaluateChecks as a table: from facts where everything is right, inject one failure at a
+// time and see exactly that check fail, with a message and a fix that say what to do.
+import t from 'tap';
+import { evaluateChecks, parseGuestReport, parseSshG, type DoctorFacts } from '../../daemon/registration/doctor-checks.js';
+
+const HOST_LINE = 'ssh-ng://linuxkit-builder x86_64-linux /var/lib/linuxkit-nix/keys/client_ed25519 2 1 benchmark,big-parallel - QUJD';
+const NOW = 1_700_000_000;
+
+function healthy(): DoctorFacts {
+  return {
+    install: { manifestPath: '/var/lib/linuxkit-nix/install-manifest.json', found: true },
+    underRoot: false,
+    service: { queried: true, loaded: true, command: 'systemctl is-active --quiet linuxkit-nix.service', output: '', startCommand: 'sudo systemctl enable --now linuxkit-nix.service' },
+    daemon: { ok: true, state: 'running', healthy: true, probeError: null },
+    socketPath: '/var/lib/linuxkit-nix/daemon.sock',
+    daemonStartHint: 'linuxkitctl install',
+    daemonLog: '/var/lib/linuxkit-nix/log/daemon.log',
+    ssh: {
+      command: 'ssh -G linuxkit-builder',
+      ok: true,
+      values: parseSshG('hostname 127.0.0.1\nport 31022\nuser root\nidentityfile /var/lib/linuxkit-nix/keys/client_ed25519\nhostkeyalias linuxkit-builder\n'),
+    },
+    sshInclude: { included: true, line: 'Include /etc/ssh/ssh_config.d/*.conf' },
+    expected: {
+      alias: 'linuxkit-builder',
+      port: 31022,
+      user: 'root',
+      identityFile: '/var/lib/linuxkit-nix/keys/client_ed25519',
+      sshDropIn: '/etc/ssh/ssh_config.d/linuxkit-nix.conf',
+      machinesFile: '/etc/nix/machines',
+      machinesLine: HOST_LINE,
+      clientKey: '/var/lib/linuxkit-nix/keys/client_ed25519',
+      hostKey: '/var/lib/linuxkit-nix/keys/ssh_host_ed25519_key',
+      keyOwner: { uid: 0, name: 'root' },
+      minFreeMiB: 256,
+      supportedFeatures: ['benchmark', 'big-parallel'],
+      nixConfDir: '/etc/nix',
+    },
+    guest: {
+      ok: true,
+      output: `clock ${NOW}\nkvm no\nFilesystem 1024-blocks Used Available Capacity Mounted on\ntmpfs 1048576 10240 1038336 1% /nix\n`,
+      hostSecondsBefore: NOW - 0.2,
+      hostSecondsAfter: NOW + 0.2,
+    },
+    machines: { text: `foreign\n# BEGIN linuxkit-nix\n${HOST_LINE}\n# END linuxkit-nix\n`, block: `${HOST_LINE}\n` },
+    builders: { setting: { value: '@/etc/nix/machines', source: 'nix show-config' }, managedByNixTool: false, problems: [] },
+    keys: [
+      { path: '/var/lib/linuxkit-nix/keys/client_ed25519', mode: 0o600, uid: 0 },
+      { path: '/var/lib/linuxkit-nix/keys/ssh_host_ed25519_key', mode: 0o600, uid: 0 },
+    ],
+  };
+}
+
+const failing = (f: DoctorFacts) => evaluateChecks(f).filter((c) => !c.ok);
+const byId = (f: DoctorFacts, id: string) => evaluateChecks(f).find((c) => c.id === id)!;
+
+t.test('everything right: every check passes, in the documented order', async (t) => {
+  const checks = evaluateChecks(healthy());
+  t.same(checks.map((c) => c.id), [
+    'install', 'service-loaded', 'daemon-answers', 'builder-healthy', 'ssh-alias', 'host-key',
+    'machines-entry', 'nix-builders', 'key-permissions', 'guest-disk', 'guest-clock',
+  ]);
+  t.same(checks.filter((c) => !c.ok || c.skipped), []);
+  t.match(byId(healthy(), 'guest-disk').message, '1014 MiB free in the guest\'s /nix (minimum 256)');
+});
+
+const CASES: Array<{ name: string; inject: (f: DoctorFacts) => void; fails: string[]; message: RegExp; fix: RegExp; skipped?: string[] }> = [
+  {
+    name: 'wrong port in the SSH drop-in',
+    inject: (f) => {
+      if (f.ssh.ok) f.ssh.values.port = ['2222'];
+    },
+    fails: ['ssh-alias'],
+    message: /ssh -G linuxkit-builder: port is 2222, expected 31022/,
+    fix: /run linuxkitctl install again to rewrite \/etc\/ssh\/ssh_config\.d\/linuxkit-nix\.conf; if ~\/\.ssh\/config .* "Host linuxkit-builder" entry/,
+  },
+  {
+    name: 'the drop-in is not included by ssh_config',
+    inject: (f) => {
+      if (f.ssh.ok) f.ssh.values = parseSshG('hostname linuxkit-builder\nport 22\nuser alice\nidentityfile ~/.ssh/id_ed25519\n');
+      f.sshInclude = { included: false, problem: '/etc/ssh/ssh_config has no Include line covering /etc/ssh/ssh_config.d/linuxkit-nix.conf', fixLine: 'Include /etc/ssh/ssh_config.d/*.conf' };
+    },
+    fails: ['ssh-alias'],
+    message: /hostname is linuxkit-builder, expected 127\.0\.0\.1; port is 22, expected 31022/,
+    fix: /add this line at the top of it \(before any Host or Match line\):\n    Include \/etc\/ssh\/ssh_config\.d\/\*\.conf/,
+  },
+  {
+    name: 'missing machines entry',
+    inject: (f) => {
+      f.machines = { text: 'foreign\n', block: null };
+    },
+    fails: ['machines-entry'],
+    message: /\/etc\/nix\/machines has no linuxkit-nix block, so Nix does not know the builder/,
+    fix: /linuxkitctl install adds it/,
+  },
+  {
+    name: 'an out-of-date machines entry',
+    inject: (f) => {
+      f.machines.block = `${HOST_LINE.replace(' 2 1 ', ' 4 1 ').replace('QUJD', 'WFla')}\n`;
+    },
+    fails: ['machines-entry'],
+    message: /the entry is out of date: max jobs is '4', expected '2'; the host key differs/,
+    fix: /run linuxkitctl install again to update it in place/,
+  },
+  {
+    name: 'changed host key',
+    inject: (f) => {
+      f.guest = { ok: false, kind: 'host-key-mismatch', message: 'host key mismatch for root@127.0.0.1:31022: the guest presented SHA256:x but SHA256:y is pinned; refusing to connect' };
+    },
+    fails: ['host-key'],
+    message: /host key mismatch .* presented SHA256:x but SHA256:y is pinned/,
+    fix: /not this install's builder, or .* was replaced: restart the builder \(linuxkitctl restart\)/,
+    skipped: ['guest-disk', 'guest-clock'],
+  },
+  {
+    name: 'hidden builders',
+    inject: (f) => {
+      f.builders = { setting: { value: 'ssh://other x86_64-linux', source: '/etc/nix/nix.conf:4', file: '/etc/nix/nix.conf', line: 4 }, managedByNixTool: false, problems: [] };
+    },
+    fails: ['nix-builders'],
+    message: /builders is 'ssh:\/\/other x86_64-linux' \(from \/etc\/nix\/nix\.conf:4\), which hides \/etc\/nix\/machines/,
+    fix: /in \/etc\/nix\/nix\.conf line 4, change the builders line to:\n    builders = @\/etc\/nix\/machines ; ssh:\/\/other x86_64-linux/,
+  },
+  {
+    name: 'daemon down',
+    inject: (f) => {
+      f.daemon = { ok: false, code: 'ECONNREFUSED', message: 'nothing listens on it' };
+      f.guest = { ok: false, kind: 'unreachable', message: 'connect ECONNREFUSED 127.0.0.1:31022' };
+    },
+    fails: ['daemon-answers'],
+    message: /linuxkitd does not answer on \/var\/lib\/linuxkit-nix\/daemon\.sock: nothing listens on it/,
+    fix: /start it: linuxkitctl install.*why it stopped is in \/var\/lib\/linuxkit-nix\/log\/daemon\.log/,
+    skipped: ['builder-healthy', 'host-key', 'guest-disk', 'guest-clock'],
+  },
+  {
+    name: 'the socket is root\'s',
+    inject: (f) => {
+      f.daemon = { ok: false, code: 'EACCES', message: 'permission denied' };
+    },
+    fails: ['daemon-answers'],
+    message: /permission denied/,
+    fix: /sudo linuxkitctl doctor/,
+    skipped: ['builder-healthy'],
+  },
+  {
+    name: 'service not loaded',
+    inject: (f) => {
+      if (f.service.queried) Object.assign(f.service, { loaded: false, output: 'inactive' });
+    },
+    fails: ['service-loaded'],
+    message: /the service is not loaded: systemctl is-active --quiet linuxkit-nix\.service said inactive/,
+    fix: /sudo systemctl enable --now linuxkit-nix\.service/,
+  },
+  {
+    name: 'builder not healthy',
+    inject: (f) => {
+      f.daemon = { ok: true, state: 'degraded', healthy: false, probeError: 'Connection timed out during banner exchange' };
+      f.guest = { ok: false, kind: 'unreachable', message: 'timed out' };
+    },
+    fails: ['builder-healthy'],
+    message: /the builder is degraded, not healthy: Connection timed out during banner exchange/,
+    fix: /linuxkitctl logs --source console/,
+    skipped: ['host-key', 'guest-disk', 'guest-clock'],
+  },
+  {
+    name: 'loose key permissions and the wrong owner',
+    inject: (f) => {
+      f.keys[0] = { ...f.keys[0], mode: 0o644 };
+      f.keys[1] = { ...f.keys[1], uid: 501 };
+    },
+    fails: ['key-permissions'],
+    message: /client_ed25519 has mode 0644, expected 0600.*ssh_host_ed25519_key is owned by uid 501, expected root \(uid 0\)/,
+    fix: /chmod 600 '\/var\/lib\/linuxkit-nix\/keys\/client_ed25519'\n    chown root '\/var\/lib\/linuxkit-nix\/keys\/ssh_host_ed25519_key'/,
+  },
+  {
+    name: 'guest disk nearly full',
+    inject: (f) => {
+      if (f.guest.ok) f.guest.output = f.guest.output.replace('1038336', '102400');
+    },
+    fails: ['guest-disk'],
+    message: /only 100 MiB free in the guest's \/nix, below gc\.minFreeMiB \(256\)/,
+    fix: /nix-collect-garbage/,
+  },
+  {
+    name: 'guest clock skew',
+    inject: (f) => {
+      if (f.guest.ok) f.guest.output = f.guest.output.replace(`clock ${NOW}`, `clock ${NOW - 3600}`);
+    },
+    fails: ['guest-clock'],
+    message: /guest clock is off by -3600\.0 s/,
+    fix: /linuxkitctl restart/,
+  },
+  {
+    name: 'kvm advertised without /dev/kvm in the guest',
+    inject: (f) => {
+      f.expected.supportedFeatures = ['kvm', 'big-parallel'];
+    },
+    fails: ['guest-kvm'],
+    message: /supportedFeatures lists kvm but the guest has no \/dev\/kvm/,
+    fix: /remove kvm from supportedFeatures/,
+  },
+  {
+    name: 'not installed',
+    inject: (f) => {
+      f.install = { manifestPath: '/var/lib/linuxkit-nix/install-manifest.json', found: false };
+    },
+    fails: ['install'],
+    message: /no install manifest at \/var\/lib\/linuxkit-nix\/install-manifest\.json/,
+    fix: /linuxkitctl install/,
+  },
+];
+
+for (const c of CASES) {
+  t.test(`${c.name}: reported by ${c.fails.join(', ')}`, async (t) => {
+    const f = healthy();
+    c.inject(f);
+    const failed = failing(f);
+    t.same(failed.map((x) => x.id), c.fails);
+    t.match(failed[0].message, c.message);
+    t.match(failed[0].fix, c.fix);
+    t.same(evaluateChecks(f).filter((x) => x.skipped).map((x) => x.id), c.skipped ?? []);
+  });
+}
+
+t.test('a small clock difference inside the round trip is fine', async (t) => {
+  const f = healthy();
+  if (f.guest.ok) f.guest.output = f.guest.output.replace(`clock ${NOW}`, `clock ${NOW + 4}`);
+  t.equal(byId(f, 'guest-clock').ok, true);
+});
+
+t.test('under --root the service check is skipped with a note', async (t) => {
+  const f = healthy();
+  f.underRoot = true;
+  f.service = { queried: false, reason: 'under --root' };
+  t.match(byId(f, 'service-loaded'), { ok: true, skipped: true, message: /not checked under --root/ });
+});
+
+t.test('guest report and ssh -G parsing', async (t) => {
+  t.same(parseGuestReport('clock 12\nkvm yes\nFilesystem 1024-blocks Used Available Capacity Mounted on\n/dev/vda 100 50 50 50% /nix\n'), { clock: 12, kvm: true, availKiB: 50, mount: '/nix' });
+  t.same(parseGuestReport('garbage'), { clock: null, kvm: null, availKiB: null, mount: null });
+  t.same(parseSshG('User root\nidentityfile /a\nidentityfile /b\n'), { user: ['root'], identityfile: ['/a', '/b'] });
+});
