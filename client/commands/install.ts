@@ -30,6 +30,8 @@ running. Running it again updates everything in place; it changes nothing when a
   --dry-run        print every change as a unified diff and change nothing
   --root DIR       install under DIR instead of /, for trying it or testing: nothing outside
                    DIR changes and no service manager is called
+  --no-service     write everything (the unit or plist too) but call no service manager, for
+                   machines where none runs (a container); it prints the command to run linuxkitd
 
 Settings (written to the daemon's config.json):
   --backend NAME   auto, qemu or hyperkit       --accel NAME   auto, hvf, kvm or tcg
@@ -67,7 +69,7 @@ async function defaultDeps(): Promise<InstallDeps> {
 
 export async function runInstall(argv: string[], io: CommandIo = processIo, deps?: Partial<InstallDeps>): Promise<number> {
   try {
-    const options = Object.fromEntries([...SETTING_FLAGS.map((f) => [f, { type: 'string' as const }]), ['dry-run', { type: 'boolean' as const }]]);
+    const options = Object.fromEntries([...SETTING_FLAGS.map((f) => [f, { type: 'string' as const }]), ['dry-run', { type: 'boolean' as const }], ['no-service', { type: 'boolean' as const }]]);
     const { common, values } = parseCommandArgs('install', argv, options);
     if (common.help) {
       io.out(INSTALL_USAGE);
@@ -98,7 +100,7 @@ export async function runInstall(argv: string[], io: CommandIo = processIo, deps
         nixConfDir: d.facts.env.NIX_CONF_DIR,
         nixConfig: d.facts.env.NIX_CONFIG,
         runner: d.runner,
-        callServiceManager: common.root === null,
+        callServiceManager: common.root === null && values['no-service'] !== true,
       },
     );
 

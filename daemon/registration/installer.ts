@@ -341,6 +341,8 @@ export async function install(req: InstallRequest, env: InstallEnvironment): Pro
     }
   } else if (req.root !== null) {
     notes.push(`--root: no service manager was called; to try the daemon from here: ${daemonCommandLine(env.program, layout)}`);
+  } else if (!env.callServiceManager) {
+    notes.push(`--no-service: no service manager was called; run the daemon with: ${daemonCommandLine(env.program, layout)}`);
   }
   return report;
 }
