@@ -61,6 +61,8 @@ export function buildApiServer(controller: DaemonController, opts: ApiServerOpti
     },
     getLogs: async (request) => {
       const { source, lines } = request.query as LogsQuery;
+      // Ajv's query coercion lets "Infinity" and 1e309 through `integer` + `maximum` (ajv#2212).
+      if (!Number.isSafeInteger(lines)) throw new ApiRequestError(400, 'querystring/lines must be an integer between 1 and 10000');
       return { source, lines: await controller.logs(source, lines) };
     },
     streamEvents: (_req, reply) => streams.serve(reply),

@@ -192,6 +192,8 @@ const badQueries: Array<[string, string]> = [
   ['lines=10001', 'querystring/lines must be <= 10000'],
   ['lines=0', 'querystring/lines must be >= 1'],
   ['lines=many', 'querystring/lines must be integer'],
+  ['lines=Infinity', 'querystring/lines must be an integer between 1 and 10000'],
+  ['lines=1e309', 'querystring/lines must be an integer between 1 and 10000'],
   ['source=kernel', 'querystring/source must be one of: console, daemon'],
   ['line=5', 'querystring has an unknown parameter "line"'],
 ];
