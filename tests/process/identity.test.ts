@@ -79,8 +79,9 @@ t.test('readProcessIdentity returns null for a pid that does not exist', async (
 });
 
 t.test('readProcessIdentity gives argv exactly and treats a zombie as gone', async (t) => {
-  // sh forks `sleep 0` then execs into a sleep that never reaps it: the child becomes a zombie.
-  const parent = spawn('sh', ['-c', 'sleep 0 & echo $!; exec sleep 30'], { stdio: ['ignore', 'pipe', 'ignore'] });
+  // perl forks a child that exits at once and then never reaps it: the child becomes a zombie.
+  // (A shell may reap it itself before exec'ing, when the machine is loaded.)
+  const parent = spawn('perl', ['-e', '$|=1; my $p = fork(); if (!$p) { exit 0 } print "$p\n"; exec "sleep", "30"'], { stdio: ['ignore', 'pipe', 'ignore'] });
   t.teardown(() => parent.kill('SIGKILL'));
   const zombiePid = Number(await new Promise<string>((r) => parent.stdout!.once('data', (d) => r(String(d)))));
   const parentId = await readProcessIdentity(parent.pid!);
