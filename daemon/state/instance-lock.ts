@@ -1,7 +1,8 @@
 // One daemon per state directory. The lock is a file created with O_EXCL holding the owner's pid;
 // a lock whose pid is gone (a daemon killed with SIGKILL, a power cut) is stale and taken over.
 import { readFileSync } from 'node:fs';
-import { open, readFile, unlink } from 'node:fs/promises';
+import { readFile, unlink } from 'node:fs/promises';
+import { writeFileAtomic } from '../fs/atomic-write.js';
 
 export class StateDirLockedError extends Error {
   override readonly name = 'StateDirLockedError';
@@ -30,9 +31,8 @@ function pidAlive(pid: number): boolean {
 export async function acquireInstanceLock(path: string, stateDir: string): Promise<InstanceLock> {
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
-      const fh = await open(path, 'wx', 0o600);
-      await fh.writeFile(`${process.pid}\n`);
-      await fh.close();
+      // Appears whole or not at all: a reader never sees an empty lock and takes it for stale.
+      await writeFileAtomic(path, `${process.pid}\n`, { mode: 0o600, exclusive: true });
       return {
         path,
         async release() {
