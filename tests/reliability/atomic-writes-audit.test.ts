@@ -27,12 +27,6 @@ const ALLOWED: Allowed[] = [
   { file: 'daemon/backends/hyperkit/console-ring-follower.ts', line: /appendFile\(this\.logPath/, kind: 'log', why: 'the console log: the ring buffer appended as it fills' },
   { file: 'daemon/backends/hyperkit/hyperkit-backend.ts', line: /appendFile\(spec\.consoleLog, ''\)/, kind: 'log', why: "creates the boot's console log empty (touch)" },
   { file: 'daemon/backends/hyperkit/guest-files.ts', line: /copyFile\(initrd, tmp|open\(tmp, 'a'/, kind: 'temp-then-rename', why: 'the boot initrd: built in a temp file, fsynced, renamed over the target' },
-  {
-    file: 'daemon/state/instance-lock.ts',
-    line: /open\(path, 'wx'|fh\.writeFile\(/,
-    kind: 'not atomic',
-    why: 'the lock file is created empty, then the pid written: a reader in between sees an empty lock and takes it as stale (writeFileAtomic with exclusive: true would never show it empty)',
-  },
 ];
 
 function sources(dir: string): string[] {
