@@ -2,7 +2,7 @@
 // key. Both are generated on the host before the first boot: the host key reaches the guest through
 // QEMU fw_cfg (or the HyperKit image), so it is known, and pinned, before the first connection.
 import { execFile } from 'node:child_process';
-import { chmod, mkdir, mkdtemp, readFile, rename, rm, stat } from 'node:fs/promises';
+import { chmod, link, mkdir, mkdtemp, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 
@@ -80,7 +80,16 @@ async function generateKeyPair(privatePath: string, comment: string, sshKeygen: 
     }
     await chmod(tmpKey, 0o600);
     await chmod(`${tmpKey}.pub`, 0o644);
-    await rename(`${tmpKey}.pub`, `${privatePath}.pub`);
+    // Two processes may generate at once (install and a first daemon start). Whoever links the
+    // public half first owns the pair; the other drops its own and waits for the winner's key,
+    // so a private key never sits next to another pair's public half.
+    try {
+      await link(`${tmpKey}.pub`, `${privatePath}.pub`);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      for (let i = 0; i < 100 && !(await exists(privatePath)); i++) await new Promise((r) => setTimeout(r, 50));
+      return;
+    }
     await rename(tmpKey, privatePath);
   } finally {
     await rm(tmp, { recursive: true, force: true });

@@ -32,3 +32,14 @@ t.test('fingerprints match what ssh-keygen prints', async (t) => {
   t.equal(keyFingerprint(publicKeyBlob(keys.hostPublicKeyLine)), printed);
   t.throws(() => publicKeyBlob('not a key'), /not an OpenSSH public key line/);
 });
+
+t.test('concurrent first runs end with one consistent pair', async (t) => {
+  const dir = join(await mkdtemp(join(tmpdir(), 'lk-keys-')), 'keys');
+  const all = await Promise.all(Array.from({ length: 6 }, () => ensureBuilderKeys(dir)));
+  for (const k of all) t.equal(k.hostPublicKeyLine, all[0].hostPublicKeyLine);
+  // The private key's own public half matches the .pub next to it.
+  const derived = execFileSync('ssh-keygen', ['-y', '-f', all[0].hostKey], { encoding: 'utf8' }).trim().split(' ').slice(0, 2).join(' ');
+  t.equal(derived, all[0].hostPublicKeyLine.split(' ').slice(0, 2).join(' '));
+  const derivedClient = execFileSync('ssh-keygen', ['-y', '-f', all[0].clientKey], { encoding: 'utf8' }).trim().split(' ').slice(0, 2).join(' ');
+  t.equal(derivedClient, all[0].clientPublicKeyLine.split(' ').slice(0, 2).join(' '));
+});
