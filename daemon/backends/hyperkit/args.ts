@@ -4,7 +4,7 @@
 // commas.
 import { isAbsolute, join } from 'node:path';
 import type { VmSpec } from '../../backend.js';
-import { unixSocketPathLimit } from '../qemu/args.js';
+import { checkSocketPathLength, checkVmSize, requireAbsolutePath } from '../common/spec-checks.js';
 
 export interface HyperkitCommand {
   executable: string;
@@ -156,15 +156,7 @@ function validateSpec(spec: VmSpec, platform: NodeJS.Platform): void {
   if (spec.accel !== 'hvf') {
     throw new Error(`accel must be "hvf" with hyperkit (it always uses Hypervisor.framework), got ${JSON.stringify(spec.accel)}`);
   }
-  if (!Number.isInteger(spec.cpus) || spec.cpus < 1) {
-    throw new Error(`cpus must be an integer >= 1, got ${spec.cpus}`);
-  }
-  if (!Number.isInteger(spec.memoryMiB) || spec.memoryMiB < 128) {
-    throw new Error(`memoryMiB must be an integer >= 128, got ${spec.memoryMiB}`);
-  }
-  if (!Number.isInteger(spec.sshPort) || spec.sshPort < 1 || spec.sshPort > 65535) {
-    throw new Error(`sshPort must be an integer in 1..65535, got ${spec.sshPort}`);
-  }
+  checkVmSize(spec);
   requireOptionPath('kernel', spec.kernel);
   if (spec.initrd !== '') requireOptionPath('initrd', spec.initrd);
   requireOptionPath('stateDir', spec.stateDir);
@@ -181,14 +173,9 @@ function validateSpec(spec: VmSpec, platform: NodeJS.Platform): void {
   checkSocketPaths(spec.stateDir, platform);
 }
 
-/** A path that goes inside a hyperkit option: absolute, one line, and no comma. */
+/** A path that goes inside a hyperkit option: absolute, one line (no CR either), and no comma. */
 function requireOptionPath(field: string, value: unknown): void {
-  if (typeof value !== 'string' || !isAbsolute(value)) {
-    throw new Error(`${field} must be an absolute path, got ${JSON.stringify(value)}`);
-  }
-  if (/[\n\r\0]/.test(value)) {
-    throw new Error(`${field} must not contain NUL or newline characters, got ${JSON.stringify(value)}`);
-  }
+  requireAbsolutePath(field, value, /[\n\r\0]/);
   if (value.includes(',')) {
     throw new Error(`${field} must not contain a comma (hyperkit splits its options on commas), got ${JSON.stringify(value)}`);
   }
@@ -196,13 +183,5 @@ function requireOptionPath(field: string, value: unknown): void {
 
 function checkSocketPaths(stateDir: string, platform: NodeJS.Platform): void {
   // vpnkit_port.sock is the longest socket name in the state directory.
-  const longest = hyperkitPaths(stateDir).portSocket;
-  const limit = unixSocketPathLimit(platform);
-  const bytes = Buffer.byteLength(longest);
-  if (bytes > limit) {
-    throw new Error(
-      `stateDir is too long for a Unix socket: ${longest} is ${bytes} bytes, ` +
-        `the limit on ${platform} is ${limit}; choose a shorter stateDir`,
-    );
-  }
+  checkSocketPathLength(hyperkitPaths(stateDir).portSocket, platform);
 }

@@ -10,7 +10,10 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Backend, StopOptions, VmExit, VmHandle, VmInspection, VmRecord, VmSpec } from '../../backend.js';
 import { writeFileAtomic } from '../../fs/atomic-write.js';
 import { isSameProcess, readProcessIdentity } from '../../process/identity.js';
-import type { BackendLog } from '../qemu/qemu-backend.js';
+import { backendLogger, type BackendLog, type LogAt } from '../common/backend-log.js';
+import { settlesWithin } from '../common/child-process.js';
+import { readPidFile } from '../common/pid-file.js';
+import { BackendVm } from '../common/vm-handle.js';
 import { buildHyperkitArgs, buildVpnkitArgs, hyperkitPaths, type HyperkitPaths } from './args.js';
 import { readConsoleRing } from './console-ring.js';
 import { ConsoleRingFollower } from './console-ring-follower.js';
@@ -23,7 +26,6 @@ import {
   isSocket,
   killSpawned,
   parseProcessRecord,
-  settlesWithin,
   spawnLogged,
   terminate,
   toProcessRecord,
@@ -34,7 +36,6 @@ import {
   ensureVpnkitUuid,
   liveHyperkit,
   liveVpnkit,
-  readPidFile,
   removeHyperkitLeftovers,
   removeVpnkitLeftovers,
   type LiveProcess,
@@ -64,15 +65,9 @@ const VPNKIT_STOP_GRACE_MS = 2000;
 /** Polling for vpnkit's sockets and hyperkit's pid file while they start. */
 const START_POLL_MS = 20;
 
-class HyperkitVm implements VmHandle {
-  readonly exited: Promise<VmExit>;
-  exit: VmExit | null = null;
-  stopping: Promise<VmExit> | null = null;
-  /** Set by detach(): this daemon no longer owns the VM's processes or files. */
-  detached = false;
-
+class HyperkitVm extends BackendVm {
   constructor(
-    readonly record: VmRecord,
+    record: VmRecord,
     readonly paths: HyperkitPaths,
     readonly hyperkit: Proc,
     /** null: vpnkit was already gone when the VM was adopted. */
@@ -83,36 +78,17 @@ class HyperkitVm implements VmHandle {
     readonly hyperkitTail: (() => Promise<string>) | null,
     watch: (vm: HyperkitVm) => Promise<VmExit>,
   ) {
-    this.exited = watch(this)
-      // `exited` never rejects: a failure while observing the exit still means the VM is gone.
-      .catch((err: Error): VmExit => ({
-        code: null,
-        signal: null,
-        reason: `exited (an error while watching it: ${err.message})`,
-        at: new Date().toISOString(),
-      }))
-      .then((exit) => (this.exit = exit));
-  }
-
-  get pid(): number {
-    return this.record.pid;
-  }
-
-  get startedAt(): string {
-    return this.record.startedAt;
+    super(record);
+    this.watchExit(watch(this));
   }
 }
 
 export class HyperkitBackend implements Backend {
   readonly name = 'hyperkit' as const;
-  private readonly log: (level: 'info' | 'warn', msg: string, obj?: Record<string, unknown>) => void;
+  private readonly log: LogAt;
 
   constructor(private readonly opts: HyperkitBackendOptions = {}) {
-    const log = opts.log;
-    this.log = (level, msg, obj = {}) => {
-      if (typeof log === 'function') log(msg, obj);
-      else if (log) log[level](obj, msg);
-    };
+    this.log = backendLogger(opts.log);
   }
 
   /**
@@ -195,12 +171,7 @@ export class HyperkitBackend implements Backend {
    */
   stop(handle: VmHandle, opts: StopOptions): Promise<VmExit> {
     const vm = asHyperkitVm(handle);
-    if (!Number.isFinite(opts.graceMs) || opts.graceMs < 0) {
-      return Promise.reject(new Error(`graceMs must be a number >= 0, got ${opts.graceMs}`));
-    }
-    if (vm.exit) return Promise.resolve(vm.exit);
-    vm.stopping ??= this.stopInSteps(vm, opts.graceMs);
-    return vm.stopping;
+    return vm.stopOnce(opts, (graceMs) => this.stopInSteps(vm, graceMs));
   }
 
   /**

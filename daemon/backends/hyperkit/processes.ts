@@ -2,9 +2,10 @@
 // or adopted from an earlier one, behind one small interface: when it ended, and signalling it
 // only while it is still the process that was recorded (a pid alone can be reused).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { open, readFile, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isSameProcess, readProcessIdentity, type ProcessIdentity } from '../../process/identity.js';
+import { openChildLog, readTail, settlesWithin, signalRecorded } from '../common/child-process.js';
 import { describeEnd, type ProcessEnd } from './exit.js';
 
 /** What a VmRecord keeps of a process, to recognise it later. */
@@ -31,9 +32,6 @@ export function toProcessRecord(pid: number, identity: ProcessIdentity): Process
   return { pid, executable: identity.executable, argv: identity.argv, processStartTime: identity.startTime };
 }
 
-/** The stderr log is started afresh once it grows past this. */
-const LOG_MAX_BYTES = 1 << 20;
-
 export interface Spawned {
   child: ChildProcess;
   /** Settles with the exit, or with `error` when the executable could not be run. */
@@ -48,8 +46,7 @@ export interface Spawned {
  * daemon cannot SIGPIPE its VM.
  */
 export async function spawnLogged(executable: string, argv: string[], logPath: string, onError: (e: Error) => void): Promise<Spawned> {
-  const size = await stat(logPath).then((s) => s.size, () => 0);
-  const log = await open(logPath, size > LOG_MAX_BYTES ? 'w' : 'a', 0o600);
+  const log = await openChildLog(logPath, 0o600);
   let child: ChildProcess;
   let offset: number;
   let exit: Spawned['exit'];
@@ -107,14 +104,8 @@ export function adoptedProc(name: Proc['name'], record: ProcessRecord): Proc {
     record,
     child: null,
     ended,
-    async signal(sig) {
-      if (!isSameProcess(record, await readProcessIdentity(record.pid))) return false;
-      try {
-        process.kill(record.pid, sig);
-        return true;
-      } catch {
-        return false;
-      }
+    signal(sig) {
+      return signalRecorded(record, sig);
     },
     forget() {
       forgotten = true;
@@ -127,26 +118,6 @@ export async function terminate(p: Proc, graceMs: number): Promise<ProcessEnd> {
   if (graceMs > 0 && (await p.signal('SIGTERM')) && (await settlesWithin(p.ended, graceMs))) return p.ended;
   await p.signal('SIGKILL');
   return p.ended;
-}
-
-/** True if `p` settles within `ms`; the timer never outlives the answer. */
-export async function settlesWithin(p: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
-  try {
-    return await Promise.race([p.then(() => true as const), timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-async function readTail(path: string, offset: number, maxBytes = 4096): Promise<string> {
-  try {
-    const text = await readFile(path);
-    return text.subarray(Math.max(offset, text.length - maxBytes)).toString('utf8');
-  } catch {
-    return '';
-  }
 }
 
 /** A ProcessRecord read back from a VM record's JSON, or null when it is not one. */

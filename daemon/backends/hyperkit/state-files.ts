@@ -6,10 +6,8 @@ import { randomUUID } from 'node:crypto';
 import { readFile, rm } from 'node:fs/promises';
 import { writeFileAtomic } from '../../fs/atomic-write.js';
 import { readProcessIdentity, type ProcessIdentity } from '../../process/identity.js';
-import { readPidFile } from '../qemu/state-files.js';
+import { readPidFile } from '../common/pid-file.js';
 import type { HyperkitPaths } from './args.js';
-
-export { readPidFile };
 
 export interface LiveProcess {
   pid: number;

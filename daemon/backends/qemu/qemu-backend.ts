@@ -1,19 +1,19 @@
 // Runs the builder VM under QEMU: spawns it in its own session, keeps a QMP connection for the
 // VM's life to learn why it stopped, adopts a VM left by an earlier daemon, and stops it in steps.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdir, open, readFile, rm, stat } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Backend, StopOptions, VmExit, VmHandle, VmInspection, VmRecord, VmSpec } from '../../backend.js';
 import { isSameProcess, readProcessIdentity, type ProcessIdentity } from '../../process/identity.js';
+import { backendLogger, type BackendLog, type LogAt } from '../common/backend-log.js';
+import { openChildLog, readTail, settlesWithin, signalRecorded } from '../common/child-process.js';
+import { readPidFile } from '../common/pid-file.js';
+import { BackendVm } from '../common/vm-handle.js';
 import { buildQemuArgs, qemuPaths, type QemuPaths } from './args.js';
 import { describeVmExit } from './exit.js';
 import { QmpClient, type QmpEvent } from './qmp.js';
-import { assertNoLiveVm, readPidFile, removeStaleFiles } from './state-files.js';
-
-export type BackendLog =
-  | ((msg: string, obj?: Record<string, unknown>) => void)
-  | { info(obj: object, msg?: string): void; warn(obj: object, msg?: string): void };
+import { assertNoLiveVm, removeStaleFiles } from './state-files.js';
 
 export interface QemuBackendOptions {
   /** QEMU binary; defaults to `qemu-system-<arch>` on PATH. */
@@ -27,8 +27,6 @@ export interface QemuBackendOptions {
 const QUIT_GRACE_MS = 2000;
 /** A QMP command that takes longer than this means QEMU is wedged. */
 const QMP_COMMAND_TIMEOUT_MS = 2000;
-/** The stderr log is started afresh once it grows past this. */
-const STDERR_LOG_MAX_BYTES = 1 << 20;
 
 /** What QMP events told us about why the VM is going away. */
 class ExitClues {
@@ -41,50 +39,25 @@ class ExitClues {
   };
 }
 
-class QemuVm implements VmHandle {
-  readonly exited: Promise<VmExit>;
-  exit: VmExit | null = null;
-  stopping: Promise<VmExit> | null = null;
-  /** Set by detach(): this daemon no longer owns the VM's files. */
-  detached = false;
-
+class QemuVm extends BackendVm {
   constructor(
-    readonly record: VmRecord,
+    record: VmRecord,
     readonly paths: QemuPaths,
     readonly child: ChildProcess | null,
     readonly qmp: QmpClient | null,
     waitForExit: (vm: QemuVm) => Promise<VmExit>,
   ) {
-    this.exited = waitForExit(this)
-      // `exited` never rejects: a failure while observing the exit still means the VM is gone.
-      .catch((err: Error): VmExit => ({
-        code: null,
-        signal: null,
-        reason: `exited (an error while watching it: ${err.message})`,
-        at: new Date().toISOString(),
-      }))
-      .then((exit) => (this.exit = exit));
-  }
-
-  get pid(): number {
-    return this.record.pid;
-  }
-
-  get startedAt(): string {
-    return this.record.startedAt;
+    super(record);
+    this.watchExit(waitForExit(this));
   }
 }
 
 export class QemuBackend implements Backend {
   readonly name = 'qemu' as const;
-  private readonly log: (level: 'info' | 'warn', msg: string, obj?: Record<string, unknown>) => void;
+  private readonly log: LogAt;
 
   constructor(private readonly opts: QemuBackendOptions = {}) {
-    const log = opts.log;
-    this.log = (level, msg, obj = {}) => {
-      if (typeof log === 'function') log(msg, obj);
-      else if (log) log[level](obj, msg);
-    };
+    this.log = backendLogger(opts.log);
   }
 
   async prepare(spec: VmSpec): Promise<void> {
@@ -108,8 +81,7 @@ export class QemuBackend implements Backend {
     await assertNoLiveVm(paths, spec.stateDir);
 
     // stderr goes to a file, not a pipe: a dead daemon must never SIGPIPE its VM.
-    const size = await stat(paths.stderrLog).then((s) => s.size, () => 0);
-    const stderr = await open(paths.stderrLog, size > STDERR_LOG_MAX_BYTES ? 'w' : 'a');
+    const stderr = await openChildLog(paths.stderrLog);
     const startedAt = new Date().toISOString();
     type ChildExit = { code: number | null; signal: NodeJS.Signals | null; error?: Error };
     let stderrOffset: number;
@@ -229,12 +201,7 @@ export class QemuBackend implements Backend {
 
   stop(handle: VmHandle, opts: StopOptions): Promise<VmExit> {
     const vm = asQemuVm(handle);
-    if (!Number.isFinite(opts.graceMs) || opts.graceMs < 0) {
-      return Promise.reject(new Error(`graceMs must be a number >= 0, got ${opts.graceMs}`));
-    }
-    if (vm.exit) return Promise.resolve(vm.exit);
-    vm.stopping ??= this.stopInSteps(vm, opts.graceMs);
-    return vm.stopping;
+    return vm.stopOnce(opts, (graceMs) => this.stopInSteps(vm, graceMs));
   }
 
   /**
@@ -273,13 +240,7 @@ export class QemuBackend implements Backend {
   private async signal(vm: QemuVm, signal: NodeJS.Signals): Promise<boolean> {
     if (vm.child) return vm.child.exitCode === null && vm.child.signalCode === null && vm.child.kill(signal);
     // An adopted pid is signalled only while it is still the recorded process.
-    if (!isSameProcess(vm.record, await readProcessIdentity(vm.pid))) return false;
-    try {
-      process.kill(vm.pid, signal);
-      return true;
-    } catch {
-      return false;
-    }
+    return signalRecorded(vm.record, signal);
   }
 
   private async waitForQmp(
@@ -328,28 +289,8 @@ async function waitUntilGone(record: VmRecord, intervalMs: number): Promise<void
   }
 }
 
-async function readTail(path: string, offset: number, maxBytes = 4096): Promise<string> {
-  try {
-    const text = await readFile(path);
-    return text.subarray(Math.max(offset, text.length - maxBytes)).toString('utf8');
-  } catch {
-    return '';
-  }
-}
-
 function closeOf(qmp: QmpClient): Promise<void> {
   return qmp.closed ? Promise.resolve() : new Promise((resolve) => qmp.once('close', () => resolve()));
-}
-
-/** True if `p` settles within `ms`; the timer never outlives the answer. */
-async function settlesWithin(p: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
-  try {
-    return await Promise.race([p.then(() => true as const), timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {

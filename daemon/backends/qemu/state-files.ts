@@ -1,8 +1,9 @@
 // The files a QEMU VM leaves in the state directory (pid file, QMP socket): whether a live VM
 // still owns them, and removing them once it is gone. A live VM's files are never touched.
-import { readFile, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { createConnection } from 'node:net';
 import { readProcessIdentity, type ProcessIdentity } from '../../process/identity.js';
+import { readPidFile } from '../common/pid-file.js';
 import type { QemuPaths } from './args.js';
 
 /** Throws when a running QEMU owns the state directory's pid file or answers on its QMP socket. */
@@ -22,16 +23,6 @@ export async function assertNoLiveVm(paths: QemuPaths, stateDir: string): Promis
 /** QEMU was started with `-pidfile <pidFile>`: this process is the VM of that state directory. */
 function ownsPidFile(identity: ProcessIdentity, pidFile: string): boolean {
   return ` ${identity.argv.join(' ')} `.includes(` -pidfile ${pidFile} `);
-}
-
-export async function readPidFile(path: string): Promise<number | null> {
-  try {
-    const pid = Number((await readFile(path, 'utf8')).trim());
-    return Number.isInteger(pid) && pid > 0 ? pid : null;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw err;
-  }
 }
 
 /** True when something accepts connections on the Unix socket (or we cannot tell). */

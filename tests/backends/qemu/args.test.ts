@@ -8,8 +8,8 @@ import {
   buildQemuArgs,
   escapeQemuOptionValue,
   qemuPaths,
-  unixSocketPathLimit,
 } from '../../../daemon/backends/qemu/args.js';
+import { unixSocketPathLimit } from '../../../daemon/backends/common/spec-checks.js';
 import { repoRoot } from '../../helpers/env.js';
 
 const goldenDir = join(repoRoot, 'tests', 'golden', 'qemu');
