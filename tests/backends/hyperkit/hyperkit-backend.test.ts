@@ -40,7 +40,13 @@ t.test('start: vpnkit first, hyperkit once its sockets exist; SSH through the br
   t.equal((await readFile(p.vpnkitPidFile, 'utf8')).trim(), String(vpnkit.pid), 'the backend wrote vpnkit.pid');
   t.match(await readText(p.hyperkitLog), /standin: vpnkit socket present at start: yes/, "vpnkit's socket existed when hyperkit started");
   const uuid = (await readFile(p.uuidFile, 'utf8')).trim();
-  t.match(await readText(p.vpnkitLog), new RegExp(`ethernet: VM connected, uuid=${uuid}`), 'vpnkit saw the kept UUID');
+  // vpnkit logs the connection asynchronously: wait for the line rather than read once.
+  const connected = new RegExp(`ethernet: VM connected, uuid=${uuid}`);
+  t.match(
+    await eventually('vpnkit to log the VM connection', 10_000, async () => ((await readText(p.vpnkitLog)).match(connected) ? readText(p.vpnkitLog) : null)),
+    connected,
+    'vpnkit saw the kept UUID',
+  );
   t.same((await readProcessIdentity(vpnkit.pid))?.argv.slice(2), ['--ethernet', p.ethSocket, '--port', p.portSocket, '--vsock-path', p.connectSocket]);
 
   const probe = await up(spec.sshPort);
