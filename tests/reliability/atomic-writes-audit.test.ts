@@ -22,8 +22,7 @@ interface Allowed {
 
 const ALLOWED: Allowed[] = [
   { file: 'daemon/logging/rotating-file.ts', line: /openSync\(.*'a'|writeSync\(/, kind: 'log', why: 'the daemon log: appended line by line, rotated by rename' },
-  { file: 'daemon/backends/qemu/qemu-backend.ts', line: /open\(paths\.stderrLog/, kind: 'log', why: "QEMU's stderr log: appended, started afresh past 1 MiB" },
-  { file: 'daemon/backends/hyperkit/processes.ts', line: /open\(logPath/, kind: 'log', why: "hyperkit/vpnkit output log: appended, started afresh when large" },
+  { file: 'daemon/backends/common/child-process.ts', line: /return open\(path, size >/, kind: 'log', why: "a hypervisor's stderr/output log (QEMU, hyperkit, vpnkit): appended, started afresh past 1 MiB" },
   { file: 'daemon/backends/hyperkit/console-ring-follower.ts', line: /appendFile\(this\.logPath/, kind: 'log', why: 'the console log: the ring buffer appended as it fills' },
   { file: 'daemon/backends/hyperkit/hyperkit-backend.ts', line: /appendFile\(spec\.consoleLog, ''\)/, kind: 'log', why: "creates the boot's console log empty (touch)" },
   { file: 'daemon/backends/hyperkit/guest-files.ts', line: /copyFile\(initrd, tmp|open\(tmp, 'a'/, kind: 'temp-then-rename', why: 'the boot initrd: built in a temp file, fsynced, renamed over the target' },
