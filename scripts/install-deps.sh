@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 
 apt_packages=(
   qemu-system-x86      # the builder VM (x86_64 guest) and the QEMU backend's tests
+  qemu-system-arm      # the aarch64 builder VM (the Apple Silicon case, emulated)
+  kmod binutils        # depmod and readelf for the arm64 guest image (guest/arm64/)
   linux-image-amd64    # the guest kernel
   busybox-static       # the guest userland
   dropbear-bin         # the guest SSH server (and dropbearconvert for the pinned host key)
