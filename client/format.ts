@@ -19,12 +19,12 @@ function since(iso: string, now: Date): string {
 }
 
 /**
- * `builder: running (healthy)  backend qemu/tcg  pid 1234 up 5m  restarts 0  probe 612 ms  Nix 2.8.0`,
+ * `builder: running (healthy)  backend qemu/tcg  guest x86_64  pid 1234 up 5m  restarts 0  probe 612 ms  Nix 2.8.0`,
  * then one line for each thing that needs attention: desired state, failure, backoff, probe
  * error, last exit, current errors.
  */
 export function formatStatus(s: DaemonStatus, now: Date): string {
-  const parts = [`builder: ${s.state} (${s.healthy ? 'healthy' : 'not healthy'})`, `backend ${s.backend}/${s.accel}`];
+  const parts = [`builder: ${s.state} (${s.healthy ? 'healthy' : 'not healthy'})`, `backend ${s.backend}/${s.accel}`, `guest ${s.arch}`];
   if (s.vm.pid !== null) {
     const adopted = s.vm.adopted ? ' (adopted)' : '';
     parts.push(`pid ${s.vm.pid}${adopted}${s.vm.startedAt ? ` up ${since(s.vm.startedAt, now)}` : ''}`);
@@ -64,4 +64,27 @@ export function formatEvent(e: StateEvent): string {
 export function formatAccepted(action: string, s: DaemonStatus): string {
   const vm = s.vm.pid !== null ? `, VM pid ${s.vm.pid}` : '';
   return `${action} accepted (builder ${s.state}${vm})`;
+}
+
+/** One builder as `status --all` found it: its status, or why its daemon did not answer. */
+export interface BuilderStatusEntry {
+  /** null: the default builder. */
+  builder: string | null;
+  socketPath: string;
+  status?: DaemonStatus;
+  error?: string;
+}
+
+/**
+ * `status --all`: each builder's status under a `[name]` heading (`[default]` for the unnamed
+ * one), in the order given; a daemon that does not answer gets its reason instead.
+ */
+export function formatStatusAll(entries: BuilderStatusEntry[], now: Date): string {
+  return entries
+    .map((e) => {
+      const heading = `[${e.builder ?? 'default'}] ${e.socketPath}`;
+      const body = e.status ? formatStatus(e.status, now) : `builder: not reachable: ${e.error ?? 'no answer'}`;
+      return `${heading}\n${body}`;
+    })
+    .join('\n');
 }

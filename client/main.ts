@@ -6,7 +6,7 @@ import { homedir } from 'node:os';
 import { parseArgs } from 'node:util';
 import { ApiError, DaemonUnreachableError, LinuxkitClient, type LogSource } from './api-client.js';
 import { followLogs } from './follow.js';
-import { formatAccepted, formatEvent, formatHealth, formatStatus } from './format.js';
+import { formatAccepted, formatEvent, formatHealth, formatStatus, formatStatusAll, type BuilderStatusEntry } from './format.js';
 import { defaultSocketPath, resolveSocketPath } from './socket-path.js';
 import { waitUntilHealthy } from './wait.js';
 
@@ -16,6 +16,8 @@ class UsageError extends Error {}
 
 const OPTIONS = {
   socket: { type: 'string' },
+  builder: { type: 'string' },
+  all: { type: 'boolean' },
   json: { type: 'boolean' },
   wait: { type: 'boolean' },
   timeout: { type: 'string' },
@@ -27,9 +29,9 @@ const OPTIONS = {
 type OptionName = keyof typeof OPTIONS;
 type Values = { [K in OptionName]?: (typeof OPTIONS)[K]['type'] extends 'string' ? string : boolean };
 
-/** The options each command takes besides the global --socket and --help. */
+/** The options each command takes besides the global --socket, --builder and --help. */
 const COMMANDS: Record<string, OptionName[]> = {
-  status: ['json'],
+  status: ['json', 'all'],
   health: ['json'],
   start: ['json', 'wait', 'timeout'],
   stop: ['json'],
@@ -43,10 +45,12 @@ const COMMANDS: Record<string, OptionName[]> = {
 function usage(socketPath: string): string {
   return `linuxkitctl: control the linuxkit-nix builder daemon (linuxkitd)
 
-Usage: linuxkitctl [--socket PATH] <command> [options]
+Usage: linuxkitctl [--socket PATH | --builder NAME] <command> [options]
 
 Commands:
-  status [--json]                  Builder and daemon status (exit 4 when not healthy)
+  status [--json] [--all]          Builder and daemon status (exit 4 when not healthy); --all: every
+                                   builder of this user (or of root), the default one and each
+                                   --builder NAME one (exit 4 when any is not healthy)
   health [--json]                  Whether the builder can take builds now (exit 4 when not)
   start [--wait] [--timeout S]     Start the builder; --wait returns once it is healthy
   stop                             Stop the builder (the daemon keeps running)
@@ -56,16 +60,19 @@ Commands:
                                    daemon's log (default); -f keeps printing new lines
   events [--json]                  Print state events as they happen, until interrupted
   version                          Versions of linuxkitctl and, when reachable, linuxkitd
-  install [--system|--user] [--dry-run] [--root DIR] [settings]
+  install [--system|--user] [--builder NAME] [--dry-run] [--root DIR] [settings]
                                    Register the builder with Nix and the service manager, and start it
-  uninstall [--dry-run] [--root DIR]
+  uninstall [--builder NAME] [--dry-run] [--root DIR]
                                    Remove exactly what install added, and stop the service
-  doctor [--json] [--root DIR]     Check every link from Nix to the builder, with a fix for each failure
+  doctor [--builder NAME] [--json] [--root DIR]
+                                   Check every link from Nix to the builder, with a fix for each failure
   help                             This text (install, uninstall, doctor: <command> --help)
 
 Options:
   --socket PATH   The daemon's socket (env LINUXKIT_SOCKET, or daemon.sock in
                   LINUXKIT_NIX_STATE_DIR); here: ${socketPath}
+  --builder NAME  The builder installed with install --builder NAME (its socket is
+                  <state dir>/builders/NAME/daemon.sock); instead of --socket
   --json          Print the API's JSON instead of text
   --timeout S     How long --wait waits, in seconds (default 120)
 
@@ -178,10 +185,35 @@ const REGISTRATION_COMMANDS: Record<string, () => Promise<(argv: string[]) => Pr
 };
 
 function registrationCommand(argv: string[]): { name: string; rest: string[] } | null {
-  const at = argv[0] === '--socket' ? 2 : argv[0]?.startsWith('--socket=') ? 1 : 0;
+  // `linuxkitctl --builder arm doctor` means `linuxkitctl doctor --builder arm`.
+  const builder = argv[0] === '--builder' ? argv.slice(0, 2) : argv[0]?.startsWith('--builder=') ? argv.slice(0, 1) : [];
+  const at = builder.length > 0 ? builder.length : argv[0] === '--socket' ? 2 : argv[0]?.startsWith('--socket=') ? 1 : 0;
   const name = argv[at];
   if (!name || !(name in REGISTRATION_COMMANDS)) return null;
-  return { name, rest: argv.slice(at + 1) };
+  return { name, rest: [...argv.slice(at + 1), ...builder] };
+}
+
+/** status --all: every builder found under the state directory, each asked for its status. */
+async function runStatusAll(v: Values): Promise<number> {
+  const { listBuilderSockets } = await import('./commands/builders.js');
+  const { base, builders } = await listBuilderSockets(process.env);
+  if (builders.length === 0) {
+    process.stderr.write(`linuxkitctl: no builders found in ${base} (linuxkitctl install sets one up)\n`);
+    return EXIT.unreachable;
+  }
+  const entries: BuilderStatusEntry[] = await Promise.all(
+    builders.map(async (b) => {
+      try {
+        return { builder: b.builder, socketPath: b.socketPath, status: await new LinuxkitClient({ socketPath: b.socketPath }).status() };
+      } catch (err) {
+        if (!(err instanceof DaemonUnreachableError) && !(err instanceof ApiError)) throw err;
+        return { builder: b.builder, socketPath: b.socketPath, error: err.message.replace(/^linuxkitd is not reachable at \S+: /, '') };
+      }
+    }),
+  );
+  if (v.json) printJson({ builders: entries.map((e) => ({ builder: e.builder, socketPath: e.socketPath, status: e.status ?? null, error: e.error ?? null })) });
+  else print(formatStatusAll(entries, new Date()));
+  return entries.every((e) => e.status?.healthy === true) ? EXIT.ok : EXIT.unhealthy;
 }
 
 async function run(argv: string[]): Promise<number> {
@@ -198,7 +230,18 @@ async function run(argv: string[]): Promise<number> {
     throw new UsageError(unknown ? `unknown option ${unknown[1]}` : message);
   }
   const v = parsed.values as Values;
-  const socketPath = resolveSocketPath(v.socket, process.env, socketFallback);
+  if (v.builder !== undefined && v.socket !== undefined) throw new UsageError('--socket and --builder exclude each other');
+  let socketPath: string;
+  if (v.builder !== undefined) {
+    const { builderSocketPath, BuilderNameError } = await import('./commands/builders.js');
+    try {
+      socketPath = builderSocketPath(v.builder, process.env);
+    } catch (err) {
+      throw err instanceof BuilderNameError ? new UsageError(err.message) : err;
+    }
+  } else {
+    socketPath = resolveSocketPath(v.socket, process.env, socketFallback);
+  }
   const [command = 'help', ...extra] = parsed.positionals;
   if (v.help || command === 'help') {
     print(usage(socketPath));
@@ -208,15 +251,17 @@ async function run(argv: string[]): Promise<number> {
   if (!allowed) throw new UsageError(`unknown command "${command}"; commands: ${Object.keys(COMMANDS).join(', ')}`);
   if (extra.length > 0) throw new UsageError(`${command} takes no arguments, got "${extra.join(' ')}"`);
   for (const name of Object.keys(v) as OptionName[]) {
-    if (name !== 'socket' && !allowed.includes(name)) {
+    if (name !== 'socket' && name !== 'builder' && !allowed.includes(name)) {
       throw new UsageError(`--${name} is not an option of ${command}${allowed.length ? ` (it takes ${allowed.map((o) => `--${o}`).join(', ')})` : ''}`);
     }
   }
   if (v.timeout !== undefined && !v.wait) throw new UsageError('--timeout only applies with --wait');
+  if (v.all && (v.socket !== undefined || v.builder !== undefined)) throw new UsageError('status --all lists every builder: it takes neither --socket nor --builder');
 
   const client = new LinuxkitClient({ socketPath });
   switch (command) {
     case 'status': {
+      if (v.all) return runStatusAll(v);
       const status = await client.status();
       if (v.json) printJson(status);
       else print(formatStatus(status, new Date()));

@@ -9,6 +9,7 @@ import type { Logger } from 'pino';
 import type { Backend } from './backend.js';
 import { buildApiServer, listenOnUnixSocket } from './api/server.js';
 import { chooseBackend, type BackendChoice, type HostFacts } from './backends/choose-backend.js';
+import { HyperkitBackend } from './backends/hyperkit/hyperkit-backend.js';
 import { QemuBackend } from './backends/qemu/qemu-backend.js';
 import type { DaemonArgs } from './config/flags.js';
 import { applyOverrides, defaultConfig, loadConfigFile } from './config/load.js';
@@ -19,7 +20,10 @@ import { writeJsonAtomic } from './fs/atomic-write.js';
 import { ensureBuilderKeys, type BuilderKeys } from './keys/builder-keys.js';
 import { createDaemonLogger } from './logging/logger.js';
 import { probeBuilder } from './probe/readiness-probe.js';
-import type { GuestSshTarget } from './probe/guest-ssh.js';
+import { runGuestCommand, type GuestSshTarget } from './probe/guest-ssh.js';
+import { GuestMaintenance, MAX_CLOCK_SKEW_MS, maintenanceIntervalMs } from './maintenance/guest-maintenance.js';
+import { startDriftWatcher } from './registration/drift-watcher.js';
+import { INSTALL_MANIFEST_NAME } from './registration/install-layout.js';
 import { policyFromSettings } from './reconciler/types.js';
 import { latestConsoleLog, tailLines } from './state/console-logs.js';
 import { fileStore } from './state/daemon-store.js';
@@ -195,6 +199,29 @@ export async function startDaemon(args: DaemonArgs, opts: { foreground?: boolean
     const api = buildApiServer(supervisor, { logger: log });
     await listenOnUnixSocket(api, paths.socketPath);
     log.info({ socket: paths.socketPath, stateDir: paths.stateDir, backend: choice.backend, accel: choice.accel, reason: choice.reason, version }, 'linuxkitd started');
+
+    // Store garbage collection and clock correction in the healthy guest; subscribed before init()
+    // so that an adopted VM found healthy there gets its first pass soon.
+    const maintenance = new GuestMaintenance({
+      host: supervisor,
+      run: (command, o) => runGuestCommand(target(), command, o),
+      settings: () => ({
+        intervalMs: maintenanceIntervalMs(config.probe.intervalMs),
+        gc: config.gc,
+        maxClockSkewMs: MAX_CLOCK_SKEW_MS,
+        commandTimeoutMs: config.probe.timeoutMs,
+      }),
+      log: log.child({ component: 'maintenance' }),
+    });
+    maintenance.start();
+    // Keeps what linuxkitctl install registered (machines entry, SSH drop-in, pinned key) in place.
+    const registration = await startDriftWatcher({
+      manifestPath: join(paths.stateDir, INSTALL_MANIFEST_NAME),
+      hostPublicKeyLine: keys.hostPublicKeyLine,
+      config: () => config,
+      host: supervisor,
+      log: log.child({ component: 'registration' }),
+    });
     await supervisor.init();
 
     let closing: Promise<void> | null = null;
@@ -211,6 +238,8 @@ export async function startDaemon(args: DaemonArgs, opts: { foreground?: boolean
         (closing ??= (async () => {
           daemonLog.info({ stopVm: o.stopVm }, 'linuxkitd shutting down');
           await watcher.close();
+          await registration.close();
+          await maintenance.stop();
           await api.close();
           await supervisor.shutdown({ stopVm: o.stopVm });
           await lock.release();
@@ -231,6 +260,6 @@ function createBackend(choice: BackendChoice, log: Logger): Backend {
     case 'qemu':
       return new QemuBackend({ log: log.child({ backend: 'qemu' }) });
     case 'hyperkit':
-      throw new DaemonStartError('the hyperkit backend is not available in this build');
+      return new HyperkitBackend({ log: log.child({ backend: 'hyperkit' }) });
   }
 }

@@ -24,9 +24,6 @@ export async function buildVmSpec(config: DaemonConfig, ctx: VmSpecContext, opts
   let initrd = config.image?.initrd;
   let cmdline = config.image?.cmdline;
   if (!kernel || !initrd || !cmdline) {
-    if (config.arch !== 'x86_64') {
-      throw new Error(`no built-in guest image for arch ${config.arch} yet: set image.kernel, image.initrd and image.cmdline`);
-    }
     const image = await ensureGuestImage({ arch: config.arch, cacheDir: ctx.imageCacheDir, log: ctx.log });
     kernel ??= image.kernel;
     initrd ??= image.initrd;

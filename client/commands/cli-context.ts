@@ -1,11 +1,12 @@
-// What install, uninstall and doctor share on the command line: --system/--user/--root, and
-// who the daemon runs as. Only node: imports, so loading a command stays cheap; the engines
-// in daemon/registration are imported when a command runs.
+// What install, uninstall and doctor share on the command line: --system/--user/--root/--builder,
+// and who the daemon runs as. Only node: imports (and the node-only builder naming rules), so
+// loading a command stays cheap; the engines in daemon/registration are imported when a command runs.
 import { execFileSync } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
+import { builderNameProblem } from '../../daemon/config/builders.js';
 import type { InstallLayout, InstallScope, ServiceUser } from '../../daemon/registration/install-layout.js';
 
 export interface CommandIo {
@@ -25,6 +26,8 @@ export class UsageError extends Error {
 export interface CommonFlags {
   scope: InstallScope | null;
   root: string | null;
+  /** --builder NAME: one of several builders side by side; null: the default builder. */
+  builder: string | null;
   help: boolean;
 }
 
@@ -36,7 +39,14 @@ export function parseCommandArgs<E extends Record<string, OptionSpec>>(
   argv: string[],
   extra: E,
 ): { common: CommonFlags; values: Record<string, string | boolean | undefined> } {
-  const options = { system: { type: 'boolean' }, user: { type: 'boolean' }, root: { type: 'string' }, help: { type: 'boolean', short: 'h' }, ...extra } as const;
+  const options = {
+    system: { type: 'boolean' },
+    user: { type: 'boolean' },
+    root: { type: 'string' },
+    builder: { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
+    ...extra,
+  } as const;
   let parsed;
   try {
     parsed = parseArgs({ args: argv, options: options as Record<string, OptionSpec>, strict: true, allowPositionals: false });
@@ -51,7 +61,13 @@ export function parseCommandArgs<E extends Record<string, OptionSpec>>(
     root = path.resolve(v.root);
     if (!existsSync(root) || !statSync(root).isDirectory()) throw new UsageError(`--root ${v.root} is not an existing directory`);
   }
-  return { common: { scope: v.system ? 'system' : v.user ? 'user' : null, root, help: v.help === true }, values: v };
+  let builder: string | null = null;
+  if (typeof v.builder === 'string') {
+    const problem = builderNameProblem(v.builder);
+    if (problem) throw new UsageError(`--builder: ${problem}`);
+    builder = v.builder;
+  }
+  return { common: { scope: v.system ? 'system' : v.user ? 'user' : null, root, builder, help: v.help === true }, values: v };
 }
 
 export function currentPlatform(): 'darwin' | 'linux' {
@@ -156,6 +172,7 @@ export async function candidateLayouts(
   scope: InstallScope | null,
   root: string | null,
   facts: ProcessFacts,
+  builder: string | null = null,
 ): Promise<Array<{ layout: InstallLayout; actingForUser?: string }>> {
   const { installLayout } = await import('../../daemon/registration/install-layout.js');
   const out: Array<{ layout: InstallLayout; actingForUser?: string }> = [];
@@ -167,7 +184,7 @@ export async function candidateLayouts(
       if (scope) throw err;
       continue; // root without sudo has no --user install to look for
     }
-    out.push({ layout: installLayout({ platform: facts.platform, scope: s, root, user: who.user, env: who.xdg }), actingForUser: who.actingForUser });
+    out.push({ layout: installLayout({ platform: facts.platform, scope: s, root, user: who.user, env: who.xdg, builder }), actingForUser: who.actingForUser });
   }
   return out;
 }

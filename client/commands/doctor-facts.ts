@@ -9,7 +9,7 @@ import { loadConfigFile, defaultConfig, type HostInfo } from '../../daemon/confi
 import { STATE_LAYOUT } from '../../daemon/config/paths.js';
 import type { DaemonConfig } from '../../daemon/config/schema.js';
 import { GUEST_REPORT_SCRIPT, parseSshG, type DoctorFacts, type GuestFacts } from '../../daemon/registration/doctor-checks.js';
-import { MANAGED_BLOCK_NAME, SSH_DROPIN_SYSTEM_PATH, type InstallLayout } from '../../daemon/registration/install-layout.js';
+import { SSH_DROPIN_SYSTEM_PATH, type InstallLayout } from '../../daemon/registration/install-layout.js';
 import { readManagedBlock } from '../../daemon/registration/managed-block.js';
 import { buildersFromShowConfig, readBuildersFromFiles, type SettingSource } from '../../daemon/registration/nix-conf.js';
 import { renderMachinesBody } from '../../daemon/registration/registration-files.js';
@@ -57,7 +57,7 @@ async function serviceFacts(input: GatherInput): Promise<DoctorFacts['service']>
 async function daemonFacts(socketPath: string, timeoutMs: number): Promise<DoctorFacts['daemon']> {
   try {
     const s = await new LinuxkitClient({ socketPath, timeoutMs }).status();
-    return { ok: true, state: s.state, healthy: s.healthy, probeError: s.probe.error };
+    return { ok: true, state: s.state, healthy: s.healthy, probeError: s.probe.error, arch: s.arch, accel: s.accel };
   } catch (err) {
     if (err instanceof DaemonUnreachableError) return { ok: false, code: err.code, message: err.message.replace(/^linuxkitd is not reachable at \S+: /, '') };
     if (err instanceof ApiError) return { ok: false, code: err.error, message: err.message };
@@ -100,6 +100,18 @@ async function guestFacts(layout: InstallLayout, config: DaemonConfig, timeoutMs
     if (err instanceof HostKeyMismatchError) return { ok: false, kind: 'host-key-mismatch', message: err.message };
     return { ok: false, kind: 'unreachable', message: errText(err) };
   }
+}
+
+/** On macOS, whether Hypervisor.framework is usable (sysctl kern.hv_support); the doctor's guest-accel check needs it. */
+async function hostVirtFacts(input: GatherInput): Promise<DoctorFacts['hostVirt']> {
+  const { platform } = input.layout;
+  let hvSupport: boolean | null = null;
+  if (platform === 'darwin' && input.layout.root === null) {
+    const r = await input.runner(['sysctl', '-n', 'kern.hv_support'], { timeoutMs: 5_000 });
+    const value = r.code === 0 ? r.stdout.trim() : '';
+    hvSupport = value === '1' ? true : value === '0' ? false : null;
+  }
+  return { platform, arch: input.host.arch, hvSupport };
 }
 
 async function buildersFacts(input: GatherInput, nixConfDir: string): Promise<DoctorFacts['builders']> {
@@ -157,19 +169,20 @@ export async function gatherDoctorFacts(input: GatherInput): Promise<DoctorFacts
   let block: string | null = null;
   let machinesError = machines.error;
   try {
-    block = machines.text === null ? null : readManagedBlock(machines.text, MANAGED_BLOCK_NAME);
+    block = machines.text === null ? null : readManagedBlock(machines.text, layout.blockName);
   } catch (err) {
     machinesError = errText(err);
   }
   const sshConfig = layout.root === null ? await readOrNull(layout.sshConfig) : null;
 
-  const [service, daemon, ssh, guest, builders, keys] = await Promise.all([
+  const [service, daemon, ssh, guest, builders, keys, hostVirt] = await Promise.all([
     serviceFacts(input),
     daemonFacts(layout.socketPath, timeoutMs),
     sshFacts(input),
     guestFacts(layout, config, timeoutMs),
     buildersFacts(input, nixConfDir),
     keyFacts([layout.keys.clientKey, layout.keys.hostKey]),
+    hostVirtFacts(input),
   ]);
   const underRoot = layout.root !== null;
   return {
@@ -177,6 +190,7 @@ export async function gatherDoctorFacts(input: GatherInput): Promise<DoctorFacts
     underRoot,
     service,
     daemon,
+    hostVirt,
     socketPath: layout.socketPath,
     daemonLog: path.join(layout.stateDir, STATE_LAYOUT.daemonLog),
     daemonStartHint: underRoot ? daemonCommandLine(input.program, layout) : 'linuxkitctl install (it loads the service), then linuxkitctl start',
@@ -196,6 +210,7 @@ export async function gatherDoctorFacts(input: GatherInput): Promise<DoctorFacts
       minFreeMiB: config.gc.minFreeMiB,
       supportedFeatures: config.supportedFeatures,
       nixConfDir,
+      builder: layout.builder,
     },
     guest,
     machines: { text: machines.text, block, error: machinesError },

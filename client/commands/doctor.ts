@@ -14,7 +14,7 @@ import {
   type ProcessFacts,
 } from './cli-context.js';
 
-export const DOCTOR_USAGE = `Usage: linuxkitctl doctor [--system|--user] [--json] [--root DIR]
+export const DOCTOR_USAGE = `Usage: linuxkitctl doctor [--system|--user] [--builder NAME] [--json] [--root DIR]
 
 Checks, in order: the install; the service is loaded (launchd/systemd); the daemon answers;
 the builder is healthy; ssh resolves the alias linuxkit-builder to 127.0.0.1, the port and
@@ -26,6 +26,7 @@ a fix. For a system install, run it with sudo (the keys and the socket are root'
   --system / --user   which install to check (default: whichever is found, system first)
   --json              print {"ok": ..., "checks": [{id, ok, skipped, message, fix}]}
   --root DIR          check an install made with --root DIR (service manager checks skipped)
+  --builder NAME      check the builder installed with --builder NAME (default: the unnamed one)
 
 Exit codes: 0 every check passed, 1 something failed (or bad usage).
 `;
@@ -61,7 +62,7 @@ export async function runDoctor(argv: string[], io: CommandIo = processIo, deps?
     const facts = deps?.facts ?? currentProcessFacts();
     let gather = deps?.gather;
     if (!gather) {
-      const candidates = await candidateLayouts(common.scope, common.root, facts);
+      const candidates = await candidateLayouts(common.scope, common.root, facts, common.builder);
       if (candidates.length === 0) throw new UsageError('no install to check');
       const { findInstall } = await import('../../daemon/registration/uninstaller.js');
       let chosen = candidates[0];

@@ -17,7 +17,7 @@ import {
   type ProcessFacts,
 } from './cli-context.js';
 
-export const INSTALL_USAGE = `Usage: linuxkitctl install [--system|--user] [--dry-run] [--root DIR] [settings]
+export const INSTALL_USAGE = `Usage: linuxkitctl install [--system|--user] [--builder NAME] [--dry-run] [--root DIR] [settings]
 
 Sets up everything the builder needs and starts it: ed25519 keys, the daemon's config, a
 managed block in /etc/nix/machines, an SSH drop-in for the alias linuxkit-builder under
@@ -30,6 +30,9 @@ running. Running it again updates everything in place; it changes nothing when a
   --dry-run        print every change as a unified diff and change nothing
   --root DIR       install under DIR instead of /, for trying it or testing: nothing outside
                    DIR changes and no service manager is called
+  --builder NAME   a builder beside the default one (e.g. --builder arm --arch aarch64): its
+                   own daemon, state folder (<state dir>/builders/NAME), keys, SSH alias
+                   linuxkit-builder-NAME, machines block and service (linuxkit-nix-NAME)
   --no-service     write everything (the unit or plist too) but call no service manager, for
                    machines where none runs (a container); it prints the command to run linuxkitd
 
@@ -88,7 +91,7 @@ export async function runInstall(argv: string[], io: CommandIo = processIo, deps
     const { install } = await import('../../daemon/registration/installer.js');
     const dryRun = values['dry-run'] === true;
     const report = await install(
-      { scope, dryRun, root: common.root, overrides: parsed.args.overrides },
+      { scope, dryRun, root: common.root, overrides: parsed.args.overrides, builder: common.builder },
       {
         host: { ...d.host, platform: d.facts.platform },
         user: who.user,
@@ -106,7 +109,8 @@ export async function runInstall(argv: string[], io: CommandIo = processIo, deps
 
     const { layout, plan } = report;
     const where = layout.root === null ? '' : ` under ${layout.root}`;
-    const kind = `${layout.scope} ${layout.service.manager === 'launchd' ? (layout.scope === 'system' ? 'LaunchDaemon' : 'LaunchAgent') : 'unit'}`;
+    const named = layout.builder === null ? '' : `builder ${layout.builder}, `;
+    const kind = `${named}${layout.scope} ${layout.service.manager === 'launchd' ? (layout.scope === 'system' ? 'LaunchDaemon' : 'LaunchAgent') : 'unit'}`;
     let text = dryRun ? `linuxkitctl install --dry-run (${kind}${where}): nothing was changed\n\n${report.dryRunText}` : `linuxkitctl install (${kind}${where}, daemon runs as ${layout.user.name})\n`;
     if (!dryRun) {
       for (const dir of plan.dirs) text += `  created folder ${dir.path}\n`;

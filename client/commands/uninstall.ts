@@ -12,7 +12,7 @@ import {
   type ProcessFacts,
 } from './cli-context.js';
 
-export const UNINSTALL_USAGE = `Usage: linuxkitctl uninstall [--system|--user] [--dry-run] [--root DIR]
+export const UNINSTALL_USAGE = `Usage: linuxkitctl uninstall [--system|--user] [--builder NAME] [--dry-run] [--root DIR]
 
 Stops the daemon and removes what linuxkitctl install added, as recorded in
 <state dir>/install-manifest.json: the files it created, its blocks in /etc/nix/machines and
@@ -23,6 +23,7 @@ state folder stays while it holds the daemon's logs or image cache (the command 
   --system / --user   which install to remove (default: whichever is found, system first)
   --dry-run           print what would be removed, as diffs, and change nothing
   --root DIR          the install made with --root DIR (no service manager is called)
+  --builder NAME      the builder installed with --builder NAME (default: the unnamed one)
 `;
 
 export interface UninstallDeps {
@@ -39,7 +40,7 @@ export async function runUninstall(argv: string[], io: CommandIo = processIo, de
     }
     const facts = deps?.facts ?? currentProcessFacts();
     const runner = deps?.runner ?? (await import('../../daemon/service/run-command.js')).runCommand;
-    const candidates = await candidateLayouts(common.scope, common.root, facts);
+    const candidates = await candidateLayouts(common.scope, common.root, facts, common.builder);
     const { findInstall, uninstall } = await import('../../daemon/registration/uninstaller.js');
     let found = null;
     let acting: string | undefined;

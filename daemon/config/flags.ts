@@ -3,11 +3,14 @@
 import { parseArgs } from 'node:util';
 import { DaemonConfigSchema, type ConfigError, type DaemonConfig } from './schema.js';
 import { schemaErrors, suggestKey } from './schema-errors.js';
+import { builderNameProblem } from './builders.js';
 
 export interface DaemonPathFlags {
   config?: string;
   stateDir?: string;
   socket?: string;
+  /** A named builder (config/builders.ts): its own state directory unless --state-dir says otherwise. */
+  builder?: string;
 }
 
 export interface DaemonArgs {
@@ -31,12 +34,13 @@ const SETTING_FLAGS = {
   memory: 'memoryMiB',
 } as const satisfies Record<string, keyof DaemonConfig>;
 
-const PATH_FLAGS = { config: 'config', 'state-dir': 'stateDir', socket: 'socket' } as const;
+const PATH_FLAGS = { config: 'config', 'state-dir': 'stateDir', socket: 'socket', builder: 'builder' } as const;
 
 const OPTIONS = {
   config: { type: 'string' },
   'state-dir': { type: 'string' },
   socket: { type: 'string' },
+  builder: { type: 'string' },
   'ssh-port': { type: 'string' },
   backend: { type: 'string' },
   accel: { type: 'string' },
@@ -56,6 +60,8 @@ Paths:
   --config FILE      config file (default: <state-dir>/config.json, written on first start)
   --state-dir DIR    state directory (VM record, keys, logs, socket)
   --socket PATH      control socket (default: <state-dir>/daemon.sock)
+  --builder NAME     one of several builders side by side: state directory
+                     <default state dir>/builders/NAME (unless --state-dir is given)
 
 Settings (override the config file):
   --backend NAME     auto, qemu or hyperkit
@@ -124,6 +130,11 @@ export function parseDaemonArgs(argv: string[]): DaemonArgsResult {
   for (const [key, value] of Object.entries(overrides)) {
     const schema = DaemonConfigSchema.properties[key as keyof typeof DaemonConfigSchema.properties];
     errors.push(...schemaErrors(schema, value, () => flagOf[key]));
+  }
+
+  if (typeof values.builder === 'string' && values.builder !== '' && !errors.some((e) => e.key === '--builder')) {
+    const problem = builderNameProblem(values.builder);
+    if (problem) errors.push({ key: '--builder', message: `--builder: ${problem}` });
   }
 
   if (errors.length > 0) return { ok: false, errors };

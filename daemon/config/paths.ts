@@ -4,6 +4,7 @@ import { mkdir } from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { writeJsonAtomic } from '../fs/atomic-write.js';
+import { builderStateDir } from './builders.js';
 import type { DaemonPathFlags } from './flags.js';
 import type { DaemonConfig } from './schema.js';
 
@@ -103,6 +104,7 @@ export interface DaemonPaths extends StatePaths {
 /**
  * Flags win, then $LINUXKIT_NIX_STATE_DIR, then the default. With --state-dir and no --config
  * the config file is `<state-dir>/config.json`. Relative paths are made absolute against `cwd`.
+ * --builder NAME without --state-dir puts the state directory at `<that>/builders/NAME`.
  */
 export function resolveDaemonPaths(
   flags: DaemonPathFlags,
@@ -111,9 +113,8 @@ export function resolveDaemonPaths(
 ): DaemonPaths {
   const abs = (p: string) => path.resolve(host.cwd, p);
   const fromEnv = env[STATE_DIR_ENV];
-  const stateDir = abs(
-    flags.stateDir ?? (fromEnv ? fromEnv : defaultStateDir(host.platform, host.homedir, host.uid, env)),
-  );
+  const base = fromEnv ? fromEnv : defaultStateDir(host.platform, host.homedir, host.uid, env);
+  const stateDir = abs(flags.stateDir ?? builderStateDir(base, flags.builder ?? null));
   const layout = statePaths(stateDir);
   return {
     ...layout,

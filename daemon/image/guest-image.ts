@@ -1,6 +1,7 @@
-// The builder VM's guest image (kernel + initramfs), built by guest/build-image.sh from the
-// Debian packages installed on this machine and kept in a content-addressed cache: the same
-// inputs always map to the same `<cacheDir>/<hash>/`, so a second call reuses it.
+// The builder VM's guest image (kernel + initramfs), built by guest/build-image.sh from Debian
+// packages (x86_64: those installed on this machine; aarch64: Debian's arm64 packages, fetched by
+// guest/arm64/fetch-packages.sh into `<cacheDir>/packages-arm64/`) and kept in a content-addressed
+// cache: the same inputs always map to the same `<cacheDir>/<hash>/`, so a second call reuses it.
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
@@ -9,7 +10,13 @@ import { homedir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-export type GuestImageArch = 'x86_64';
+export type GuestImageArch = 'x86_64' | 'aarch64';
+
+/** The folder inside the image cache where the arm64 packages are fetched and unpacked. */
+export const ARM64_PACKAGES_DIR = 'packages-arm64';
+
+/** Files of the guest folder that only the named architecture's image is made from. */
+const ARCH_ONLY_DIRS: Record<string, GuestImageArch> = { arm64: 'aarch64' };
 
 export interface GuestImage {
   /** Content hash of the inputs; also the name of the image's folder. */
@@ -49,7 +56,10 @@ export interface GuestImageInputs {
   arch: GuestImageArch;
   /** Every file of the guest folder: path relative to it, executable bit, sha256 of the content. */
   files: Array<{ path: string; executable: boolean; sha256: string }>;
-  /** `build-image.sh --print-inputs`: kernel version and checksum, modules, package versions. */
+  /**
+   * `build-image.sh --print-inputs`: kernel version and checksum, modules, package versions (for
+   * aarch64, those of every arm64 package the image takes files from).
+   */
   buildInputs: string;
 }
 
@@ -93,19 +103,31 @@ export function guestImageHash(inputs: GuestImageInputs): string {
   return h.digest('hex').slice(0, HASH_CHARS);
 }
 
-/** Reads everything the image is made of, without building it (a fraction of a second). */
-export async function guestImageInputs(opts: { arch: GuestImageArch; guestDir?: string }): Promise<GuestImageInputs> {
+/** build-image.sh's arguments that say where an architecture's packages come from. */
+function packageArgs(arch: GuestImageArch, cacheDir: string | undefined): string[] {
+  return arch === 'aarch64' && cacheDir !== undefined ? ['--packages-dir', join(resolve(cacheDir), ARM64_PACKAGES_DIR)] : [];
+}
+
+/**
+ * Reads everything the image is made of, without building it (a fraction of a second once the
+ * arm64 packages are fetched; the first aarch64 call fetches them). `cacheDir` places the arm64
+ * packages; without it build-image.sh's default folder is used.
+ */
+export async function guestImageInputs(opts: { arch: GuestImageArch; guestDir?: string; cacheDir?: string }): Promise<GuestImageInputs> {
   const guestDir = opts.guestDir ?? defaultGuestDir();
   const files: GuestImageInputs['files'] = [];
   for (const path of await listFiles(guestDir)) {
+    const rel = relative(guestDir, path).split('\\').join('/');
+    const only = ARCH_ONLY_DIRS[rel.split('/')[0]];
+    if (only !== undefined && only !== opts.arch) continue;
     const [content, st] = await Promise.all([readFile(path), stat(path)]);
     files.push({
-      path: relative(guestDir, path).split('\\').join('/'),
+      path: rel,
       executable: (st.mode & 0o111) !== 0,
       sha256: createHash('sha256').update(content).digest('hex'),
     });
   }
-  const buildInputs = await runScript(guestDir, ['--print-inputs', '--arch', opts.arch]);
+  const buildInputs = await runScript(guestDir, ['--print-inputs', '--arch', opts.arch, ...packageArgs(opts.arch, opts.cacheDir)]);
   return { arch: opts.arch, files, buildInputs };
 }
 
@@ -115,12 +137,12 @@ export async function guestImageInputs(opts: { arch: GuestImageArch; guestDir?: 
  * daemons, parallel tests) each end with the same complete image.
  */
 export async function ensureGuestImage(opts: EnsureGuestImageOptions): Promise<GuestImage> {
-  if (opts.arch !== 'x86_64') {
-    throw new Error(`guest image arch ${JSON.stringify(opts.arch)} is not supported; only x86_64 is built here`);
+  if (opts.arch !== 'x86_64' && opts.arch !== 'aarch64') {
+    throw new Error(`guest image arch ${JSON.stringify(opts.arch)} is not supported; expected x86_64 or aarch64`);
   }
   const guestDir = opts.guestDir ?? defaultGuestDir();
   const cacheDir = resolve(opts.cacheDir);
-  const inputs = await guestImageInputs({ arch: opts.arch, guestDir });
+  const inputs = await guestImageInputs({ arch: opts.arch, guestDir, cacheDir });
   const hash = guestImageHash(inputs);
   const dir = join(cacheDir, hash);
 
@@ -142,7 +164,7 @@ export async function ensureGuestImage(opts: EnsureGuestImageOptions): Promise<G
   await removeStaleBuilds(cacheDir);
   const tmp = join(cacheDir, `.build-${hash}-${process.pid}-${randomBytes(4).toString('hex')}`);
   const kernelVersion = /^kernel (\S+) /m.exec(inputs.buildInputs)?.[1];
-  const args = [tmp, '--arch', opts.arch, ...(kernelVersion ? ['--kernel-version', kernelVersion] : [])];
+  const args = [tmp, '--arch', opts.arch, ...(kernelVersion ? ['--kernel-version', kernelVersion] : []), ...packageArgs(opts.arch, cacheDir)];
   opts.log?.(`building guest image ${hash} in ${cacheDir}`);
   const started = Date.now();
   try {
@@ -160,17 +182,19 @@ export async function ensureGuestImage(opts: EnsureGuestImageOptions): Promise<G
   const image = await readImage(dir, hash, true);
   if (!image) throw new Error(`guest image ${hash} was built but ${dir} does not hold a complete image`);
   opts.log?.(`built guest image ${hash} in ${((Date.now() - started) / 1000).toFixed(1)} s (${image.sizeBytes} bytes)`);
-  const removed = await pruneGuestImages(cacheDir, { keep: KEEP_IMAGES, current: hash });
+  const removed = await pruneGuestImages(cacheDir, { keep: KEEP_IMAGES, current: hash, arch: opts.arch });
   if (removed.length > 0) opts.log?.(`removed unused guest images ${removed.join(', ')}`);
   return image;
 }
 
 /**
- * Removes all but the `keep` most recently used images (besides `current`). Each image is about
- * 150 MB and every edit of guest/ or package upgrade makes a new one. A VM booted from a removed
- * image is unaffected: QEMU reads the kernel and initrd only at start.
+ * Removes all but the `keep` most recently used images (besides `current`); with `arch`, only
+ * among that architecture's images, so an x86_64 and an aarch64 builder sharing a cache never
+ * prune each other's. Each image is about 150 MB and every edit of guest/ or package upgrade makes
+ * a new one. A VM booted from a removed image is unaffected: QEMU reads the kernel and initrd only
+ * at start.
  */
-export async function pruneGuestImages(cacheDir: string, opts: { keep: number; current?: string }): Promise<string[]> {
+export async function pruneGuestImages(cacheDir: string, opts: { keep: number; current?: string; arch?: GuestImageArch }): Promise<string[]> {
   let names: string[];
   try {
     names = await readdir(cacheDir);
@@ -182,15 +206,27 @@ export async function pruneGuestImages(cacheDir: string, opts: { keep: number; c
       names
         .filter((n) => IMAGE_DIR.test(n) && n !== opts.current)
         .map(async (n) => {
-          const st = await stat(join(cacheDir, n, 'manifest.json')).catch(() => null);
+          const text = await readFile(join(cacheDir, n, 'manifest.json'), 'utf8').catch(() => null);
           const dir = await stat(join(cacheDir, n)).catch(() => null);
-          return st && dir ? { name: n, usedMs: dir.mtimeMs } : null;
+          if (text === null || !dir) return null;
+          if (opts.arch !== undefined && manifestArch(text) !== opts.arch) return null;
+          return { name: n, usedMs: dir.mtimeMs };
         }),
     )
   ).filter((x): x is { name: string; usedMs: number } => x !== null);
   const doomed = images.sort((a, b) => b.usedMs - a.usedMs).slice(Math.max(0, opts.keep));
   await Promise.all(doomed.map((d) => rm(join(cacheDir, d.name), { recursive: true, force: true })));
   return doomed.map((d) => d.name).sort();
+}
+
+/** The architecture a manifest records; x86_64 for one that does not parse or say (older images were all x86_64). */
+function manifestArch(text: string): string {
+  try {
+    const arch = (JSON.parse(text) as Partial<GuestImageManifest>).arch;
+    return typeof arch === 'string' ? arch : 'x86_64';
+  } catch {
+    return 'x86_64';
+  }
 }
 
 /** The image in `dir` if its manifest and files are all there and of the recorded sizes. */

@@ -10,6 +10,7 @@ export type CheckId =
   | 'service-loaded'
   | 'daemon-answers'
   | 'builder-healthy'
+  | 'guest-accel'
   | 'ssh-alias'
   | 'host-key'
   | 'machines-entry'
@@ -43,6 +44,17 @@ export interface Expected {
   minFreeMiB: number;
   supportedFeatures: string[];
   nixConfDir: string;
+  /** The builder's name (install --builder NAME); absent or null: the default builder. */
+  builder?: string | null;
+}
+
+/** Whether this host could run the guest with hardware acceleration. */
+export interface HostVirtFacts {
+  platform: 'darwin' | 'linux';
+  /** `process.arch` spelling: 'arm64', 'x64'. */
+  arch: string;
+  /** macOS `sysctl -n kern.hv_support` (Hypervisor.framework usable); null when unknown or not macOS. */
+  hvSupport: boolean | null;
 }
 
 export type GuestFacts =
@@ -55,7 +67,10 @@ export interface DoctorFacts {
   service:
     | { queried: false; reason: string }
     | { queried: true; loaded: boolean; command: string; output: string; startCommand: string };
-  daemon: { ok: true; state: string; healthy: boolean; probeError: string | null } | { ok: false; code: string; message: string };
+  daemon:
+    | { ok: true; state: string; healthy: boolean; probeError: string | null; arch: string; accel: string }
+    | { ok: false; code: string; message: string };
+  hostVirt: HostVirtFacts;
   socketPath: string;
   /** How to start the daemon by hand (under --root: its command line). */
   daemonStartHint: string;
@@ -127,6 +142,32 @@ function sshAlias(f: DoctorFacts): CheckResult {
     fix += `; if ~/.ssh/config (or an earlier file) has its own "Host ${e.alias}" entry, it wins over the drop-in: remove it`;
   }
   return fail('ssh-alias', `${f.ssh.command}: ${wrong.join('; ')}`, fix);
+}
+
+/** The guest architecture the host's CPU runs natively. */
+const NATIVE_GUEST_ARCH: Record<string, string> = { arm64: 'aarch64', x64: 'x86_64' };
+
+/** Emulation (tcg) is expected on Linux without KVM and for a foreign guest architecture; on a Mac with hvf it is a mistake. */
+function guestAccel(f: DoctorFacts): CheckResult {
+  if (!f.daemon.ok) return skip('guest-accel', 'not checked: the daemon does not answer');
+  const { arch, accel } = f.daemon;
+  const h = f.hostVirt;
+  const runs = `the ${arch} guest runs under ${accel}`;
+  if (accel !== 'tcg') return pass('guest-accel', `${runs} (hardware virtualisation)`);
+  if (h.platform !== 'darwin') return pass('guest-accel', `${runs} (emulated: KVM is not in use on this host)`);
+  const native = NATIVE_GUEST_ARCH[h.arch] ?? h.arch;
+  if (arch !== native) {
+    return pass('guest-accel', `${runs}: emulated, as a ${arch} guest must be on a ${h.arch} Mac (hvf runs only ${native} guests), so its builds are several times slower than a ${native} builder's`);
+  }
+  if (h.hvSupport === false) {
+    return pass('guest-accel', `${runs}: emulated, since this Mac has no Hypervisor.framework support (sysctl kern.hv_support is 0, e.g. inside a VM)`);
+  }
+  const builder = f.expected.builder ? ` --builder ${f.expected.builder}` : '';
+  return fail(
+    'guest-accel',
+    `${runs} (emulated) on a Mac where hvf should be available (a ${native} guest on a ${h.arch} Mac${h.hvSupport ? ', kern.hv_support is 1' : ''}): builds run many times slower than they could`,
+    `let the daemon use hvf: linuxkitctl install${builder} --accel auto (or set "accel": "auto" in the config); if QEMU then fails to start with hvf, its build lacks it: use QEMU from Homebrew or nixpkgs`,
+  );
 }
 
 function builderDown(f: DoctorFacts): string | null {
@@ -254,6 +295,7 @@ export function evaluateChecks(f: DoctorFacts): CheckResult[] {
     const why = f.daemon.probeError ? `: ${f.daemon.probeError}` : '';
     out.push(fail('builder-healthy', `the builder is ${f.daemon.state}, not healthy${why}`, 'linuxkitctl logs --source console shows the guest; linuxkitctl restart --wait'));
   }
+  out.push(guestAccel(f));
 
   out.push(sshAlias(f));
   out.push(hostKey(f));

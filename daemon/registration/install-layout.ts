@@ -2,20 +2,25 @@
 // install, uninstall, doctor and the tests agree on every path. With a root directory every
 // path lies under it, and the files written there point under it too.
 import * as path from 'node:path';
+import { builderNames, builderStateDir } from '../config/builders.js';
 import { SYSTEM_STATE_DIR, STATE_LAYOUT, userStateDir } from '../config/paths.js';
 import { builderKeyPaths, type BuilderKeyPaths } from '../keys/builder-keys.js';
 
 export type InstallScope = 'system' | 'user';
 export type InstallPlatform = 'darwin' | 'linux';
 
+// The default builder's names; a named builder's come from builderNames() (config/builders.ts).
 /** The SSH host alias Nix's machines file names; the SSH drop-in maps it to 127.0.0.1:port. */
-export const BUILDER_ALIAS = 'linuxkit-builder';
-export const LAUNCHD_LABEL = 'org.nix-community.linuxkit-nix';
-export const SYSTEMD_UNIT_NAME = 'linuxkit-nix.service';
+export const BUILDER_ALIAS = builderNames(null).alias;
+export const LAUNCHD_LABEL = builderNames(null).launchdLabel;
+export const SYSTEMD_UNIT_NAME = builderNames(null).systemdUnit;
 /** Name of the managed blocks in shared files (/etc/nix/machines, the SSH drop-in). */
-export const MANAGED_BLOCK_NAME = 'linuxkit-nix';
+export const MANAGED_BLOCK_NAME = builderNames(null).blockName;
 export const INSTALL_MANIFEST_NAME = 'install-manifest.json';
-/** Where ssh itself looks for the drop-in: Include lines name this path, never the --root one. */
+/**
+ * Where ssh itself looks for the drop-in: Include lines name this path, never the --root one.
+ * Every builder has its own block (and Host entry) in this one file.
+ */
 export const SSH_DROPIN_SYSTEM_PATH = '/etc/ssh/ssh_config.d/linuxkit-nix.conf';
 
 /** The account the daemon runs as: root for --system, the user for --user. */
@@ -34,6 +39,8 @@ export interface LayoutInput {
   user: ServiceUser;
   /** The service user's XDG variables (empty when they are not known, e.g. under sudo). */
   env?: { XDG_STATE_HOME?: string; XDG_CONFIG_HOME?: string };
+  /** A named builder (--builder NAME); absent or null: the default builder. */
+  builder?: string | null;
 }
 
 export type ServiceLayout =
@@ -45,7 +52,13 @@ export interface InstallLayout {
   scope: InstallScope;
   root: string | null;
   user: ServiceUser;
+  /** null: the default builder. */
+  builder: string | null;
   alias: string;
+  /** Name of this builder's managed blocks in the machines file and the SSH drop-in. */
+  blockName: string;
+  /** The default builder's state directory, below which the named builders' live. */
+  baseStateDir: string;
   stateDir: string;
   configPath: string;
   socketPath: string;
@@ -75,7 +88,9 @@ export function installLayout(input: LayoutInput): InstallLayout {
   if (root !== null && !path.isAbsolute(root)) throw new Error(`--root must be an absolute directory; got ${JSON.stringify(root)}`);
   const env = input.env ?? {};
   const at = (p: string) => underRoot(root, p);
-  const stateDir = at(scope === 'system' ? SYSTEM_STATE_DIR : userStateDir(platform, user.home, env));
+  const names = builderNames(input.builder ?? null);
+  const baseStateDir = at(scope === 'system' ? SYSTEM_STATE_DIR : userStateDir(platform, user.home, env));
+  const stateDir = builderStateDir(baseStateDir, names.builder);
   const keysDir = path.join(stateDir, STATE_LAYOUT.keysDir);
   const logDir = path.join(stateDir, STATE_LAYOUT.logDir);
 
@@ -84,14 +99,14 @@ export function installLayout(input: LayoutInput): InstallLayout {
     const dir = scope === 'system' ? '/Library/LaunchDaemons' : path.join(user.home, 'Library', 'LaunchAgents');
     service = {
       manager: 'launchd',
-      label: LAUNCHD_LABEL,
-      file: at(path.join(dir, `${LAUNCHD_LABEL}.plist`)),
+      label: names.launchdLabel,
+      file: at(path.join(dir, `${names.launchdLabel}.plist`)),
       domain: scope === 'system' ? 'system' : `gui/${user.uid}`,
     };
   } else {
     const xdgConfig = env.XDG_CONFIG_HOME && path.isAbsolute(env.XDG_CONFIG_HOME) ? env.XDG_CONFIG_HOME : path.join(user.home, '.config');
     const dir = scope === 'system' ? '/etc/systemd/system' : path.join(xdgConfig, 'systemd', 'user');
-    service = { manager: 'systemd', unit: SYSTEMD_UNIT_NAME, file: at(path.join(dir, SYSTEMD_UNIT_NAME)), userMode: scope === 'user' };
+    service = { manager: 'systemd', unit: names.systemdUnit, file: at(path.join(dir, names.systemdUnit)), userMode: scope === 'user' };
   }
 
   return {
@@ -99,7 +114,10 @@ export function installLayout(input: LayoutInput): InstallLayout {
     scope,
     root,
     user,
-    alias: BUILDER_ALIAS,
+    builder: names.builder,
+    alias: names.alias,
+    blockName: names.blockName,
+    baseStateDir,
     stateDir,
     configPath: path.join(stateDir, STATE_LAYOUT.config),
     socketPath: path.join(stateDir, STATE_LAYOUT.socket),

@@ -3,7 +3,9 @@
 // daemon. Everything is planned first (so --dry-run and the permission check see the same
 // writes), then applied.
 import * as path from 'node:path';
-import type { HostInfo } from '../config/load.js';
+import { findBuilders } from '../config/builders.js';
+import { parseConfig, type HostInfo } from '../config/load.js';
+import { STATE_LAYOUT } from '../config/paths.js';
 import type { DaemonConfig } from '../config/schema.js';
 import { builderKeyPaths, ensureBuilderKeys } from '../keys/builder-keys.js';
 import { renderLaunchdPlist, launchdJob } from '../../launchd/plist.js';
@@ -24,7 +26,6 @@ import {
 } from './install-fs.js';
 import {
   installLayout,
-  MANAGED_BLOCK_NAME,
   SSH_DROPIN_SYSTEM_PATH,
   underRoot,
   type InstallLayout,
@@ -45,6 +46,8 @@ export interface InstallRequest {
   /** Install under this directory instead of '/': nothing outside it changes, no service manager runs. */
   root: string | null;
   overrides: Partial<DaemonConfig>;
+  /** A named builder (--builder NAME) beside the default one; null or absent: the default builder. */
+  builder?: string | null;
 }
 
 export interface InstallEnvironment {
@@ -110,7 +113,7 @@ interface Prepared {
 }
 
 async function prepare(req: InstallRequest, env: InstallEnvironment): Promise<Prepared> {
-  const layout = installLayout({ platform: env.host.platform, scope: req.scope, root: req.root, user: env.user, env: env.xdg });
+  const layout = installLayout({ platform: env.host.platform, scope: req.scope, root: req.root, user: env.user, env: env.xdg, builder: req.builder ?? null });
   const texts = await readTexts([layout.configPath, layout.manifestPath]);
   const configResult = installConfig(texts.get(layout.configPath) ?? null, req.overrides, layout.configPath, env.host);
   const manifestText = texts.get(layout.manifestPath) ?? null;
@@ -148,7 +151,7 @@ function desiredFiles(p: Prepared, env: InstallEnvironment, hostPublicKeyLine: s
     {
       kind: 'block',
       path: layout.machinesFile,
-      name: MANAGED_BLOCK_NAME,
+      name: layout.blockName,
       body: renderMachinesBody(layout, config, hostPublicKeyLine),
       mode: 0o644,
       owner: 'root',
@@ -157,7 +160,7 @@ function desiredFiles(p: Prepared, env: InstallEnvironment, hostPublicKeyLine: s
     {
       kind: 'block',
       path: layout.sshDropIn,
-      name: MANAGED_BLOCK_NAME,
+      name: layout.blockName,
       body: renderSshDropInBody(layout, config, p.controlPathName),
       mode: 0o644,
       owner: 'root',
@@ -182,6 +185,25 @@ async function plan(p: Prepared, env: InstallEnvironment, hostKeyLine: string, m
   const inHome = (dir: string) => p.layout.scope === 'user' && (dir === home || dir.startsWith(`${home}/`));
   const dirs = createdDirs ?? (await missingDirs(p.wantedDirs, (dir) => (inHome(dir) ? 'service' : 'root')));
   return planInstall({ layout: p.layout, prior: p.prior, current, missingDirs: dirs, missingKeyFiles, desired });
+}
+
+/** Other builders (config/builders.ts) whose config asks for the same SSH port: only one VM can listen on it. */
+async function portClashes(layout: InstallLayout, config: DaemonConfig, host: HostInfo): Promise<Finding[]> {
+  const out: Finding[] = [];
+  for (const other of await findBuilders(layout.baseStateDir, { config: STATE_LAYOUT.config, socket: STATE_LAYOUT.socket })) {
+    if (other.stateDir === layout.stateDir) continue;
+    const file = path.join(other.stateDir, STATE_LAYOUT.config);
+    const text = (await readTexts([file]).catch(() => new Map<string, string | null>())).get(file) ?? null;
+    const parsed = text === null ? null : parseConfig(text, file, host);
+    if (!parsed?.ok || parsed.config.sshPort !== config.sshPort) continue;
+    const them = other.builder === null ? 'the default builder' : `builder ${other.builder}`;
+    const me = layout.builder === null ? '' : ` --builder ${layout.builder}`;
+    out.push({
+      message: `${them} (${file}) uses SSH port ${config.sshPort} too: only one of the two VMs can listen on it`,
+      fix: `give this one its own port: linuxkitctl install${me} --ssh-port N (a free port other than ${config.sshPort})`,
+    });
+  }
+  return out;
 }
 
 /** Problems worth telling the user that install does not fix by itself (it never edits ssh_config or nix.conf). */
@@ -209,6 +231,7 @@ async function findings(p: Prepared, env: InstallEnvironment, machinesAfter: str
   if (!check.ok) warnings.push({ message: check.message, fix: check.fix });
   for (const problem of builders.problems) warnings.push({ message: `${confFile}: ${problem}` });
 
+  warnings.push(...(await portClashes(layout, config, env.host)));
   if (config.supportedFeatures.includes('kvm')) {
     warnings.push({
       message: "supportedFeatures lists kvm: only true if the guest has /dev/kvm (nested virtualisation); Nix would send it builds that need KVM",
@@ -216,7 +239,7 @@ async function findings(p: Prepared, env: InstallEnvironment, machinesAfter: str
     });
   }
   if (machinesAfter !== null) {
-    const block = readManagedBlock(machinesAfter, MANAGED_BLOCK_NAME) ?? '';
+    const block = readManagedBlock(machinesAfter, layout.blockName) ?? '';
     const outside = machinesAfter.replace(block, '').split('\n');
     const dup = outside.findIndex((l) => new RegExp(`^\\s*ssh(-ng)?://([^@\\s]+@)?${layout.alias}(\\s|$)`).test(l));
     if (dup >= 0) warnings.push({ message: `${layout.machinesFile} also names ${layout.alias} outside the managed block: "${outside[dup].trim()}"`, fix: 'remove that line; the managed block is kept current by install' });

@@ -4,10 +4,19 @@
 export interface BlockMarkers {
   begin: string;
   end: string;
+  /** Begin lines of earlier versions, still found (and replaced by `begin` on the next write). */
+  legacyBegin: string[];
 }
 
+// No ';' in the markers: Nix splits the machines file (and `builders`) on ';' as well as on
+// newlines *before* it drops '#' comments, so "# BEGIN ... ; edits here ..." became a machine
+// row "edits here are replaced)" and every build failed with "bad machine specification".
 export function blockMarkers(name: string): BlockMarkers {
-  return { begin: `# BEGIN ${name} (managed by linuxkit-nix; edits here are replaced)`, end: `# END ${name}` };
+  return {
+    begin: `# BEGIN ${name} (managed by linuxkit-nix, edits here are replaced)`,
+    end: `# END ${name}`,
+    legacyBegin: [`# BEGIN ${name} (managed by linuxkit-nix; edits here are replaced)`],
+  };
 }
 
 /** Marks a block that was appended after a final line without a newline, so removal can undo it. */
@@ -24,8 +33,9 @@ function find(text: string, m: BlockMarkers): Found | null {
   let offset = 0;
   let start = -1;
   let addedNewline = false;
+  const begins = [m.begin, ...m.legacyBegin];
   for (const line of lines) {
-    if (start < 0 && (line === m.begin || line === m.begin + ADDED_NEWLINE)) {
+    if (start < 0 && begins.some((b) => line === b || line === b + ADDED_NEWLINE)) {
       start = offset;
       addedNewline = line.endsWith(ADDED_NEWLINE);
     } else if (start >= 0 && line === m.end) {

@@ -70,6 +70,11 @@ export function servicePath(layout: Pick<InstallLayout, 'platform' | 'scope' | '
   return [...new Set(dirs)].join(':');
 }
 
+/** A named builder's daemon is told its name (the paths above already place it; status and ps show it). */
+function builderArgs(layout: Pick<InstallLayout, 'builder'>): string[] {
+  return layout.builder ? ['--builder', layout.builder] : [];
+}
+
 export function daemonServiceSpec(
   layout: InstallLayout,
   program: DaemonProgram,
@@ -78,7 +83,7 @@ export function daemonServiceSpec(
 ): DaemonServiceSpec {
   return {
     scope: layout.scope,
-    description: 'linuxkit-nix: Linux builder VM for Nix (linuxkitd)',
+    description: `linuxkit-nix: Linux builder VM for Nix (linuxkitd${layout.builder ? `, builder ${layout.builder}` : ''})`,
     programArguments: [
       program.node,
       program.mainJs,
@@ -88,6 +93,7 @@ export function daemonServiceSpec(
       layout.stateDir,
       '--socket',
       layout.socketPath,
+      ...builderArgs(layout),
     ],
     environment: { PATH: servicePath(layout, toolDirs) },
     stdoutPath: layout.stdoutLog,
@@ -101,5 +107,7 @@ export function daemonServiceSpec(
 /** The daemon's command line as a shell would take it, for messages ("to try it from here: ..."). */
 export function daemonCommandLine(program: DaemonProgram, layout: InstallLayout): string {
   const q = (s: string) => (/^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);
-  return [program.node, program.mainJs, '--config', layout.configPath, '--state-dir', layout.stateDir, '--socket', layout.socketPath].map(q).join(' ');
+  return [program.node, program.mainJs, '--config', layout.configPath, '--state-dir', layout.stateDir, '--socket', layout.socketPath, ...builderArgs(layout)]
+    .map(q)
+    .join(' ');
 }

@@ -40,3 +40,48 @@ export function renderSystemdUnit(spec: DaemonServiceSpec): string {
     '',
   ].join('\n');
 }
+
+/** The words of a line of systemdWord()s, back as they were (only what renderSystemdUnit writes). */
+export function parseSystemdWords(line: string): string[] {
+  const words: string[] = [];
+  let i = 0;
+  while (i < line.length) {
+    if (/\s/.test(line[i])) {
+      i++;
+      continue;
+    }
+    let word = '';
+    if (line[i] === '"') {
+      i++;
+      for (; i < line.length && line[i] !== '"'; i++) word += line[i] === '\\' ? line[++i] : line[i];
+      if (i >= line.length) throw new Error(`unterminated quote in ${JSON.stringify(line)}`);
+      i++;
+    } else {
+      for (; i < line.length && !/\s/.test(line[i]); i++) word += line[i];
+    }
+    words.push(word.replace(/%%/g, '%').replace(/\$\$/g, '$'));
+  }
+  return words;
+}
+
+/**
+ * The command line and environment of a unit renderSystemdUnit wrote, as systemd would run it:
+ * tests start the daemon exactly so, and a person can read back what the service runs.
+ */
+export function parseSystemdUnit(text: string): { execStart: string[]; environment: Record<string, string> } {
+  let execStart: string[] | null = null;
+  const environment: Record<string, string> = {};
+  for (const line of text.split('\n')) {
+    const m = /^(ExecStart|Environment)=(.*)$/.exec(line);
+    if (!m) continue;
+    if (m[1] === 'ExecStart') execStart = parseSystemdWords(m[2]);
+    else {
+      for (const word of parseSystemdWords(m[2])) {
+        const eq = word.indexOf('=');
+        if (eq > 0) environment[word.slice(0, eq)] = word.slice(eq + 1);
+      }
+    }
+  }
+  if (!execStart || execStart.length === 0) throw new Error('the unit has no ExecStart= line');
+  return { execStart, environment };
+}

@@ -145,6 +145,11 @@ export class Supervisor implements DaemonController {
     if (this.errors.delete(source)) this.notify();
   }
 
+  /** Reports something the daemon did on its own (a repair in the guest, of a registration file) as an event and in the log. */
+  reportEvent(type: 'repair', message: string, details: Record<string, unknown> = {}): void {
+    this.emit({ ...details, type, message });
+  }
+
   /**
    * For SIGTERM: stops the loop, then powers the VM off (stopVm) or leaves it running with its
    * record kept for the next daemon to adopt.

@@ -21,7 +21,7 @@ t.test('status prints one line for a healthy builder and exits 0', async (t) => 
   const { code, stdout, stderr } = await runCli(['--socket', socket, 'status']);
   t.equal(code, 0);
   t.equal(stderr, '');
-  t.match(stdout, /^builder: running \(healthy\) {2}backend qemu\/tcg {2}pid 1234 up \S+ {2}restarts 0 {2}probe 612 ms {2}Nix 2\.8\.0\n$/);
+  t.match(stdout, /^builder: running \(healthy\) {2}backend qemu\/tcg {2}guest x86_64 {2}pid 1234 up \S+ {2}restarts 0 {2}probe 612 ms {2}Nix 2\.8\.0\n$/);
 });
 
 t.test('status --json prints the API answer', async (t) => {
@@ -114,7 +114,7 @@ t.test('restart --wait returns once the builder is healthy on a new VM, not on t
   t.equal(stderr, 'waiting up to 30 s for the builder to be healthy...\n');
   const [accepted, final] = stdout.trimEnd().split('\n');
   t.equal(accepted, 'restart accepted (builder running, VM pid 1234)');
-  t.match(final, /^builder: running \(healthy\) {2}backend qemu\/tcg {2}pid 5678 up \S+ {2}restarts 1/);
+  t.match(final, /^builder: running \(healthy\) {2}backend qemu\/tcg {2}guest x86_64 {2}pid 5678 up \S+ {2}restarts 1/);
   t.equal(fake.current.vm.pid, 5678);
 });
 

@@ -11,7 +11,7 @@ const now = new Date('2025-01-01T00:05:00.000Z');
 t.test('a healthy builder is one line', async (t) => {
   t.equal(
     formatStatus(sampleStatus(), now),
-    'builder: running (healthy)  backend qemu/tcg  pid 1234 up 5m  restarts 0  probe 612 ms  Nix 2.8.0',
+    'builder: running (healthy)  backend qemu/tcg  guest x86_64  pid 1234 up 5m  restarts 0  probe 612 ms  Nix 2.8.0',
   );
 });
 
@@ -28,7 +28,7 @@ t.test('a builder in backoff shows why and when it starts next', async (t) => {
   t.equal(
     formatStatus(status, now),
     [
-      'builder: backoff (not healthy)  backend qemu/tcg  no VM  restarts 3',
+      'builder: backoff (not healthy)  backend qemu/tcg  guest x86_64  no VM  restarts 3',
       '  backoff: attempt 3, next start in 8s',
       '  last exit: exited with code 1 (code 1) 30s ago',
     ].join('\n'),

@@ -1,5 +1,6 @@
 // guest/arm64/fetch-packages.sh for real: Debian's arm64 packages downloaded (once, into the
-// checkout's .cache/arm64, kept between runs) and unpacked without installing them. The closure
+// folder of the shared image cache where ensureGuestImage keeps them, so the aarch64 image tests
+// reuse this download; kept between runs) and unpacked without installing them. The closure
 // is checked here with a reader of ELF files of its own (not readelf, which the script uses):
 // every DT_NEEDED of every program the guest runs, and of the libraries Nix dlopens, is found
 // among the unpacked files, and everything is arm64 (e_machine 183).
@@ -7,12 +8,13 @@ import t from 'tap';
 import { execFile } from 'node:child_process';
 import { lstat, open, readFile, readlink, stat } from 'node:fs/promises';
 import { join, posix } from 'node:path';
-import { repoRoot, requireTool } from '../helpers/env.js';
+import { ARM64_PACKAGES_DIR } from '../../daemon/image/guest-image.js';
+import { imageCacheDir, repoRoot, requireTool } from '../helpers/env.js';
 
 for (const tool of ['apt-get', 'apt-cache', 'dpkg-deb', 'readelf', 'depmod', 'flock']) requireTool(tool);
 
 const script = join(repoRoot, 'guest/arm64/fetch-packages.sh');
-const outDir = join(repoRoot, '.cache/arm64');
+const outDir = join(imageCacheDir, ARM64_PACKAGES_DIR);
 const root = join(outDir, 'root');
 const EM_AARCH64 = 183;
 const LIB_DIRS = ['lib/aarch64-linux-gnu', 'usr/lib/aarch64-linux-gnu', 'lib', 'usr/lib'];

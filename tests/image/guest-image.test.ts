@@ -6,6 +6,7 @@ import { cp, mkdir, open, readdir, readFile, rm, stat, utimes, writeFile } from 
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
+  ARM64_PACKAGES_DIR,
   defaultImageCacheDir,
   ensureGuestImage,
   guestImageHash,
@@ -161,6 +162,43 @@ t.test('pruning keeps the most recently used images and the current one', async 
   t.same((await readdir(cache)).sort(), [names[0], names[3], names[4], 'not-an-image'].sort());
 });
 
+t.test('aarch64: the arm64 packages live in the cache, guest/arm64 counts only for aarch64, and pruning keeps each arch apart', async (t) => {
+  const cache = await tempDir('imgcache');
+  const guest = await tempDir('guest');
+  t.teardown(() => Promise.all([rm(cache, { recursive: true, force: true }), rm(guest, { recursive: true, force: true })]));
+  await cp(fakeGuest, guest, { recursive: true });
+  await mkdir(join(guest, 'arm64'));
+  await writeFile(join(guest, 'arm64', 'fetch-packages.sh'), '#!/bin/sh\necho v1\n');
+
+  const armInputs = await guestImageInputs({ arch: 'aarch64', guestDir: guest, cacheDir: cache });
+  t.match(armInputs.buildInputs, `packages-dir ${join(cache, ARM64_PACKAGES_DIR)}\n`, 'build-image.sh gets <cache>/packages-arm64');
+  t.ok(armInputs.files.some((f) => f.path === 'arm64/fetch-packages.sh'));
+  const x86Inputs = await guestImageInputs({ arch: 'x86_64', guestDir: guest, cacheDir: cache });
+  t.notMatch(x86Inputs.buildInputs, /packages-dir/);
+  t.notOk(x86Inputs.files.some((f) => f.path.startsWith('arm64/')), 'the x86_64 image is not made from guest/arm64');
+
+  const x86 = await ensureGuestImage({ arch: 'x86_64', cacheDir: cache, guestDir: guest });
+  const arm = await ensureGuestImage({ arch: 'aarch64', cacheDir: cache, guestDir: guest });
+  t.not(arm.hash, x86.hash);
+  t.equal((await readGuestImageManifest(arm)).arch, 'aarch64');
+  await writeFile(join(guest, 'arm64', 'fetch-packages.sh'), '#!/bin/sh\necho v2\n');
+  t.equal((await ensureGuestImage({ arch: 'x86_64', cacheDir: cache, guestDir: guest })).hash, x86.hash, 'an arm64 edit leaves the x86_64 image');
+  const arm2 = await ensureGuestImage({ arch: 'aarch64', cacheDir: cache, guestDir: guest });
+  t.not(arm2.hash, arm.hash, 'and makes a new aarch64 one');
+
+  // Four more aarch64 images: the oldest aarch64 ones go, the x86_64 one stays however old.
+  const old = new Date(Date.UTC(2020, 0, 1));
+  await utimes(x86.dir, old, old);
+  for (const v of ['v3', 'v4', 'v5', 'v6']) {
+    await writeFile(join(guest, 'arm64', 'fetch-packages.sh'), `#!/bin/sh\necho ${v}\n`);
+    await ensureGuestImage({ arch: 'aarch64', cacheDir: cache, guestDir: guest });
+  }
+  const left = await readdir(cache);
+  t.ok(left.includes(x86.hash), 'the x86_64 image is not pruned by aarch64 builds');
+  t.notOk(left.includes(arm.hash), 'the oldest aarch64 image is');
+  t.equal(left.filter((n) => /^[0-9a-f]{24}$/.test(n)).length, 4, 'x86_64 + the current aarch64 + 2 more');
+});
+
 t.test('a failing build names the script and its error', async (t) => {
   const cache = await tempDir('imgcache');
   const guest = await tempDir('guest');
@@ -174,8 +212,8 @@ t.test('a failing build names the script and its error', async (t) => {
   });
   t.same(await readdir(cache), [], 'the failed build left nothing in the cache');
   await t.rejects(
-    ensureGuestImage({ arch: 'aarch64' as 'x86_64', cacheDir: cache, guestDir: guest }),
-    /arch "aarch64" is not supported/,
+    ensureGuestImage({ arch: 'riscv64' as 'x86_64', cacheDir: cache, guestDir: guest }),
+    /guest image arch "riscv64" is not supported; expected x86_64 or aarch64/,
   );
 });
 

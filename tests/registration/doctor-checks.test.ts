@@ -11,7 +11,8 @@ function healthy(): DoctorFacts {
     install: { manifestPath: '/var/lib/linuxkit-nix/install-manifest.json', found: true },
     underRoot: false,
     service: { queried: true, loaded: true, command: 'systemctl is-active --quiet linuxkit-nix.service', output: '', startCommand: 'sudo systemctl enable --now linuxkit-nix.service' },
-    daemon: { ok: true, state: 'running', healthy: true, probeError: null },
+    daemon: { ok: true, state: 'running', healthy: true, probeError: null, arch: 'x86_64', accel: 'kvm' },
+    hostVirt: { platform: 'linux', arch: 'x64', hvSupport: null },
     socketPath: '/var/lib/linuxkit-nix/daemon.sock',
     daemonStartHint: 'linuxkitctl install',
     daemonLog: '/var/lib/linuxkit-nix/log/daemon.log',
@@ -57,7 +58,7 @@ const byId = (f: DoctorFacts, id: string) => evaluateChecks(f).find((c) => c.id 
 t.test('everything right: every check passes, in the documented order', async (t) => {
   const checks = evaluateChecks(healthy());
   t.same(checks.map((c) => c.id), [
-    'install', 'service-loaded', 'daemon-answers', 'builder-healthy', 'ssh-alias', 'host-key',
+    'install', 'service-loaded', 'daemon-answers', 'builder-healthy', 'guest-accel', 'ssh-alias', 'host-key',
     'machines-entry', 'nix-builders', 'key-permissions', 'guest-disk', 'guest-clock',
   ]);
   t.same(checks.filter((c) => !c.ok || c.skipped), []);
@@ -130,7 +131,7 @@ const CASES: Array<{ name: string; inject: (f: DoctorFacts) => void; fails: stri
     fails: ['daemon-answers'],
     message: /linuxkitd does not answer on \/var\/lib\/linuxkit-nix\/daemon\.sock: nothing listens on it/,
     fix: /start it: linuxkitctl install.*why it stopped is in \/var\/lib\/linuxkit-nix\/log\/daemon\.log/,
-    skipped: ['builder-healthy', 'host-key', 'guest-disk', 'guest-clock'],
+    skipped: ['builder-healthy', 'guest-accel', 'host-key', 'guest-disk', 'guest-clock'],
   },
   {
     name: 'the socket is root\'s',
@@ -140,7 +141,7 @@ const CASES: Array<{ name: string; inject: (f: DoctorFacts) => void; fails: stri
     fails: ['daemon-answers'],
     message: /permission denied/,
     fix: /sudo linuxkitctl doctor/,
-    skipped: ['builder-healthy'],
+    skipped: ['builder-healthy', 'guest-accel'],
   },
   {
     name: 'service not loaded',
@@ -154,7 +155,7 @@ const CASES: Array<{ name: string; inject: (f: DoctorFacts) => void; fails: stri
   {
     name: 'builder not healthy',
     inject: (f) => {
-      f.daemon = { ok: true, state: 'degraded', healthy: false, probeError: 'Connection timed out during banner exchange' };
+      f.daemon = { ok: true, state: 'degraded', healthy: false, probeError: 'Connection timed out during banner exchange', arch: 'x86_64', accel: 'kvm' };
       f.guest = { ok: false, kind: 'unreachable', message: 'timed out' };
     },
     fails: ['builder-healthy'],
@@ -233,6 +234,44 @@ t.test('under --root the service check is skipped with a note', async (t) => {
   f.underRoot = true;
   f.service = { queried: false, reason: 'under --root' };
   t.match(byId(f, 'service-loaded'), { ok: true, skipped: true, message: /not checked under --root/ });
+});
+
+t.test('guest-accel: emulation (tcg) fails only on a Mac that could run the guest with hvf', async (t) => {
+  type Row = [string, Partial<DoctorFacts['hostVirt']>, { arch: string; accel: string }, boolean, RegExp];
+  const rows: Row[] = [
+    ['aarch64 guest on an Apple silicon Mac under tcg', { platform: 'darwin', arch: 'arm64', hvSupport: true }, { arch: 'aarch64', accel: 'tcg' }, false,
+      /the aarch64 guest runs under tcg \(emulated\) on a Mac where hvf should be available \(a aarch64 guest on a arm64 Mac, kern\.hv_support is 1\)/],
+    ['x86_64 guest on an Intel Mac under tcg, hv_support unknown', { platform: 'darwin', arch: 'x64', hvSupport: null }, { arch: 'x86_64', accel: 'tcg' }, false,
+      /the x86_64 guest runs under tcg \(emulated\) on a Mac where hvf should be available \(a x86_64 guest on a x64 Mac\)/],
+    ['aarch64 guest on an Apple silicon Mac under hvf', { platform: 'darwin', arch: 'arm64', hvSupport: true }, { arch: 'aarch64', accel: 'hvf' }, true,
+      /the aarch64 guest runs under hvf \(hardware virtualisation\)/],
+    ['x86_64 guest on an Apple silicon Mac: tcg is the only way', { platform: 'darwin', arch: 'arm64', hvSupport: true }, { arch: 'x86_64', accel: 'tcg' }, true,
+      /emulated, as a x86_64 guest must be on a arm64 Mac \(hvf runs only aarch64 guests\)/],
+    ['a Mac without Hypervisor.framework (itself a VM)', { platform: 'darwin', arch: 'arm64', hvSupport: false }, { arch: 'aarch64', accel: 'tcg' }, true,
+      /no Hypervisor\.framework support \(sysctl kern\.hv_support is 0/],
+    ['aarch64 guest on a Linux x86_64 host under tcg', { platform: 'linux', arch: 'x64', hvSupport: null }, { arch: 'aarch64', accel: 'tcg' }, true,
+      /the aarch64 guest runs under tcg \(emulated: KVM is not in use on this host\)/],
+    ['x86_64 guest on Linux under kvm', { platform: 'linux', arch: 'x64', hvSupport: null }, { arch: 'x86_64', accel: 'kvm' }, true,
+      /the x86_64 guest runs under kvm \(hardware virtualisation\)/],
+  ];
+  for (const [name, host, guest, ok, message] of rows) {
+    const f = healthy();
+    f.hostVirt = { ...f.hostVirt, ...host };
+    f.daemon = { ok: true, state: 'running', healthy: true, probeError: null, ...guest };
+    const check = byId(f, 'guest-accel');
+    t.equal(check.ok, ok, `${name}: ${ok ? 'passes' : 'fails'}`);
+    t.match(check.message, message, name);
+    t.same(failing(f).map((c) => c.id), ok ? [] : ['guest-accel'], `${name}: no other check is affected`);
+    if (!ok) t.match(check.fix, /linuxkitctl install --accel auto \(or set "accel": "auto" in the config\)/);
+  }
+  const named = healthy();
+  named.expected.builder = 'arm';
+  named.hostVirt = { platform: 'darwin', arch: 'arm64', hvSupport: true };
+  named.daemon = { ok: true, state: 'running', healthy: true, probeError: null, arch: 'aarch64', accel: 'tcg' };
+  t.match(byId(named, 'guest-accel').fix, /linuxkitctl install --builder arm --accel auto/, 'the fix names the builder');
+  const down = healthy();
+  down.daemon = { ok: false, code: 'ENOENT', message: 'no socket there' };
+  t.match(byId(down, 'guest-accel'), { ok: true, skipped: true, message: 'not checked: the daemon does not answer' });
 });
 
 t.test('guest report and ssh -G parsing', async (t) => {

@@ -40,7 +40,7 @@ const failed = (checks: Check[]) => checks.filter((c) => !c.ok).map((c) => c.id)
 function fakeDaemon(socketPath: string, healthy: boolean): Promise<HttpServer> {
   const server = createServer((_req, res) => {
     res.setHeader('content-type', 'application/json');
-    res.end(JSON.stringify({ state: healthy ? 'running' : 'starting', healthy, probe: { ok: healthy, error: healthy ? null : 'connection refused' } }));
+    res.end(JSON.stringify({ state: healthy ? 'running' : 'starting', healthy, arch: 'x86_64', accel: 'tcg', probe: { ok: healthy, error: healthy ? null : 'connection refused' } }));
   });
   return new Promise((resolve) => server.listen(socketPath, () => resolve(server)));
 }
@@ -81,7 +81,7 @@ t.test('doctor on a --root install: all green with a daemon and a guest, then ea
   const down = await doctor(root);
   t.equal(down.code, 1);
   t.same(failed(down.checks), ['daemon-answers']);
-  t.same(down.checks.filter((c) => c.skipped).map((c) => c.id), ['service-loaded', 'builder-healthy', 'host-key', 'guest-disk', 'guest-clock']);
+  t.same(down.checks.filter((c) => c.skipped).map((c) => c.id), ['service-loaded', 'builder-healthy', 'guest-accel', 'host-key', 'guest-disk', 'guest-clock']);
   t.match(down.checks.find((c) => c.id === 'daemon-answers')!.fix, `start it: /usr/local/bin/node /opt/linuxkit-nix/dist/daemon/main.js --config ${state}/config.json`);
   t.match(down.text, /^\[FAIL\] daemon-answers: linuxkitd does not answer/m);
   t.match(down.text, /^\[ ok \] ssh-alias: ssh resolves linuxkit-builder to 127\.0\.0\.1:\d+ as root with \S+client_ed25519$/m);

@@ -3,6 +3,7 @@
 // second install a no-op, --ssh-port updated in place, --dry-run changing nothing.
 // Regenerate the goldens with UPDATE_GOLDEN=1 after an intended change, and review the diff.
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import t from 'tap';
 import type { DaemonConfig } from '../../daemon/config/schema.js';
@@ -158,6 +159,30 @@ t.test('uninstall without an install says where it looked and fails', async (t) 
   t.equal(un.code, 1);
   t.match(un.err, `nothing to uninstall: no install manifest at ${root}/var/lib/linuxkit-nix/install-manifest.json or ${root}/home/alice/.local/state/linuxkit-nix/install-manifest.json`);
   t.equal(treeSnapshot(root), '\n');
+});
+
+t.test('uninstall refuses while a daemon still answers on the socket (it would restore the blocks), and removes nothing', async (t) => {
+  const root = await mkdtemp('/tmp/lk-inst-');
+  t.teardown(() => rm(root, { recursive: true, force: true }));
+  t.equal((await cli('install', ['--root', root, '--system'])).code, 0);
+  const socketPath = join(root, 'var/lib/linuxkit-nix/daemon.sock');
+  const installed = treeSnapshot(root);
+  const server = createServer((c) => c.end());
+  await new Promise<void>((resolve) => server.listen(socketPath, resolve));
+  const stop = () => new Promise<void>((resolve) => server.close(() => resolve()));
+  t.teardown(() => (server.listening ? stop() : undefined));
+  const un = await cli('uninstall', ['--root', root, '--system']);
+  t.equal(un.code, 1);
+  t.match(un.err, `linuxkitd still answers on ${socketPath} and would restore what uninstall removes; stop it first`);
+  t.match(un.err, 'nothing was removed');
+  const dry = await cli('uninstall', ['--root', root, '--system', '--dry-run']);
+  t.equal(dry.code, 0, '--dry-run still shows what would go');
+  await stop();
+  t.equal(treeSnapshot(root), installed, 'not a byte changed');
+  // A socket file nobody listens on (a daemon that died) does not hold uninstall up.
+  await writeFile(socketPath, '');
+  const again = await cli('uninstall', ['--root', root, '--system']);
+  t.equal(again.code, 0, again.err);
 });
 
 t.test('install refuses bad settings and a broken config, naming them, and changes nothing', async (t) => {

@@ -44,3 +44,21 @@ t.test('an empty or missing file', async (t) => {
 t.test('a begin marker without its end is an error that changes nothing', async (t) => {
   t.throws(() => upsertManagedBlock(`${begin}\nx\n`, NAME, 'y\n'), /without its closing/);
 });
+
+t.test("the markers hold no ';': Nix splits machines specs on it before dropping comments", async (t) => {
+  const { begin: b, end: e } = blockMarkers('linuxkit-nix');
+  t.notMatch(b, /;/);
+  t.notMatch(e, /;/);
+  t.notMatch(b + ' [newline added]', /;/);
+});
+
+t.test('a block with the earlier marker (with a ;) is found, updated to the new marker, and removed', async (t) => {
+  const [legacy] = blockMarkers(NAME).legacyBegin;
+  t.match(legacy, /;/);
+  const old = `a\n${legacy}\nold\n${end}\nb\n`;
+  t.equal(readManagedBlock(old, NAME), 'old\n');
+  t.equal(upsertManagedBlock(old, NAME, 'old\n'), `a\n${begin}\nold\n${end}\nb\n`, 'same body, new marker: a rewrite');
+  t.equal(removeManagedBlock(old, NAME), 'a\nb\n');
+  const noNewline = `x\n${legacy} [newline added]\nold\n${end}\n`;
+  t.equal(removeManagedBlock(noNewline, NAME), 'x');
+});

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import t from 'tap';
 import { daemonServiceSpec } from '../../daemon/service/daemon-service.js';
-import { renderSystemdUnit, systemdWord } from '../../daemon/service/systemd-unit.js';
+import { parseSystemdUnit, parseSystemdWords, renderSystemdUnit, systemdWord } from '../../daemon/service/systemd-unit.js';
 import { installLayout } from '../../daemon/registration/install-layout.js';
 import { repoRoot, tempDir } from '../helpers/env.js';
 
@@ -31,6 +31,18 @@ t.test('systemdWord escapes specifiers, variables, spaces, quotes and backslashe
   t.equal(systemdWord('a"b\\c d'), '"a\\"b\\\\c d"');
   t.equal(systemdWord(''), '""');
   t.throws(() => systemdWord('a\nb'), /cannot put "a\\nb" in a systemd unit/);
+});
+
+t.test('parseSystemdWords and parseSystemdUnit read back exactly what the unit says', async (t) => {
+  const words = ['/usr/bin/node', '/a b/c', '/50%/x', '$HOME', 'a"b\\c d', '', "it's;here", 'plain'];
+  t.same(parseSystemdWords(words.map(systemdWord).join(' ')), words);
+  const layout = installLayout({ platform: 'linux', scope: 'user', root: '/tmp/r 50%', user: alice });
+  const spec = daemonServiceSpec(layout, { node: '/opt/node $v/bin/node', mainJs: '/srv/lk nix/dist/daemon/main.js' }, { stopGraceMs: 20_000 }, ['/opt/q emu/bin']);
+  const parsed = parseSystemdUnit(renderSystemdUnit(spec));
+  t.same(parsed.execStart, spec.programArguments);
+  t.same(parsed.environment, spec.environment);
+  t.throws(() => parseSystemdUnit('[Service]\nType=simple\n'), /no ExecStart= line/);
+  t.throws(() => parseSystemdWords('"open'), /unterminated quote/);
 });
 
 for (const scope of ['system', 'user'] as const) {
