@@ -33,7 +33,7 @@ export interface DaemonStatus {
   failedReason: string | null;
   configPath: string;
   stateDir: string;
-  /** Current problems: an invalid config edit (naming the key), a registration repair, ... */
+  /** Current problems: an invalid config edit (naming the key), a registration file the daemon cannot or will not repair, a failed guest GC or clock fix. Repairs themselves are events. */
   errors: Array<{ source: string; message: string; at: string }>;
   daemon: { pid: number; version: string; startedAt: string };
 }

@@ -1,6 +1,7 @@
 // Reads tap's raw TAP stream on stdin, passes it through, and closes with the line
 // "N passed, N failed" that CI reads. A test is one top-level `t.test` (or bare assertion) of a
 // test file; a file that crashes before reporting counts as one failure.
+import { writeFileSync } from 'node:fs';
 import { Parser } from 'tap-parser';
 
 let passed = 0;
@@ -29,6 +30,9 @@ root.on('assert', (res) => {
 root.on('complete', () => {
   if (failures.length) {
     process.stdout.write(`\nFailed:\n${failures.map((f) => `  - ${f}`).join('\n')}\n`);
+  }
+  if (process.env.TAP_SUMMARY_FILE) {
+    writeFileSync(process.env.TAP_SUMMARY_FILE, JSON.stringify({ passed, failed }));
   }
   process.stdout.write(`\n${passed} passed, ${failed} failed\n`);
 });
