@@ -15,14 +15,15 @@ if [ -d /run/systemd/system ]; then
 else
   # No service manager runs here (a container, for instance): run linuxkitd in the background.
   "${ctl[@]}" install --system --no-service "$@"
-  if ! "${ctl[@]}" version 2>/dev/null | grep -q '^linuxkitd'; then
+  reachable() { "${ctl[@]}" status >/dev/null 2>&1; [ $? -ne 3 ]; }  # exit 3: no daemon answers
+  if ! reachable; then
     mkdir -p "$state/log"
     setsid nohup node dist/daemon/main.js --state-dir "$state" >>"$state/log/linuxkitd.out" 2>&1 </dev/null &
     echo "up: no service manager: started linuxkitd in the background (pid $!); it will not come back after a reboot"
   fi
   # Config changes made by install are picked up by a running daemon's watcher.
   for _ in $(seq 60); do
-    "${ctl[@]}" version 2>/dev/null | grep -q '^linuxkitd' && break
+    reachable && break
     sleep 0.5
   done
 fi
