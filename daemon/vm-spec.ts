@@ -7,6 +7,7 @@ import type { DaemonConfig } from './config/schema.js';
 import { ensureGuestImage } from './image/guest-image.js';
 import type { BuilderKeys } from './keys/builder-keys.js';
 import { latestConsoleLog, newConsoleLog } from './state/console-logs.js';
+import { ensureStoreDisk } from './state/store-disk.js';
 
 export interface VmSpecContext {
   stateDir: string;
@@ -44,6 +45,7 @@ export async function buildVmSpec(config: DaemonConfig, ctx: VmSpecContext, opts
     sshPort: config.sshPort,
     stateDir: ctx.stateDir,
     consoleLog,
+    disk: await ensureStoreDisk(ctx.stateDir, config.diskGiB),
     guestFiles: {
       'linuxkit/authorized_keys': ctx.keys.clientPublicKey,
       'linuxkit/ssh_host_ed25519_key': ctx.keys.hostKey,
