@@ -13,22 +13,10 @@ import {
   type ObservedProbe,
   type Policy,
 } from '../../daemon/reconciler/types.js';
+import { noProbe, testPolicy } from './fixtures.js';
 
 const NOW = 1_000_000;
-const policy: Policy = {
-  initialDelayMs: 1000,
-  maxDelayMs: 60_000,
-  multiplier: 2,
-  jitter: 0.2,
-  maxAttempts: 5,
-  stablePeriodMs: 60_000,
-  bootGraceMs: 30_000,
-  degradedRestartMs: 60_000,
-  probeIntervalMs: 10_000,
-  bootProbeIntervalMs: 1000,
-  stopGraceMs: 15_000,
-};
-const noProbe: ObservedProbe = { ok: false, at: null, firstFailureAt: null, lastOkAt: null, error: null, inFlight: false };
+const policy: Policy = testPolicy;
 const none: Observed = {
   process: 'none',
   processStartedAt: null,
