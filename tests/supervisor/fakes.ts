@@ -4,6 +4,7 @@ import type { Backend, StopOptions, VmExit, VmHandle, VmRecord, VmSpec } from '.
 import type { DesiredState, StateEvent } from '../../daemon/controller.js';
 import type { Policy } from '../../daemon/reconciler/types.js';
 import { Supervisor } from '../../daemon/supervisor/supervisor.js';
+import { testPolicy as reconcilerTestPolicy } from '../reconciler/fixtures.js';
 import type { Clock, SupervisorDeps } from '../../daemon/supervisor/types.js';
 
 /** Lets every pending promise callback and immediate run (the fakes resolve without I/O). */
@@ -173,19 +174,8 @@ export class MemoryStore {
   }
 }
 
-export const testPolicy: Policy = {
-  initialDelayMs: 1000,
-  maxDelayMs: 60_000,
-  multiplier: 2,
-  jitter: 0.2,
-  maxAttempts: 4,
-  stablePeriodMs: 60_000,
-  bootGraceMs: 30_000,
-  degradedRestartMs: 60_000,
-  probeIntervalMs: 10_000,
-  bootProbeIntervalMs: 1000,
-  stopGraceMs: 15_000,
-};
+// The reconciler tests' policy, with one attempt fewer so crash loops end sooner here.
+export const testPolicy: Policy = { ...reconcilerTestPolicy, maxAttempts: 4 };
 
 export interface Harness {
   sup: Supervisor;
