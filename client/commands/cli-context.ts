@@ -7,7 +7,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { builderNameProblem } from '../../daemon/config/builders.js';
-import type { InstallLayout, InstallScope, ServiceUser } from '../../daemon/registration/install-layout.js';
+import type { InstallLayout, InstallScope, ServiceUser } from '../../daemon/host-files/install-layout.js';
 
 export interface CommandIo {
   out: (text: string) => void;
@@ -174,7 +174,7 @@ export async function candidateLayouts(
   facts: ProcessFacts,
   builder: string | null = null,
 ): Promise<Array<{ layout: InstallLayout; actingForUser?: string }>> {
-  const { installLayout } = await import('../../daemon/registration/install-layout.js');
+  const { installLayout } = await import('../../daemon/host-files/install-layout.js');
   const out: Array<{ layout: InstallLayout; actingForUser?: string }> = [];
   for (const s of scope ? [scope] : (['system', 'user'] as const)) {
     let who;

@@ -1,9 +1,9 @@
 // linuxkitctl doctor: checks, in order, everything a remote build through the builder needs,
 // and prints a fix for each failure. Exit 0 when all pass, 1 otherwise.
 import type { HostInfo } from '../../daemon/config/load.js';
-import type { CheckResult, DoctorFacts } from '../../daemon/registration/doctor-checks.js';
-import type { DaemonProgram } from '../../daemon/service/daemon-service.js';
-import type { CommandRunner } from '../../daemon/service/run-command.js';
+import type { CheckResult, DoctorFacts } from '../install/doctor-checks.js';
+import type { DaemonProgram } from '../../daemon/host-files/daemon-service.js';
+import type { CommandRunner } from '../install/run-command.js';
 import {
   candidateLayouts,
   currentProcessFacts,
@@ -64,7 +64,7 @@ export async function runDoctor(argv: string[], io: CommandIo = processIo, deps?
     if (!gather) {
       const candidates = await candidateLayouts(common.scope, common.root, facts, common.builder);
       if (candidates.length === 0) throw new UsageError('no install to check');
-      const { findInstall } = await import('../../daemon/registration/uninstaller.js');
+      const { findInstall } = await import('../install/uninstaller.js');
       let chosen = candidates[0];
       let found = false;
       for (const c of candidates) {
@@ -74,10 +74,10 @@ export async function runDoctor(argv: string[], io: CommandIo = processIo, deps?
           break;
         }
       }
-      const runner = deps?.runner ?? (await import('../../daemon/service/run-command.js')).runCommand;
-      const program = deps?.program ?? (await import('../../daemon/service/daemon-service.js')).currentDaemonProgram();
+      const runner = deps?.runner ?? (await import('../install/run-command.js')).runCommand;
+      const program = deps?.program ?? (await import('../../daemon/host-files/daemon-service.js')).currentDaemonProgram();
       const host = deps?.host ?? { platform: facts.platform, arch: process.arch };
-      const { gatherDoctorFacts } = await import('./doctor-facts.js');
+      const { gatherDoctorFacts } = await import('../install/doctor-facts.js');
       gather = () =>
         gatherDoctorFacts({
           layout: chosen.layout,
@@ -91,7 +91,7 @@ export async function runDoctor(argv: string[], io: CommandIo = processIo, deps?
           env: facts.env,
         });
     }
-    const { evaluateChecks } = await import('../../daemon/registration/doctor-checks.js');
+    const { evaluateChecks } = await import('../install/doctor-checks.js');
     const checks = evaluateChecks(await gather());
     const ok = checks.every((c) => c.ok);
     io.out(values.json ? `${JSON.stringify({ ok, checks }, null, 2)}\n` : formatChecks(checks));

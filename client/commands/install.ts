@@ -1,9 +1,9 @@
 // linuxkitctl install: sets up keys, config, Nix and SSH registration and the service, then
 // starts the daemon. Argument handling and output live here; the work is in
-// daemon/registration/installer.ts, loaded only when the command runs.
+// client/install/installer.ts, loaded only when the command runs.
 import type { HostInfo } from '../../daemon/config/load.js';
-import type { DaemonProgram } from '../../daemon/service/daemon-service.js';
-import type { CommandRunner } from '../../daemon/service/run-command.js';
+import type { DaemonProgram } from '../../daemon/host-files/daemon-service.js';
+import type { CommandRunner } from '../install/run-command.js';
 import {
   currentProcessFacts,
   formatFinding,
@@ -58,8 +58,8 @@ export interface InstallDeps {
 
 async function defaultDeps(): Promise<InstallDeps> {
   const facts = currentProcessFacts();
-  const { runCommand } = await import('../../daemon/service/run-command.js');
-  const { currentDaemonProgram } = await import('../../daemon/service/daemon-service.js');
+  const { runCommand } = await import('../install/run-command.js');
+  const { currentDaemonProgram } = await import('../../daemon/host-files/daemon-service.js');
   return {
     facts,
     host: { platform: facts.platform, arch: process.arch },
@@ -84,11 +84,11 @@ export async function runInstall(argv: string[], io: CommandIo = processIo, deps
     const parsed = parseDaemonArgs(settingArgs);
     if (!parsed.ok) throw new UsageError(parsed.errors.map((e) => e.message).join('; '));
 
-    const { defaultScope } = await import('../../daemon/registration/install-layout.js');
+    const { defaultScope } = await import('../../daemon/host-files/install-layout.js');
     const scope =
       common.scope ?? defaultScope({ nixDaemonSocketExists: d.nixDaemonSocketExists, nixRemote: d.facts.env.NIX_REMOTE });
     const who = resolveServiceUser(scope, common.root, d.facts);
-    const { install } = await import('../../daemon/registration/installer.js');
+    const { install } = await import('../install/installer.js');
     const dryRun = values['dry-run'] === true;
     const report = await install(
       { scope, dryRun, root: common.root, overrides: parsed.args.overrides, builder: common.builder },

@@ -1,6 +1,6 @@
 // linuxkitctl uninstall: stops the service and removes exactly what install added, as its
-// manifest records. The work is in daemon/registration/uninstaller.ts.
-import type { CommandRunner } from '../../daemon/service/run-command.js';
+// manifest records. The work is in client/install/uninstaller.ts.
+import type { CommandRunner } from '../install/run-command.js';
 import {
   candidateLayouts,
   currentProcessFacts,
@@ -39,9 +39,9 @@ export async function runUninstall(argv: string[], io: CommandIo = processIo, de
       return 0;
     }
     const facts = deps?.facts ?? currentProcessFacts();
-    const runner = deps?.runner ?? (await import('../../daemon/service/run-command.js')).runCommand;
+    const runner = deps?.runner ?? (await import('../install/run-command.js')).runCommand;
     const candidates = await candidateLayouts(common.scope, common.root, facts, common.builder);
-    const { findInstall, uninstall } = await import('../../daemon/registration/uninstaller.js');
+    const { findInstall, uninstall } = await import('../install/uninstaller.js');
     let found = null;
     let acting: string | undefined;
     for (const c of candidates) {

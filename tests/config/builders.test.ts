@@ -8,8 +8,8 @@ import { builderSocketPath, listBuilderSockets } from '../../client/commands/bui
 import { builderNameProblem, builderNames, builderStateDir, findBuilders } from '../../daemon/config/builders.js';
 import { parseDaemonArgs } from '../../daemon/config/flags.js';
 import { resolveDaemonPaths, STATE_DIR_ENV, STATE_LAYOUT, type HostContext } from '../../daemon/config/paths.js';
-import { installLayout } from '../../daemon/registration/install-layout.js';
-import { daemonServiceSpec } from '../../daemon/service/daemon-service.js';
+import { installLayout } from '../../daemon/host-files/install-layout.js';
+import { daemonServiceSpec } from '../../daemon/host-files/daemon-service.js';
 
 t.test('the default builder keeps its names; a named one derives each of its own from the name', async (t) => {
   t.same(builderNames(null), {

@@ -11,8 +11,8 @@ import { ensureGuestImage } from '../../daemon/image/guest-image.js';
 import { ensureBuilderKeys } from '../../daemon/keys/builder-keys.js';
 import { probeBuilder, waitUntilReady } from '../../daemon/probe/readiness-probe.js';
 import { HostKeyMismatchError } from '../../daemon/probe/guest-ssh.js';
-import { renderMachinesLine } from '../../daemon/registration/machines-entry.js';
-import { renderKnownHostsLine, renderSshHostEntry } from '../../daemon/registration/ssh-config.js';
+import { renderMachinesLine } from '../../daemon/host-files/machines-entry.js';
+import { renderKnownHostsLine, renderSshHostEntry } from '../../daemon/host-files/ssh-config.js';
 import { freePort, imageCacheDir, pidsMatching, requireTool, tempDir } from '../helpers/env.js';
 import { buildWhereItRuns, writeHostNixConf } from '../helpers/host-nix.js';
 

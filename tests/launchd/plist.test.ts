@@ -3,8 +3,8 @@
 import t from 'tap';
 import { parse } from 'plist';
 import { LAUNCHD_JOB_KEYS, launchdJob, parseLaunchdPlist, renderLaunchdPlist } from '../../launchd/plist.js';
-import { daemonServiceSpec } from '../../daemon/service/daemon-service.js';
-import { installLayout } from '../../daemon/registration/install-layout.js';
+import { daemonServiceSpec } from '../../daemon/host-files/daemon-service.js';
+import { installLayout } from '../../daemon/host-files/install-layout.js';
 
 const alice = { name: 'alice', uid: 501, gid: 20, home: '/Users/alice' };
 const program = { node: '/opt/homebrew/bin/node', mainJs: '/opt/linuxkit-nix/dist/daemon/main.js' };

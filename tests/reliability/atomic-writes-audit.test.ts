@@ -64,7 +64,7 @@ t.test('the product writes its state and registration files through writeFileAto
   const users = PRODUCT_DIRS.flatMap((d) => sources(join(repoRoot, d)))
     .filter((abs) => /\bwrite(File|Json)Atomic\(/.test(readFileSync(abs, 'utf8')))
     .map((abs) => relative(repoRoot, abs));
-  for (const expected of ['daemon/config/paths.ts', 'daemon/state/daemon-store.ts', 'daemon/daemon-app.ts', 'daemon/registration/install-fs.ts']) {
+  for (const expected of ['daemon/config/paths.ts', 'daemon/state/daemon-store.ts', 'daemon/daemon-app.ts', 'client/install/install-fs.ts']) {
     t.ok(users.includes(expected), `${expected} writes atomically`);
   }
   t.comment(`writeFileAtomic/writeJsonAtomic used in: ${users.join(', ')}`);

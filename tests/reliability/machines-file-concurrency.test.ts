@@ -7,10 +7,10 @@ import { readdirSync } from 'node:fs';
 import { mkdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../../daemon/fs/atomic-write.js';
-import { MANAGED_BLOCK_NAME } from '../../daemon/registration/install-layout.js';
-import { blockMarkers, readManagedBlock, removeManagedBlock, upsertManagedBlock } from '../../daemon/registration/managed-block.js';
+import { MANAGED_BLOCK_NAME } from '../../daemon/host-files/install-layout.js';
+import { blockMarkers, readManagedBlock, removeManagedBlock, upsertManagedBlock } from '../../daemon/host-files/managed-block.js';
 import { tempDir } from '../helpers/env.js';
-import { cli } from '../registration/install-fixtures.js';
+import { cli } from '../install/install-fixtures.js';
 import { prng } from './fuzz-requests.js';
 
 const CYCLES = 100;

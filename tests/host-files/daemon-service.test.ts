@@ -4,8 +4,8 @@ import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import t from 'tap';
-import { currentDaemonProgram, daemonCommandLine, findProjectRoot, servicePath } from '../../daemon/service/daemon-service.js';
-import { installLayout } from '../../daemon/registration/install-layout.js';
+import { currentDaemonProgram, daemonCommandLine, findProjectRoot, servicePath } from '../../daemon/host-files/daemon-service.js';
+import { installLayout } from '../../daemon/host-files/install-layout.js';
 import { repoRoot, tempDir } from '../helpers/env.js';
 
 t.test('the program is this node and dist/daemon/main.js of this checkout', async (t) => {

@@ -1,22 +1,22 @@
 // Gathers what `linuxkitctl doctor` judges: the service manager's view, the daemon's status,
 // ssh's resolution of the alias, one SSH session in the guest, the machines file, Nix's
 // `builders`, and the keys. Every gatherer reports failure as a fact instead of throwing;
-// daemon/registration/doctor-checks.ts turns the facts into checks.
+// doctor-checks.ts (beside this file) turns the facts into checks.
 import { lstat, readFile, realpath, stat } from 'node:fs/promises';
 import * as path from 'node:path';
 import { ApiError, DaemonUnreachableError, LinuxkitClient } from '../api-client.js';
 import { loadConfigFile, defaultConfig, type HostInfo } from '../../daemon/config/load.js';
 import { STATE_LAYOUT } from '../../daemon/config/paths.js';
 import type { DaemonConfig } from '../../daemon/config/schema.js';
-import { GUEST_REPORT_SCRIPT, parseSshG, type DoctorFacts, type GuestFacts } from '../../daemon/registration/doctor-checks.js';
-import { SSH_DROPIN_SYSTEM_PATH, type InstallLayout } from '../../daemon/registration/install-layout.js';
-import { readManagedBlock } from '../../daemon/registration/managed-block.js';
-import { buildersFromShowConfig, readBuildersFromFiles, type SettingSource } from '../../daemon/registration/nix-conf.js';
-import { renderMachinesBody } from '../../daemon/registration/registration-files.js';
-import { checkSshInclude } from '../../daemon/registration/ssh-include.js';
-import { daemonCommandLine, type DaemonProgram } from '../../daemon/service/daemon-service.js';
-import type { CommandRunner } from '../../daemon/service/run-command.js';
-import { serviceQueries, startHint, type ServiceContext } from '../../daemon/service/service-commands.js';
+import { GUEST_REPORT_SCRIPT, parseSshG, type DoctorFacts, type GuestFacts } from './doctor-checks.js';
+import { SSH_DROPIN_SYSTEM_PATH, type InstallLayout } from '../../daemon/host-files/install-layout.js';
+import { readManagedBlock } from '../../daemon/host-files/managed-block.js';
+import { buildersFromShowConfig, readBuildersFromFiles, type SettingSource } from './nix-conf.js';
+import { renderMachinesBody } from '../../daemon/host-files/registration-files.js';
+import { checkSshInclude } from './ssh-include.js';
+import { daemonCommandLine, type DaemonProgram } from '../../daemon/host-files/daemon-service.js';
+import type { CommandRunner } from './run-command.js';
+import { serviceQueries, startHint, type ServiceContext } from './service-commands.js';
 
 export interface GatherInput {
   layout: InstallLayout;

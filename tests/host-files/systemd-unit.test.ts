@@ -6,9 +6,9 @@ import { readFile, rm, writeFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import t from 'tap';
-import { daemonServiceSpec } from '../../daemon/service/daemon-service.js';
-import { parseSystemdUnit, parseSystemdWords, renderSystemdUnit, systemdWord } from '../../daemon/service/systemd-unit.js';
-import { installLayout } from '../../daemon/registration/install-layout.js';
+import { daemonServiceSpec } from '../../daemon/host-files/daemon-service.js';
+import { parseSystemdUnit, parseSystemdWords, renderSystemdUnit, systemdWord } from '../../daemon/host-files/systemd-unit.js';
+import { installLayout } from '../../daemon/host-files/install-layout.js';
 import { repoRoot, tempDir } from '../helpers/env.js';
 
 const run = promisify(execFile);

@@ -4,7 +4,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { unifiedDiff } from '../../daemon/registration/unified-diff.js';
+import { unifiedDiff } from '../../client/install/unified-diff.js';
 
 const labels = { before: 'a/f', after: 'b/f' };
 

@@ -3,16 +3,16 @@
 // daemon. Everything is planned first (so --dry-run and the permission check see the same
 // writes), then applied.
 import * as path from 'node:path';
-import { findBuilders } from '../config/builders.js';
-import { parseConfig, type HostInfo } from '../config/load.js';
-import { STATE_LAYOUT } from '../config/paths.js';
-import type { DaemonConfig } from '../config/schema.js';
-import { builderKeyPaths, ensureBuilderKeys } from '../keys/builder-keys.js';
-import { renderLaunchdPlist, launchdJob } from '../../launchd/plist.js';
-import { daemonCommandLine, daemonServiceSpec, type DaemonProgram } from '../service/daemon-service.js';
-import type { CommandRunner } from '../service/run-command.js';
-import { installCommands, restartHint, serviceQueries, startHint, type Argv, type ServiceContext } from '../service/service-commands.js';
-import { renderSystemdUnit } from '../service/systemd-unit.js';
+import { findBuilders } from '../../daemon/config/builders.js';
+import { parseConfig, type HostInfo } from '../../daemon/config/load.js';
+import { STATE_LAYOUT } from '../../daemon/config/paths.js';
+import type { DaemonConfig } from '../../daemon/config/schema.js';
+import { builderKeyPaths, ensureBuilderKeys } from '../../daemon/keys/builder-keys.js';
+import { renderLaunchdPlist, launchdJob } from '../../daemon/host-files/launchd-plist.js';
+import { daemonCommandLine, daemonServiceSpec, type DaemonProgram } from '../../daemon/host-files/daemon-service.js';
+import type { CommandRunner } from './run-command.js';
+import { installCommands, restartHint, serviceQueries, startHint, type Argv, type ServiceContext } from './service-commands.js';
+import { renderSystemdUnit } from '../../daemon/host-files/systemd-unit.js';
 import { installConfig } from './install-config.js';
 import {
   applyWrites,
@@ -31,12 +31,12 @@ import {
   type InstallLayout,
   type InstallScope,
   type ServiceUser,
-} from './install-layout.js';
-import { parseManifest, type InstallManifest } from './install-manifest.js';
+} from '../../daemon/host-files/install-layout.js';
+import { parseManifest, type InstallManifest } from '../../daemon/host-files/install-manifest.js';
 import { planInstall, type DesiredFile, type InstallPlan, type PlannedDir } from './install-plan.js';
-import { readManagedBlock } from './managed-block.js';
+import { readManagedBlock } from '../../daemon/host-files/managed-block.js';
 import { checkBuilders, readBuildersFromFiles } from './nix-conf.js';
-import { controlPathNameFor, renderKnownHosts, renderMachinesBody, renderSshDropInBody } from './registration-files.js';
+import { controlPathNameFor, renderKnownHosts, renderMachinesBody, renderSshDropInBody } from '../../daemon/host-files/registration-files.js';
 import { checkSshInclude } from './ssh-include.js';
 import { unifiedDiff } from './unified-diff.js';
 

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import ssh2 from 'ssh2';
 import t from 'tap';
 import { ensureBuilderKeys } from '../../daemon/keys/builder-keys.js';
-import { runCommand } from '../../daemon/service/run-command.js';
+import { runCommand } from '../../client/install/run-command.js';
 import { freePort, tempDir } from '../helpers/env.js';
 import { cli, pretendMachine, recordingRunner } from './install-fixtures.js';
 

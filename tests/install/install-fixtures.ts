@@ -8,7 +8,7 @@ import type { ProcessFacts } from '../../client/commands/cli-context.js';
 import { runDoctor } from '../../client/commands/doctor.js';
 import { runInstall } from '../../client/commands/install.js';
 import { runUninstall } from '../../client/commands/uninstall.js';
-import type { CommandResult, CommandRunner } from '../../daemon/service/run-command.js';
+import type { CommandResult, CommandRunner } from '../../client/install/run-command.js';
 
 export const PROGRAM = { node: '/usr/local/bin/node', mainJs: '/opt/linuxkit-nix/dist/daemon/main.js' };
 

@@ -2,12 +2,12 @@
 // lists. Files that were there before install keep every byte of their own; folders install
 // made go only when empty (the daemon's logs and image cache are not ours to delete).
 import { connect } from 'node:net';
-import { builderKeyPaths } from '../keys/builder-keys.js';
-import type { CommandRunner } from '../service/run-command.js';
-import { uninstallAfterCommands, uninstallStopCommands, type Argv, type ServiceContext } from '../service/service-commands.js';
+import { builderKeyPaths } from '../../daemon/keys/builder-keys.js';
+import type { CommandRunner } from './run-command.js';
+import { uninstallAfterCommands, uninstallStopCommands, type Argv, type ServiceContext } from './service-commands.js';
 import { applyRemoval, readTexts } from './install-fs.js';
-import type { InstallLayout } from './install-layout.js';
-import { parseManifest, type InstallManifest } from './install-manifest.js';
+import type { InstallLayout } from '../../daemon/host-files/install-layout.js';
+import { parseManifest, type InstallManifest } from '../../daemon/host-files/install-manifest.js';
 import { planUninstall, type UninstallPlan } from './install-plan.js';
 import { InstallError, queryService } from './installer.js';
 import { unifiedDiff } from './unified-diff.js';

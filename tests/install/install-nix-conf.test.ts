@@ -3,8 +3,8 @@
 import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import t from 'tap';
-import { buildersFromShowConfig, checkBuilders, machinesFilesIn, parseNixConfText, readBuildersFromFiles } from '../../daemon/registration/nix-conf.js';
-import { checkSshInclude, globToRegExp } from '../../daemon/registration/ssh-include.js';
+import { buildersFromShowConfig, checkBuilders, machinesFilesIn, parseNixConfText, readBuildersFromFiles } from '../../client/install/nix-conf.js';
+import { checkSshInclude, globToRegExp } from '../../client/install/ssh-include.js';
 import { tempDir } from '../helpers/env.js';
 
 t.test('nix.conf lines: settings, includes, comments, name=value', async (t) => {

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { renderMachinesLine } from '../../daemon/registration/machines-entry.js';
+import { renderMachinesLine } from '../../daemon/host-files/machines-entry.js';
 
 const hostKey = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOb0eNRs0bBl4dR5T4w6yqHj0Jm9mN2Fh0lO0Hq0VhQk linuxkit-nix host';
 

@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import t from 'tap';
-import { readManagedBlock } from '../../daemon/registration/managed-block.js';
+import { readManagedBlock } from '../../daemon/host-files/managed-block.js';
 import { tempDir } from '../helpers/env.js';
 import { cli, treeSnapshot } from './install-fixtures.js';
 

@@ -17,11 +17,11 @@ import {
   REGISTRATION_SOURCE,
   REPAIR_WINDOW_MS,
   type CheckResult,
-} from '../../daemon/registration/drift-watcher.js';
-import { installLayout, MANAGED_BLOCK_NAME, type InstallLayout } from '../../daemon/registration/install-layout.js';
-import { blockMarkers, readManagedBlock, removeManagedBlock, upsertManagedBlock } from '../../daemon/registration/managed-block.js';
-import { renderRegistration } from '../../daemon/registration/registration-files.js';
-import { cli, pretendMachine, treeSnapshot } from './install-fixtures.js';
+} from '../../daemon/drift/drift-watcher.js';
+import { installLayout, MANAGED_BLOCK_NAME, type InstallLayout } from '../../daemon/host-files/install-layout.js';
+import { blockMarkers, readManagedBlock, removeManagedBlock, upsertManagedBlock } from '../../daemon/host-files/managed-block.js';
+import { renderRegistration } from '../../daemon/host-files/registration-files.js';
+import { cli, pretendMachine, treeSnapshot } from '../install/install-fixtures.js';
 
 const host = { platform: 'linux' as const, arch: 'x64' };
 const FOREIGN_MACHINES = '# builders kept by hand\nssh://nix@big.example.org x86_64-linux /etc/nix/id_big 8 2 big-parallel - -';

@@ -1,7 +1,7 @@
 // evaluateChecks as a table: from facts where everything is right, inject one failure at a
 // time and see exactly that check fail, with a message and a fix that say what to do.
 import t from 'tap';
-import { evaluateChecks, parseGuestReport, parseSshG, type DoctorFacts } from '../../daemon/registration/doctor-checks.js';
+import { evaluateChecks, parseGuestReport, parseSshG, type DoctorFacts } from '../../client/install/doctor-checks.js';
 
 const HOST_LINE = 'ssh-ng://linuxkit-builder x86_64-linux /var/lib/linuxkit-nix/keys/client_ed25519 2 1 benchmark,big-parallel - QUJD';
 const NOW = 1_700_000_000;

@@ -4,7 +4,7 @@ import {
   readManagedBlock,
   removeManagedBlock,
   upsertManagedBlock,
-} from '../../daemon/registration/managed-block.js';
+} from '../../daemon/host-files/managed-block.js';
 
 const NAME = 'linuxkit-builder';
 const { begin, end } = blockMarkers(NAME);

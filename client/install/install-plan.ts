@@ -1,6 +1,6 @@
 // From "what the files should say" and "what they say now" to the writes install makes and the
 // manifest that lets uninstall undo exactly them. Pure: the tests and --dry-run use it as is.
-import { removeManagedBlock, upsertManagedBlock } from './managed-block.js';
+import { removeManagedBlock, upsertManagedBlock } from '../../daemon/host-files/managed-block.js';
 import {
   mergeManifest,
   ownsFile,
@@ -9,8 +9,8 @@ import {
   type InstallManifest,
   type ManifestBlock,
   type ManifestModified,
-} from './install-manifest.js';
-import type { InstallLayout } from './install-layout.js';
+} from '../../daemon/host-files/install-manifest.js';
+import type { InstallLayout } from '../../daemon/host-files/install-layout.js';
 
 /** 'service': owned by the service user (chowned when root installs for a user). 'root': left as created. */
 export type Owner = 'service' | 'root';

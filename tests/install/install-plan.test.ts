@@ -1,10 +1,10 @@
 // Planning install and uninstall as pure functions: what is recorded as created, added or
 // changed, and what uninstall does when the files moved on since install.
 import t from 'tap';
-import { installLayout } from '../../daemon/registration/install-layout.js';
-import { mergeManifest, sha256, type InstallManifest } from '../../daemon/registration/install-manifest.js';
-import { planInstall, planUninstall, type DesiredFile } from '../../daemon/registration/install-plan.js';
-import { blockMarkers } from '../../daemon/registration/managed-block.js';
+import { installLayout } from '../../daemon/host-files/install-layout.js';
+import { mergeManifest, sha256, type InstallManifest } from '../../daemon/host-files/install-manifest.js';
+import { planInstall, planUninstall, type DesiredFile } from '../../client/install/install-plan.js';
+import { blockMarkers } from '../../daemon/host-files/managed-block.js';
 
 const layout = installLayout({ platform: 'linux', scope: 'system', root: '/r', user: { name: 'root', uid: 0, gid: 0, home: '/root' } });
 const { begin, end } = blockMarkers('linuxkit-nix');

@@ -2,7 +2,7 @@
 // ControlPath fits the socket path limit.
 import t from 'tap';
 import { resolveServiceUser, type ProcessFacts } from '../../client/commands/cli-context.js';
-import { chooseControlPathName, defaultScope, installLayout } from '../../daemon/registration/install-layout.js';
+import { chooseControlPathName, defaultScope, installLayout } from '../../daemon/host-files/install-layout.js';
 
 const alice = { name: 'alice', uid: 501, gid: 20, home: '/Users/alice' };
 const root = { name: 'root', uid: 0, gid: 0, home: '/var/root' };

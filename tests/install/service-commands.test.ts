@@ -2,8 +2,8 @@
 // loaded, reload when the plist/unit changed, restart when only the keys changed, nothing
 // when nothing changed.
 import t from 'tap';
-import { installLayout } from '../../daemon/registration/install-layout.js';
-import { installCommands, restartHint, serviceQueries, startHint, uninstallAfterCommands, uninstallStopCommands } from '../../daemon/service/service-commands.js';
+import { installLayout } from '../../daemon/host-files/install-layout.js';
+import { installCommands, restartHint, serviceQueries, startHint, uninstallAfterCommands, uninstallStopCommands } from '../../client/install/service-commands.js';
 
 const alice = { name: 'alice', uid: 501, gid: 20, home: '/Users/alice' };
 const root = { name: 'root', uid: 0, gid: 0, home: '/var/root' };

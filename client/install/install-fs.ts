@@ -4,7 +4,7 @@
 import { constants as fsConstants } from 'node:fs';
 import { access, chmod, chown, lstat, mkdir, readFile, rmdir, stat, unlink } from 'node:fs/promises';
 import * as path from 'node:path';
-import { writeFileAtomic } from '../fs/atomic-write.js';
+import { writeFileAtomic } from '../../daemon/fs/atomic-write.js';
 import type { InstallPlan, Owner, PlannedDir, UninstallPlan } from './install-plan.js';
 
 /** Text of each file, null when it does not exist. Other errors name the file. */

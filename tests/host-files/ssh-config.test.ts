@@ -1,5 +1,5 @@
 import t from 'tap';
-import { renderKnownHostsLine, renderSshHostEntry } from '../../daemon/registration/ssh-config.js';
+import { renderKnownHostsLine, renderSshHostEntry } from '../../daemon/host-files/ssh-config.js';
 
 t.test('the host entry pins the key under the alias and binds to 127.0.0.1', async (t) => {
   const text = renderSshHostEntry({

@@ -18,10 +18,10 @@ import { watch, type FSWatcher } from 'chokidar';
 import type { StateEvent } from '../controller.js';
 import { writeFileAtomic } from '../fs/atomic-write.js';
 import { builderKeyPaths } from '../keys/builder-keys.js';
-import { installLayout, MANAGED_BLOCK_NAME, type InstallLayout } from './install-layout.js';
-import { parseManifest, type InstallManifest } from './install-manifest.js';
-import { readManagedBlock, upsertManagedBlock } from './managed-block.js';
-import { renderRegistration, type RegistrationConfig, type RegistrationTexts } from './registration-files.js';
+import { installLayout, MANAGED_BLOCK_NAME, type InstallLayout } from '../host-files/install-layout.js';
+import { parseManifest, type InstallManifest } from '../host-files/install-manifest.js';
+import { readManagedBlock, upsertManagedBlock } from '../host-files/managed-block.js';
+import { renderRegistration, type RegistrationConfig, type RegistrationTexts } from '../host-files/registration-files.js';
 
 /** The source of this watcher's entries in status.errors. */
 export const REGISTRATION_SOURCE = 'registration';

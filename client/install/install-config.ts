@@ -3,8 +3,8 @@
 // command line, and is not rewritten at all when they change nothing, so hand edits and
 // formatting survive a second install.
 import { isDeepStrictEqual } from 'node:util';
-import { applyOverrides, parseConfig, resolveConfig, type HostInfo } from '../config/load.js';
-import type { ConfigError, DaemonConfig } from '../config/schema.js';
+import { applyOverrides, parseConfig, resolveConfig, type HostInfo } from '../../daemon/config/load.js';
+import type { ConfigError, DaemonConfig } from '../../daemon/config/schema.js';
 
 export class InstallConfigError extends Error {
   override readonly name = 'InstallConfigError';

@@ -1,7 +1,7 @@
 // The launchctl and systemctl command lines install, uninstall and doctor run, as pure functions
 // of what is installed and what the service manager reported, so the sequences are tested
 // without a service manager. Running them is service-runner.ts's job.
-import type { ServiceLayout } from '../registration/install-layout.js';
+import type { ServiceLayout } from '../../daemon/host-files/install-layout.js';
 
 export type Argv = string[];
 

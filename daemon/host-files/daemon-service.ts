@@ -1,10 +1,10 @@
 // What launchd and systemd need to know to run linuxkitd, independent of either: the command
 // line, the environment, where early output goes and how long a stop may take. The plist
-// (launchd/plist.ts) and the unit (systemd-unit.ts) are renderings of this one spec.
+// (launchd-plist.ts) and the unit (systemd-unit.ts) are renderings of this one spec.
 import { existsSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { InstallLayout, InstallPlatform, InstallScope } from '../registration/install-layout.js';
+import type { InstallLayout, InstallPlatform, InstallScope } from './install-layout.js';
 
 export interface DaemonProgram {
   /** Absolute path of the node binary running the install. */
@@ -46,7 +46,7 @@ export function findProjectRoot(moduleUrl: string): string {
 
 /** The daemon this install runs: the compiled entry point next to this code, under this node. */
 export function currentDaemonProgram(): DaemonProgram {
-  // dist/daemon/service/ and daemon/service/ both sit below the project root.
+  // dist/daemon/host-files/ and daemon/host-files/ both sit below the project root.
   return { node: process.execPath, mainJs: path.join(findProjectRoot(import.meta.url), 'dist', 'daemon', 'main.js') };
 }
 

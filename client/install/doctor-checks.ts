@@ -1,8 +1,8 @@
-// `linuxkitctl doctor` as a pure evaluation: the gatherer (client/commands/doctor-facts.ts)
+// `linuxkitctl doctor` as a pure evaluation: the gatherer (doctor-facts.ts)
 // collects facts about the service, the daemon, ssh, Nix and the guest; this turns them into
 // checks in a fixed order, each with a fix when it fails. Tests table the facts directly.
 import { checkBuilders, type SettingSource } from './nix-conf.js';
-import { diffMachinesLine } from './registration-files.js';
+import { diffMachinesLine } from '../../daemon/host-files/registration-files.js';
 import type { SshIncludeCheck } from './ssh-include.js';
 
 export type CheckId =

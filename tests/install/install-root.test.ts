@@ -7,9 +7,9 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import t from 'tap';
 import type { DaemonConfig } from '../../daemon/config/schema.js';
-import { installLayout } from '../../daemon/registration/install-layout.js';
-import { readManagedBlock } from '../../daemon/registration/managed-block.js';
-import { renderRegistration } from '../../daemon/registration/registration-files.js';
+import { installLayout } from '../../daemon/host-files/install-layout.js';
+import { readManagedBlock } from '../../daemon/host-files/managed-block.js';
+import { renderRegistration } from '../../daemon/host-files/registration-files.js';
 import { repoRoot, tempDir } from '../helpers/env.js';
 import { cli, normaliser, recordingRunner, treeSnapshot, treeWithContents } from './install-fixtures.js';
 
