@@ -3,13 +3,9 @@ import t from 'tap';
 import { spawn } from 'node:child_process';
 import { readFile, readlink } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
-import {
-  isSameProcess,
-  parseProcCmdline,
-  parseProcStat,
-  parsePsStatLine,
-  readProcessIdentity,
-} from '../../daemon/process/identity.js';
+import { identitySource, isSameProcess, readProcessIdentity } from '../../daemon/process/identity.js';
+import { parseProcCmdline, parseProcStat } from '../../daemon/process/proc-identity.js';
+import { parsePsStatLine } from '../../daemon/process/ps-identity.js';
 
 t.test('parseProcStat reads state and field 22 from a plain line', async (t) => {
   const line =
@@ -34,18 +30,39 @@ t.test('parseProcCmdline splits on NUL and keeps empty arguments', async (t) => 
   t.same(parseProcCmdline('kthread-like'), ['kthread-like']);
 });
 
-t.test('parsePsStatLine reads macOS ps stat, lstart and comm (paths with spaces)', async (t) => {
+t.test('parsePsStatLine reads ps stat, lstart (C locale, UTC) and comm (paths with spaces)', async (t) => {
   t.same(parsePsStatLine('Ss   Wed Nov 26 09:08:01 2025     /opt/homebrew/bin/qemu-system-aarch64'), {
     state: 'Ss',
-    startTime: 'Wed Nov 26 09:08:01 2025',
+    startTime: '2025-11-26T09:08:01Z',
     executable: '/opt/homebrew/bin/qemu-system-aarch64',
   });
   t.same(parsePsStatLine('Z    Mon Jan  5 07:00:00 2026     /Applications/My App/qemu  '), {
     state: 'Z',
-    startTime: 'Mon Jan 5 07:00:00 2026',
+    startTime: '2026-01-05T07:00:00Z',
     executable: '/Applications/My App/qemu',
   });
+  // comm is argv[0] as exec'd on macOS: a bare name when QEMU was found on PATH.
+  t.same(parsePsStatLine('S    Tue Dec  1 23:59:59 2026 qemu-system-aarch64').executable, 'qemu-system-aarch64');
+});
+
+t.test('parsePsStatLine refuses what an unpinned locale prints, naming the format it wants', async (t) => {
+  const wants = /expected "STAT Www Mmm d hh:mm:ss yyyy COMM" \(ps run with TZ=UTC0 LC_ALL=C\)/;
   t.throws(() => parsePsStatLine('garbage'), { message: /unexpected ps output: "garbage"/ });
+  // Apple's %c under de_DE and fr_FR.
+  t.throws(() => parsePsStatLine('Ss   Mi 26 Nov 09:08:01 2025     /usr/bin/qemu'), { message: wants });
+  t.throws(() => parsePsStatLine('Ss   mer. 26 nov. 09:08:01 2025     /usr/bin/qemu'), { message: wants });
+  t.throws(() => parsePsStatLine('Ss   Wed Foo 26 09:08:01 2025     /usr/bin/qemu'), { message: wants });
+});
+
+t.test('identitySource: /proc on Linux, ps elsewhere, LINUXKIT_PROCESS_IDENTITY to choose', async (t) => {
+  t.equal(identitySource('linux', {}), 'proc');
+  t.equal(identitySource('darwin', {}), 'ps');
+  t.equal(identitySource('linux', { LINUXKIT_PROCESS_IDENTITY: 'ps' }), 'ps');
+  t.equal(identitySource('darwin', { LINUXKIT_PROCESS_IDENTITY: 'proc' }), 'proc');
+  t.equal(identitySource('linux', { LINUXKIT_PROCESS_IDENTITY: '' }), 'proc');
+  t.throws(() => identitySource('linux', { LINUXKIT_PROCESS_IDENTITY: 'lsof' }), {
+    message: 'LINUXKIT_PROCESS_IDENTITY must be "ps" or "proc", got "lsof"',
+  });
 });
 
 t.test('isSameProcess needs executable, argv and start time to match', async (t) => {
@@ -57,7 +74,7 @@ t.test('isSameProcess needs executable, argv and start time to match', async (t)
   t.notOk(isSameProcess(record, { ...same, argv: ['qemu', '-name', 'y'] }), 'other argv');
   t.notOk(isSameProcess(record, { ...same, executable: '/usr/bin/sleep' }), 'other executable');
   t.ok(isSameProcess(record, { ...same, executable: '/usr/bin/qemu (deleted)' }), 'binary upgraded underneath');
-  t.ok(isSameProcess(record, { ...same, argv: ['qemu -name x'] }), 'macOS ps gives one joined string');
+  t.ok(isSameProcess(record, { ...same, argv: ['qemu -name x'] }), 'ps gives one joined string');
 });
 
 t.test('readProcessIdentity describes this very process', async (t) => {
