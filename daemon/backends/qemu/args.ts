@@ -45,12 +45,10 @@ export function buildQemuArgs(spec: VmSpec, opts: QemuArgsOptions = {}): QemuCom
   const esc = escapeQemuOptionValue;
   const x86 = spec.arch === 'x86_64';
 
-  const machine = x86 ? 'q35' : spec.accel === 'hvf' ? 'virt,highmem=off' : 'virt';
-  // Under tcg an arm64 `-cpu max` emulates pointer authentication with the architected QARMA
-  // cipher, which Debian's kernel and userland exercise on every call and return: the
-  // implementation-defined algorithm QEMU offers instead boots the aarch64 guest to SSH 3x faster
-  // (measured: 24-30 s → 7.6-8 s on a 2-core x86_64 host).
-  const cpu = spec.accel === 'tcg' ? (x86 ? 'max' : 'max,pauth-impdef=on') : 'host';
+  // Plain `virt` on every aarch64 host: `highmem=off` caps the guest at 3 GiB on QEMU >= 7.0
+  // ("Addressing limited to 32 bits"), and this backend refuses older QEMUs (version.ts).
+  const machine = x86 ? 'q35' : 'virt';
+  const cpu = qemuCpuModel(spec.arch, spec.accel);
   let cmdline = spec.cmdline;
   if (spec.disk !== undefined) cmdline = `${cmdline} linuxkit.disk=/dev/vda`.trim();
 
@@ -89,6 +87,25 @@ export function buildQemuArgs(spec: VmSpec, opts: QemuArgsOptions = {}): QemuCom
     argv.push('-drive', `file=${esc(spec.disk)},if=virtio,format=raw`);
   }
   return { executable: opts.qemuBinary ?? `qemu-system-${spec.arch}`, argv };
+}
+
+/**
+ * The `-cpu` model for a guest architecture under an accelerator. hvf exists only on macOS, so
+ * the accelerator tells the host: hvf + x86_64 is an Intel Mac, hvf + aarch64 Apple Silicon.
+ */
+export function qemuCpuModel(arch: VmSpec['arch'], accel: VmSpec['accel']): string {
+  if (accel === 'tcg') {
+    // Under tcg an arm64 `-cpu max` emulates pointer authentication with the architected QARMA
+    // cipher, which Debian's kernel and userland exercise on every call and return: the
+    // implementation-defined algorithm QEMU offers instead boots the aarch64 guest to SSH 3x
+    // faster (measured: 24-30 s → 7.6-8 s on a 2-core x86_64 host).
+    return arch === 'x86_64' ? 'max' : 'max,pauth-impdef=on';
+  }
+  // Intel Mac: guests crash with 1 GiB pages and AVX-512 passed through hvf (lima #1485).
+  if (accel === 'hvf' && arch === 'x86_64') return 'host,-pdpe1gb,-avx512vl';
+  // kvm, and Apple Silicon: with hvf, QEMU >= 9.2.3 hides the M4's SME, which made `host`
+  // (and `max`, the same CPU under hvf) abort before (QEMU #2665); version.ts requires it.
+  return 'host';
 }
 
 function validateSpec(spec: VmSpec, platform: NodeJS.Platform): void {

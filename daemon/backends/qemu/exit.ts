@@ -1,6 +1,7 @@
 // How a QEMU process ended, in plain words, from what was observed: the child's exit
 // status and the reason in QEMU's last SHUTDOWN event. Pure, so a table test can pin it.
 import type { VmExit } from '../../backend.js';
+import { explainQemuFailure } from './known-failures.js';
 
 export interface ExitObservation {
   /** Exit code; null when killed by a signal or unknown (an adopted VM). */
@@ -21,7 +22,10 @@ const HOST_REASONS = new Set(['host-qmp-quit', 'host-signal', 'host-ui', 'host-q
 export function describeVmExit(o: ExitObservation, at: string): VmExit {
   const base = { code: o.code, signal: o.signal, at };
   // A signal QEMU does not handle (SIGKILL) ends it whatever the guest was doing.
-  if (o.signal !== null) return { ...base, reason: `killed by ${o.signal}` };
+  if (o.signal !== null) {
+    const known = explainQemuFailure(o.stderrTail);
+    return { ...base, reason: known ? `killed by ${o.signal}: ${known}` : `killed by ${o.signal}` };
+  }
   if (o.panicked || o.shutdownReason === 'guest-panic') return { ...base, reason: 'guest kernel panicked' };
   switch (o.shutdownReason) {
     case undefined:

@@ -12,8 +12,10 @@ import { readPidFile } from '../common/pid-file.js';
 import { BackendVm } from '../common/vm-handle.js';
 import { buildQemuArgs, qemuPaths, type QemuPaths } from './args.js';
 import { describeVmExit } from './exit.js';
+import { explainQemuFailure } from './known-failures.js';
 import { QmpClient, type QmpEvent } from './qmp.js';
 import { assertNoLiveVm, removeStaleFiles } from './state-files.js';
+import { assertSupportedQemu, readQemuVersion } from './version.js';
 
 export interface QemuBackendOptions {
   /** QEMU binary; defaults to `qemu-system-<arch>` on PATH. */
@@ -74,6 +76,7 @@ export class QemuBackend implements Backend {
 
   async start(spec: VmSpec): Promise<VmHandle> {
     const { executable, argv } = buildQemuArgs(spec, { qemuBinary: this.opts.qemuBinary });
+    await this.checkVersion(executable, spec);
     const paths = qemuPaths(spec.stateDir);
     await mkdir(spec.stateDir, { recursive: true, mode: 0o700 });
     await mkdir(dirname(spec.consoleLog), { recursive: true });
@@ -109,7 +112,10 @@ export class QemuBackend implements Backend {
       const e = await childExit;
       if (e.error) throw new Error(`cannot run QEMU ${JSON.stringify(executable)}: ${e.error.message}`);
       const how = e.signal ? `was killed by ${e.signal}` : `exited with code ${e.code}`;
-      throw new Error(`QEMU ${how} before it was up: ${(await tail()).trim() || '(no output on stderr)'}`);
+      const stderrText = (await tail()).trim();
+      const known = explainQemuFailure(stderrText);
+      const said = stderrText || '(no output on stderr)';
+      throw new Error(`QEMU ${how} before it was up: ${known ? `${known} (stderr: ${said})` : said}`);
     };
 
     const clues = new ExitClues();
@@ -241,6 +247,20 @@ export class QemuBackend implements Backend {
     if (vm.child) return vm.child.exitCode === null && vm.child.signalCode === null && vm.child.kill(signal);
     // An adopted pid is signalled only while it is still the recorded process.
     return signalRecorded(vm.record, signal);
+  }
+
+  /** Refuses a QEMU older than the command line needs, before anything is started. */
+  private async checkVersion(executable: string, spec: VmSpec): Promise<void> {
+    const report = await readQemuVersion(executable);
+    if (report.version === null) {
+      // A build that hides its version may still work; QEMU's own errors then tell.
+      this.log('warn', 'QEMU did not report a version; starting it unchecked', {
+        executable: report.executable,
+        output: report.firstLine,
+      });
+      return;
+    }
+    assertSupportedQemu(report.version, report.executable, spec);
   }
 
   private async waitForQmp(

@@ -13,6 +13,21 @@ const table: Array<[string, ExitObservation, { reason: string; reboot?: boolean 
   ['SIGTERM handled by QEMU', { code: 0, signal: null, shutdownReason: 'host-signal' }, { reason: 'stopped by the host' }],
   ['an unusual reason', { code: 0, signal: null, shutdownReason: 'host-error' }, { reason: 'shut down (host-error)' }],
   ['SIGKILL', { code: null, signal: 'SIGKILL' }, { reason: 'killed by SIGKILL' }],
+  ['SIGABRT, unknown cause', { code: null, signal: 'SIGABRT', stderrTail: 'qemu: something odd\n' }, { reason: 'killed by SIGABRT' }],
+  [
+    "SIGABRT from nixpkgs' QEMU 11.0 under hvf (NixOS/nixpkgs#532038)",
+    {
+      code: null,
+      signal: 'SIGABRT',
+      stderrTail: 'ERROR:../target/arm/hvf/sysreg.c.inc:149:hvf_arch_init_vcpu: assertion failed: (HV_SYS_REG_SMCR_EL1 == KVMID_TO_HVF(...))\n',
+    },
+    {
+      reason:
+        'killed by SIGABRT: this QEMU build aborts under hvf on macOS 15.2 and later because it was built against a ' +
+        "macOS SDK older than 15 (nixpkgs' qemu 11.0 before NixOS/nixpkgs#536526, see #532038); use a QEMU built " +
+        'with the macOS 15 SDK (a current nixpkgs, or Homebrew)',
+    },
+  ],
   ['SIGKILL after a powerdown request', { code: null, signal: 'SIGKILL', shutdownReason: 'guest-shutdown' }, { reason: 'killed by SIGKILL' }],
   [
     'bad option',
