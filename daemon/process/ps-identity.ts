@@ -11,7 +11,7 @@ const execFileAsync = promisify(execFile);
  * same process would read differently after the Mac changes time zone, and a non-C locale
  * gives words the parser does not know. Pinned, the start time is one fixed C-locale UTC string.
  */
-export const PS_ENV_PINS = { TZ: 'UTC0', LC_ALL: 'C' } as const;
+const PS_ENV_PINS = { TZ: 'UTC0', LC_ALL: 'C' } as const;
 
 export interface PsIdentity {
   state: string;
