@@ -249,6 +249,11 @@ async function findings(p: Prepared, env: InstallEnvironment, machinesAfter: str
   if (!(await pathExists(env.program.mainJs))) {
     warnings.push({ message: `${env.program.mainJs} does not exist, so the service cannot start`, fix: 'build the project first: npm run build' });
   }
+  if (layout.platform === 'darwin' && layout.scope === 'user') {
+    notes.push(
+      `a LaunchAgent runs only while ${layout.user.name} is logged in at the Mac's screen (launchd's gui/${layout.user.uid} domain): builds from a logged-out or SSH-only Mac fail; for a builder that is always there: sudo linuxkitctl install --system`,
+    );
+  }
   if (layout.platform === 'linux' && layout.scope === 'user') {
     notes.push(`a systemd --user service runs while ${layout.user.name} is logged in; to keep the builder up without a session: loginctl enable-linger ${layout.user.name}`);
   }
