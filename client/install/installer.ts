@@ -11,6 +11,7 @@ import { builderKeyPaths, ensureBuilderKeys } from '../../daemon/keys/builder-ke
 import { renderLaunchdPlist, launchdJob } from '../../daemon/host-files/launchd-plist.js';
 import { daemonCommandLine, daemonServiceSpec, type DaemonProgram } from '../../daemon/host-files/daemon-service.js';
 import type { CommandRunner } from './run-command.js';
+import { runPaced, type Pacing } from './launchd-pacing.js';
 import { installCommands, restartHint, serviceQueries, startHint, type Argv, type ServiceContext } from './service-commands.js';
 import { renderSystemdUnit } from '../../daemon/host-files/systemd-unit.js';
 import { installConfig } from './install-config.js';
@@ -71,6 +72,8 @@ export interface InstallEnvironment {
   /** Whether to call launchctl/systemctl; never under --root. */
   callServiceManager: boolean;
   sshKeygen?: string;
+  /** launchctl's bootout/bootstrap pacing; tests pass a fake clock. */
+  pacing?: Pacing;
 }
 
 export interface Finding {
@@ -382,17 +385,13 @@ export async function install(req: InstallRequest, env: InstallEnvironment): Pro
       // Nothing it reads at start changed; a new version of linuxkit-nix still needs a restart.
       notes.push(`the service keeps running as it was; after upgrading linuxkit-nix, restart it with: ${restartHint(p.serviceContext)}`);
     }
-    for (const argv of commands) {
-      const result = await env.runner(argv);
-      report.commands.push({ argv, code: result.code, output: (result.stderr || result.stdout).trim() });
-      if (result.code !== 0) {
-        report.ok = false;
-        report.warnings.push({
-          message: `${argv.join(' ')} failed (exit ${result.code}): ${(result.stderr || result.stdout).trim()}`,
-          fix: `the files are installed; start the service by hand with: ${startHint(p.serviceContext)}`,
-        });
-        break;
-      }
+    const exitTimeOutSec = daemonServiceSpec(layout, env.program, p.config, env.toolDirs).stopTimeoutSec;
+    const paced = await runPaced(commands, env.runner, { exitTimeOutSec, pacing: env.pacing });
+    report.commands.push(...paced.commands);
+    notes.push(...paced.notes);
+    if (paced.failure !== null) {
+      report.ok = false;
+      report.warnings.push({ message: paced.failure, fix: `the files are installed; start the service by hand with: ${startHint(p.serviceContext)}` });
     }
   } else if (req.root !== null) {
     notes.push(`--root: no service manager was called; to try the daemon from here: ${daemonCommandLine(env.program, layout)}`);
