@@ -11,10 +11,10 @@ ctl=(node dist/client/main.js)
 state=/var/lib/linuxkit-nix
 
 if [ -d /run/systemd/system ]; then
-  "${ctl[@]}" install --system "$@"
+  "${ctl[@]}" install "$@"  # as root, install means the system service
 else
   # No service manager runs here (a container, for instance): run linuxkitd in the background.
-  "${ctl[@]}" install --system --no-service "$@"
+  "${ctl[@]}" install --no-service "$@"
   reachable() { "${ctl[@]}" status >/dev/null 2>&1; [ $? -ne 3 ]; }  # exit 3: no daemon answers
   if ! reachable; then
     mkdir -p "$state/log"

@@ -24,7 +24,7 @@ managed block in /etc/nix/machines, an SSH drop-in for the alias linuxkit-builde
 /etc/ssh/ssh_config.d/, and a launchd job (macOS) or systemd unit (Linux) that keeps linuxkitd
 running. Running it again updates everything in place; it changes nothing when all is current.
 
-  --system         a LaunchDaemon / system unit run by root (default with a multi-user Nix)
+  --system         a LaunchDaemon / system unit run by root (default as root or with a multi-user Nix)
   --user           a LaunchAgent / systemd --user unit run by you (default with a single-user Nix);
                    writing /etc still needs root: sudo linuxkitctl install --user
   --dry-run        print every change as a unified diff and change nothing
@@ -86,7 +86,7 @@ export async function runInstall(argv: string[], io: CommandIo = processIo, deps
 
     const { defaultScope } = await import('../../daemon/host-files/install-layout.js');
     const scope =
-      common.scope ?? defaultScope({ nixDaemonSocketExists: d.nixDaemonSocketExists, nixRemote: d.facts.env.NIX_REMOTE });
+      common.scope ?? defaultScope({ nixDaemonSocketExists: d.nixDaemonSocketExists, nixRemote: d.facts.env.NIX_REMOTE, processUid: d.facts.uid });
     const who = resolveServiceUser(scope, common.root, d.facts);
     const { install } = await import('../install/installer.js');
     const dryRun = values['dry-run'] === true;

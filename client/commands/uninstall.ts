@@ -64,6 +64,7 @@ export async function runUninstall(argv: string[], io: CommandIo = processIo, de
     for (const c of report.commands) {
       text += c.code === null ? `would run: ${c.argv.join(' ')}\n` : `ran: ${c.argv.join(' ')}${c.code === 0 ? '' : ` (exit ${c.code}: ${c.output})`}\n`;
     }
+    for (const n of report.notes) text += formatFinding('note', n);
     for (const k of report.plan.kept) text += formatFinding('note', `kept ${k}`);
     for (const d of report.keptDirs) {
       text += formatFinding('note', `kept folder ${d}: it holds files install did not make (logs, image cache, sockets)`, `remove it by hand if you want it gone: rm -r '${d}'`);

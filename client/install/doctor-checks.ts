@@ -80,7 +80,7 @@ export interface DoctorFacts {
   expected: Expected;
   guest: GuestFacts;
   machines: { text: string | null; block: string | null; error?: string };
-  builders: { setting: SettingSource | null; managedByNixTool: boolean; problems: string[] };
+  builders: { setting: SettingSource | null; managedByNixTool: boolean; editFile?: string | null; problems: string[] };
   keys: Array<{ path: string; mode: number | null; uid: number | null; error?: string }>;
 }
 
@@ -301,7 +301,7 @@ export function evaluateChecks(f: DoctorFacts): CheckResult[] {
   out.push(hostKey(f));
   out.push(machinesEntry(f));
 
-  const b = checkBuilders({ setting: f.builders.setting, nixConfDir: e.nixConfDir, machinesFile: e.machinesFile, managedByNixTool: f.builders.managedByNixTool });
+  const b = checkBuilders({ setting: f.builders.setting, nixConfDir: e.nixConfDir, machinesFile: e.machinesFile, managedByNixTool: f.builders.managedByNixTool, editFile: f.builders.editFile });
   const also = f.builders.problems.length ? `; also: ${f.builders.problems.join('; ')}` : '';
   if (b.ok) out.push(pass('nix-builders', `${b.message}${also}`));
   else out.push(fail('nix-builders', `${b.message}${also}`, b.fix ?? ''));

@@ -2,7 +2,7 @@
 // ssh's resolution of the alias, one SSH session in the guest, the machines file, Nix's
 // `builders`, and the keys. Every gatherer reports failure as a fact instead of throwing;
 // doctor-checks.ts (beside this file) turns the facts into checks.
-import { lstat, readFile, realpath, stat } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import * as path from 'node:path';
 import { ApiError, DaemonUnreachableError, LinuxkitClient } from '../api-client.js';
 import { loadConfigFile, defaultConfig, type HostInfo } from '../../daemon/config/load.js';
@@ -11,7 +11,8 @@ import type { DaemonConfig } from '../../daemon/config/schema.js';
 import { GUEST_REPORT_SCRIPT, parseSshG, type DoctorFacts, type GuestFacts } from './doctor-checks.js';
 import { SSH_DROPIN_SYSTEM_PATH, type InstallLayout } from '../../daemon/host-files/install-layout.js';
 import { readManagedBlock } from '../../daemon/host-files/managed-block.js';
-import { buildersFromShowConfig, readBuildersFromFiles, type SettingSource } from './nix-conf.js';
+import { buildersFromShowConfig, discoverBuilders } from './nix-conf.js';
+import { storeLinkTarget } from './store-links.js';
 import { renderMachinesBody } from '../../daemon/host-files/registration-files.js';
 import { checkSshInclude } from './ssh-include.js';
 import { daemonCommandLine, type DaemonProgram } from '../../daemon/host-files/daemon-service.js';
@@ -115,31 +116,21 @@ async function hostVirtFacts(input: GatherInput): Promise<DoctorFacts['hostVirt'
 }
 
 async function buildersFacts(input: GatherInput, nixConfDir: string): Promise<DoctorFacts['builders']> {
-  let setting: SettingSource | null = null;
-  let fromNix = false;
-  if (input.layout.root === null) {
-    // The effective value, as Nix itself computes it (NIX_CONF_DIR, includes, NIX_CONFIG...).
-    for (const sub of [['config', 'show'], ['show-config']]) {
-      const r = await input.runner(['nix', '--extra-experimental-features', 'nix-command', ...sub], { timeoutMs: 20_000 });
-      const value = r.code === 0 ? buildersFromShowConfig(r.stdout) : null;
-      if (value !== null) {
-        setting = { value, source: `nix ${sub.join(' ')}` };
-        fromNix = true;
-        break;
-      }
-    }
+  // The same file discovery as install (nix-darwin's store link, Determinate's nix.custom.conf),
+  // so the fix names the file a person should really edit.
+  const files = await discoverBuilders(nixConfDir, input.layout.root === null ? input.env.NIX_CONFIG : undefined, { storeLink: (f) => storeLinkTarget(f, input.layout.root) });
+  const fromFiles = { setting: files.builders, managedByNixTool: files.managedByNixTool, editFile: files.editFile, problems: files.problems };
+  if (input.layout.root !== null) return fromFiles;
+  // The effective value, as Nix itself computes it (NIX_CONF_DIR, includes, NIX_CONFIG...).
+  for (const sub of [['config', 'show'], ['show-config']]) {
+    const r = await input.runner(['nix', '--extra-experimental-features', 'nix-command', ...sub], { timeoutMs: 20_000 });
+    const value = r.code === 0 ? buildersFromShowConfig(r.stdout) : null;
+    if (value === null) continue;
+    // Nix agrees with the files: keep the file and line they name.
+    if (files.builders?.value === value) return fromFiles;
+    return { ...fromFiles, setting: { value, source: `nix ${sub.join(' ')}` }, problems: [] };
   }
-  if (fromNix) return { setting, managedByNixTool: false, problems: [] };
-  const read = await readBuildersFromFiles(nixConfDir, input.layout.root === null ? input.env.NIX_CONFIG : undefined);
-  let managed = false;
-  if (read.builders?.file) {
-    try {
-      managed = (await lstat(read.builders.file)).isSymbolicLink() && /^\/(nix\/store|etc\/static)\//.test(await realpath(read.builders.file));
-    } catch {
-      managed = false;
-    }
-  }
-  return { setting: read.builders, managedByNixTool: managed, problems: read.problems };
+  return fromFiles;
 }
 
 async function keyFacts(files: string[]): Promise<DoctorFacts['keys']> {

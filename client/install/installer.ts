@@ -11,6 +11,7 @@ import { builderKeyPaths, ensureBuilderKeys } from '../../daemon/keys/builder-ke
 import { renderLaunchdPlist, launchdJob } from '../../daemon/host-files/launchd-plist.js';
 import { daemonCommandLine, daemonServiceSpec, type DaemonProgram } from '../../daemon/host-files/daemon-service.js';
 import type { CommandRunner } from './run-command.js';
+import { runPaced, type Pacing } from './launchd-pacing.js';
 import { installCommands, restartHint, serviceQueries, startHint, type Argv, type ServiceContext } from './service-commands.js';
 import { renderSystemdUnit } from '../../daemon/host-files/systemd-unit.js';
 import { installConfig } from './install-config.js';
@@ -35,7 +36,9 @@ import {
 import { parseManifest, type InstallManifest } from '../../daemon/host-files/install-manifest.js';
 import { planInstall, type DesiredFile, type InstallPlan, type PlannedDir } from './install-plan.js';
 import { readManagedBlock } from '../../daemon/host-files/managed-block.js';
-import { checkBuilders, readBuildersFromFiles } from './nix-conf.js';
+import { checkBuilders, discoverBuilders } from './nix-conf.js';
+import { renderNixBuildMachine, renderNixSshExtraConfig } from '../../daemon/host-files/nix-darwin-snippets.js';
+import { storeLinkOnPath, storeLinkTarget } from './store-links.js';
 import { controlPathNameFor, renderKnownHosts, renderMachinesBody, renderSshDropInBody } from '../../daemon/host-files/registration-files.js';
 import { checkSshInclude } from './ssh-include.js';
 import { unifiedDiff } from './unified-diff.js';
@@ -69,6 +72,8 @@ export interface InstallEnvironment {
   /** Whether to call launchctl/systemctl; never under --root. */
   callServiceManager: boolean;
   sshKeygen?: string;
+  /** launchctl's bootout/bootstrap pacing; tests pass a fake clock. */
+  pacing?: Pacing;
 }
 
 export interface Finding {
@@ -223,11 +228,8 @@ async function findings(p: Prepared, env: InstallEnvironment, machinesAfter: str
       fix: `add this line at the top of ${layout.sshConfig} (before any Host or Match line):\n    ${include.fixLine}`,
     });
   }
-  const nixConfDir = layout.root === null ? (env.nixConfDir ?? layout.nixConfDir) : layout.nixConfDir;
-  const builders = await readBuildersFromFiles(nixConfDir, layout.root === null ? env.nixConfig : undefined);
+  const { nixConfDir, builders, check } = await buildersCheck(p, env);
   const confFile = path.join(nixConfDir, 'nix.conf');
-  const managed = builders.builders?.file ? await isStoreLink(builders.builders.file) : false;
-  const check = checkBuilders({ setting: builders.builders, nixConfDir, machinesFile: layout.machinesFile, managedByNixTool: managed });
   if (!check.ok) warnings.push({ message: check.message, fix: check.fix });
   for (const problem of builders.problems) warnings.push({ message: `${confFile}: ${problem}` });
 
@@ -250,22 +252,53 @@ async function findings(p: Prepared, env: InstallEnvironment, machinesAfter: str
   if (!(await pathExists(env.program.mainJs))) {
     warnings.push({ message: `${env.program.mainJs} does not exist, so the service cannot start`, fix: 'build the project first: npm run build' });
   }
+  if (layout.platform === 'darwin' && layout.scope === 'user') {
+    notes.push(
+      `a LaunchAgent runs only while ${layout.user.name} is logged in at the Mac's screen (launchd's gui/${layout.user.uid} domain): builds from a logged-out or SSH-only Mac fail; for a builder that is always there: sudo linuxkitctl install --system`,
+    );
+  }
   if (layout.platform === 'linux' && layout.scope === 'user') {
     notes.push(`a systemd --user service runs while ${layout.user.name} is logged in; to keep the builder up without a session: loginctl enable-linger ${layout.user.name}`);
   }
   return { warnings, notes };
 }
 
-async function isStoreLink(file: string): Promise<boolean> {
-  const { lstat, realpath } = await import('node:fs/promises');
-  try {
-    if (!(await lstat(file)).isSymbolicLink()) return false;
-    const target = await realpath(file);
-    return target.startsWith('/nix/store/') || target.startsWith('/etc/static/');
-  } catch {
-    return false;
-  }
+async function buildersCheck(p: Prepared, env: InstallEnvironment) {
+  const { layout } = p;
+  const nixConfDir = layout.root === null ? (env.nixConfDir ?? layout.nixConfDir) : layout.nixConfDir;
+  const builders = await discoverBuilders(nixConfDir, layout.root === null ? env.nixConfig : undefined, { storeLink: (f) => storeLinkTarget(f, layout.root) });
+  const check = checkBuilders({ setting: builders.builders, nixConfDir, machinesFile: layout.machinesFile, managedByNixTool: builders.managedByNixTool, editFile: builders.editFile });
+  return { nixConfDir, builders, check };
 }
+
+/**
+ * Files nix-darwin or home-manager own as store links: install would replace the machines file
+ * or write into a read-only store folder, and nix.conf cannot be edited to read our file. Each
+ * refusal carries what to add to that tool's configuration instead.
+ */
+async function nixToolRefusals(p: Prepared, env: InstallEnvironment, hostPublicKeyLine: string | null): Promise<string[]> {
+  const { layout, config } = p;
+  const out: string[] = [];
+  const machines = await storeLinkOnPath(layout.machinesFile, path.dirname(path.dirname(layout.machinesFile)), layout.root);
+  if (machines) {
+    out.push(
+      `${machines.path} is a link into the Nix store (${machines.target}): nix-darwin (nix.buildMachines, nix.linux-builder) or home-manager owns it, and replacing it would make its next switch fail. Add the builder there instead:\n` +
+        indent(renderNixBuildMachine(layout, config, hostPublicKeyLine)),
+    );
+  }
+  const dropIn = await storeLinkOnPath(layout.sshDropIn, path.dirname(path.dirname(layout.sshDropIn)), layout.root);
+  if (dropIn) {
+    out.push(
+      `${dropIn.path} is a link into the Nix store (${dropIn.target}): a Nix tool owns the SSH config there, and a file written into it would be lost or break its next switch. Add the Host entry there instead:\n` +
+        indent(renderNixSshExtraConfig(layout, config, p.controlPathName)),
+    );
+  }
+  const { check, builders } = await buildersCheck(p, env);
+  if (!check.ok && builders.managedByNixTool) out.push(`${check.message}; ${check.fix}`);
+  return out;
+}
+
+const indent = (text: string) => text.replace(/\s+$/, '').replace(/^/gm, '    ');
 
 /** --dry-run output: folders, new keys, then a unified diff per file. */
 export function renderDryRun(plan: InstallPlan, placeholderUsed: boolean): string {
@@ -295,6 +328,8 @@ export async function install(req: InstallRequest, env: InstallEnvironment): Pro
   const halfPair = [keyPaths.clientKey, keyPaths.hostKey].find((k) => existing.get(k) !== null && existing.get(`${k}.pub`) === null);
   if (halfPair) throw new InstallError(`key ${halfPair} has no public half ${halfPair}.pub: restore it, or delete the key to make a new pair; nothing was changed`);
   const hostPub = existing.get(keyPaths.hostPublicKey);
+  const refusals = await nixToolRefusals(p, env, hostPub ? hostPub.trim() : null);
+  if (refusals.length > 0) throw new InstallError(`${refusals.join('\n')}\nNothing was changed.`);
   const trialKey = hostPub ? hostPub.trim() : PLACEHOLDER_HOST_KEY;
   // The trial plan renders everything before anything changes: a bad setting fails here.
   const trial = await plan(p, env, trialKey, missingKeyFiles);
@@ -350,17 +385,13 @@ export async function install(req: InstallRequest, env: InstallEnvironment): Pro
       // Nothing it reads at start changed; a new version of linuxkit-nix still needs a restart.
       notes.push(`the service keeps running as it was; after upgrading linuxkit-nix, restart it with: ${restartHint(p.serviceContext)}`);
     }
-    for (const argv of commands) {
-      const result = await env.runner(argv);
-      report.commands.push({ argv, code: result.code, output: (result.stderr || result.stdout).trim() });
-      if (result.code !== 0) {
-        report.ok = false;
-        report.warnings.push({
-          message: `${argv.join(' ')} failed (exit ${result.code}): ${(result.stderr || result.stdout).trim()}`,
-          fix: `the files are installed; start the service by hand with: ${startHint(p.serviceContext)}`,
-        });
-        break;
-      }
+    const exitTimeOutSec = daemonServiceSpec(layout, env.program, p.config, env.toolDirs).stopTimeoutSec;
+    const paced = await runPaced(commands, env.runner, { exitTimeOutSec, pacing: env.pacing });
+    report.commands.push(...paced.commands);
+    notes.push(...paced.notes);
+    if (paced.failure !== null) {
+      report.ok = false;
+      report.warnings.push({ message: paced.failure, fix: `the files are installed; start the service by hand with: ${startHint(p.serviceContext)}` });
     }
   } else if (req.root !== null) {
     notes.push(`--root: no service manager was called; to try the daemon from here: ${daemonCommandLine(env.program, layout)}`);

@@ -4,6 +4,8 @@
 // rewrite a user's nix.conf.
 import { readFile } from 'node:fs/promises';
 import * as path from 'node:path';
+import { renderNixBuildersSetting } from '../../daemon/host-files/nix-darwin-snippets.js';
+import { storeLinkTarget } from './store-links.js';
 
 export type NixConfLine =
   | { kind: 'setting'; name: string; value: string; line: number }
@@ -121,15 +123,56 @@ export interface BuildersCheck {
   fix?: string;
 }
 
+/** Where `builders` comes from, and where a person (not we) should change it. */
+export interface BuildersDiscovery extends NixConfRead {
+  /** The file that sets it (or nix.conf, when nothing does) is a link into the Nix store: nix-darwin or home-manager owns it. */
+  managedByNixTool: boolean;
+  /**
+   * The file to put a `builders` line in: Determinate's nix.custom.conf when nix.conf includes it
+   * (Determinate rewrites nix.conf on upgrade), else the file that sets it, else nix.conf; null
+   * when a Nix tool owns the file.
+   */
+  editFile: string | null;
+}
+
+/**
+ * The one nix.conf discovery install and doctor share: the files as Nix reads them, whether a
+ * tool owns them (nix-darwin's store link), and Determinate's nix.custom.conf.
+ */
+export async function discoverBuilders(
+  nixConfDir: string,
+  nixConfigEnv: string | undefined,
+  deps: { read?: ReadText; storeLink?: (file: string) => Promise<string | null> } = {},
+): Promise<BuildersDiscovery> {
+  const read = deps.read ?? ((f: string) => readFile(f, 'utf8'));
+  const storeLink = deps.storeLink ?? storeLinkTarget;
+  const result = await readBuildersFromFiles(nixConfDir, nixConfigEnv, read);
+  const nixConf = path.join(nixConfDir, 'nix.conf');
+  const owner = result.builders?.file ?? nixConf;
+  const managedByNixTool = result.builders?.source !== 'NIX_CONFIG' && (await storeLink(owner)) !== null;
+  const nixConfText = await read(nixConf).catch(() => '');
+  const custom = parseNixConfText(nixConfText)
+    .filter((l): l is Extract<NixConfLine, { kind: 'include' }> => l.kind === 'include')
+    .map((l) => path.resolve(nixConfDir, l.path))
+    .find((f) => path.basename(f) === 'nix.custom.conf');
+  let editFile: string | null;
+  if (managedByNixTool) editFile = null;
+  else if (custom && (!result.builders?.file || result.builders.file === nixConf)) editFile = custom;
+  else editFile = result.builders?.file ?? nixConf;
+  return { ...result, managedByNixTool, editFile };
+}
+
 /**
  * Whether the effective `builders` (null: not set, so the default) reads `machinesFile`.
- * `setting.file` being a symlink usually means nix-darwin or home-manager owns nix.conf.
+ * `managedByNixTool`: nix-darwin or home-manager owns the file (a store link); `editFile`: where
+ * a new line belongs (discoverBuilders), by default the file that sets it or nix.conf.
  */
 export function checkBuilders(input: {
   setting: SettingSource | null;
   nixConfDir: string;
   machinesFile: string;
   managedByNixTool?: boolean;
+  editFile?: string | null;
 }): BuildersCheck {
   const value = input.setting?.value ?? defaultBuilders(input.nixConfDir);
   const where = input.setting ? `from ${input.setting.source}` : 'not set, so the default';
@@ -140,14 +183,16 @@ export function checkBuilders(input: {
   const shown = value === '' ? "''" : `'${value}'`;
   const newLine = value.trim() === '' ? `builders = @${target}` : `builders = @${target} ; ${value}`;
   const file = input.setting?.file;
+  const editFile = input.editFile === undefined ? (file ?? path.join(input.nixConfDir, 'nix.conf')) : input.editFile;
   let fix: string;
   if (input.setting?.source === 'NIX_CONFIG') fix = `NIX_CONFIG sets builders: add "@${target} ;" in front of its value there`;
-  else if (file) {
-    fix = `in ${file} line ${input.setting?.line}, change the builders line to:\n    ${newLine}`;
-    if (input.managedByNixTool) {
-      fix += `\n  ${file} is a link into the Nix store: set it in the tool that writes it instead (nix-darwin: nix.settings.builders; it also has nix.linux-builder)`;
-    }
-  } else fix = `add this line to ${path.join(input.nixConfDir, 'nix.conf')}:\n    ${newLine}`;
+  else if (input.managedByNixTool || editFile === null) {
+    const owned = file ?? path.join(input.nixConfDir, 'nix.conf');
+    fix = `${owned} is a link into the Nix store: set it in the tool that writes it, not in the file (nix-darwin: nix.settings.builders; it also has nix.linux-builder):\n    ${renderNixBuildersSetting(target, value).trim()}`;
+  } else if (file && editFile === file) fix = `in ${file} line ${input.setting?.line}, change the builders line to:\n    ${newLine}`;
+  else if (path.basename(editFile) === 'nix.custom.conf') {
+    fix = `add this line to ${editFile} (nix.conf includes it last; Determinate Nix rewrites nix.conf itself on upgrade):\n    ${newLine}`;
+  } else fix = `add this line to ${editFile}:\n    ${newLine}`;
   return {
     ok: false,
     value,

@@ -3,7 +3,10 @@
 // made go only when empty (the daemon's logs and image cache are not ours to delete).
 import { connect } from 'node:net';
 import { builderKeyPaths } from '../../daemon/keys/builder-keys.js';
+import { readFile } from 'node:fs/promises';
 import type { CommandRunner } from './run-command.js';
+import { runPaced, type Pacing } from './launchd-pacing.js';
+import { parseLaunchdPlist } from '../../daemon/host-files/launchd-plist.js';
 import { uninstallAfterCommands, uninstallStopCommands, type Argv, type ServiceContext } from './service-commands.js';
 import { applyRemoval, readTexts } from './install-fs.js';
 import type { InstallLayout } from '../../daemon/host-files/install-layout.js';
@@ -38,9 +41,12 @@ export interface UninstallEnvironment {
   runner: CommandRunner;
   callServiceManager: boolean;
   actingForUser?: string;
+  pacing?: Pacing;
 }
 
 export interface UninstallReport {
+  /** What happened along the way that is worth saying (a slow bootout). */
+  notes: string[];
   plan: UninstallPlan;
   commands: Array<{ argv: Argv; code: number | null; output: string }>;
   removedDirs: string[];
@@ -71,21 +77,17 @@ export async function uninstall(found: FoundInstall, opts: { dryRun: boolean }, 
   const { manifest, manifestPath } = found;
   const ctx: ServiceContext = { service: manifest.service, actingForUser: env.actingForUser };
   const useServiceManager = env.callServiceManager && manifest.root === null;
-  const report: UninstallReport = { plan: { steps: [], dirs: [], kept: [] }, commands: [], removedDirs: [], keptDirs: [], dryRunText: '' };
+  const report: UninstallReport = { notes: [], plan: { steps: [], dirs: [], kept: [] }, commands: [], removedDirs: [], keptDirs: [], dryRunText: '' };
 
   if (useServiceManager) {
     const state = await queryService(ctx, env.runner);
-    for (const argv of uninstallStopCommands(ctx, state)) {
-      if (opts.dryRun) {
-        report.commands.push({ argv, code: null, output: '' });
-        continue;
-      }
-      const result = await env.runner(argv);
-      const output = (result.stderr || result.stdout).trim();
-      report.commands.push({ argv, code: result.code, output });
-      if (result.code !== 0) {
-        throw new InstallError(`could not stop the service: ${argv.join(' ')} failed (exit ${result.code}): ${output}; nothing was removed`);
-      }
+    const stops = uninstallStopCommands(ctx, state);
+    if (opts.dryRun) for (const argv of stops) report.commands.push({ argv, code: null, output: '' });
+    else {
+      const paced = await runPaced(stops, env.runner, { exitTimeOutSec: await launchdExitTimeOut(manifest), pacing: env.pacing });
+      report.commands.push(...paced.commands);
+      report.notes.push(...paced.notes);
+      if (paced.failure !== null) throw new InstallError(`could not stop the service: ${paced.failure}; nothing was removed`);
     }
   }
 
@@ -117,6 +119,16 @@ export async function uninstall(found: FoundInstall, opts: { dryRun: boolean }, 
     }
   }
   return report;
+}
+
+/** The installed job's ExitTimeOut (how long launchd may take to stop it); 60 s when unreadable. */
+async function launchdExitTimeOut(manifest: InstallManifest): Promise<number> {
+  if (manifest.service.manager !== 'launchd') return 0;
+  try {
+    return parseLaunchdPlist(await readFile(manifest.service.file, 'utf8'), manifest.service.file).ExitTimeOut;
+  } catch {
+    return 60;
+  }
 }
 
 /** Whether a process accepts connections on the Unix socket (a stale socket file refuses them). */

@@ -141,7 +141,9 @@ export function installLayout(input: LayoutInput): InstallLayout {
  * nix-daemon and the builder share one machine-wide registration; a single-user Nix gets a
  * per-user one.
  */
-export function defaultScope(facts: { nixDaemonSocketExists: boolean; nixRemote?: string }): InstallScope {
+export function defaultScope(facts: { nixDaemonSocketExists: boolean; nixRemote?: string; processUid?: number }): InstallScope {
+  // Root means the machine's builder: a root *user* unit would run only while root is logged in.
+  if (facts.processUid === 0) return 'system';
   return facts.nixDaemonSocketExists || facts.nixRemote === 'daemon' ? 'system' : 'user';
 }
 

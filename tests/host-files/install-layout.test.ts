@@ -43,6 +43,8 @@ t.test('a multi-user Nix gets a system install by default', async (t) => {
   t.equal(defaultScope({ nixDaemonSocketExists: true }), 'system');
   t.equal(defaultScope({ nixDaemonSocketExists: false, nixRemote: 'daemon' }), 'system');
   t.equal(defaultScope({ nixDaemonSocketExists: false }), 'user');
+  t.equal(defaultScope({ nixDaemonSocketExists: false, processUid: 0 }), 'system', 'root without --system/--user: the system service, not a root user unit');
+  t.equal(defaultScope({ nixDaemonSocketExists: false, processUid: 1000 }), 'user');
 });
 
 t.test('ControlPath: %C for root, %u-%C for a user, shorter tokens or none when the socket path would be too long', async (t) => {

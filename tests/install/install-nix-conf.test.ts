@@ -42,7 +42,12 @@ t.test('checkBuilders: default, included, hidden, and the fix offered', async (t
   t.equal(hidden.message, "builders is '' (from /etc/nix/nix.conf:3), which hides /etc/nix/machines: Nix will not use the builder");
   t.equal(hidden.fix, 'in /etc/nix/nix.conf line 3, change the builders line to:\n    builders = @/etc/nix/machines');
   const managed = checkBuilders({ ...base, managedByNixTool: true, setting: { value: '@/etc/nix/other', source: '/etc/nix/nix.conf:1', file: '/etc/nix/nix.conf', line: 1 } });
-  t.match(managed.fix, /builders = @\/etc\/nix\/machines ; @\/etc\/nix\/other\n.*link into the Nix store.*nix\.settings\.builders/s);
+  t.equal(
+    managed.fix,
+    '/etc/nix/nix.conf is a link into the Nix store: set it in the tool that writes it, not in the file (nix-darwin: nix.settings.builders; it also has nix.linux-builder):\n    nix.settings.builders = "@/etc/nix/machines ; @/etc/nix/other";',
+  );
+  const determinate = checkBuilders({ ...base, editFile: '/etc/nix/nix.custom.conf', setting: { value: '', source: '/etc/nix/nix.conf:3', file: '/etc/nix/nix.conf', line: 3 } });
+  t.equal(determinate.fix, 'add this line to /etc/nix/nix.custom.conf (nix.conf includes it last; Determinate Nix rewrites nix.conf itself on upgrade):\n    builders = @/etc/nix/machines');
   t.match(checkBuilders({ ...base, setting: { value: 'x', source: 'NIX_CONFIG' } }).fix, /NIX_CONFIG sets builders/);
   t.same(machinesFilesIn('@/a ; ssh://b\n@ /c/../d'), ['/a', '/d']);
   t.equal(buildersFromShowConfig('allowed-users = *\nbuilders = @/etc/nix/machines\nbuilders-use-substitutes = false\n'), '@/etc/nix/machines');
