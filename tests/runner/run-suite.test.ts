@@ -88,7 +88,10 @@ t.test('tap failing with every test green and coverage met is its own failure, w
 t.test('coverage under the thresholds is named with the metric that is short', async (t) => {
   t.equal(coverage.closing, '1 passed, 1 failed');
   t.equal(coverage.code, 1);
-  t.match(coverage.output, '- coverage is below the thresholds in package.json ("tap" section): functions 50% < 100% (see the table above)');
+  t.match(
+    coverage.output,
+    '- coverage is below the thresholds in package.json ("tap" section): statements 66.66% < 100%, functions 50% < 100%, lines 66.66% < 100% (see the table above)',
+  );
   t.notMatch(coverage.output, /tap exited \d+ though/, 'not reported as an unexplained tap failure');
   t.comment(`coverage fixture: ${shown(coverage)}`);
 });
