@@ -17,6 +17,7 @@ apt_packages=(
   e2fsprogs            # mke2fs for the guest's store disk
   openssh-client       # ssh-keygen for the keys, ssh for Nix's remote builds
   procps iproute2      # ps and ss, used by the tests
+  systemd              # systemd-analyze verify for the rendered unit (runs without a live systemd)
 )
 
 missing=()

@@ -33,7 +33,7 @@ export function requireTool(name: string): void {
   try {
     execFileSync('sh', ['-c', `command -v ${name}`], { stdio: 'pipe' });
   } catch {
-    throw new Error(`${name} is not installed: the real-VM tests need it (run scripts/install-deps.sh as root)`);
+    throw new Error(`${name} is not installed: these tests need it (run scripts/install-deps.sh as root)`);
   }
 }
 

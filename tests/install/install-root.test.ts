@@ -1,7 +1,7 @@
 // install / uninstall under --root: every file against tests/golden/install/ (temp root and
 // key material normalised), uninstall back to a byte-identical tree, foreign lines kept, a
 // second install a no-op, --ssh-port updated in place, --dry-run changing nothing.
-// Regenerate the goldens with UPDATE_GOLDEN=1 after an intended change, and review the diff.
+// Regenerate the goldens with UPDATE_GOLDEN=1 (refused when CI is set) after an intended change, and review the diff.
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
@@ -11,6 +11,7 @@ import { installLayout } from '../../daemon/host-files/install-layout.js';
 import { readManagedBlock } from '../../daemon/host-files/managed-block.js';
 import { renderRegistration } from '../../daemon/host-files/registration-files.js';
 import { repoRoot, tempDir } from '../helpers/env.js';
+import { checkGolden } from '../helpers/golden.js';
 import { cli, normaliser, recordingRunner, treeSnapshot, treeWithContents } from './install-fixtures.js';
 
 const goldenDir = join(repoRoot, 'tests', 'golden', 'install');
@@ -48,8 +49,7 @@ for (const c of CASES) {
     const normalise = normaliser(root, join(root, c.keys));
     const actual = `# linuxkitctl install --root <ROOT> ${c.scope} (${c.platform})\n${normalise(run.out)}\n${treeWithContents(root, normalise)}`;
     const file = join(goldenDir, `${c.name}.txt`);
-    if (process.env.UPDATE_GOLDEN === '1') await writeFile(file, actual);
-    t.equal(actual, await readFile(file, 'utf8'), `matches ${file}`);
+    await checkGolden(t, file, actual);
     t.same(pathsOutsideRoot(treeWithContents(root, normalise)), [], 'no written path points outside the root');
 
     const un = await cli('uninstall', ['--root', root], { platform: c.platform, runner });

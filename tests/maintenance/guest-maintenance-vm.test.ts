@@ -4,8 +4,8 @@
 import t from 'tap';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { measureSkew, parseGuestEpoch } from '../../daemon/maintenance/clock-skew.js';
-import { FIRST_PASS_DELAY_MS, maintenanceIntervalMs } from '../../daemon/maintenance/guest-maintenance.js';
+import { decideClockCorrection, measureSkew, parseGuestEpoch } from '../../daemon/maintenance/clock-skew.js';
+import { FIRST_PASS_DELAY_MS, MAX_CLOCK_SKEW_MS, maintenanceIntervalMs } from '../../daemon/maintenance/guest-maintenance.js';
 import { parseDfOutput } from '../../daemon/maintenance/store-space.js';
 import { requireTool, tempDir } from '../helpers/env.js';
 import { isHealthy, startTestDaemon } from '../helpers/daemon-process.js';
@@ -64,7 +64,10 @@ t.test('a guest clock set an hour behind is noticed and set to the host time', a
   t.match(e.message, /^set the guest clock to the host's: the guest clock is 36\d\d s behind the host; now within/);
   t.ok((e.skewBeforeMs as number) < -3_590_000, `skew before: ${e.skewBeforeMs} ms`);
   const after = await guestSkew();
-  t.ok(Math.abs(after.minMs) < 5000 && Math.abs(after.maxMs) < 5000, `skew now within [${after.minMs}, ${after.maxMs}] ms`);
+  // In sync by the daemon's own rule (what its next pass decides), not by a fixed bound: a slow
+  // SSH round trip on a loaded machine widens the measured interval without the clock being off.
+  const again = decideClockCorrection(after, MAX_CLOCK_SKEW_MS);
+  t.equal(again.correct, false, `the next pass would leave it alone: ${again.reason} (bounds ${after.minMs}..${after.maxMs} ms)`);
   const log = await readFile(join(stateDir, 'log', 'daemon.log'), 'utf8');
   t.match(log, /"type":"repair".*set the guest clock to the host's/, 'in the daemon log too');
   t.comment(
@@ -87,6 +90,7 @@ t.test('garbage that takes the store below gc.minFreeMiB is collected in the gue
   const free1 = await freeKiB();
   t.ok(free0 - free1 >= 30 * 1024, `the store lost ${Math.round((free0 - free1) / 1024)} MiB`);
   t.same(rec.events.slice(mark).filter((e) => e.type === 'repair' && e.action === 'gc'), [], 'no collection while above the threshold');
+  rec.assertOpen(t, 'no collection event');
 
   // A threshold between the free space before and after: the store is now "full".
   const minFreeMiB = Math.floor(free1 / 1024) + 12;

@@ -15,7 +15,8 @@ requireTool('qemu-system-x86_64');
 requireTool('ssh-keygen');
 
 const BOOT_MS = 180_000;
-const ADOPT_MS = 60_000;
+// Deadlines, not speed checks (a new daemon alone may take most of a minute to start when loaded).
+const ADOPT_MS = 180_000;
 const stopGraceMs = 20_000;
 const stateDir = await tempDir('dkill');
 await writeConfig(stateDir, {
@@ -38,6 +39,8 @@ const vmPid = booted.vm.pid!;
 const hostPub = join(stateDir, 'keys', 'ssh_host_ed25519_key.pub');
 const realHostPub = await readFile(hostPub, 'utf8');
 const adoptTimes: number[] = [];
+/** One entry per daemon kill -9: whether the next daemon took over the same VM (what "survived" counts). */
+const kills: Array<{ adopted: boolean; outcome: string }> = [];
 
 /** kill -9 of the daemon; `meanwhile` runs while no daemon runs; then a new daemon starts. */
 async function killDaemonAndRestart(meanwhile?: () => Promise<void>): Promise<number> {
@@ -57,6 +60,7 @@ t.test('kill -9 of the daemon (1 of 3): the new daemon adopts the running VM', a
   const startedAt = await killDaemonAndRestart();
   const s = await daemon.waitFor((s) => isHealthy(s) && s.vm.pid === vmPid, ADOPT_MS, 'adoption');
   adoptTimes.push(Date.now() - startedAt);
+  kills.push({ adopted: s.vm.adopted === true && s.vm.pid === vmPid, outcome: 'adopted, healthy' });
   t.equal(s.vm.adopted, true);
   t.equal(s.vm.pid, vmPid, 'same VM');
   t.equal(s.restarts, 0);
@@ -72,6 +76,7 @@ t.test('kill -9 (2 of 3) with another host key pinned: the VM is adopted but ref
     ADOPT_MS,
     'the probe to report the host key mismatch',
   );
+  kills.push({ adopted: s.vm.adopted === true && s.vm.pid === vmPid, outcome: 'adopted, refused for its host key' });
   t.equal(s.vm.adopted, true, 'the VM is adopted');
   t.equal(s.healthy, false, 'but not healthy: no build goes to a host that is not the pinned one');
   t.match(s.probe.error, /^host key mismatch for root@127\.0\.0\.1:\d+: the guest presented SHA256:\S+ but SHA256:\S+ is pinned; refusing to connect/);
@@ -92,10 +97,17 @@ t.test('kill -9 of the daemon (3 of 3) with the right key again: adopted and hea
   const startedAt = await killDaemonAndRestart();
   const s = await daemon.waitFor((s) => isHealthy(s) && s.vm.pid === vmPid, ADOPT_MS, 'adoption');
   adoptTimes.push(Date.now() - startedAt);
+  kills.push({ adopted: s.vm.adopted === true && s.vm.pid === vmPid, outcome: 'adopted, healthy' });
   t.equal(s.vm.adopted, true);
   t.equal(s.vm.pid, vmPid);
   t.equal(watch.max, 1, `never two QEMU processes so far (${watch.samples} samples)`);
-  t.comment(`daemon kill -9 survived: 3 of 3, the VM (pid ${vmPid}) adopted each time (once refused for its host key); adoption to healthy: ${adoptTimes.map((ms) => (ms / 1000).toFixed(1)).join(', ')} s`);
+  // Counted from the outcomes recorded above: a kill whose test failed before recording is missing.
+  const survived = kills.filter((k) => k.adopted).length;
+  t.equal(survived, 3, 'each of the three kills was survived by adoption');
+  t.comment(
+    `daemon kill -9 survived: ${survived} of 3 (${kills.map((k) => k.outcome).join('; ')}), VM pid ${vmPid}; ` +
+      `adoption to healthy: ${adoptTimes.map((ms) => (ms / 1000).toFixed(1)).join(', ')} s`,
+  );
 });
 
 t.test('a power cut (daemon and QEMU killed together): the next start cleans the stale files and boots', async (t) => {
@@ -125,14 +137,15 @@ t.test('a power cut (daemon and QEMU killed together): the next start cleans the
   t.equal(watch.max, 1);
 });
 
-t.test('SIGTERM: the guest powers off through ACPI within stopGraceMs and the daemon exits 0', async (t) => {
+// The grace is proven by the outcome (a requested power-off, not a quit or a kill after it ran out);
+// the time it took is reported, not asserted: a loaded machine under tcg may take longer.
+t.test('SIGTERM: the guest powers off through ACPI and the daemon exits 0', async (t) => {
   const before = await daemon.client.status();
   const sentAt = Date.now();
   daemon.proc.kill('SIGTERM');
   const exit = await daemon.exited;
   const tookMs = Date.now() - sentAt;
   t.equal(exit.code, 0);
-  t.ok(tookMs < stopGraceMs, `daemon and VM gone in ${tookMs} ms (stopGraceMs ${stopGraceMs})`);
   t.same(qemuPidsFor(stateDir), [], 'QEMU is gone');
   t.notOk(existsSync(join(stateDir, 'vm.json')), 'no VM record left to adopt');
   const log = (await readFile(join(stateDir, 'log', 'daemon.log'), 'utf8')).split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
@@ -143,7 +156,7 @@ t.test('SIGTERM: the guest powers off through ACPI within stopGraceMs and the da
   const console = await readFile(join(consoleDir, latest), 'utf8');
   t.match(console, /linuxkit-nix: shutting down/, 'the guest ran its ACPI power-button handler');
   t.match(console, /reboot: Power down/, 'and the kernel powered off');
-  t.comment(`SIGTERM to daemon exit with the guest powered off through ACPI: ${tookMs} ms (VM pid ${before.vm.pid})`);
+  t.comment(`SIGTERM to daemon exit with the guest powered off through ACPI: ${tookMs} ms of stopGraceMs ${stopGraceMs} (VM pid ${before.vm.pid})`);
 });
 
 t.test('through the whole file: never two QEMU processes for the state directory; no key material in the logs', async (t) => {

@@ -103,17 +103,45 @@ export async function guestRun(stateDir: string, sshPort: number, command: strin
   return res;
 }
 
-/** Collects the daemon's /v1/events stream into an array. */
-export function recordEvents(daemon: DaemonUnderTest): { events: StateEvent[]; close(): void } {
+export interface EventRecording {
+  events: StateEvent[];
+  /** Why the stream stopped before close() (the daemon ended it, or it failed); null while open. */
+  readonly ended: string | null;
+  /** Asserts the stream is still open: "no such event since" means nothing unless it is. */
+  assertOpen(t: Pick<Test, 'equal'>, what: string): void;
+  close(): void;
+}
+
+/** Collects the daemon's /v1/events stream into an array, remembering why it ended if it did. */
+export function recordEvents(daemon: DaemonUnderTest): EventRecording {
   const events: StateEvent[] = [];
+  let ended: string | null = null;
+  let closed = false;
   const sub = daemon.client.events((e) => events.push(e));
-  sub.done.catch(() => undefined);
-  return { events, close: () => sub.close() };
+  sub.done.then(
+    () => {
+      if (!closed) ended = `the daemon ended the event stream after ${events.length} events`;
+    },
+    (err: Error) => {
+      if (!closed) ended = `the event stream failed after ${events.length} events: ${err.message}`;
+    },
+  );
+  return {
+    events,
+    get ended() {
+      return ended;
+    },
+    assertOpen: (t, what) => t.equal(ended, null, `the event stream is still open, so ${what} means something`),
+    close: () => {
+      closed = true;
+      sub.close();
+    },
+  };
 }
 
 /** Resolves once an event matching `pred` is recorded. */
 export async function waitForEvent(
-  rec: { events: StateEvent[] },
+  rec: { events: StateEvent[]; ended?: string | null },
   pred: (e: StateEvent) => boolean,
   timeoutMs: number,
   what: string,
@@ -122,6 +150,7 @@ export async function waitForEvent(
   for (;;) {
     const e = rec.events.find(pred);
     if (e) return e;
+    if (rec.ended) throw new Error(`no ${what}: ${rec.ended}`);
     if (Date.now() > deadline) {
       const last = rec.events.slice(-5).map((x) => `${x.type}: ${x.message}`);
       throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; last events: ${JSON.stringify(last)}`);

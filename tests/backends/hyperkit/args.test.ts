@@ -1,7 +1,6 @@
 // The vpnkit and hyperkit command lines are pinned by golden files (one argument per line,
-// argv[0] first). Regenerate with UPDATE_GOLDEN=1 after an intended change, and review the diff.
+// argv[0] first). Regenerate with UPDATE_GOLDEN=1 (refused when CI is set) after an intended change, and review the diff.
 import t from 'tap';
-import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { VmSpec } from '../../../daemon/backend.js';
 import {
@@ -12,6 +11,7 @@ import {
   vsockConnectHeader,
 } from '../../../daemon/backends/hyperkit/args.js';
 import { repoRoot } from '../../helpers/env.js';
+import { checkGolden } from '../../helpers/golden.js';
 
 const goldenDir = join(repoRoot, 'tests', 'golden', 'hyperkit');
 const uuid = '6e2f0a52-2a43-4f4b-9c0e-0b6f5d3c1a7e';
@@ -62,8 +62,7 @@ for (const c of hyperkitCases) {
     });
     const actual = [executable, ...argv].join('\n') + '\n';
     const file = join(goldenDir, `${c.name}.argv`);
-    if (process.env.UPDATE_GOLDEN === '1') await writeFile(file, actual);
-    t.equal(actual, await readFile(file, 'utf8'));
+    await checkGolden(t, file, actual);
   });
 }
 
@@ -77,8 +76,7 @@ for (const c of vpnkitCases) {
     const { executable, argv } = buildVpnkitArgs(c.spec, { vpnkitBinary: c.vpnkitBinary, platform: 'darwin' });
     const actual = [executable, ...argv].join('\n') + '\n';
     const file = join(goldenDir, `${c.name}.argv`);
-    if (process.env.UPDATE_GOLDEN === '1') await writeFile(file, actual);
-    t.equal(actual, await readFile(file, 'utf8'));
+    await checkGolden(t, file, actual);
   });
 }
 

@@ -1,7 +1,6 @@
 // The QEMU command line is pinned by golden files (one argument per line, argv[0] first).
-// Regenerate with UPDATE_GOLDEN=1 after an intended change, and review the diff.
+// Regenerate with UPDATE_GOLDEN=1 (refused when CI is set) after an intended change, and review the diff.
 import t from 'tap';
-import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { VmSpec } from '../../../daemon/backend.js';
 import {
@@ -12,6 +11,7 @@ import {
 } from '../../../daemon/backends/qemu/args.js';
 import { unixSocketPathLimit } from '../../../daemon/backends/common/spec-checks.js';
 import { repoRoot } from '../../helpers/env.js';
+import { checkGolden } from '../../helpers/golden.js';
 
 const goldenDir = join(repoRoot, 'tests', 'golden', 'qemu');
 
@@ -60,8 +60,7 @@ for (const c of cases) {
     const { executable, argv } = buildQemuArgs(c.spec, { qemuBinary: c.qemuBinary, platform: 'linux' });
     const actual = [executable, ...argv].join('\n') + '\n';
     const file = join(goldenDir, `${c.name}.argv`);
-    if (process.env.UPDATE_GOLDEN === '1') await writeFile(file, actual);
-    t.equal(actual, await readFile(file, 'utf8'));
+    await checkGolden(t, file, actual);
   });
 }
 

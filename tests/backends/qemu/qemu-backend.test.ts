@@ -156,7 +156,11 @@ t.test('stop with a short grace: ACPI goes unanswered, QMP quit ends QEMU, stop 
   t.equal(exit, again, 'concurrent stops share one outcome');
   t.match(exit, { code: 0, signal: null, reason: 'stopped by the host' });
   t.notOk('reboot' in exit);
-  t.ok(took >= 500 && took < 500 + 2000 + 1500, `grace, then quit (took ${took} ms)`);
+  // Order, not speed: the grace ran out before quit (a lower bound load cannot break), and quit
+  // was enough (no kill). How long the whole stop took is a figure: tcg on a busy host varies.
+  t.ok(took >= 500 - 5, `the 500 ms grace ran before quit (took ${took} ms)`);
+  t.notOk(lines.some((l) => l.msg === 'QEMU did not quit; killing it'), 'quit ended QEMU: no kill');
+  t.comment(`stop with a 500 ms grace: ${took} ms to QEMU's exit`);
   t.notOk(await isAlive(handle.pid), 'no QEMU process left');
   t.same(filesLeft(spec), [], 'no pid file or QMP socket left');
   t.same(await backend.inspect(handle), { alive: false });
@@ -166,7 +170,9 @@ t.test('stop with a short grace: ACPI goes unanswered, QMP quit ends QEMU, stop 
 
 t.test('a wedged QEMU that answers nothing is killed after the grace and quit timeouts', async (t) => {
   const spec = await specFor(t, 'console=ttyS0 panic=0');
-  const backend = new QemuBackend();
+  const lines: Array<{ msg: string; pid?: number }> = [];
+  const sink = new Writable({ write: (chunk, _enc, done) => (lines.push(JSON.parse(String(chunk))), done()) });
+  const backend = new QemuBackend({ log: pino(sink) });
   const handle = await backend.start(spec);
   startedPids.add(handle.pid);
   // A stopped process keeps its sockets open but never replies: QMP commands time out.
@@ -175,7 +181,8 @@ t.test('a wedged QEMU that answers nothing is killed after the grace and quit ti
   const exit = await backend.stop(handle, { graceMs: 200 });
   const took = Date.now() - began;
   t.match(exit, { code: null, signal: 'SIGKILL', reason: 'killed by SIGKILL' });
-  t.ok(took < 10_000, `powerdown and quit time out, SIGTERM is ignored, then SIGKILL (took ${took} ms)`);
+  t.ok(lines.some((l) => l.msg === 'QEMU did not quit; killing it'), 'killed only after powerdown and quit went unanswered');
+  t.comment(`powerdown and quit time out, SIGTERM is ignored, then SIGKILL: ${took} ms`);
   t.notOk(await isAlive(handle.pid), 'no QEMU process left');
   t.same(filesLeft(spec), [], 'stale files removed after the kill');
 });
