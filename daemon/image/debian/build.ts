@@ -72,7 +72,7 @@ function digest(...parts: string[]): string {
 
 /** The image folder's name: a pure function of what the image is made of. */
 export function imageHash(arch: GuestArch, contractDigest: string, packages: ResolvedPackage[]): string {
-  return digest(RECIPE, arch, contractDigest, ...packages.map((p) => `${p.name} ${p.version} ${p.sha256}`));
+  return digest(RECIPE, arch, ARCH_PROFILES[arch].cmdline, contractDigest, ...packages.map((p) => `${p.name} ${p.version} ${p.sha256}`));
 }
 
 export async function readDebianImage(dir: string, hash: string, built: boolean): Promise<DebianImage | null> {
