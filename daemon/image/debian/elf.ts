@@ -1,0 +1,102 @@
+// What the image needs from ELF64 little-endian files (x86_64 and aarch64): the machine, the
+// program interpreter, DT_NEEDED/DT_RUNPATH of the dynamic section, and a named section's bytes
+// (a kernel module's .modinfo). Read through the section headers, which Debian's stripped
+// binaries and modules keep.
+
+export const EM_X86_64 = 62;
+export const EM_AARCH64 = 183;
+
+const PT_INTERP = 3;
+const SHT_DYNAMIC = 6;
+const DT_NEEDED = 1;
+const DT_RPATH = 15;
+const DT_RUNPATH = 29;
+
+interface Section {
+  name: string;
+  type: number;
+  offset: number;
+  size: number;
+  link: number;
+}
+
+export interface ElfInfo {
+  machine: number;
+  interpreter: string | null;
+  needed: string[];
+  runpath: string[];
+  sections: Section[];
+}
+
+export function isElf(data: Buffer): boolean {
+  return data.length >= 4 && data.readUInt32BE(0) === 0x7f454c46;
+}
+
+function cString(data: Buffer, at: number): string {
+  const end = data.indexOf(0, at);
+  return data.toString('utf8', at, end < 0 ? data.length : end);
+}
+
+export function parseElf(data: Buffer, label: string): ElfInfo {
+  if (!isElf(data)) throw new Error(`${label} is not an ELF file`);
+  if (data[4] !== 2 || data[5] !== 1) throw new Error(`${label} is not a little-endian ELF64 file (class ${data[4]}, data ${data[5]})`);
+  const machine = data.readUInt16LE(18);
+  const phoff = Number(data.readBigUInt64LE(32));
+  const shoff = Number(data.readBigUInt64LE(40));
+  const phentsize = data.readUInt16LE(54);
+  const phnum = data.readUInt16LE(56);
+  const shentsize = data.readUInt16LE(58);
+  const shnum = data.readUInt16LE(60);
+  const shstrndx = data.readUInt16LE(62);
+
+  let interpreter: string | null = null;
+  for (let i = 0; i < phnum; i++) {
+    const at = phoff + i * phentsize;
+    if (data.readUInt32LE(at) === PT_INTERP) interpreter = cString(data, Number(data.readBigUInt64LE(at + 8)));
+  }
+
+  const raw = [];
+  for (let i = 0; i < shnum; i++) {
+    const at = shoff + i * shentsize;
+    if (at + 64 > data.length) throw new Error(`${label}: section header ${i} lies past the end of the file`);
+    raw.push({
+      nameAt: data.readUInt32LE(at),
+      type: data.readUInt32LE(at + 4),
+      offset: Number(data.readBigUInt64LE(at + 24)),
+      size: Number(data.readBigUInt64LE(at + 32)),
+      link: data.readUInt32LE(at + 40),
+    });
+  }
+  const names = raw[shstrndx];
+  const sections: Section[] = raw.map((s) => ({ ...s, name: names ? cString(data, names.offset + s.nameAt) : '' }));
+
+  const needed: string[] = [];
+  const runpath: string[] = [];
+  for (const s of sections.filter((x) => x.type === SHT_DYNAMIC)) {
+    const strtab = sections[s.link];
+    for (let at = s.offset; at + 16 <= s.offset + s.size; at += 16) {
+      const tag = Number(data.readBigInt64LE(at));
+      if (tag === 0) break;
+      const value = Number(data.readBigUInt64LE(at + 8));
+      if (tag === DT_NEEDED) needed.push(cString(data, strtab.offset + value));
+      if (tag === DT_RUNPATH || tag === DT_RPATH) runpath.push(...cString(data, strtab.offset + value).split(':').filter(Boolean));
+    }
+  }
+  return { machine, interpreter, needed, runpath, sections };
+}
+
+/** The bytes of the named section, or null. */
+export function elfSection(data: Buffer, info: ElfInfo, name: string): Buffer | null {
+  const s = info.sections.find((x) => x.name === name);
+  return s ? data.subarray(s.offset, s.offset + s.size) : null;
+}
+
+/** A kernel module's dependencies by module name, from the "depends=" entry of its .modinfo. */
+export function moduleDepends(ko: Buffer, label: string): string[] {
+  const modinfo = elfSection(ko, parseElf(ko, label), '.modinfo');
+  if (!modinfo) throw new Error(`${label} has no .modinfo section: not a kernel module`);
+  for (const entry of modinfo.toString('latin1').split('\0')) {
+    if (entry.startsWith('depends=')) return entry.slice('depends='.length).split(',').filter(Boolean);
+  }
+  return [];
+}

@@ -1,0 +1,132 @@
+// From a merged Debian index to everything the image is made of: the kernel package (through its
+// metapackage), the library closure of the guest's programs, busybox, the kernel modules in load
+// order. Only `load` touches packages; it fetches (checked) and unpacks one by name.
+import type { IndexedPackage } from './archive.js';
+import { ARCH_PROFILES, DISK_MODULES, DLOPENED, PROGRAMS, SEEDS, type GuestArch } from './arch-profile.js';
+import { busyboxApplets } from './busybox.js';
+import { isStaticElf, findClosure, type LoadedPackage } from './closure.js';
+import type { DebEntry } from './deb.js';
+import { decompress, compressionOfName } from './decompress.js';
+import { moduleDepends, parseElf } from './elf.js';
+import type { GuestFile, InitramfsParts } from './initramfs.js';
+import { builtinModules, moduleLoadOrder, moduleName, type KernelModule } from './modules.js';
+import { dependencyNames, lookup, type PackageIndex } from './package-index.js';
+
+export interface ResolvedPackage {
+  name: string;
+  version: string;
+  sha256: string;
+  filename: string;
+  suite: string;
+}
+
+export interface Resolution {
+  kernelVersion: string;
+  /** Every package a file of the image comes from, sorted by name. */
+  packages: ResolvedPackage[];
+  vmlinuz: Buffer;
+  kernelConfig: string;
+  /** The image's parts, less guest/init and guest/rootfs. */
+  parts: Omit<InitramfsParts, 'rootfs' | 'init'>;
+  /** Files outside /usr that packages ship (etc/mke2fs.conf), placed as they are. */
+  etcFiles: GuestFile[];
+  modules: string[];
+}
+
+export type FetchPackage = (p: IndexedPackage) => Promise<DebEntry[]>;
+
+function entry(entries: DebEntry[], path: string, pkg: string): DebEntry & { type: 'file' } {
+  const e = entries.find((x) => x.path === path);
+  if (!e || e.type !== 'file') throw new Error(`${pkg} ships no file ${path}`);
+  return e;
+}
+
+export async function resolveImage(arch: GuestArch, index: PackageIndex, fetchPackage: FetchPackage): Promise<Resolution> {
+  const profile = ARCH_PROFILES[arch];
+  const used = new Map<string, IndexedPackage>();
+  const loaded = new Map<string, Promise<LoadedPackage>>();
+  const load = (name: string): Promise<LoadedPackage> => {
+    let p = loaded.get(name);
+    if (!p) {
+      const pkg = lookup(index, name, `needed for the ${arch} guest image`);
+      p = fetchPackage(pkg).then((entries) => ({ name, version: pkg.version, dependencies: dependencyNames(index, pkg), entries }));
+      loaded.set(name, p);
+    }
+    return p;
+  };
+
+  const meta = lookup(index, profile.kernelMeta, 'the kernel metapackage');
+  const kernelPkg = dependencyNames(index, meta).find((n) => n.startsWith('linux-image-'));
+  if (!kernelPkg) throw new Error(`${profile.kernelMeta} ${meta.version} depends on no linux-image-* package`);
+  const kernelVersion = kernelPkg.slice('linux-image-'.length);
+
+  const closure = await findClosure({ triplet: profile.triplet, seeds: SEEDS, programs: PROGRAMS, dlopened: DLOPENED }, load);
+  for (const f of closure.files) {
+    const machine = parseElf(f.data, f.path).machine;
+    if (machine !== profile.elfMachine) throw new Error(`${f.path} from ${f.pkg} is ELF machine ${machine}, not ${arch}'s ${profile.elfMachine}`);
+  }
+  const seeds = new Map<string, LoadedPackage>();
+  for (const s of SEEDS) seeds.set(s, await load(s));
+  const busybox = entry(seeds.get('busybox-static')!.entries, 'bin/busybox', 'busybox-static').data;
+  if (!isStaticElf(busybox, 'bin/busybox')) throw new Error('bin/busybox of busybox-static loads shared libraries; the guest needs a static one');
+  const nixLinks = seeds
+    .get('nix-bin')!
+    .entries.filter((e) => e.type === 'symlink' && e.target === 'nix' && /^usr\/bin\/[^/]+$/.test(e.path))
+    .map((e) => e.path.slice('usr/bin/'.length));
+  const mke2fsConf = entry(seeds.get('e2fsprogs')!.entries, 'etc/mke2fs.conf', 'e2fsprogs');
+
+  const kernel = await load(kernelPkg);
+  const vmlinuz = entry(kernel.entries, `boot/vmlinuz-${kernelVersion}`, kernelPkg).data;
+  const kernelConfig = entry(kernel.entries, `boot/config-${kernelVersion}`, kernelPkg).data.toString('utf8');
+  const moduleRoot = `lib/modules/${kernelVersion}/`;
+  const files = new Map<string, { path: string; data: Buffer }>();
+  for (const e of kernel.entries) {
+    if (e.type === 'file' && e.path.startsWith(moduleRoot) && /\.ko(\.(xz|zst|gz))?$/.test(e.path)) {
+      files.set(moduleName(e.path), { path: e.path.slice(moduleRoot.length), data: e.data });
+    }
+  }
+  const builtinEntry = kernel.entries.find((e) => e.path === `${moduleRoot}modules.builtin`);
+  const builtin = builtinModules(builtinEntry?.type === 'file' ? builtinEntry.data.toString('utf8') : '');
+  // Modules are uncompressed (and their .modinfo read) only when visited.
+  const plain = new Map<string, Buffer>();
+  const uncompressed = async (path: string, data: Buffer): Promise<Buffer> => {
+    let out = plain.get(path);
+    if (!out) plain.set(path, (out = await decompress(data, compressionOfName(path), `${kernelPkg} ${path}`)));
+    return out;
+  };
+  const modules = new Map<string, KernelModule>();
+  for (const [name, f] of files) {
+    const depends = async (): Promise<string[]> => moduleDepends(await uncompressed(f.path, f.data), `${kernelPkg} ${f.path}`);
+    modules.set(name, { path: f.path, depends });
+  }
+  const seen = new Set<string>();
+  const baseModules = await moduleLoadOrder(profile.baseModules, modules, builtin, seen, kernelVersion);
+  const diskModules = await moduleLoadOrder(DISK_MODULES, modules, builtin, seen, kernelVersion);
+  const moduleFiles = new Map<string, Buffer>();
+  for (const p of [...baseModules, ...diskModules]) {
+    moduleFiles.set(p, await uncompressed(p, files.get(moduleName(p))!.data));
+  }
+
+  for (const name of [...closure.packages, kernelPkg]) used.set(name, lookup(index, name, 'resolved'));
+  const packages = [...used.values()]
+    .map((p) => ({ name: p.name, version: p.version, sha256: p.sha256, filename: p.filename, suite: p.suite }))
+    .sort((a, b) => (a.name < b.name ? -1 : 1));
+  return {
+    kernelVersion,
+    packages,
+    vmlinuz,
+    kernelConfig,
+    parts: {
+      files: closure.files.map((f) => ({ path: f.path, data: f.data, mode: f.mode })),
+      nixLinks,
+      busybox,
+      applets: busyboxApplets(busybox),
+      kernelVersion,
+      modules: moduleFiles,
+      baseModules,
+      diskModules,
+    },
+    etcFiles: [{ path: 'etc/mke2fs.conf', data: mke2fsConf.data, mode: 0o644 }],
+    modules: [...baseModules, ...diskModules],
+  };
+}
