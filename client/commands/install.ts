@@ -61,9 +61,11 @@ async function defaultDeps(): Promise<InstallDeps> {
   const facts = currentProcessFacts();
   const { runCommand } = await import('../install/run-command.js');
   const { currentDaemonProgram } = await import('../../daemon/host-files/daemon-service.js');
+  // The machine's own architecture: under Rosetta process.arch would pick an x86_64 guest.
+  const { currentHost } = await import('../../daemon/config/load.js');
   return {
     facts,
-    host: { platform: facts.platform, arch: process.arch },
+    host: { ...currentHost(), platform: facts.platform },
     runner: runCommand,
     program: currentDaemonProgram(),
     toolDirs: hypervisorToolDirs(facts.env.PATH),

@@ -35,6 +35,8 @@ export interface BackendDescriptor {
   readonly kernelForm: Readonly<Partial<Record<GuestArch, KernelForm>>>;
   /** The executables it needs on PATH to boot a guest of `arch`. */
   hostTools(arch: GuestArch): string[];
+  /** How to get those tools, for doctor's fix. */
+  readonly installHint: string;
   /** Among the backends that fit the host, `backend: auto` takes the lowest rank. */
   readonly autoRank: number;
   /** Why auto prefers it where it fits ("uses Hypervisor.framework directly"). */
