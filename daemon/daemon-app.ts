@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 import type { Backend } from './backend.js';
 import { buildApiServer, listenOnUnixSocket } from './api/server.js';
 import { chooseBackend, type BackendChoice } from './backends/choose-backend.js';
-import { allHostTools, findBackend } from './backends/registry.js';
+import { allHostTools, findBackend } from './backends/backend-list.js';
 import { currentHostFacts } from './host/host-facts.js';
 import type { DaemonArgs } from './config/flags.js';
 import { applyOverrides, defaultConfig, loadConfigFile } from './config/load.js';

@@ -7,7 +7,7 @@ import { existsSync, statSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
-import { allHostTools } from '../../daemon/backends/registry.js';
+import { allHostTools } from '../../daemon/backends/backend-list.js';
 import { builderNameProblem } from '../../daemon/config/builders.js';
 import type { InstallLayout, InstallScope, ServiceUser } from '../../daemon/host-files/install-layout.js';
 

@@ -6,7 +6,7 @@ import { lstat, readFile, realpath, stat } from 'node:fs/promises';
 import * as path from 'node:path';
 import { ApiError, DaemonUnreachableError, LinuxkitClient } from '../api-client.js';
 import { BackendChoiceError, chooseBackend, missingTools } from '../../daemon/backends/choose-backend.js';
-import { findBackend } from '../../daemon/backends/registry.js';
+import { findBackend } from '../../daemon/backends/backend-list.js';
 import { loadConfigFile, defaultConfig, type HostInfo } from '../../daemon/config/load.js';
 import type { HostFacts } from '../../daemon/host/host-facts.js';
 import { STATE_LAYOUT } from '../../daemon/config/paths.js';
@@ -113,7 +113,7 @@ function hostVirtFacts(input: GatherInput): DoctorFacts['hostVirt'] {
 }
 
 /** The daemon's own backend choice, made here from the install's config and this host's facts. */
-function backendFacts(config: DaemonConfig, host: HostFacts): BackendFacts {
+export function backendFacts(config: Pick<DaemonConfig, 'backend' | 'accel' | 'arch'>, host: HostFacts): BackendFacts {
   try {
     const choice = chooseBackend(config, host);
     const d = findBackend(choice.backend)!;

@@ -5,7 +5,8 @@
 import type { Accelerator, GuestArch } from '../backend.js';
 import { describeHost, type HostFacts } from '../host/host-facts.js';
 import type { BackendDescriptor } from './descriptor.js';
-import { BACKENDS, backendSettingChoices, findBackend, orList } from './registry.js';
+import { backendSettingChoices, findBackend, orList } from './backend-list.js';
+import { BACKENDS } from './registry.js';
 
 export interface BackendChoice {
   backend: string;

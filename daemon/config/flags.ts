@@ -1,7 +1,7 @@
 // linuxkitd's command line. Setting flags are validated with the same schema as the file, so
 // `--cpus 0` and `"cpus": 0` get the same message, naming the flag.
 import { parseArgs } from 'node:util';
-import { backendSettingChoices } from '../backends/registry.js';
+import { backendSettingChoices } from '../backends/backend-list.js';
 import { DaemonConfigSchema, type ConfigError, type DaemonConfig } from './schema.js';
 import { schemaErrors, suggestKey } from './schema-errors.js';
 import { builderNameProblem } from './builders.js';

@@ -5,7 +5,7 @@ import { isDeepStrictEqual } from 'node:util';
 import type { TSchema } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import type { GuestArch } from '../backend.js';
-import { findBackend, orList } from '../backends/registry.js';
+import { findBackend, orList } from '../backends/backend-list.js';
 import { currentHostFacts, type HostFacts } from '../host/host-facts.js';
 import { checkJsonText } from './json-text.js';
 import { DaemonConfigSchema, type ConfigError, type ConfigResult, type DaemonConfig } from './schema.js';

@@ -3,7 +3,7 @@
 // load.ts fills the defaults. `default` here is the static default; `arch`, `systems` and
 // `maxJobs` depend on the host or on other settings and are filled in by load.ts.
 import { Type, type Static } from '@sinclair/typebox';
-import { backendNames } from '../backends/registry.js';
+import { backendNames } from '../backends/backend-list.js';
 
 const strict = { additionalProperties: false } as const;
 

@@ -3,7 +3,7 @@
 import t from 'tap';
 import { chooseBackend, type WantedBackend } from '../../daemon/backends/choose-backend.js';
 import { hostFactsFrom, type HostFacts } from '../../daemon/host/host-facts.js';
-import { allHostTools } from '../../daemon/backends/registry.js';
+import { allHostTools } from '../../daemon/backends/backend-list.js';
 
 interface Machine {
   platform: NodeJS.Platform;
