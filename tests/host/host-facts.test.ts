@@ -1,7 +1,7 @@
 // The machine's facts, from stand-in probes answering as macOS and Linux do, through the config's
 // defaults and doctor (backend choice has its own table in tests/backends/choose-backend.test.ts).
 import t from 'tap';
-import { backendFacts } from '../../client/commands/doctor-facts.js';
+import { backendFacts } from '../../client/install/doctor-facts.js';
 import { allHostTools } from '../../daemon/backends/backend-list.js';
 import { currentHost, defaultConfig, hostInfoFrom } from '../../daemon/config/load.js';
 import { currentHostFacts, hostFactsFrom, type HostProbes } from '../../daemon/host/host-facts.js';
