@@ -70,7 +70,7 @@ t.test('automatic choice takes it where it fits, and the daemon can create it', 
 });
 
 t.test('doctor judges it like any backend', async (t) => {
-  const { backendFacts } = await load<typeof import('../../client/install/doctor-facts.js')>('../../client/commands/doctor-facts.js');
+  const { backendFacts } = await load<typeof import('../../client/install/doctor-facts.js')>('../../client/install/doctor-facts.js');
   const wanted = { backend: 'fake', accel: 'auto', arch: 'aarch64' } as const;
   t.match(backendFacts(wanted, linux(['fake-hypervisor'])), { ok: true, backend: 'fake', accel: 'tcg', missingTools: [] });
   t.match(backendFacts(wanted, linux([])), { ok: true, backend: 'fake', missingTools: ['fake-hypervisor'], installHint: 'install fake-hypervisor' });
