@@ -1,7 +1,9 @@
 // The seam between the reconciler and each hypervisor. The reconciler only ever sees these
-// types; each backend (backends/qemu, backends/hyperkit) lives in its own folder.
+// types; each backend lives in its own folder under backends/ and is listed in
+// backends/registry.ts, which is the only place that knows which backends exist.
 
-export type BackendName = 'qemu' | 'hyperkit';
+/** A backend's name as its descriptor in backends/registry.ts gives it. */
+export type BackendName = string;
 export type Accelerator = 'hvf' | 'kvm' | 'tcg';
 export type GuestArch = 'x86_64' | 'aarch64';
 
@@ -52,6 +54,10 @@ export interface VmRecord {
   /** ISO time the daemon started it. */
   startedAt: string;
   sshPort: number;
+  /** The state directory the VM's files live in: enough, with the rest, to adopt it. */
+  stateDir: string;
+  /** The console log this boot writes to (an adopted VM keeps writing there). */
+  consoleLog: string;
   /** Backend-specific extras (QMP socket path, vpnkit pid, ...). */
   extra?: Record<string, unknown>;
 }
@@ -64,32 +70,38 @@ export interface VmHandle {
   readonly exited: Promise<VmExit>;
 }
 
-export interface VmInspection {
-  /** The process exists and is the one recorded. */
-  alive: boolean;
-  /** Hypervisor's own view, e.g. QMP status "running", "paused", "shutdown". */
-  status?: string;
-}
-
 export interface StopOptions {
   /** How long the guest gets to power off through ACPI before harder means. */
   graceMs: number;
 }
 
+/**
+ * The contract every backend keeps (docs/backends.md, "The Backend contract"):
+ * - a live VM in the state directory at `prepare` or `start` is refused, never adopted there:
+ *   adoption goes through `adopt(record)` only, so a VM booted with another spec (other keys,
+ *   memory, image) is never taken for this one; the error names its pid;
+ * - the VM's life is observed through `VmHandle.exited` (the process's end), not by polling: there
+ *   is no `inspect`, and readiness is the probe's job;
+ * - `detach` is awaited: it has released what this daemon holds (QMP connection, SSH listener)
+ *   when it resolves, so the next daemon can adopt at once.
+ */
 export interface Backend {
   readonly name: BackendName;
-  /** Removes stale files (pid, QMP, sockets) left by a VM that is no longer running. */
+  /** Removes stale files (pid, QMP, sockets) left by a VM that is no longer running; refuses a live one. */
   prepare(spec: VmSpec): Promise<void>;
-  /** Resolves once the hypervisor process is running; readiness is the probe's job. */
+  /** Resolves once the hypervisor process is running; readiness is the probe's job. Refuses a live VM. */
   start(spec: VmSpec): Promise<VmHandle>;
-  /** Returns a handle on a VM from an earlier daemon if `record` still matches a live process. */
-  adopt(record: VmRecord, spec: VmSpec): Promise<VmHandle | null>;
-  inspect(handle: VmHandle): Promise<VmInspection>;
+  /**
+   * A handle on a VM from an earlier daemon if `record` (of this backend) still matches a live
+   * process; null otherwise. Needs nothing but the record: no spec, no image.
+   */
+  adopt(record: VmRecord): Promise<VmHandle | null>;
   /** ACPI power-down, bounded wait, then harder means; resolves with the exit. */
   stop(handle: VmHandle, opts: StopOptions): Promise<VmExit>;
   /**
-   * Optional: stop watching a VM without stopping it, when the daemon exits and leaves it for the
-   * next daemon to adopt (e.g. QEMU's QMP socket serves one client at a time).
+   * Optional: stops watching a VM without stopping it, when the daemon exits and leaves it for
+   * the next daemon to adopt (e.g. QEMU's QMP socket serves one client at a time). Its
+   * `exited` may then never settle.
    */
-  detach?(handle: VmHandle): void;
+  detach?(handle: VmHandle): Promise<void>;
 }

@@ -19,7 +19,7 @@ export interface DaemonStatus {
   healthy: boolean;
   desired: DesiredState;
   backend: BackendName;
-  /** Why this backend was chosen ("backend: qemu in the config", "auto: Linux host"). */
+  /** Why this backend and accelerator were chosen (choose-backend.ts), e.g. why tcg is a fallback. */
   backendReason: string;
   accel: Accelerator;
   arch: GuestArch;

@@ -1,16 +1,15 @@
 // linuxkitd put together: config, lock, logs, keys, backend, supervisor, API, config watcher.
 // `startDaemon` returns a running daemon that `close()` shuts down; main.ts adds the process
 // concerns (argv, signals, exit codes).
-import { constants } from 'node:fs';
 import { access, mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { Backend } from './backend.js';
 import { buildApiServer, listenOnUnixSocket } from './api/server.js';
-import { chooseBackend, type BackendChoice, type HostFacts } from './backends/choose-backend.js';
-import { HyperkitBackend } from './backends/hyperkit/hyperkit-backend.js';
-import { QemuBackend } from './backends/qemu/qemu-backend.js';
+import { chooseBackend, type BackendChoice } from './backends/choose-backend.js';
+import { allHostTools, findBackend } from './backends/backend-list.js';
+import { currentHostFacts } from './host/host-facts.js';
 import type { DaemonArgs } from './config/flags.js';
 import { applyOverrides, defaultConfig, loadConfigFile } from './config/load.js';
 import { ensureConfigFile, resolveDaemonPaths, type DaemonPaths } from './config/paths.js';
@@ -57,21 +56,6 @@ export async function daemonVersion(): Promise<string> {
   return pkg.version;
 }
 
-async function hostFacts(): Promise<HostFacts> {
-  const onPath = async (bin: string) => {
-    for (const dir of (process.env.PATH ?? '').split(':').filter(Boolean)) {
-      if (await access(join(dir, bin), constants.X_OK).then(() => true, () => false)) return true;
-    }
-    return false;
-  };
-  return {
-    platform: process.platform,
-    hostArch: process.arch,
-    hyperkitAvailable: process.platform === 'darwin' && (await onPath('hyperkit')) && (await onPath('vpnkit')),
-    kvmAvailable: await access('/dev/kvm', constants.R_OK | constants.W_OK).then(() => true, () => false),
-  };
-}
-
 /** The file config, or the last good one when the file is broken, or the defaults on a first start. */
 async function loadStartupConfig(
   paths: DaemonPaths,
@@ -114,9 +98,9 @@ export async function startDaemon(args: DaemonArgs, opts: { foreground?: boolean
     await writeJsonAtomic(lastGoodPath, config, { mode: 0o600 });
     const version = await daemonVersion();
     const keys: BuilderKeys = await ensureBuilderKeys(paths.keysDir);
-    const facts = await hostFacts();
+    const facts = currentHostFacts(allHostTools());
     let choice: BackendChoice = chooseBackend(config, facts);
-    const backend: Backend = createBackend(choice, log);
+    const backend: Backend = await findBackend(choice.backend)!.create({ log: log.child({ backend: choice.backend }) });
     const imageCacheDir = process.env.LINUXKIT_IMAGE_CACHE ?? paths.imageDir;
     const privateKey = await readFile(keys.clientKey);
     const target = (): GuestSshTarget => ({
@@ -252,14 +236,5 @@ export async function startDaemon(args: DaemonArgs, opts: { foreground?: boolean
     log?.flush();
     await lock.release();
     throw err;
-  }
-}
-
-function createBackend(choice: BackendChoice, log: Logger): Backend {
-  switch (choice.backend) {
-    case 'qemu':
-      return new QemuBackend({ log: log.child({ backend: 'qemu' }) });
-    case 'hyperkit':
-      return new HyperkitBackend({ log: log.child({ backend: 'hyperkit' }) });
   }
 }

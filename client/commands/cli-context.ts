@@ -1,11 +1,13 @@
 // What install, uninstall and doctor share on the command line: --system/--user/--root/--builder,
-// and who the daemon runs as. Only node: imports (and the node-only builder naming rules), so
-// loading a command stays cheap; the engines in daemon/registration are imported when a command runs.
+// and who the daemon runs as. Only node: imports (and the node-only builder naming rules and the
+// data-only backend registry), so loading a command stays cheap; the engines in
+// daemon/registration are imported when a command runs.
 import { execFileSync } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
+import { allHostTools } from '../../daemon/backends/backend-list.js';
 import { builderNameProblem } from '../../daemon/config/builders.js';
 import type { InstallLayout, InstallScope, ServiceUser } from '../../daemon/host-files/install-layout.js';
 
@@ -146,9 +148,9 @@ export function resolveServiceUser(
   throw new UsageError('--user installs for the user who runs it, and that is root here: use --system, or run sudo from your own account');
 }
 
-/** Folders on PATH holding the hypervisor tools, in PATH order. */
+/** Folders on PATH holding the hypervisor tools of any backend in the registry, in PATH order. */
 export function hypervisorToolDirs(pathEnv: string | undefined): string[] {
-  const tools = ['qemu-system-x86_64', 'qemu-system-aarch64', 'hyperkit', 'vpnkit'];
+  const tools = allHostTools();
   const dirs: string[] = [];
   for (const dir of (pathEnv ?? '').split(':')) {
     if (!path.isAbsolute(dir) || dirs.includes(dir)) continue;

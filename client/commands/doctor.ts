@@ -1,6 +1,7 @@
 // linuxkitctl doctor: checks, in order, everything a remote build through the builder needs,
 // and prints a fix for each failure. Exit 0 when all pass, 1 otherwise.
 import type { HostInfo } from '../../daemon/config/load.js';
+import type { HostFacts } from '../../daemon/host/host-facts.js';
 import type { CheckResult, DoctorFacts } from '../install/doctor-checks.js';
 import type { DaemonProgram } from '../../daemon/host-files/daemon-service.js';
 import type { CommandRunner } from '../install/run-command.js';
@@ -34,6 +35,8 @@ Exit codes: 0 every check passed, 1 something failed (or bad usage).
 export interface DoctorDeps {
   facts: ProcessFacts;
   host: HostInfo;
+  /** The machine's facts; default: read from this machine. */
+  hostFacts: HostFacts;
   runner: CommandRunner;
   program: DaemonProgram;
   /** Replaces gathering altogether (tests of the output). */
@@ -76,7 +79,11 @@ export async function runDoctor(argv: string[], io: CommandIo = processIo, deps?
       }
       const runner = deps?.runner ?? (await import('../install/run-command.js')).runCommand;
       const program = deps?.program ?? (await import('../../daemon/host-files/daemon-service.js')).currentDaemonProgram();
-      const host = deps?.host ?? { platform: facts.platform, arch: process.arch };
+      const { currentHostFacts } = await import('../../daemon/host/host-facts.js');
+      const { allHostTools } = await import('../../daemon/backends/backend-list.js');
+      const { hostInfoFrom } = await import('../../daemon/config/load.js');
+      const hostFacts = deps?.hostFacts ?? currentHostFacts(allHostTools());
+      const host = deps?.host ?? hostInfoFrom(hostFacts);
       const { gatherDoctorFacts } = await import('../install/doctor-facts.js');
       gather = () =>
         gatherDoctorFacts({
@@ -86,6 +93,7 @@ export async function runDoctor(argv: string[], io: CommandIo = processIo, deps?
           processUid: facts.uid,
           processUser: facts.username,
           host,
+          hostFacts,
           program,
           runner,
           env: facts.env,

@@ -1,6 +1,7 @@
 // linuxkitctl install: sets up keys, config, Nix and SSH registration and the service, then
 // starts the daemon. Argument handling and output live here; the work is in
 // client/install/installer.ts, loaded only when the command runs.
+import { backendSettingChoices } from '../../daemon/backends/backend-list.js';
 import type { HostInfo } from '../../daemon/config/load.js';
 import type { DaemonProgram } from '../../daemon/host-files/daemon-service.js';
 import type { CommandRunner } from '../install/run-command.js';
@@ -37,7 +38,7 @@ running. Running it again updates everything in place; it changes nothing when a
                    machines where none runs (a container); it prints the command to run linuxkitd
 
 Settings (written to the daemon's config.json):
-  --backend NAME   auto, qemu or hyperkit       --accel NAME   auto, hvf, kvm or tcg
+  --backend NAME   ${backendSettingChoices().padEnd(28)} --accel NAME   auto, hvf, kvm or tcg
   --arch NAME      x86_64 or aarch64            --cpus N       1 to 64
   --memory MiB     256 to 262144                --ssh-port N   1024 to 65535
 
@@ -60,9 +61,11 @@ async function defaultDeps(): Promise<InstallDeps> {
   const facts = currentProcessFacts();
   const { runCommand } = await import('../install/run-command.js');
   const { currentDaemonProgram } = await import('../../daemon/host-files/daemon-service.js');
+  // The machine's own architecture: under Rosetta process.arch would pick an x86_64 guest.
+  const { currentHost } = await import('../../daemon/config/load.js');
   return {
     facts,
-    host: { platform: facts.platform, arch: process.arch },
+    host: { ...currentHost(), platform: facts.platform },
     runner: runCommand,
     program: currentDaemonProgram(),
     toolDirs: hypervisorToolDirs(facts.env.PATH),

@@ -7,6 +7,7 @@ import type { SshIncludeCheck } from './ssh-include.js';
 
 export type CheckId =
   | 'install'
+  | 'backend'
   | 'service-loaded'
   | 'daemon-answers'
   | 'builder-healthy'
@@ -48,14 +49,21 @@ export interface Expected {
   builder?: string | null;
 }
 
-/** Whether this host could run the guest with hardware acceleration. */
+/** Whether this host could run the guest with hardware acceleration (from daemon/host/host-facts.ts). */
 export interface HostVirtFacts {
   platform: 'darwin' | 'linux';
-  /** `process.arch` spelling: 'arm64', 'x64'. */
+  /** The machine's own architecture, `process.arch` spelling: 'arm64', 'x64' (not Node's under Rosetta). */
   arch: string;
   /** macOS `sysctl -n kern.hv_support` (Hypervisor.framework usable); null when unknown or not macOS. */
   hvSupport: boolean | null;
+  /** This command's Node runs under Rosetta. */
+  rosetta?: boolean;
 }
+
+/** What the registry's backend choice makes of the install's config on this host. */
+export type BackendFacts =
+  | { ok: true; backend: string; accel: string; reason: string; missingTools: string[]; installHint: string }
+  | { ok: false; message: string };
 
 export type GuestFacts =
   | { ok: true; output: string; hostSecondsBefore: number; hostSecondsAfter: number }
@@ -71,6 +79,7 @@ export interface DoctorFacts {
     | { ok: true; state: string; healthy: boolean; probeError: string | null; arch: string; accel: string }
     | { ok: false; code: string; message: string };
   hostVirt: HostVirtFacts;
+  backend: BackendFacts;
   socketPath: string;
   /** How to start the daemon by hand (under --root: its command line). */
   daemonStartHint: string;
@@ -168,6 +177,27 @@ function guestAccel(f: DoctorFacts): CheckResult {
     `${runs} (emulated) on a Mac where hvf should be available (a ${native} guest on a ${h.arch} Mac${h.hvSupport ? ', kern.hv_support is 1' : ''}): builds run many times slower than they could`,
     `let the daemon use hvf: linuxkitctl install${builder} --accel auto (or set "accel": "auto" in the config); if QEMU then fails to start with hvf, its build lacks it: use QEMU from Homebrew or nixpkgs`,
   );
+}
+
+/** The config's backend and accelerator can run on this host, with their tools on PATH. */
+function backendChoice(f: DoctorFacts): CheckResult {
+  const b = f.backend;
+  const builder = f.expected.builder ? ` --builder ${f.expected.builder}` : '';
+  if (!b.ok) {
+    return fail(
+      'backend',
+      `the config asks for what this host cannot run: ${b.message}`,
+      `let the daemon choose: linuxkitctl install${builder} --backend auto --accel auto (or set both to "auto" in the config)`,
+    );
+  }
+  if (b.missingTools.length > 0) {
+    return fail(
+      'backend',
+      `backend ${b.backend} needs ${b.missingTools.join(' and ')} on PATH, and ${b.missingTools.length === 1 ? 'it is' : 'they are'} not there`,
+      `${b.installHint}; then run linuxkitctl install${builder} again so the daemon's PATH has it`,
+    );
+  }
+  return pass('backend', `backend ${b.backend} with ${b.accel} (${b.reason})`);
 }
 
 function builderDown(f: DoctorFacts): string | null {
@@ -274,6 +304,7 @@ export function evaluateChecks(f: DoctorFacts): CheckResult[] {
   if (!f.install.found) out.push(fail('install', `no install manifest at ${f.install.manifestPath}`, 'linuxkitctl install (add --user or --system if you installed the other kind)'));
   else if (f.install.configProblem) out.push(fail('install', f.install.configProblem, 'fix the config file; the daemon keeps its last good config until then'));
   else out.push(pass('install', `installed (${f.install.manifestPath})`));
+  out.push(backendChoice(f));
 
   if (f.underRoot) out.push(skip('service-loaded', 'not checked under --root: no service manager is involved'));
   else if (!f.service.queried) out.push(skip('service-loaded', `not checked: ${f.service.reason}`));

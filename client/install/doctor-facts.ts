@@ -5,10 +5,13 @@
 import { readFile, stat } from 'node:fs/promises';
 import * as path from 'node:path';
 import { ApiError, DaemonUnreachableError, LinuxkitClient } from '../api-client.js';
+import { BackendChoiceError, chooseBackend, missingTools } from '../../daemon/backends/choose-backend.js';
+import { findBackend } from '../../daemon/backends/backend-list.js';
 import { loadConfigFile, defaultConfig, type HostInfo } from '../../daemon/config/load.js';
+import type { HostFacts } from '../../daemon/host/host-facts.js';
 import { STATE_LAYOUT } from '../../daemon/config/paths.js';
 import type { DaemonConfig } from '../../daemon/config/schema.js';
-import { GUEST_REPORT_SCRIPT, parseSshG, type DoctorFacts, type GuestFacts } from './doctor-checks.js';
+import { GUEST_REPORT_SCRIPT, parseSshG, type BackendFacts, type DoctorFacts, type GuestFacts } from './doctor-checks.js';
 import { SSH_DROPIN_SYSTEM_PATH, type InstallLayout } from '../../daemon/host-files/install-layout.js';
 import { readManagedBlock } from '../../daemon/host-files/managed-block.js';
 import { buildersFromShowConfig, discoverBuilders } from './nix-conf.js';
@@ -26,6 +29,8 @@ export interface GatherInput {
   processUid: number;
   processUser: string;
   host: HostInfo;
+  /** The machine's facts (real architecture, kern.hv_support, /dev/kvm, tools on PATH). */
+  hostFacts: HostFacts;
   program: DaemonProgram;
   runner: CommandRunner;
   env: NodeJS.ProcessEnv;
@@ -103,16 +108,21 @@ async function guestFacts(layout: InstallLayout, config: DaemonConfig, timeoutMs
   }
 }
 
-/** On macOS, whether Hypervisor.framework is usable (sysctl kern.hv_support); the doctor's guest-accel check needs it. */
-async function hostVirtFacts(input: GatherInput): Promise<DoctorFacts['hostVirt']> {
-  const { platform } = input.layout;
-  let hvSupport: boolean | null = null;
-  if (platform === 'darwin' && input.layout.root === null) {
-    const r = await input.runner(['sysctl', '-n', 'kern.hv_support'], { timeoutMs: 5_000 });
-    const value = r.code === 0 ? r.stdout.trim() : '';
-    hvSupport = value === '1' ? true : value === '0' ? false : null;
+function hostVirtFacts(input: GatherInput): DoctorFacts['hostVirt'] {
+  const h = input.hostFacts;
+  return { platform: input.layout.platform, arch: h.machineArch, hvSupport: h.hvSupport, rosetta: h.rosetta };
+}
+
+/** The daemon's own backend choice, made here from the install's config and this host's facts. */
+export function backendFacts(config: Pick<DaemonConfig, 'backend' | 'accel' | 'arch'>, host: HostFacts): BackendFacts {
+  try {
+    const choice = chooseBackend(config, host);
+    const d = findBackend(choice.backend)!;
+    return { ok: true, ...choice, missingTools: missingTools(d, config.arch, host), installHint: d.installHint };
+  } catch (err) {
+    if (err instanceof BackendChoiceError) return { ok: false, message: err.message };
+    throw err;
   }
-  return { platform, arch: input.host.arch, hvSupport };
 }
 
 async function buildersFacts(input: GatherInput, nixConfDir: string): Promise<DoctorFacts['builders']> {
@@ -166,14 +176,13 @@ export async function gatherDoctorFacts(input: GatherInput): Promise<DoctorFacts
   }
   const sshConfig = layout.root === null ? await readOrNull(layout.sshConfig) : null;
 
-  const [service, daemon, ssh, guest, builders, keys, hostVirt] = await Promise.all([
+  const [service, daemon, ssh, guest, builders, keys] = await Promise.all([
     serviceFacts(input),
     daemonFacts(layout.socketPath, timeoutMs),
     sshFacts(input),
     guestFacts(layout, config, timeoutMs),
     buildersFacts(input, nixConfDir),
     keyFacts([layout.keys.clientKey, layout.keys.hostKey]),
-    hostVirtFacts(input),
   ]);
   const underRoot = layout.root !== null;
   return {
@@ -181,7 +190,8 @@ export async function gatherDoctorFacts(input: GatherInput): Promise<DoctorFacts
     underRoot,
     service,
     daemon,
-    hostVirt,
+    hostVirt: hostVirtFacts(input),
+    backend: backendFacts(config, input.hostFacts),
     socketPath: layout.socketPath,
     daemonLog: path.join(layout.stateDir, STATE_LAYOUT.daemonLog),
     daemonStartHint: underRoot ? daemonCommandLine(input.program, layout) : 'linuxkitctl install (it loads the service), then linuxkitctl start',

@@ -63,7 +63,7 @@ export interface InstallEnvironment {
   xdg?: { XDG_STATE_HOME?: string; XDG_CONFIG_HOME?: string };
   processUid: number;
   program: DaemonProgram;
-  /** Folders where qemu/hyperkit/vpnkit were found; they lead the daemon's PATH. */
+  /** Folders where the backends' tools (their descriptors' hostTools) were found; they lead the daemon's PATH. */
   toolDirs: string[];
   /** NIX_CONF_DIR and NIX_CONFIG of a real install (ignored under --root). */
   nixConfDir?: string;

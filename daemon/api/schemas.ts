@@ -2,6 +2,7 @@
 // the OpenAPI document is generated from them, and the client's types are derived from them
 // (type-only imports, so the client never loads TypeBox).
 import { Type, type Static, type TSchema, type TUnsafe } from '@sinclair/typebox';
+import { backendNames } from '../backends/backend-list.js';
 import type { DaemonStatus, StateEvent } from '../controller.js';
 
 /** A string enum as plain JSON Schema `enum`: ajv then says "must be one of ...", not anyOf noise. */
@@ -37,8 +38,10 @@ export const DaemonStatusSchema = Type.Object(
     state: BuilderStateSchema,
     healthy: Type.Boolean({ description: 'The last SSH probe of the builder succeeded.' }),
     desired: StringEnum(['running', 'stopped'] as const),
-    backend: StringEnum(['qemu', 'hyperkit'] as const),
-    backendReason: Type.String({ description: 'Why this backend was chosen.' }),
+    backend: StringEnum(backendNames()),
+    backendReason: Type.String({
+      description: 'Why this backend and accelerator were chosen; a fallback to tcg says why hvf or kvm was not usable.',
+    }),
     accel: StringEnum(['hvf', 'kvm', 'tcg'] as const),
     arch: StringEnum(['x86_64', 'aarch64'] as const),
     vm: Type.Object({

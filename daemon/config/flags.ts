@@ -1,6 +1,7 @@
 // linuxkitd's command line. Setting flags are validated with the same schema as the file, so
 // `--cpus 0` and `"cpus": 0` get the same message, naming the flag.
 import { parseArgs } from 'node:util';
+import { backendSettingChoices } from '../backends/backend-list.js';
 import { DaemonConfigSchema, type ConfigError, type DaemonConfig } from './schema.js';
 import { schemaErrors, suggestKey } from './schema-errors.js';
 import { builderNameProblem } from './builders.js';
@@ -64,7 +65,7 @@ Paths:
                      <default state dir>/builders/NAME (unless --state-dir is given)
 
 Settings (override the config file):
-  --backend NAME     auto, qemu or hyperkit
+  --backend NAME     ${backendSettingChoices()}
   --accel NAME       auto, hvf, kvm or tcg
   --arch NAME        x86_64 or aarch64
   --cpus N           1 to 64

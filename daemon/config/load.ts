@@ -5,6 +5,8 @@ import { isDeepStrictEqual } from 'node:util';
 import type { TSchema } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import type { GuestArch } from '../backend.js';
+import { findBackend, orList } from '../backends/backend-list.js';
+import { currentHostFacts, type HostFacts } from '../host/host-facts.js';
 import { checkJsonText } from './json-text.js';
 import { DaemonConfigSchema, type ConfigError, type ConfigResult, type DaemonConfig } from './schema.js';
 import { formatValue, schemaErrors } from './schema-errors.js';
@@ -14,12 +16,16 @@ export type { ConfigError, ConfigResult, DaemonConfig } from './schema.js';
 /** The host facts some defaults depend on; tests pass their own. */
 export interface HostInfo {
   platform: NodeJS.Platform;
-  /** `process.arch` spelling: 'x64', 'arm64', ... */
+  /** The machine's own architecture in `process.arch` spelling ('x64', 'arm64'): under Rosetta not process.arch. */
   arch: string;
 }
 
+export function hostInfoFrom(facts: Pick<HostFacts, 'platform' | 'machineArch'>): HostInfo {
+  return { platform: facts.platform, arch: facts.machineArch };
+}
+
 export function currentHost(): HostInfo {
-  return { platform: process.platform, arch: process.arch };
+  return hostInfoFrom(currentHostFacts());
 }
 
 /** The guest runs natively on a Mac (hvf); elsewhere x86_64 is what Nix users ask for most. */
@@ -50,13 +56,17 @@ export function crossFieldErrors(c: DaemonConfig): ConfigError[] {
     ' so one failed probe does not restart the VM',
   );
   atLeast('gc.maxFreeMiB', c.gc.maxFreeMiB, 'gc.minFreeMiB', c.gc.minFreeMiB);
-  if (c.backend === 'hyperkit' && c.arch !== 'x86_64') {
-    errors.push({ key: 'arch', message: `arch must be x86_64 with backend hyperkit (it runs only x86_64 guests); got '${c.arch}'` });
+  // What the chosen backend can boot, from its descriptor; what this host can run is
+  // choose-backend's question (a config file may move between machines).
+  const backend = findBackend(c.backend);
+  if (backend && !backend.guestArchs.includes(c.arch)) {
+    const archs = orList(backend.guestArchs);
+    errors.push({ key: 'arch', message: `arch must be ${archs} with backend ${backend.name} (it runs only ${archs} guests); got '${c.arch}'` });
   }
-  if (c.backend === 'hyperkit' && c.accel !== 'auto') {
+  if (backend && c.accel !== 'auto' && !backend.accelerators.includes(c.accel)) {
     errors.push({
       key: 'accel',
-      message: `accel must be auto with backend hyperkit (accelerators are a qemu setting); got '${c.accel}'`,
+      message: `accel must be ${orList(['auto', ...backend.accelerators])} with backend ${backend.name}; got '${c.accel}'`,
     });
   }
   const native = `${c.arch}-linux`;

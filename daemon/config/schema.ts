@@ -3,20 +3,25 @@
 // load.ts fills the defaults. `default` here is the static default; `arch`, `systems` and
 // `maxJobs` depend on the host or on other settings and are filled in by load.ts.
 import { Type, type Static } from '@sinclair/typebox';
+import { backendNames } from '../backends/backend-list.js';
 
 const strict = { additionalProperties: false } as const;
 
 const ms = (minimum: number, maximum: number, def: number, description: string) =>
   Type.Integer({ minimum, maximum, default: def, description });
 
+// The names come from the backend registry: a new backend is offered here without an edit.
 export const BackendSettingSchema = Type.Union(
-  [Type.Literal('auto'), Type.Literal('qemu'), Type.Literal('hyperkit')],
-  { default: 'auto', description: 'Hypervisor; auto picks hyperkit on Intel Macs when installed, else qemu' },
+  [Type.Literal('auto'), ...backendNames().map((name) => Type.Literal(name))],
+  { default: 'auto', description: 'Hypervisor; auto picks the preferred backend that runs on this host (docs/backends.md)' },
 );
 
 export const AccelSettingSchema = Type.Union(
   [Type.Literal('auto'), Type.Literal('hvf'), Type.Literal('kvm'), Type.Literal('tcg')],
-  { default: 'auto', description: 'QEMU accelerator; auto picks hvf on macOS, kvm where usable, else tcg' },
+  {
+    default: 'auto',
+    description: 'Accelerator; auto picks hvf on macOS when kern.hv_support is 1, kvm where /dev/kvm is usable, else tcg',
+  },
 );
 
 export const GuestArchSchema = Type.Union([Type.Literal('x86_64'), Type.Literal('aarch64')], {

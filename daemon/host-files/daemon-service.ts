@@ -58,7 +58,7 @@ const BASE_PATH: Record<InstallPlatform, string[]> = {
 };
 
 /**
- * PATH for the daemon: folders where the installing shell found qemu/hyperkit/vpnkit first (so
+ * PATH for the daemon: folders where the installing shell found the backends' tools first (so
  * what worked at install keeps working), then the user's Nix profiles, then the usual places.
  */
 export function servicePath(layout: Pick<InstallLayout, 'platform' | 'scope' | 'user'>, toolDirs: string[]): string {

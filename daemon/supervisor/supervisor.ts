@@ -161,7 +161,7 @@ export class Supervisor implements DaemonController {
     if (!vm) return;
     if (!opts.stopVm) {
       this.deps.log.info({ pid: vm.handle.pid }, 'leaving the VM running for the next daemon to adopt');
-      this.deps.backend.detach?.(vm.handle);
+      await this.deps.backend.detach?.(vm.handle);
       return;
     }
     vm.stopRequested = true;
@@ -354,14 +354,10 @@ export class Supervisor implements DaemonController {
 
   private async adoptOrClear(record: VmRecord): Promise<void> {
     const { backend } = this.deps;
-    const spec = await this.attempt('build the VM spec for adoption', () =>
-      this.deps.buildSpec(`adopt-${record.pid}`, { adopting: true }),
-    );
-    // Without a spec nothing can be checked or cleaned; the record stays for a later daemon.
-    if (!spec) return;
+    // Adoption needs only the record: no spec, so no image is built for a VM that already runs.
     const handle =
       record.backend === backend.name
-        ? await this.attempt(`adopt the VM (pid ${record.pid})`, () => backend.adopt(record, spec))
+        ? await this.attempt(`adopt the VM (pid ${record.pid})`, () => backend.adopt(record))
         : null;
     if (handle) {
       const vm = this.attach(handle, true, this.configGen);
@@ -372,6 +368,11 @@ export class Supervisor implements DaemonController {
       return;
     }
     this.deps.log.info({ pid: record.pid, backend: record.backend }, 'the recorded VM is gone; cleaning up after it');
+    const spec = await this.attempt('build the VM spec for the clean-up', () =>
+      this.deps.buildSpec(`adopt-${record.pid}`, { adopting: true }),
+    );
+    // Without a spec nothing can be cleaned; the record stays for a later daemon.
+    if (!spec) return;
     await this.attempt('clean up after the recorded VM', () => backend.prepare(spec));
     await this.saveRecord(null);
   }

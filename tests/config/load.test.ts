@@ -149,7 +149,7 @@ t.test('cross-field checks', async (t) => {
     [
       '{"backend": "hyperkit", "accel": "tcg"}',
       'accel',
-      "accel must be auto with backend hyperkit (accelerators are a qemu setting); got 'tcg'",
+      "accel must be auto or hvf with backend hyperkit; got 'tcg'",
     ],
     [
       '{"arch": "aarch64", "systems": ["x86_64-linux"]}',

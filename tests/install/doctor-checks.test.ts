@@ -13,6 +13,7 @@ function healthy(): DoctorFacts {
     service: { queried: true, loaded: true, command: 'systemctl is-active --quiet linuxkit-nix.service', output: '', startCommand: 'sudo systemctl enable --now linuxkit-nix.service' },
     daemon: { ok: true, state: 'running', healthy: true, probeError: null, arch: 'x86_64', accel: 'kvm' },
     hostVirt: { platform: 'linux', arch: 'x64', hvSupport: null },
+    backend: { ok: true, backend: 'qemu', accel: 'kvm', reason: 'auto on this linux/x64 host: qemu', missingTools: [], installHint: 'install QEMU' },
     socketPath: '/var/lib/linuxkit-nix/daemon.sock',
     daemonStartHint: 'linuxkitctl install',
     daemonLog: '/var/lib/linuxkit-nix/log/daemon.log',
@@ -58,7 +59,7 @@ const byId = (f: DoctorFacts, id: string) => evaluateChecks(f).find((c) => c.id 
 t.test('everything right: every check passes, in the documented order', async (t) => {
   const checks = evaluateChecks(healthy());
   t.same(checks.map((c) => c.id), [
-    'install', 'service-loaded', 'daemon-answers', 'builder-healthy', 'guest-accel', 'ssh-alias', 'host-key',
+    'install', 'backend', 'service-loaded', 'daemon-answers', 'builder-healthy', 'guest-accel', 'ssh-alias', 'host-key',
     'machines-entry', 'nix-builders', 'key-permissions', 'guest-disk', 'guest-clock',
   ]);
   t.same(checks.filter((c) => !c.ok || c.skipped), []);
@@ -199,6 +200,24 @@ const CASES: Array<{ name: string; inject: (f: DoctorFacts) => void; fails: stri
     fails: ['guest-kvm'],
     message: /supportedFeatures lists kvm but the guest has no \/dev\/kvm/,
     fix: /remove kvm from supportedFeatures/,
+  },
+  {
+    name: 'the config names a backend this host cannot run',
+    inject: (f) => {
+      f.backend = { ok: false, message: 'backend hyperkit runs only on Intel Macs; this is an Apple Silicon Mac' };
+    },
+    fails: ['backend'],
+    message: /^the config asks for what this host cannot run: backend hyperkit runs only on Intel Macs/,
+    fix: /linuxkitctl install --backend auto --accel auto/,
+  },
+  {
+    name: "the chosen backend's tools are not on PATH",
+    inject: (f) => {
+      f.backend = { ok: true, backend: 'qemu', accel: 'kvm', reason: 'backend qemu in the config', missingTools: ['qemu-system-x86_64'], installHint: 'install QEMU' };
+    },
+    fails: ['backend'],
+    message: /^backend qemu needs qemu-system-x86_64 on PATH, and it is not there$/,
+    fix: /^install QEMU; then run linuxkitctl install again/,
   },
   {
     name: 'not installed',

@@ -68,6 +68,8 @@ export class FakeVm {
         processStartTime: startedAt,
         startedAt,
         sshPort: 31022,
+        stateDir: '/state',
+        consoleLog: '/state/console/boot.log',
       },
     };
   }

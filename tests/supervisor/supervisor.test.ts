@@ -289,6 +289,8 @@ t.test('adopts a recorded VM on init without starting a new one', async (t) => {
     processStartTime: '123',
     startedAt: '2024-12-31T20:00:00.000Z',
     sshPort: 31022,
+    stateDir: '/state',
+    consoleLog: '/state/console/boot.log',
   };
   h.store.record = record;
   h.backend.adoptable = record;
@@ -299,7 +301,7 @@ t.test('adopts a recorded VM on init without starting a new one', async (t) => {
     state: 'running',
     vm: { pid: 1234, adopted: true, startedAt: '2024-12-31T20:00:00.000Z' },
   });
-  t.match(h.specsBuilt, [{ adopting: true }]);
+  t.same(h.specsBuilt, [], 'adoption needs only the record: no spec, no image');
   t.match(h.events[0], { type: 'adopted', pid: 1234 });
   t.same(statesSeen(h.events), ['running'], 'its state comes from the probe: straight to running');
   t.same(h.store.record, record, 'the record stays');
@@ -319,6 +321,8 @@ t.test('a recorded VM that cannot be adopted is cleaned up and a fresh one start
     processStartTime: '1',
     startedAt: '2024-12-31T20:00:00.000Z',
     sshPort: 31022,
+    stateDir: '/state',
+    consoleLog: '/state/console/boot.log',
   };
   h.store.record = stale;
   await h.sup.init();

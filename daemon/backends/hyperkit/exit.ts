@@ -2,11 +2,7 @@
 // whether vpnkit went first, and (for an adopted VM, whose status is unknowable) the guest's last
 // console words. Pure, so a table test can pin it. Same style as the QEMU backend's exit.ts.
 import type { VmExit } from '../../backend.js';
-
-export interface ProcessEnd {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-}
+import { describeEnd, type ProcessEnd } from '../common/spawn.js';
 
 export interface HyperkitExitObservation extends ProcessEnd {
   /** vpnkit ended before hyperkit did: the network went away and took the VM with it. */
@@ -58,12 +54,6 @@ function describeAdopted(base: Omit<VmExit, 'reason'>, consoleTail: string[]): V
   }
   if (lastWords) return { ...base, reason: 'guest powered off (adopted VM; seen on its console)' };
   return { ...base, reason: 'exited (adopted VM, exit code unknown)' };
-}
-
-export function describeEnd(e: ProcessEnd): string {
-  if (e.signal !== null) return `was killed by ${e.signal}`;
-  if (e.code === null) return 'exited';
-  return `exited with code ${e.code}`;
 }
 
 function lastLine(text: string | undefined): string {

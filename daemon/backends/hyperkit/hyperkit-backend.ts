@@ -7,26 +7,25 @@
 import { appendFile, mkdir, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Backend, StopOptions, VmExit, VmHandle, VmInspection, VmRecord, VmSpec } from '../../backend.js';
+import type { Backend, StopOptions, VmExit, VmHandle, VmRecord, VmSpec } from '../../backend.js';
 import { writeFileAtomic } from '../../fs/atomic-write.js';
 import { isSameProcess, readProcessIdentity } from '../../process/identity.js';
 import { backendLogger, type BackendLog, type LogAt } from '../common/backend-log.js';
+import { LiveVmError } from '../common/live-vm.js';
 import { settlesWithin } from '../common/child-process.js';
 import { readPidFile } from '../common/pid-file.js';
+import { describeEnd, earlyExit, killSpawned, spawnLogged, type ProcessEnd } from '../common/spawn.js';
 import { BackendVm } from '../common/vm-handle.js';
 import { buildHyperkitArgs, buildVpnkitArgs, hyperkitPaths, type HyperkitPaths } from './args.js';
 import { readConsoleRing } from './console-ring.js';
 import { ConsoleRingFollower } from './console-ring-follower.js';
-import { describeEnd, describeHyperkitExit, type ProcessEnd } from './exit.js';
+import { describeHyperkitExit } from './exit.js';
 import { writeBootInitrd } from './guest-files.js';
 import {
   adoptedProc,
   childProc,
-  earlyExit,
   isSocket,
-  killSpawned,
   parseProcessRecord,
-  spawnLogged,
   terminate,
   toProcessRecord,
   type Proc,
@@ -38,7 +37,6 @@ import {
   liveVpnkit,
   removeHyperkitLeftovers,
   removeVpnkitLeftovers,
-  type LiveProcess,
 } from './state-files.js';
 import { VsockBridge } from './vsock-bridge.js';
 
@@ -94,22 +92,17 @@ export class HyperkitBackend implements Backend {
   /**
    * Checks the spec, creates the state directory and the vpnkit UUID, and clears what a dead VM
    * left: a pid file whose pid is dead or not this directory's hyperkit, an orphaned vpnkit, and
-   * stale sockets. A live hyperkit is left alone: start() adopts it.
+   * stale sockets. A live hyperkit is refused (the contract in backend.ts): adopt() takes it over.
    */
   async prepare(spec: VmSpec): Promise<void> {
     const { paths } = await this.readyStateDir(spec);
-    const live = await liveHyperkit(paths);
-    if (live) {
-      this.log('info', 'a live hyperkit holds the state directory; it will be adopted', { pid: live.pid });
-      return;
-    }
+    await this.refuseLive(paths, spec.stateDir);
     await this.clearLeftovers(paths);
   }
 
   async start(spec: VmSpec): Promise<VmHandle> {
     const { paths, uuid } = await this.readyStateDir(spec);
-    const live = await liveHyperkit(paths);
-    if (live) return this.adoptLive(spec, paths, live);
+    await this.refuseLive(paths, spec.stateDir);
     await this.clearLeftovers(paths);
 
     // Everything that can fail without a process running goes first: the SSH port, the files.
@@ -125,12 +118,14 @@ export class HyperkitBackend implements Backend {
       // the previous boot's bytes (they are in that boot's console log already).
       await rm(paths.consoleRing, { force: true });
       hyperkit = await this.startHyperkit(hk.executable, hk.argv, paths);
-      const follower = await this.follow(spec, paths, false);
+      const follower = await this.follow(spec.consoleLog, paths, false);
       const record: VmRecord = {
         backend: 'hyperkit',
         ...hyperkit.proc.record,
         startedAt: new Date().toISOString(),
         sshPort: spec.sshPort,
+        stateDir: spec.stateDir,
+        consoleLog: spec.consoleLog,
         extra: this.recordExtra(paths, vpnkit.record),
       };
       const vm = new HyperkitVm(record, paths, hyperkit.proc, vpnkit, bridge, follower, false, hyperkit.tail, (v) => this.watch(v));
@@ -147,22 +142,24 @@ export class HyperkitBackend implements Backend {
     }
   }
 
-  async adopt(record: VmRecord, spec: VmSpec): Promise<VmHandle | null> {
+  async adopt(record: VmRecord): Promise<VmHandle | null> {
     if (record.backend !== 'hyperkit') return null;
     if (!isSameProcess(record, await readProcessIdentity(record.pid))) return null;
-    const paths = hyperkitPaths(spec.stateDir);
+    const paths = hyperkitPaths(record.stateDir);
     const saved = parseProcessRecord(record.extra?.vpnkit);
     const vpnkit = saved && isSameProcess(saved, await readProcessIdentity(saved.pid)) ? adoptedProc('vpnkit', saved) : null;
-    return this.adopted(spec, paths, record, vpnkit);
-  }
-
-  async inspect(handle: VmHandle): Promise<VmInspection> {
-    const vm = asHyperkitVm(handle);
-    if (vm.exit) return { alive: false };
-    const alive = isSameProcess(vm.record, await readProcessIdentity(vm.pid));
-    if (!alive) return { alive };
-    const net = vm.vpnkit ? isSameProcess(vm.vpnkit.record, await readProcessIdentity(vm.vpnkit.record.pid)) : false;
-    return { alive, status: net ? 'running' : 'running without network (vpnkit is gone)' };
+    const bridge = await VsockBridge.listen({ port: record.sshPort, connectSocket: paths.connectSocket, log: this.warn });
+    let follower: ConsoleRingFollower;
+    try {
+      follower = await this.follow(record.consoleLog, paths, true);
+    } catch (err) {
+      await bridge.close();
+      throw err;
+    }
+    const hyperkit = adoptedProc('hyperkit', record);
+    if (!vpnkit) this.log('warn', 'the adopted VM has no vpnkit left; it will be stopped and started again', { pid: record.pid });
+    this.log('info', 'adopted running hyperkit', { pid: record.pid, vpnkitPid: vpnkit?.record.pid ?? null });
+    return new HyperkitVm(record, paths, hyperkit, vpnkit, bridge, follower, true, null, (v) => this.watch(v));
   }
 
   /**
@@ -287,40 +284,16 @@ export class HyperkitBackend implements Backend {
     }
   }
 
-  /** "A live one is adopted": a hyperkit found through the pid file, with no VM record. */
-  private async adoptLive(spec: VmSpec, paths: HyperkitPaths, live: LiveProcess): Promise<VmHandle> {
-    const vk = await liveVpnkit(paths);
-    const record: VmRecord = {
-      backend: 'hyperkit',
-      ...toProcessRecord(live.pid, live.identity),
-      startedAt: new Date().toISOString(),
-      sshPort: spec.sshPort,
-      extra: this.recordExtra(paths, vk ? toProcessRecord(vk.pid, vk.identity) : null),
-    };
-    this.log('info', 'adopting the running hyperkit found through its pid file', { pid: live.pid, vpnkitPid: vk?.pid ?? null });
-    return this.adopted(spec, paths, record, vk ? adoptedProc('vpnkit', toProcessRecord(vk.pid, vk.identity)) : null);
+  private async refuseLive(paths: HyperkitPaths, stateDir: string): Promise<void> {
+    const live = await liveHyperkit(paths);
+    if (live) throw new LiveVmError('hyperkit', live.pid, stateDir);
   }
 
-  private async adopted(spec: VmSpec, paths: HyperkitPaths, record: VmRecord, vpnkit: Proc | null): Promise<VmHandle> {
-    const bridge = await VsockBridge.listen({ port: spec.sshPort, connectSocket: paths.connectSocket, log: this.warn });
-    let follower: ConsoleRingFollower;
-    try {
-      follower = await this.follow(spec, paths, true);
-    } catch (err) {
-      await bridge.close();
-      throw err;
-    }
-    const hyperkit = adoptedProc('hyperkit', record);
-    if (!vpnkit) this.log('warn', 'the adopted VM has no vpnkit left; it will be stopped and started again', { pid: record.pid });
-    this.log('info', 'adopted running hyperkit', { pid: record.pid, vpnkitPid: vpnkit?.record.pid ?? null });
-    return new HyperkitVm({ ...record, sshPort: spec.sshPort }, paths, hyperkit, vpnkit, bridge, follower, true, null, (v) => this.watch(v));
-  }
-
-  private async follow(spec: VmSpec, paths: HyperkitPaths, adopted: boolean): Promise<ConsoleRingFollower> {
-    await mkdir(dirname(spec.consoleLog), { recursive: true });
+  private async follow(consoleLog: string, paths: HyperkitPaths, adopted: boolean): Promise<ConsoleRingFollower> {
+    await mkdir(dirname(consoleLog), { recursive: true });
     // The boot's log exists from its start, so "the latest console log" is this boot's at once.
-    await appendFile(spec.consoleLog, '');
-    const follower = new ConsoleRingFollower(paths.consoleRing, spec.consoleLog, {
+    await appendFile(consoleLog, '');
+    const follower = new ConsoleRingFollower(paths.consoleRing, consoleLog, {
       adopted,
       intervalMs: this.opts.consolePollMs,
       onError: (err) => this.log('warn', 'could not copy the console ring to the console log', { error: err.message }),

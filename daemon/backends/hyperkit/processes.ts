@@ -1,12 +1,12 @@
 // The two processes of a hyperkit VM (hyperkit and vpnkit), each either a child of this daemon
 // or adopted from an earlier one, behind one small interface: when it ended, and signalling it
 // only while it is still the process that was recorded (a pid alone can be reused).
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { stat } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isSameProcess, readProcessIdentity, type ProcessIdentity } from '../../process/identity.js';
-import { openChildLog, readTail, settlesWithin, signalRecorded } from '../common/child-process.js';
-import { describeEnd, type ProcessEnd } from './exit.js';
+import { settlesWithin, signalRecorded } from '../common/child-process.js';
+import type { ProcessEnd, Spawned } from '../common/spawn.js';
 
 /** What a VmRecord keeps of a process, to recognise it later. */
 export interface ProcessRecord {
@@ -30,43 +30,6 @@ export interface Proc {
 
 export function toProcessRecord(pid: number, identity: ProcessIdentity): ProcessRecord {
   return { pid, executable: identity.executable, argv: identity.argv, processStartTime: identity.startTime };
-}
-
-export interface Spawned {
-  child: ChildProcess;
-  /** Settles with the exit, or with `error` when the executable could not be run. */
-  exit: Promise<ProcessEnd & { error?: Error }>;
-  /** What the process wrote to its log since it started. */
-  tail(): Promise<string>;
-}
-
-/**
- * Starts `executable` in its own session (the VM outlives the daemon's process group, which
- * launchd kills) with stdout and stderr appended to `logPath`: a file, never a pipe, so a dead
- * daemon cannot SIGPIPE its VM.
- */
-export async function spawnLogged(executable: string, argv: string[], logPath: string, onError: (e: Error) => void): Promise<Spawned> {
-  const log = await openChildLog(logPath, 0o600);
-  let child: ChildProcess;
-  let offset: number;
-  let exit: Spawned['exit'];
-  try {
-    await log.write(`--- ${new Date().toISOString()} ${executable} ${argv.join(' ')}\n`);
-    offset = (await log.stat()).size;
-    child = spawn(executable, argv, { detached: true, stdio: ['ignore', log.fd, log.fd] });
-    // Listen before the next tick: a missing binary is reported as an 'error' event then.
-    exit = new Promise((resolve) => {
-      child.once('exit', (code, signal) => resolve({ code, signal }));
-      // Kept for the child's life: an unheard 'error' (e.g. a failed kill) would crash the daemon.
-      child.on('error', (error) => {
-        if (child.pid === undefined) resolve({ code: null, signal: null, error });
-        else onError(error);
-      });
-    });
-  } finally {
-    await log.close();
-  }
-  return { child, exit, tail: () => readTail(logPath, offset) };
 }
 
 export function childProc(name: Proc['name'], spawned: Spawned, record: ProcessRecord): Proc {
@@ -130,20 +93,4 @@ export function parseProcessRecord(v: unknown): ProcessRecord | null {
 
 export async function isSocket(path: string): Promise<boolean> {
   return stat(path).then((s) => s.isSocket(), () => false);
-}
-
-/** Throws the reason a process ended while it was starting: its own last words when it had any. */
-export async function earlyExit(name: string, executable: string, spawned: Spawned, when: string): Promise<never> {
-  const e = await spawned.exit;
-  if (e.error) throw new Error(`cannot run ${name} ${JSON.stringify(executable)}: ${e.error.message}`);
-  throw new Error(`${name} ${describeEnd(e)} ${when}: ${(await spawned.tail()).trim() || '(no output)'}`);
-}
-
-/** SIGKILL for a child that failed to start properly; resolves once it is reaped. */
-export async function killSpawned(spawned: Spawned): Promise<void> {
-  const { child } = spawned;
-  if (child.pid !== undefined && child.exitCode === null && child.signalCode === null) {
-    child.kill('SIGKILL');
-    await spawned.exit;
-  }
 }

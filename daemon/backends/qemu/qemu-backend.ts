@@ -1,18 +1,18 @@
 // Runs the builder VM under QEMU: spawns it in its own session, keeps a QMP connection for the
 // VM's life to learn why it stopped, adopts a VM left by an earlier daemon, and stops it in steps.
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdir, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Backend, StopOptions, VmExit, VmHandle, VmInspection, VmRecord, VmSpec } from '../../backend.js';
+import type { Backend, StopOptions, VmExit, VmHandle, VmRecord, VmSpec } from '../../backend.js';
 import { isSameProcess, readProcessIdentity, type ProcessIdentity } from '../../process/identity.js';
 import { backendLogger, type BackendLog, type LogAt } from '../common/backend-log.js';
-import { openChildLog, readTail, settlesWithin, signalRecorded } from '../common/child-process.js';
+import { settlesWithin, signalRecorded } from '../common/child-process.js';
 import { readPidFile } from '../common/pid-file.js';
+import { earlyExit, killSpawned, spawnLogged } from '../common/spawn.js';
 import { BackendVm } from '../common/vm-handle.js';
 import { buildQemuArgs, qemuPaths, type QemuPaths } from './args.js';
 import { describeVmExit } from './exit.js';
-import { explainQemuFailure } from './known-failures.js';
 import { QmpClient, type QmpEvent } from './qmp.js';
 import { assertNoLiveVm, removeStaleFiles } from './state-files.js';
 import { assertSupportedQemu, readQemuVersion } from './version.js';
@@ -83,40 +83,14 @@ export class QemuBackend implements Backend {
     // QEMU would refuse on the pid file lock, but waiting for QMP could meet the live VM's socket.
     await assertNoLiveVm(paths, spec.stateDir);
 
-    // stderr goes to a file, not a pipe: a dead daemon must never SIGPIPE its VM.
-    const stderr = await openChildLog(paths.stderrLog);
+    // Output goes to a file, not a pipe: a dead daemon must never SIGPIPE its VM.
+    const spawned = await spawnLogged(executable, argv, paths.stderrLog, (error) =>
+      this.log('warn', 'QEMU child process error', { pid: spawned.child.pid, error: error.message }),
+    );
+    const { child } = spawned;
     const startedAt = new Date().toISOString();
-    type ChildExit = { code: number | null; signal: NodeJS.Signals | null; error?: Error };
-    let stderrOffset: number;
-    let child: ChildProcess;
-    let childExit: Promise<ChildExit>;
-    try {
-      await stderr.write(`--- ${startedAt} ${executable} ${argv.join(' ')}\n`);
-      stderrOffset = (await stderr.stat()).size;
-      // Own session: the VM outlives the daemon's process group (launchd kills that group).
-      child = spawn(executable, argv, { detached: true, stdio: ['ignore', 'ignore', stderr.fd] });
-      // Listen before the next tick: a missing binary is reported as an 'error' event then.
-      childExit = new Promise<ChildExit>((resolve) => {
-        child.once('exit', (code, signal) => resolve({ code, signal }));
-        // Kept for the child's life: an unheard 'error' (e.g. a failed kill) would crash the daemon.
-        child.on('error', (error) => {
-          if (child.pid === undefined) resolve({ code: null, signal: null, error });
-          else this.log('warn', 'QEMU child process error', { pid: child.pid, error: error.message });
-        });
-      });
-    } finally {
-      await stderr.close();
-    }
-    const tail = () => readTail(paths.stderrLog, stderrOffset);
-    const earlyExit = async (): Promise<never> => {
-      const e = await childExit;
-      if (e.error) throw new Error(`cannot run QEMU ${JSON.stringify(executable)}: ${e.error.message}`);
-      const how = e.signal ? `was killed by ${e.signal}` : `exited with code ${e.code}`;
-      const stderrText = (await tail()).trim();
-      const known = explainQemuFailure(stderrText);
-      const said = stderrText || '(no output on stderr)';
-      throw new Error(`QEMU ${how} before it was up: ${known ? `${known} (stderr: ${said})` : said}`);
-    };
+    const childExit = spawned.exit;
+    const failedEarly = (): Promise<never> => earlyExit('QEMU', executable, spawned, 'before it was up');
 
     const clues = new ExitClues();
     let qmp: QmpClient;
@@ -124,19 +98,16 @@ export class QemuBackend implements Backend {
     try {
       qmp = await Promise.race([
         this.waitForQmp(paths.qmpSocket, childExit, clues.onEvent),
-        childExit.then(earlyExit),
+        childExit.then(failedEarly),
       ]);
       await Promise.race([
         withTimeout(qmp.queryStatus(), QMP_COMMAND_TIMEOUT_MS, 'query-status'),
-        childExit.then(earlyExit),
+        childExit.then(failedEarly),
       ]);
       identity = await readProcessIdentity(child.pid!);
-      if (identity === null) await earlyExit();
+      if (identity === null) await failedEarly();
     } catch (err) {
-      if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) {
-        child.kill('SIGKILL');
-        await childExit;
-      }
+      await killSpawned(spawned);
       throw err;
     }
     const pid = child.pid!;
@@ -148,6 +119,8 @@ export class QemuBackend implements Backend {
       processStartTime: identity!.startTime,
       startedAt,
       sshPort: spec.sshPort,
+      stateDir: spec.stateDir,
+      consoleLog: spec.consoleLog,
       extra: { qmpSocket: paths.qmpSocket, pidFile: paths.pidFile },
     };
     const qmpClosed = closeOf(qmp);
@@ -156,17 +129,17 @@ export class QemuBackend implements Backend {
       // QEMU wrote its SHUTDOWN event before exiting; read the socket to its end first.
       await settlesWithin(qmpClosed, 1000);
       if (!vm.detached) await removeStaleFiles(paths, pid);
-      const stderrTail = e.code !== 0 && !clues.shutdownReason ? await tail() : undefined;
+      const stderrTail = e.code !== 0 && !clues.shutdownReason ? await spawned.tail() : undefined;
       return describeVmExit({ ...e, shutdownReason: clues.shutdownReason, panicked: clues.panicked, stderrTail }, now());
     });
     this.log('info', 'QEMU started', { pid, sshPort: spec.sshPort, qemu: qmp.version.qemu });
     return vm;
   }
 
-  async adopt(record: VmRecord, spec: VmSpec): Promise<VmHandle | null> {
+  async adopt(record: VmRecord): Promise<VmHandle | null> {
     if (record.backend !== 'qemu') return null;
     if (!isSameProcess(record, await readProcessIdentity(record.pid))) return null;
-    const paths = qemuPaths(spec.stateDir);
+    const paths = qemuPaths(record.stateDir);
     const qmpSocket = typeof record.extra?.qmpSocket === 'string' ? record.extra.qmpSocket : paths.qmpSocket;
     const clues = new ExitClues();
     const qmp = await QmpClient.connect(qmpSocket, { timeoutMs: 5000, onEvent: clues.onEvent }).catch((err: Error) => {
@@ -190,19 +163,6 @@ export class QemuBackend implements Backend {
     });
     this.log('info', 'adopted running QEMU', { pid: record.pid, qmp: qmp !== null });
     return vm;
-  }
-
-  async inspect(handle: VmHandle): Promise<VmInspection> {
-    const vm = asQemuVm(handle);
-    if (vm.exit) return { alive: false };
-    const alive = isSameProcess(vm.record, await readProcessIdentity(vm.pid));
-    if (!alive || !vm.qmp || vm.qmp.closed) return { alive };
-    try {
-      const s = await withTimeout(vm.qmp.queryStatus(), QMP_COMMAND_TIMEOUT_MS, 'query-status');
-      return { alive, status: s.status };
-    } catch {
-      return { alive };
-    }
   }
 
   stop(handle: VmHandle, opts: StopOptions): Promise<VmExit> {

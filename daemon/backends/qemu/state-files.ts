@@ -3,6 +3,7 @@
 import { rm } from 'node:fs/promises';
 import { createConnection } from 'node:net';
 import { readProcessIdentity, type ProcessIdentity } from '../../process/identity.js';
+import { LiveVmError } from '../common/live-vm.js';
 import { readPidFile } from '../common/pid-file.js';
 import type { QemuPaths } from './args.js';
 
@@ -12,7 +13,7 @@ export async function assertNoLiveVm(paths: QemuPaths, stateDir: string): Promis
   if (pid !== null) {
     const identity = await readProcessIdentity(pid);
     if (identity !== null && ownsPidFile(identity, paths.pidFile)) {
-      throw new Error(`a live VM (QEMU pid ${pid}) holds the state directory ${stateDir}; adopt it or stop it first`);
+      throw new LiveVmError('QEMU', pid, stateDir);
     }
   }
   if (await socketAnswers(paths.qmpSocket)) {

@@ -50,8 +50,8 @@ class RecordingBackend extends HyperkitBackend {
     this.handles.push(h);
     return h;
   }
-  override async adopt(record: VmRecord, spec: VmSpec): Promise<VmHandle | null> {
-    const h = await super.adopt(record, spec);
+  override async adopt(record: VmRecord): Promise<VmHandle | null> {
+    const h = await super.adopt(record);
     if (h) this.handles.push(h);
     return h;
   }
@@ -256,7 +256,7 @@ t.test('a VM left running by an earlier daemon is adopted from its record', asyn
   await stoppedClean(t, second);
 });
 
-t.test('a live hyperkit found only through its pid file is adopted, not started twice', async (t) => {
+t.test('a live hyperkit found only through its pid file is refused, never started twice', async (t) => {
   const spec = await standinSpec(t);
   const first = daemon(t, spec);
   await first.sup.init();
@@ -264,11 +264,17 @@ t.test('a live hyperkit found only through its pid file is adopted, not started 
   await first.sup.shutdown({ stopVm: false });
   for (const h of first.backend.handles) await first.backend.detach(h);
 
-  // A daemon that lost vm.json: the pid file alone leads it to the running VM.
+  // A daemon that lost vm.json: the pid file shows a VM it has no record of, and the contract
+  // says refuse (it may have been booted with other keys or another image), naming its pid.
   const second = daemon(t, spec, new Store());
   await second.sup.init();
-  const s2 = await running(second, 'the second daemon');
-  t.equal(s2.vm.pid, s1.vm.pid, 'the running hyperkit was adopted through its pid file');
+  const s2 = await second.sup.waitForState((s) => s.lastExit !== null, 30_000);
+  t.match(s2.lastExit, { reason: `could not start the VM: a live VM (hyperkit pid ${s1.vm.pid}) holds the state directory ${spec.stateDir}; adopt it or stop it first` });
   t.same(standinsIn(spec.stateDir).hyperkit, [s1.vm.pid], 'no second hyperkit');
+
+  // Once that VM is stopped by hand, the next attempt starts a fresh one.
+  process.kill(s1.vm.pid!, 'SIGTERM');
+  const s3 = await running(second, 'the second daemon after the stray VM is gone');
+  t.not(s3.vm.pid, s1.vm.pid);
   await stoppedClean(t, second);
 });
