@@ -1,17 +1,22 @@
-// The loop around reconcileStep: it owns the timers, the probe schedule and the VM handle, and
-// drives a Backend without knowing which. Each wake-up observes, steps, acts and schedules the
-// next wake-up; wake-ups come from the VM's exit notification, API calls, config changes, probe
-// results and the step's own timer. One step runs at a time; wake-ups that arrive meanwhile
-// fold into one more step, so a missed or merged event only costs latency. What each API
-// request does, and when it is refused, is in requests.ts.
+// The loop around reconcileStep: it owns the timers, the probe schedule, the VM handle and the
+// operations in flight, and drives a Backend without knowing which. Each wake-up observes, steps,
+// hands the step's actions to workers and schedules the next wake-up. Wake-ups come from the VM's
+// exit notification, API calls, config changes, probe results, operations that end and the step's
+// own timer. The step never waits: a start (which may build the guest image) and a stop (which
+// may wait out its grace) run beside the loop, at most one of each, and come back as
+// observations. Wake-ups that arrive during a step fold into one more step, so a missed or merged
+// event only costs latency. What the step remembers is saved after every step that changes it
+// and read back at init. What each API request does, and when it is refused, is in requests.ts.
 import { EventEmitter } from 'node:events';
 import type { VmExit, VmHandle, VmRecord } from '../backend.js';
 import { ConflictError } from '../controller.js';
 import type { DaemonController, DaemonStatus, DesiredState, StateEvent } from '../controller.js';
 import { reconcileStep } from '../reconciler/reconcile-step.js';
-import { initialHistory } from '../reconciler/types.js';
-import type { Action, History, Observed, ObservedExit, Policy } from '../reconciler/types.js';
+import { freshStepMemory } from '../reconciler/types.js';
+import type { Action, Observed, ObservedExit, Policy, StepMemory } from '../reconciler/types.js';
+import { LatestValueWriter } from './latest-value-writer.js';
 import { planRequest, type Request } from './requests.js';
+import { StartOperation, type StartOutcome } from './start-operation.js';
 import { NO_PROBE, nextProbeView, renderStatus, type ProbeView } from './status.js';
 import { systemClock, type Clock, type SupervisorDeps } from './types.js';
 import { waitForStatus } from './wait-for-status.js';
@@ -24,7 +29,10 @@ interface Vm {
   /** The config generation the VM was built from; older than the current one means outdated. */
   configGen: number;
   restartRequested: boolean;
-  stopRequested: boolean;
+  /** The stop operation in flight; settles after the exit (or the failure) is taken in. */
+  stopping: Promise<void> | null;
+  /** The last stop of this VM failed: the step waits before it asks again. */
+  stopFailure: { at: number; error: string } | null;
   probe: ProbeView;
   probing: Promise<void> | null;
 }
@@ -41,21 +49,25 @@ export class Supervisor implements DaemonController {
   private readonly startedAt: number;
 
   private desired: DesiredState = 'running';
-  private history: History;
+  private memory: StepMemory;
   private vm: Vm | null = null;
+  private startOp: StartOperation | null = null;
   private restarts = 0;
   private lastExit: VmExit | null = null;
   private readonly errors = new Map<string, { message: string; at: number }>();
   private bootSeq = 0;
   private recordWrites: Promise<void> = Promise.resolve();
   private configGen = 0;
+  private readonly memoryWriter: LatestValueWriter<StepMemory>;
+  /** Until init() has read the saved state, wake-ups only queue. */
+  private initialized = false;
 
   // Inputs for the next step, consumed by it.
   private pendingExit: ObservedExit | null = null;
   private explicitStart = false;
   private configChange: { needsRestart: boolean } | null = null;
 
-  private readonly loop: WakeLoop;
+  private readonly loop: WakeLoop<DaemonStatus>;
   /** Fires on every change a status reader could see, for waitForState. */
   private readonly changed = new EventEmitter();
 
@@ -63,21 +75,53 @@ export class Supervisor implements DaemonController {
     this.clock = deps.clock ?? systemClock;
     this.random = deps.random ?? Math.random;
     this.startedAt = this.clock.now();
-    this.history = initialHistory(this.startedAt);
+    this.memory = freshStepMemory(this.startedAt);
     this.loop = new WakeLoop(this.clock, () => this.stepOnce());
+    this.memoryWriter = new LatestValueWriter(
+      (m) => this.deps.store.saveMemory(m),
+      (err) => this.deps.log.error({ err }, 'could not save the step memory; a daemon restart may forget a backoff or failed'),
+    );
   }
 
-  /** Loads the desired state, adopts a VM left by an earlier daemon, and runs the first step. */
+  /**
+   * Loads the desired state and the step memory, adopts a VM left by an earlier daemon, and runs
+   * the first step.
+   */
   async init(): Promise<void> {
     this.desired = (await this.attempt('load the desired state', () => this.deps.store.loadDesired())) ?? 'running';
+    await this.loadMemory();
     const record = await this.attempt('load the VM record', () => this.deps.store.loadRecord());
     if (record) await this.adoptOrClear(record);
+    this.initialized = true;
     await this.loop.wake();
+  }
+
+  private async loadMemory(): Promise<void> {
+    let saved: StepMemory | null = null;
+    try {
+      saved = await this.deps.store.loadMemory();
+    } catch (err) {
+      // Never a crash loop over a bad file: start afresh, and say what was lost.
+      const message =
+        `the saved step memory is unreadable (${messageOf(err)}); starting from a fresh one: ` +
+        'failures in a row, any backoff and a failed state are forgotten';
+      this.deps.log.error({ err }, message);
+      this.memoryWriter.save(this.memory);
+      return;
+    }
+    if (!saved) return;
+    this.memory = saved;
+    const exit = saved.lastExit;
+    if (exit) {
+      const signal = exit.signal as NodeJS.Signals | null;
+      this.lastExit = { code: exit.code, signal, reason: exit.reason, at: new Date(exit.at).toISOString() };
+    }
+    this.deps.log.info({ state: saved.state, failures: saved.consecutiveFailures }, 'resuming from the saved step memory');
   }
 
   status(): DaemonStatus {
     return renderStatus({
-      history: this.history,
+      memory: this.memory,
       desired: this.desired,
       info: this.deps.info(),
       vm: this.vm,
@@ -102,17 +146,17 @@ export class Supervisor implements DaemonController {
 
   private async request(request: Request): Promise<DaemonStatus> {
     const plan = planRequest(request, {
-      state: this.history.state,
+      state: this.memory.state,
       desired: this.desired,
       vmUp: this.vm !== null,
+      startInFlight: this.startOp !== null,
       shuttingDown: this.loop.isClosed,
     });
     if (!plan.ok) throw new ConflictError(plan.conflict);
     if (plan.effect === 'explicit-start') this.explicitStart = true;
     if (plan.effect === 'replace-vm' && this.vm) this.vm.restartRequested = true;
     await this.setDesired(plan.desired);
-    await this.loop.wake();
-    return this.status();
+    return (await this.loop.wake()) ?? this.status();
   }
 
   logs(source: 'console' | 'daemon', lines: number): Promise<string[]> {
@@ -157,20 +201,24 @@ export class Supervisor implements DaemonController {
   async shutdown(opts: { stopVm: boolean }): Promise<void> {
     if (this.loop.isClosed) return;
     await this.loop.close();
+    const op = this.startOp;
+    if (op) {
+      // A start still building its image is abandoned; one spawning the hypervisor is let finish
+      // so that its VM is known (and stopped, or left with its record for the next daemon).
+      op.cancel();
+      if (op.phase === 'launching') await op.done;
+    }
     const vm = this.vm;
-    if (!vm) return;
-    if (!opts.stopVm) {
+    if (vm && !opts.stopVm) {
       this.deps.log.info({ pid: vm.handle.pid }, 'leaving the VM running for the next daemon to adopt');
       this.deps.backend.detach?.(vm.handle);
-      return;
+    } else if (vm) {
+      if (!vm.stopping) this.beginStop(vm, 'the daemon is shutting down', this.deps.policy());
+      await vm.stopping;
+      if (this.vm === vm) this.deps.log.error({ pid: vm.handle.pid }, 'could not stop the VM on shutdown');
     }
-    vm.stopRequested = true;
-    try {
-      const exit = await this.deps.backend.stop(vm.handle, { graceMs: this.deps.policy().stopGraceMs });
-      await this.onExit(vm, exit);
-    } catch (err) {
-      this.deps.log.error({ err, pid: vm.handle.pid }, 'could not stop the VM on shutdown');
-    }
+    await this.memoryWriter.flushed();
+    await this.recordWrites;
   }
 
   /** Resolves with the status once `pred` holds; rejects after `timeoutMs` on the injected clock. */
@@ -181,6 +229,7 @@ export class Supervisor implements DaemonController {
   // ---- the loop ----
 
   private async stepOnce(): Promise<void> {
+    if (!this.initialized) return;
     let policy: Policy | null = null;
     try {
       policy = this.deps.policy();
@@ -188,27 +237,30 @@ export class Supervisor implements DaemonController {
       this.pendingExit = null;
       this.explicitStart = false;
       this.configChange = null;
-      const from = this.history.state;
+      const before = this.memory;
       const res = reconcileStep({
         desired: this.desired,
         observed,
-        history: this.history,
+        memory: before,
         now: this.clock.now(),
         policy,
         random: this.random(),
       });
-      this.history = res.history;
-      if (res.state !== from) {
+      this.memory = res.memory;
+      if (JSON.stringify(res.memory) !== JSON.stringify(before)) this.memoryWriter.save(res.memory);
+      if (res.state !== before.state) {
         // A backoff event says when the next try is due, so a watcher sees the delays grow.
-        const due = res.state === 'backoff' && res.history.backoffUntil != null ? { nextStartAt: new Date(res.history.backoffUntil).toISOString(), attempt: res.history.consecutiveFailures + 1 } : {};
-        this.emit({ type: 'state', state: res.state, from, message: res.reason, ...due });
+        const until = res.memory.backoffUntil;
+        const due =
+          res.state === 'backoff' && until !== null
+            ? { nextStartAt: new Date(until).toISOString(), attempt: res.memory.consecutiveFailures + 1 }
+            : {};
+        this.emit({ type: 'state', state: res.state, from: before.state, message: res.reason, ...due });
       }
       this.loop.wakeAfter(res.wakeAfterMs);
-      this.loop.decided();
-      let acted = false;
-      for (const action of res.actions) acted = (await this.perform(action, policy)) || acted;
-      // The world changed under the step's feet: look again at once.
-      if (acted) void this.loop.wake();
+      // Requests that woke this step are answered with its decision, before any worker reports.
+      this.loop.decided(() => this.status());
+      for (const action of res.actions) this.perform(action, policy);
     } catch (err) {
       this.deps.log.error({ err }, 'reconcile step failed; trying again shortly');
       this.loop.wakeAfter(Math.max(STEP_ERROR_RETRY_MS, policy?.initialDelayMs ?? 0));
@@ -220,10 +272,12 @@ export class Supervisor implements DaemonController {
   private observe(): Observed {
     const vm = this.vm;
     return {
-      process: vm ? (vm.stopRequested ? 'stopping' : 'up') : 'none',
+      process: vm ? (vm.stopping ? 'stopping' : 'up') : 'none',
       processStartedAt: vm?.startedAtMs ?? null,
       exit: this.pendingExit,
       probe: vm ? { ...vm.probe, inFlight: vm.probing !== null } : { ...NO_PROBE, inFlight: false },
+      start: this.startOp?.observe() ?? null,
+      stopFailure: vm?.stopFailure ?? null,
       configNeedsRestart: vm !== null && vm.configGen < this.configGen,
       restartRequested: vm?.restartRequested ?? false,
       explicitStart: this.explicitStart,
@@ -231,61 +285,79 @@ export class Supervisor implements DaemonController {
     };
   }
 
-  /** Performs one action; true when it changed what the next step will observe. */
-  private async perform(action: Action, policy: Policy): Promise<boolean> {
+  /** Hands one action to its worker; never waits for it. Its end wakes the loop. */
+  private perform(action: Action, policy: Policy): void {
     switch (action.type) {
       case 'start':
-        if (!this.vm) await this.startVm(action.cause === 'crash');
-        return true;
+        if (!this.vm && !this.startOp) this.beginStart(action.cause === 'crash');
+        return;
       case 'stop':
       case 'restart':
         if (action.type === 'restart' && action.cause === 'health') this.restarts++;
-        return this.stopVm(action.reason, policy);
+        if (this.vm && !this.vm.stopping) this.beginStop(this.vm, action.reason, policy);
+        return;
+      case 'cancel-start':
+        if (this.startOp && !this.startOp.cancelling) {
+          this.deps.log.info({ phase: this.startOp.phase, reason: action.reason }, 'cancelling the start in progress');
+          this.startOp.cancel();
+        }
+        return;
       case 'probe':
         if (this.vm) void this.runProbe(this.vm);
-        return false;
+        return;
       case 'reset-backoff':
         this.deps.log.info({ failures: action.failures }, 'healthy for the stable period; the failure count is reset');
-        return false;
+        return;
     }
   }
 
-  private async startVm(afterCrash: boolean): Promise<void> {
+  private beginStart(afterCrash: boolean): void {
     if (afterCrash) this.restarts++;
     const seq = ++this.bootSeq;
     const bootId = `${new Date(this.clock.now()).toISOString().replace(/[:.]/g, '-')}-${String(seq).padStart(4, '0')}`;
     const configGen = this.configGen;
-    try {
-      const spec = await this.deps.buildSpec(bootId, { adopting: false });
-      await this.deps.backend.prepare(spec);
-      const handle = await this.deps.backend.start(spec);
+    const op = new StartOperation({
+      backend: this.deps.backend,
+      buildSpec: (signal) => this.deps.buildSpec(bootId, { adopting: false, signal }),
+    });
+    this.startOp = op;
+    void op.done.then((outcome) => this.onStartEnded(op, outcome, bootId, configGen));
+  }
+
+  private onStartEnded(op: StartOperation, outcome: StartOutcome, bootId: string, configGen: number): void {
+    if (this.startOp === op) this.startOp = null;
+    if (outcome.kind === 'started') {
+      const { handle } = outcome;
       this.attach(handle, false, configGen);
       this.deps.log.info({ pid: handle.pid, bootId }, 'VM process started');
-      await this.saveRecord(handle.record);
-    } catch (err) {
+      void this.saveRecord(handle.record);
+    } else if (outcome.kind === 'cancelled') {
+      this.deps.log.info({ bootId }, 'the start was cancelled before the VM was launched');
+    } else {
       // A start that fails is a failed start like a crash at boot: it counts and backs off.
       const at = this.clock.now();
-      const reason = `could not start the VM: ${messageOf(err)}`;
+      const reason = `could not start the VM: ${messageOf(outcome.error)}`;
       this.lastExit = { code: null, signal: null, reason, at: new Date(at).toISOString() };
       this.pendingExit = { at, code: null, signal: null, reason, requested: false, everHealthy: false };
       this.emit({ type: 'exit', message: reason, started: false });
     }
+    void this.loop.wake();
   }
 
-  private async stopVm(reason: string, policy: Policy): Promise<boolean> {
-    const vm = this.vm;
-    if (!vm) return true;
-    vm.stopRequested = true;
+  private beginStop(vm: Vm, reason: string, policy: Policy): void {
+    vm.stopFailure = null;
     this.deps.log.info({ pid: vm.handle.pid, reason, graceMs: policy.stopGraceMs }, 'stopping the VM');
-    try {
-      await this.onExit(vm, await this.deps.backend.stop(vm.handle, { graceMs: policy.stopGraceMs }));
-      return true;
-    } catch (err) {
-      // The process may still be up: the step's wake-up asks for the stop again.
-      vm.stopRequested = false;
-      this.deps.log.error({ err, pid: vm.handle.pid }, 'could not stop the VM');
-      return false;
-    }
+    vm.stopping = this.deps.backend.stop(vm.handle, { graceMs: policy.stopGraceMs }).then(
+      (exit) => this.onExit(vm, exit),
+      (err) => {
+        if (this.vm !== vm) return;
+        // The process may still be up: the step asks for the stop again after a pause.
+        vm.stopping = null;
+        vm.stopFailure = { at: this.clock.now(), error: messageOf(err) };
+        this.deps.log.error({ err, pid: vm.handle.pid }, 'could not stop the VM');
+        void this.loop.wake();
+      },
+    );
   }
 
   private attach(handle: VmHandle, adopted: boolean, configGen: number): Vm {
@@ -296,7 +368,8 @@ export class Supervisor implements DaemonController {
       startedAtMs: Number.isFinite(startedAtMs) ? startedAtMs : this.clock.now(),
       configGen,
       restartRequested: false,
-      stopRequested: false,
+      stopping: null,
+      stopFailure: null,
       probe: NO_PROBE,
       probing: null,
     };
@@ -317,7 +390,7 @@ export class Supervisor implements DaemonController {
       signal: exit.signal,
       reason: exit.reason,
       reboot: exit.reboot,
-      requested: vm.stopRequested,
+      requested: vm.stopping !== null,
       everHealthy: vm.probe.lastOkAt !== null,
     };
     this.emit({
@@ -325,7 +398,7 @@ export class Supervisor implements DaemonController {
       message: exit.reason,
       code: exit.code,
       signal: exit.signal,
-      requested: vm.stopRequested,
+      requested: vm.stopping !== null,
       reboot: exit.reboot ?? false,
     });
     void this.loop.wake();
