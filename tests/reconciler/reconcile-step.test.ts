@@ -230,6 +230,99 @@ const rows: Row[] = [
     want: { state: 'stopping', actions: [], wakeAfterMs: 15_000 },
   },
 
+  // operations in flight and their results
+  {
+    name: 'a start in flight (building the image): starting, no second start, its result wakes the loop',
+    memory: { state: 'starting' },
+    observed: { start: { phase: 'preparing', cancelling: false } },
+    want: { state: 'starting', actions: [], wakeAfterMs: 10_000, reason: /preparing the guest image/ },
+  },
+  {
+    name: 'a start spawning the hypervisor: still starting, nothing asked',
+    memory: { state: 'starting' },
+    observed: { start: { phase: 'launching', cancelling: false } },
+    want: { state: 'starting', actions: [], reason: /launching the hypervisor/ },
+  },
+  {
+    name: 'a stop requested during a start: cancel that start, stopping until it has ended',
+    desired: 'stopped',
+    memory: { state: 'starting' },
+    observed: { start: { phase: 'preparing', cancelling: false } },
+    want: {
+      state: 'stopping',
+      actions: [{ type: 'cancel-start', reason: 'stop requested' }],
+      wakeAfterMs: 15_000,
+      reason: /cancelling the start in progress/,
+    },
+  },
+  {
+    name: 'a cancelled start still running: no second cancel',
+    desired: 'stopped',
+    memory: { state: 'stopping' },
+    observed: { start: { phase: 'preparing', cancelling: true } },
+    want: { state: 'stopping', actions: [], wakeAfterMs: 15_000 },
+  },
+  {
+    name: 'the cancelled start ended without a VM: stopped',
+    desired: 'stopped',
+    memory: { state: 'stopping' },
+    want: { state: 'stopped', actions: [], wakeAfterMs: null },
+  },
+  {
+    name: 'the cancelled start had spawned its VM already: stop it',
+    desired: 'stopped',
+    memory: { state: 'stopping' },
+    observed: up(100),
+    want: { state: 'stopping', actions: [{ type: 'stop', reason: 'stop requested' }] },
+  },
+  {
+    name: 'started again while the cancelled start runs: wait for it to end, then start',
+    memory: { state: 'stopping' },
+    observed: { start: { phase: 'preparing', cancelling: true }, explicitStart: true },
+    want: { state: 'starting', actions: [], wakeAfterMs: 15_000, reason: /waiting for the cancelled start to end/ },
+  },
+  {
+    name: 'a start in flight ended in failure: counted like a crash at boot, backoff',
+    memory: { state: 'starting' },
+    observed: { exit: crash({ code: null, reason: 'could not start the VM: qemu: not found' }) },
+    want: { state: 'backoff', actions: [], wakeAfterMs: 1000, memory: { consecutiveFailures: 1 } },
+  },
+  {
+    name: 'failed while a start is in flight (a health give-up elsewhere): cancel it',
+    memory: { state: 'failed', consecutiveFailures: 5, failedReason: 'gave up' },
+    observed: { start: { phase: 'preparing', cancelling: false } },
+    want: { state: 'failed', actions: [{ type: 'cancel-start', reason: 'gave up' }], wakeAfterMs: 15_000 },
+  },
+  {
+    name: 'a stop that failed a moment ago is not asked again before the retry interval',
+    desired: 'stopped',
+    memory: { state: 'stopping' },
+    observed: { ...up(5000), stopFailure: { at: NOW - 4000, error: 'QMP socket gone' } },
+    want: {
+      state: 'stopping',
+      actions: [],
+      wakeAfterMs: 11_000,
+      reason: /^the stop failed \(QMP socket gone\); trying again in 11 s$/,
+    },
+  },
+  {
+    name: 'a stop that failed a retry interval ago is asked again',
+    desired: 'stopped',
+    memory: { state: 'stopping' },
+    observed: { ...up(30_000), stopFailure: { at: NOW - 15_000, error: 'QMP socket gone' } },
+    want: { state: 'stopping', actions: [{ type: 'stop', reason: 'stop requested' }], wakeAfterMs: 15_000 },
+  },
+  {
+    name: 'a restart whose stop failed retries the stop, and counts no second failure',
+    memory: { state: 'stopping', consecutiveFailures: 1 },
+    observed: { ...up(90_000, failingProbe(89_000)), stopFailure: { at: NOW - 20_000, error: 'timeout' } },
+    want: {
+      state: 'stopping',
+      actions: [{ type: 'stop', reason: 'the last stop failed' }],
+      memory: { consecutiveFailures: 1 },
+    },
+  },
+
   // desired running, process up
   {
     name: 'a new VM with no probe result yet is starting and gets probed',
