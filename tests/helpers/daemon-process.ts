@@ -35,6 +35,8 @@ export interface DaemonOptions {
   sshPort?: number;
   args?: string[];
   env?: NodeJS.ProcessEnv;
+  /** How long to wait for the API to answer; a loaded machine may need more than the default 30 s. */
+  readyTimeoutMs?: number;
 }
 
 /** Starts linuxkitd with tcg (KVM guests hang on these machines). */
@@ -76,7 +78,7 @@ export async function startTestDaemon(opts: DaemonOptions = {}): Promise<DaemonU
     return { code: r.status, stdout: r.stdout, stderr: r.stderr };
   };
   // Ready to test once the API answers (the first boot goes on in the background).
-  await waitFor(() => true, 30_000, 'the API socket to answer');
+  await waitFor(() => true, opts.readyTimeoutMs ?? 30_000, 'the API socket to answer');
   return { stateDir, socket, sshPort, proc, client, exited, waitFor, ctl };
 }
 
