@@ -7,15 +7,15 @@
 // observations. Wake-ups that arrive during a step fold into one more step, so a missed or merged
 // event only costs latency. What the step remembers is saved after every step that changes it
 // and read back at init. What each API request does, and when it is refused, is in requests.ts.
-import { EventEmitter } from 'node:events';
 import type { VmExit, VmHandle, VmRecord } from '../backend.js';
 import { ConflictError } from '../controller.js';
-import type { DaemonController, DaemonStatus, DesiredState, StateEvent } from '../controller.js';
+import type { DaemonController, DaemonStatus, DesiredState } from '../controller.js';
 import { reconcileStep } from '../reconciler/reconcile-step.js';
 import { freshStepMemory } from '../reconciler/types.js';
 import type { Action, Observed, ObservedExit, Policy, StepMemory } from '../reconciler/types.js';
-import { LatestValueWriter } from './latest-value-writer.js';
+import { Announcer, type EventInput } from './announcer.js';
 import { planRequest, type Request } from './requests.js';
+import { attempt, messageOf, SavedState } from './saved-state.js';
 import { StartOperation, type StartOutcome } from './start-operation.js';
 import { NO_PROBE, nextProbeView, renderStatus, type ProbeView } from './status.js';
 import { systemClock, type Clock, type SupervisorDeps } from './types.js';
@@ -37,13 +37,12 @@ interface Vm {
   probing: Promise<void> | null;
 }
 
-type EventInput = Pick<StateEvent, 'type' | 'message' | 'state' | 'from'> & Record<string, unknown>;
-
 /** After an unexpected error in a step, look again no sooner than this. */
 const STEP_ERROR_RETRY_MS = 1000;
 
 export class Supervisor implements DaemonController {
-  readonly events = new EventEmitter();
+  readonly events: Announcer['events'];
+  private readonly announcer: Announcer;
   private readonly clock: Clock;
   private readonly random: () => number;
   private readonly startedAt: number;
@@ -54,11 +53,9 @@ export class Supervisor implements DaemonController {
   private startOp: StartOperation | null = null;
   private restarts = 0;
   private lastExit: VmExit | null = null;
-  private readonly errors = new Map<string, { message: string; at: number }>();
   private bootSeq = 0;
-  private recordWrites: Promise<void> = Promise.resolve();
   private configGen = 0;
-  private readonly memoryWriter: LatestValueWriter<StepMemory>;
+  private readonly saved: SavedState;
   /** Until init() has read the saved state, wake-ups only queue. */
   private initialized = false;
 
@@ -68,8 +65,6 @@ export class Supervisor implements DaemonController {
   private configChange: { needsRestart: boolean } | null = null;
 
   private readonly loop: WakeLoop<DaemonStatus>;
-  /** Fires on every change a status reader could see, for waitForState. */
-  private readonly changed = new EventEmitter();
 
   constructor(private readonly deps: SupervisorDeps) {
     this.clock = deps.clock ?? systemClock;
@@ -77,10 +72,9 @@ export class Supervisor implements DaemonController {
     this.startedAt = this.clock.now();
     this.memory = freshStepMemory(this.startedAt);
     this.loop = new WakeLoop(this.clock, () => this.stepOnce());
-    this.memoryWriter = new LatestValueWriter(
-      (m) => this.deps.store.saveMemory(m),
-      (err) => this.deps.log.error({ err }, 'could not save the step memory; a daemon restart may forget a backoff or failed'),
-    );
+    this.saved = new SavedState(deps.store, deps.log);
+    this.announcer = new Announcer(this.clock, deps.log);
+    this.events = this.announcer.events;
   }
 
   /**
@@ -88,35 +82,21 @@ export class Supervisor implements DaemonController {
    * the first step.
    */
   async init(): Promise<void> {
-    this.desired = (await this.attempt('load the desired state', () => this.deps.store.loadDesired())) ?? 'running';
-    await this.loadMemory();
-    const record = await this.attempt('load the VM record', () => this.deps.store.loadRecord());
+    this.desired = await this.saved.loadDesired();
+    const { memory, resumed } = await this.saved.loadMemory(this.memory);
+    this.memory = memory;
+    if (resumed) {
+      const exit = memory.lastExit;
+      if (exit) {
+        const signal = exit.signal as NodeJS.Signals | null;
+        this.lastExit = { code: exit.code, signal, reason: exit.reason, at: new Date(exit.at).toISOString() };
+      }
+      this.deps.log.info({ state: memory.state, failures: memory.consecutiveFailures }, 'resuming from the saved step memory');
+    }
+    const record = await this.saved.loadRecord();
     if (record) await this.adoptOrClear(record);
     this.initialized = true;
     await this.loop.wake();
-  }
-
-  private async loadMemory(): Promise<void> {
-    let saved: StepMemory | null = null;
-    try {
-      saved = await this.deps.store.loadMemory();
-    } catch (err) {
-      // Never a crash loop over a bad file: start afresh, and say what was lost.
-      const message =
-        `the saved step memory is unreadable (${messageOf(err)}); starting from a fresh one: ` +
-        'failures in a row, any backoff and a failed state are forgotten';
-      this.deps.log.error({ err }, message);
-      this.memoryWriter.save(this.memory);
-      return;
-    }
-    if (!saved) return;
-    this.memory = saved;
-    const exit = saved.lastExit;
-    if (exit) {
-      const signal = exit.signal as NodeJS.Signals | null;
-      this.lastExit = { code: exit.code, signal, reason: exit.reason, at: new Date(exit.at).toISOString() };
-    }
-    this.deps.log.info({ state: saved.state, failures: saved.consecutiveFailures }, 'resuming from the saved step memory');
   }
 
   status(): DaemonStatus {
@@ -127,7 +107,7 @@ export class Supervisor implements DaemonController {
       vm: this.vm,
       restarts: this.restarts,
       lastExit: this.lastExit,
-      errors: this.errors,
+      errors: this.announcer.errors,
       daemon: { pid: this.deps.pid ?? process.pid, startedAt: this.startedAt },
     });
   }
@@ -179,14 +159,11 @@ export class Supervisor implements DaemonController {
 
   /** Lists a current problem in status.errors (an invalid config edit, a registration repair...). */
   reportError(source: string, message: string): void {
-    const old = this.errors.get(source);
-    if (old?.message === message) return;
-    this.errors.set(source, { message, at: this.clock.now() });
-    this.emit({ type: 'error', message: `${source}: ${message}`, source });
+    this.announcer.reportError(source, message);
   }
 
   clearError(source: string): void {
-    if (this.errors.delete(source)) this.notify();
+    this.announcer.clearError(source);
   }
 
   /** Reports something the daemon did on its own (a repair in the guest, of a registration file) as an event and in the log. */
@@ -217,13 +194,12 @@ export class Supervisor implements DaemonController {
       await vm.stopping;
       if (this.vm === vm) this.deps.log.error({ pid: vm.handle.pid }, 'could not stop the VM on shutdown');
     }
-    await this.memoryWriter.flushed();
-    await this.recordWrites;
+    await this.saved.flushed();
   }
 
   /** Resolves with the status once `pred` holds; rejects after `timeoutMs` on the injected clock. */
   waitForState(pred: (s: DaemonStatus) => boolean, timeoutMs: number): Promise<DaemonStatus> {
-    return waitForStatus(() => this.status(), this.changed, this.clock, pred, timeoutMs);
+    return waitForStatus(() => this.status(), this.announcer.changed, this.clock, pred, timeoutMs);
   }
 
   // ---- the loop ----
@@ -247,7 +223,7 @@ export class Supervisor implements DaemonController {
         random: this.random(),
       });
       this.memory = res.memory;
-      if (JSON.stringify(res.memory) !== JSON.stringify(before)) this.memoryWriter.save(res.memory);
+      if (JSON.stringify(res.memory) !== JSON.stringify(before)) this.saved.saveMemory(res.memory);
       if (res.state !== before.state) {
         // A backoff event says when the next try is due, so a watcher sees the delays grow.
         const until = res.memory.backoffUntil;
@@ -330,7 +306,7 @@ export class Supervisor implements DaemonController {
       const { handle } = outcome;
       this.attach(handle, false, configGen);
       this.deps.log.info({ pid: handle.pid, bootId }, 'VM process started');
-      void this.saveRecord(handle.record);
+      void this.saved.saveRecord(handle.record);
     } else if (outcome.kind === 'cancelled') {
       this.deps.log.info({ bootId }, 'the start was cancelled before the VM was launched');
     } else {
@@ -402,7 +378,7 @@ export class Supervisor implements DaemonController {
       reboot: exit.reboot ?? false,
     });
     void this.loop.wake();
-    return this.saveRecord(null);
+    return this.saved.saveRecord(null);
   }
 
   private runProbe(vm: Vm): Promise<void> {
@@ -427,14 +403,14 @@ export class Supervisor implements DaemonController {
 
   private async adoptOrClear(record: VmRecord): Promise<void> {
     const { backend } = this.deps;
-    const spec = await this.attempt('build the VM spec for adoption', () =>
+    const spec = await attempt(this.deps.log, 'build the VM spec for adoption', () =>
       this.deps.buildSpec(`adopt-${record.pid}`, { adopting: true }),
     );
     // Without a spec nothing can be checked or cleaned; the record stays for a later daemon.
     if (!spec) return;
     const handle =
       record.backend === backend.name
-        ? await this.attempt(`adopt the VM (pid ${record.pid})`, () => backend.adopt(record, spec))
+        ? await attempt(this.deps.log, `adopt the VM (pid ${record.pid})`, () => backend.adopt(record, spec))
         : null;
     if (handle) {
       const vm = this.attach(handle, true, this.configGen);
@@ -445,8 +421,8 @@ export class Supervisor implements DaemonController {
       return;
     }
     this.deps.log.info({ pid: record.pid, backend: record.backend }, 'the recorded VM is gone; cleaning up after it');
-    await this.attempt('clean up after the recorded VM', () => backend.prepare(spec));
-    await this.saveRecord(null);
+    await attempt(this.deps.log, 'clean up after the recorded VM', () => backend.prepare(spec));
+    await this.saved.saveRecord(null);
   }
 
   // ---- helpers ----
@@ -455,44 +431,18 @@ export class Supervisor implements DaemonController {
     if (this.desired === d) return;
     this.desired = d;
     try {
-      await this.deps.store.saveDesired(d);
+      await this.saved.saveDesired(d);
       this.clearError('desired-state');
     } catch (err) {
-      this.reportError('desired-state', `could not save the desired state "${d}": ${messageOf(err)}`);
-    }
-  }
-
-  /** Record writes are queued so a late "clear" never overwrites the next VM's record. */
-  private saveRecord(r: VmRecord | null): Promise<void> {
-    const write = this.recordWrites.then(() =>
-      this.attempt(r ? 'save the VM record' : 'clear the VM record', () => this.deps.store.saveRecord(r)),
-    );
-    this.recordWrites = write.then(() => undefined);
-    return this.recordWrites;
-  }
-
-  /** Runs `fn`, logging a failure as "could not <what>" and returning null instead. */
-  private async attempt<T>(what: string, fn: () => Promise<T>): Promise<T | null> {
-    try {
-      return await fn();
-    } catch (err) {
-      this.deps.log.warn({ err }, `could not ${what}`);
-      return null;
+      this.reportError('desired-state', messageOf(err));
     }
   }
 
   private emit(e: EventInput): void {
-    const event: StateEvent = { at: new Date(this.clock.now()).toISOString(), ...e };
-    this.deps.log[event.type === 'error' ? 'warn' : 'info']({ event }, event.message);
-    this.events.emit('event', event);
-    this.notify();
+    this.announcer.emit(e);
   }
 
   private notify(): void {
-    this.changed.emit('change');
+    this.announcer.notify();
   }
-}
-
-function messageOf(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }
