@@ -56,7 +56,8 @@ export class Supervisor implements DaemonController {
   private bootSeq = 0;
   private configGen = 0;
   private readonly saved: SavedState;
-  /** Until init() has read the saved state, wake-ups only queue. */
+  private loaded = false;
+  /** Until init() has adopted or cleared the recorded VM, wake-ups only queue. */
   private initialized = false;
 
   // Inputs for the next step, consumed by it.
@@ -78,21 +79,28 @@ export class Supervisor implements DaemonController {
   }
 
   /**
-   * Loads the desired state and the step memory, adopts a VM left by an earlier daemon, and runs
-   * the first step.
+   * Reads the desired state and the step memory, so that status answers from them (a builder that
+   * was `failed` says so before anything else happens). Call before the API listens; init() calls
+   * it when it was not.
    */
-  async init(): Promise<void> {
+  async load(): Promise<void> {
+    if (this.loaded) return;
+    this.loaded = true;
     this.desired = await this.saved.loadDesired();
     const { memory, resumed } = await this.saved.loadMemory(this.memory);
     this.memory = memory;
-    if (resumed) {
-      const exit = memory.lastExit;
-      if (exit) {
-        const signal = exit.signal as NodeJS.Signals | null;
-        this.lastExit = { code: exit.code, signal, reason: exit.reason, at: new Date(exit.at).toISOString() };
-      }
-      this.deps.log.info({ state: memory.state, failures: memory.consecutiveFailures }, 'resuming from the saved step memory');
+    if (!resumed) return;
+    const exit = memory.lastExit;
+    if (exit) {
+      const signal = exit.signal as NodeJS.Signals | null;
+      this.lastExit = { code: exit.code, signal, reason: exit.reason, at: new Date(exit.at).toISOString() };
     }
+    this.deps.log.info({ state: memory.state, failures: memory.consecutiveFailures }, 'resuming from the saved step memory');
+  }
+
+  /** Loads (if not yet), adopts a VM left by an earlier daemon, and runs the first step. */
+  async init(): Promise<void> {
+    await this.load();
     const record = await this.saved.loadRecord();
     if (record) await this.adoptOrClear(record);
     this.initialized = true;
