@@ -36,7 +36,7 @@ async function brokenBuilder(restart: Record<string, number>): Promise<string> {
 }
 
 async function daemonOn(stateDir: string, sshPort?: number): Promise<DaemonUnderTest> {
-  const d = await startTestDaemon({ stateDir, sshPort });
+  const d = await startTestDaemon({ stateDir, sshPort, readyTimeoutMs: 120_000 });
   daemons.push(d);
   return d;
 }
