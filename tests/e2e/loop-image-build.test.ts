@@ -35,7 +35,7 @@ t.test('during an image build the daemon answers at once, sees a config edit, an
   for (;;) {
     const names = await readdir(coldCache);
     if (names.some((n) => n.startsWith('.build-'))) break;
-    if (Date.now() - buildingSince > 120_000) throw new Error(`no build started in ${coldCache}: ${names.join(', ')}`);
+    if (Date.now() - buildingSince > BUILD_MS) throw new Error(`no build started in ${coldCache}: ${names.join(', ')}`);
     await new Promise((r) => setTimeout(r, 200));
   }
   await new Promise((r) => setTimeout(r, 3000));
