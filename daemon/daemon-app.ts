@@ -147,6 +147,8 @@ export async function startDaemon(args: DaemonArgs, opts: { foreground?: boolean
       },
       log,
     });
+    // Before the API listens: status answers from the saved step memory (`failed`, a backoff) at once.
+    await supervisor.load();
     if (startup.fileError) {
       supervisor.reportError('config', `${startup.fileError}; running on the last good config`);
       log.error({ configPath: paths.configPath }, startup.fileError);

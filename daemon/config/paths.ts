@@ -18,6 +18,7 @@ export const STATE_LAYOUT = {
   config: 'config.json',
   vmRecord: 'vm.json',
   desired: 'desired.json',
+  stepMemory: 'step-memory.json',
   lock: 'daemon.lock',
   socket: 'daemon.sock',
   keysDir: 'keys',

@@ -7,9 +7,24 @@
 // Each one grows the backoff; `maxAttempts` of them in a row end in `failed`, which only an
 // explicit start or a config change leaves. A guest reboot (of a guest that had been healthy)
 // and an exit the daemon asked for are not failures.
+//
+// Slow work (a start that builds the guest image, a stop that waits out its grace) runs beside
+// the loop as operations; the step only sees them as observations (`start` in flight,
+// `process: 'stopping'`, a `stopFailure`) and their results (a VM that is up, an exit), and asks
+// for at most one of each kind at a time.
 import type { BuilderState, DesiredState } from '../controller.js';
 import { backoffDelay } from './backoff.js';
-import type { Action, History, Observed, ObservedExit, Policy, StartCause, StepInput, StepResult } from './types.js';
+import type {
+  Action,
+  Observed,
+  ObservedExit,
+  ObservedStart,
+  Policy,
+  StartCause,
+  StepInput,
+  StepMemory,
+  StepResult,
+} from './types.js';
 
 interface Decision {
   state: BuilderState;
@@ -22,7 +37,7 @@ const MIN_STOP_RETRY_MS = 1000;
 
 export function reconcileStep(input: StepInput): StepResult {
   const { desired, observed: o, now, policy: p, random } = input;
-  const h: History = { ...input.history };
+  const h: StepMemory = { ...input.memory };
   const actions: Action[] = [];
 
   if (o.exit) foldExit(h, o.exit, desired, p, random, actions);
@@ -33,20 +48,21 @@ export function reconcileStep(input: StepInput): StepResult {
     h.failedReason = null;
   }
 
-  const d = desired === 'stopped' ? whenStopped(h, o, p, actions) : whenRunning(h, o, now, p, random, actions, fresh);
-  if (d.state !== input.history.state) h.lastStateChangeAt = now;
+  const d =
+    desired === 'stopped' ? whenStopped(h, o, now, p, actions) : whenRunning(h, o, now, p, random, actions, fresh);
+  if (d.state !== input.memory.state) h.lastStateChangeAt = now;
   h.state = d.state;
   return {
     state: d.state,
     actions,
     wakeAfterMs: d.wake === null ? null : Math.max(1, Math.ceil(d.wake)),
-    history: h,
+    memory: h,
     reason: d.reason,
   };
 }
 
 function foldExit(
-  h: History,
+  h: StepMemory,
   exit: ObservedExit,
   desired: DesiredState,
   p: Policy,
@@ -68,13 +84,13 @@ function foldExit(
 }
 
 /** An explicit start, or a config change that may have fixed the cause, earns a full set of attempts. */
-function wantsFreshChance(o: Observed, h: History): boolean {
+function wantsFreshChance(o: Observed, h: StepMemory): boolean {
   if (o.explicitStart) return true;
   if (!o.configChanged) return false;
   return h.failedReason !== null || o.configChanged.needsRestart;
 }
 
-function resetIfStable(h: History, at: number, p: Policy, actions: Action[]): void {
+function resetIfStable(h: StepMemory, at: number, p: Policy, actions: Action[]): void {
   if (h.healthySince === null || h.consecutiveFailures === 0) return;
   if (at - h.healthySince < p.stablePeriodMs) return;
   actions.push({ type: 'reset-backoff', failures: h.consecutiveFailures });
@@ -82,23 +98,27 @@ function resetIfStable(h: History, at: number, p: Policy, actions: Action[]): vo
   h.backoffUntil = null;
 }
 
-function whenStopped(h: History, o: Observed, p: Policy, actions: Action[]): Decision {
+function whenStopped(h: StepMemory, o: Observed, now: number, p: Policy, actions: Action[]): Decision {
   // Stopping on request ends any crash loop: the next start is a fresh one.
   h.consecutiveFailures = 0;
   h.backoffUntil = null;
   h.failedReason = null;
   if (o.process === 'up') {
-    actions.push({ type: 'stop', reason: 'stop requested' });
-    return { state: 'stopping', wake: stopRetry(p), reason: 'stop requested: powering the VM off' };
+    const stop = stopWhenDue(o, now, p, actions, { type: 'stop', reason: 'stop requested' });
+    return { state: 'stopping', wake: stop.wake, reason: stop.reason ?? 'stop requested: powering the VM off' };
   }
   if (o.process === 'stopping') {
     return { state: 'stopping', wake: stopRetry(p), reason: 'waiting for the VM to power off' };
+  }
+  if (o.start) {
+    if (!o.start.cancelling) actions.push({ type: 'cancel-start', reason: 'stop requested' });
+    return { state: 'stopping', wake: stopRetry(p), reason: 'stop requested: cancelling the start in progress' };
   }
   return { state: 'stopped', wake: null, reason: 'stopped on request' };
 }
 
 function whenRunning(
-  h: History,
+  h: StepMemory,
   o: Observed,
   now: number,
   p: Policy,
@@ -107,17 +127,35 @@ function whenRunning(
   fresh: boolean,
 ): Decision {
   if (h.failedReason !== null) {
-    if (o.process === 'up') actions.push({ type: 'stop', reason: h.failedReason });
-    return { state: 'failed', wake: o.process === 'none' ? null : stopRetry(p), reason: h.failedReason };
+    let wake: number | null = null;
+    if (o.process === 'up') wake = stopWhenDue(o, now, p, actions, { type: 'stop', reason: h.failedReason }).wake;
+    else if (o.process === 'stopping') wake = stopRetry(p);
+    if (o.start) {
+      if (!o.start.cancelling) actions.push({ type: 'cancel-start', reason: h.failedReason });
+      wake ??= stopRetry(p);
+    }
+    return { state: 'failed', wake, reason: h.failedReason };
   }
   if (o.process === 'stopping') {
     return { state: 'stopping', wake: stopRetry(p), reason: 'waiting for the VM to exit before starting it again' };
   }
-  if (o.process === 'none') return withoutProcess(h, now, p, actions, fresh);
+  if (o.process === 'none') return o.start ? whileStarting(o.start, p) : withoutProcess(h, now, p, actions, fresh);
   return withProcess(h, o, now, p, random, actions);
 }
 
-function withoutProcess(h: History, now: number, p: Policy, actions: Action[], fresh: boolean): Decision {
+/** A start is in flight: its result (a VM, or a failed start) wakes the loop; the wake-up is a safety net. */
+function whileStarting(start: ObservedStart, p: Policy): Decision {
+  if (start.cancelling) {
+    return { state: 'starting', wake: stopRetry(p), reason: 'waiting for the cancelled start to end, then starting again' };
+  }
+  const reason =
+    start.phase === 'preparing'
+      ? 'starting the VM: preparing the guest image and its files'
+      : 'starting the VM: launching the hypervisor';
+  return { state: 'starting', wake: p.probeIntervalMs, reason };
+}
+
+function withoutProcess(h: StepMemory, now: number, p: Policy, actions: Action[], fresh: boolean): Decision {
   const last = h.lastExit?.reason ?? 'unknown';
   if (h.consecutiveFailures >= p.maxAttempts) {
     h.failedReason = gaveUp(h.consecutiveFailures, last);
@@ -137,13 +175,19 @@ function withoutProcess(h: History, now: number, p: Policy, actions: Action[], f
   return { state: 'starting', wake: p.bootProbeIntervalMs, reason: startReason(cause, last) };
 }
 
-function withProcess(h: History, o: Observed, now: number, p: Policy, random: number, actions: Action[]): Decision {
+function withProcess(h: StepMemory, o: Observed, now: number, p: Policy, random: number, actions: Action[]): Decision {
+  if (o.stopFailure) {
+    // A stop of this VM was asked for and failed: that decision stands (and was counted once);
+    // only the stop is tried again.
+    const stop = stopWhenDue(o, now, p, actions, { type: 'stop', reason: 'the last stop failed' });
+    return { state: 'stopping', wake: stop.wake, reason: stop.reason ?? 'stopping the VM again: the last stop failed' };
+  }
   if (o.configNeedsRestart || o.restartRequested) {
     const cause = o.configNeedsRestart ? 'config' : 'requested';
     const reason = cause === 'config' ? 'the config changed in a way that needs a new VM' : 'restart requested';
-    actions.push({ type: 'restart', cause, reason });
+    const stop = stopWhenDue(o, now, p, actions, { type: 'restart', cause, reason });
     h.healthySince = null;
-    return { state: 'stopping', wake: stopRetry(p), reason: `restarting: ${reason}` };
+    return { state: 'stopping', wake: stop.wake, reason: stop.reason ?? `restarting: ${reason}` };
   }
 
   const startedAt = o.processStartedAt ?? now;
@@ -206,7 +250,7 @@ function withProcess(h: History, o: Observed, now: number, p: Policy, random: nu
   return { state: 'stopping', wake: stopRetry(p), reason: `restarting: ${why}` };
 }
 
-function startCause(h: History): StartCause {
+function startCause(h: StepMemory): StartCause {
   if (h.lastExit === null || h.state === 'stopped' || h.state === 'failed') return 'desired';
   if (h.lastExit.kind === 'crash') return 'crash';
   return h.lastExit.kind === 'reboot' ? 'reboot' : 'restart';
@@ -230,6 +274,27 @@ function gaveUp(failures: number, last: string): string {
     `gave up after ${plural(failures, 'failed start')} in a row (last: ${last}); ` +
     'fix the cause, then start the builder again or change the config'
   );
+}
+
+/**
+ * Asks for a stop (or a restart) unless the last one failed less than a retry interval ago:
+ * a stop that fails is tried again later, never in a tight loop.
+ */
+function stopWhenDue(
+  o: Observed,
+  now: number,
+  p: Policy,
+  actions: Action[],
+  action: Action,
+): { wake: number; reason: string | null } {
+  const failure = o.stopFailure;
+  const retryAt = failure ? failure.at + stopRetry(p) : now;
+  if (retryAt > now) {
+    const reason = `the stop failed (${failure!.error}); trying again in ${formatDuration(retryAt - now)}`;
+    return { wake: retryAt - now, reason };
+  }
+  actions.push(action);
+  return { wake: stopRetry(p), reason: null };
 }
 
 function stopRetry(p: Policy): number {

@@ -1,5 +1,6 @@
-// The vocabulary of one reconcile step: what the loop observed, what it remembers between
-// steps, and what the step asks it to do. Times are epoch milliseconds from the loop's clock.
+// The vocabulary of one reconcile step: what the loop observed (the VM, the probe, the operations
+// in flight and their results), what it remembers between steps (saved across daemon restarts),
+// and what the step asks the workers to do. Times are epoch milliseconds from the loop's clock.
 import type { BuilderState, DesiredState } from '../controller.js';
 
 /** Every knob the step reads; the supervisor reads it afresh each step so edits apply live. */
@@ -75,13 +76,25 @@ export interface ObservedProbe {
   inFlight: boolean;
 }
 
+/** A start operation in flight: building the spec (the guest image), preparing, launching. */
+export interface ObservedStart {
+  /** `preparing`: image and stale files, cancellable; `launching`: the hypervisor is being spawned. */
+  phase: 'preparing' | 'launching';
+  /** A cancel was asked for; the operation ends without a VM (or with one the step then stops). */
+  cancelling: boolean;
+}
+
 export interface Observed {
-  /** `stopping`: the daemon asked the process to stop and it has not exited yet. */
+  /** `stopping`: a stop operation is in flight for the current VM and it has not exited yet. */
   process: 'none' | 'up' | 'stopping';
   processStartedAt: number | null;
-  /** An exit not yet accounted for by a step; the loop passes each exit once. */
+  /** An exit not yet accounted for by a step; the loop passes each exit once. A start that failed is one. */
   exit: ObservedExit | null;
   probe: ObservedProbe;
+  /** The start operation in flight, if any; its result (a VM, or a failed start) ends it. */
+  start: ObservedStart | null;
+  /** The last stop operation on the current VM failed: when, and why; cleared by the next stop. */
+  stopFailure: { at: number; error: string } | null;
   /** The running VM predates a config change that needs a new VM. */
   configNeedsRestart: boolean;
   /** The running VM predates a restart request from the API. */
@@ -94,7 +107,11 @@ export interface Observed {
 
 export type ExitKind = 'crash' | 'reboot' | 'requested';
 
-export interface History {
+/**
+ * What the step remembers between steps, the state it last decided included. Saved after every
+ * step that changes it and read back at daemon start, so `failed` and a backoff survive a restart.
+ */
+export interface StepMemory {
   state: BuilderState;
   /** Failed starts (never healthy, or crashed within the stable period) since the last stable run. */
   consecutiveFailures: number;
@@ -107,7 +124,7 @@ export interface History {
   lastStateChangeAt: number;
 }
 
-export function initialHistory(now: number): History {
+export function freshStepMemory(now: number): StepMemory {
   return {
     state: 'stopped',
     consecutiveFailures: 0,
@@ -127,6 +144,8 @@ export type RestartCause = 'config' | 'requested' | 'health';
 export type Action =
   | { type: 'start'; cause: StartCause }
   | { type: 'stop'; reason: string }
+  /** Abandon the start in flight: no VM is launched if it has not been yet. */
+  | { type: 'cancel-start'; reason: string }
   | { type: 'restart'; cause: RestartCause; reason: string }
   | { type: 'probe' }
   /** The VM was healthy for the stable period: the failure count went back to zero. */
@@ -135,7 +154,7 @@ export type Action =
 export interface StepInput {
   desired: DesiredState;
   observed: Observed;
-  history: History;
+  memory: StepMemory;
   now: number;
   policy: Policy;
   /** In [0, 1), drawn by the caller so the step stays pure. */
@@ -147,7 +166,7 @@ export interface StepResult {
   actions: Action[];
   /** When to look again even if nothing happens; null only in `stopped` and `failed`. */
   wakeAfterMs: number | null;
-  history: History;
+  memory: StepMemory;
   /** Plain words for why the builder is in `state`. */
   reason: string;
 }

@@ -1,9 +1,11 @@
-// The daemon's durable memory: what the user asked for (desired.json) and the VM it runs
-// (vm.json, for adoption by the next daemon). Both written atomically.
+// The daemon's durable memory: what the user asked for (desired.json), the VM it runs (vm.json,
+// for adoption by the next daemon) and what the reconcile step remembers (step-memory.json).
+// All written atomically.
 import { readFile, rm } from 'node:fs/promises';
 import type { VmRecord } from '../backend.js';
 import type { DesiredState } from '../controller.js';
-import { writeJsonAtomic } from '../fs/atomic-write.js';
+import { writeFileAtomic, writeJsonAtomic } from '../fs/atomic-write.js';
+import { parseStepMemoryFile, renderStepMemoryFile, StepMemoryFileError } from './step-memory-file.js';
 import type { SupervisorStore } from '../supervisor/types.js';
 
 async function readJson(path: string): Promise<unknown | null> {
@@ -16,7 +18,7 @@ async function readJson(path: string): Promise<unknown | null> {
   }
 }
 
-export function fileStore(paths: { desired: string; vmRecord: string }): SupervisorStore {
+export function fileStore(paths: { desired: string; vmRecord: string; stepMemory: string }): SupervisorStore {
   return {
     async loadDesired() {
       const v = (await readJson(paths.desired)) as { desired?: unknown } | null;
@@ -32,6 +34,24 @@ export function fileStore(paths: { desired: string; vmRecord: string }): Supervi
     async saveRecord(record) {
       if (record) await writeJsonAtomic(paths.vmRecord, record, { mode: 0o600 });
       else await rm(paths.vmRecord, { force: true });
+    },
+    async loadMemory() {
+      let text: string;
+      try {
+        text = await readFile(paths.stepMemory, 'utf8');
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+        throw err;
+      }
+      try {
+        return parseStepMemoryFile(text);
+      } catch (err) {
+        if (err instanceof StepMemoryFileError) throw new StepMemoryFileError(`${paths.stepMemory}: ${err.message}`);
+        throw err;
+      }
+    },
+    async saveMemory(memory) {
+      await writeFileAtomic(paths.stepMemory, renderStepMemoryFile(memory), { mode: 0o600 });
     },
   };
 }

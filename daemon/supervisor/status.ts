@@ -2,7 +2,7 @@
 // are tested without a loop.
 import type { VmExit, VmHandle } from '../backend.js';
 import type { DaemonStatus, DesiredState } from '../controller.js';
-import type { History, ObservedProbe } from '../reconciler/types.js';
+import type { StepMemory, ObservedProbe } from '../reconciler/types.js';
 import type { SupervisorInfo } from './types.js';
 
 export interface ProbeView extends Omit<ObservedProbe, 'inFlight'> {
@@ -36,7 +36,7 @@ export function nextProbeView(
 }
 
 export interface StatusView {
-  history: History;
+  memory: StepMemory;
   desired: DesiredState;
   info: SupervisorInfo;
   vm: { handle: VmHandle; adopted: boolean; probe: ProbeView } | null;
@@ -49,7 +49,7 @@ export interface StatusView {
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
 
 export function renderStatus(v: StatusView): DaemonStatus {
-  const h = v.history;
+  const h = v.memory;
   const probe = v.vm?.probe ?? NO_PROBE;
   return {
     state: h.state,

@@ -1,17 +1,22 @@
-// The loop around reconcileStep: it owns the timers, the probe schedule and the VM handle, and
-// drives a Backend without knowing which. Each wake-up observes, steps, acts and schedules the
-// next wake-up; wake-ups come from the VM's exit notification, API calls, config changes, probe
-// results and the step's own timer. One step runs at a time; wake-ups that arrive meanwhile
-// fold into one more step, so a missed or merged event only costs latency. What each API
-// request does, and when it is refused, is in requests.ts.
-import { EventEmitter } from 'node:events';
+// The loop around reconcileStep: it owns the timers, the probe schedule, the VM handle and the
+// operations in flight, and drives a Backend without knowing which. Each wake-up observes, steps,
+// hands the step's actions to workers and schedules the next wake-up. Wake-ups come from the VM's
+// exit notification, API calls, config changes, probe results, operations that end and the step's
+// own timer. The step never waits: a start (which may build the guest image) and a stop (which
+// may wait out its grace) run beside the loop, at most one of each, and come back as
+// observations. Wake-ups that arrive during a step fold into one more step, so a missed or merged
+// event only costs latency. What the step remembers is saved after every step that changes it
+// and read back at init. What each API request does, and when it is refused, is in requests.ts.
 import type { VmExit, VmHandle, VmRecord } from '../backend.js';
 import { ConflictError } from '../controller.js';
-import type { DaemonController, DaemonStatus, DesiredState, StateEvent } from '../controller.js';
+import type { DaemonController, DaemonStatus, DesiredState } from '../controller.js';
 import { reconcileStep } from '../reconciler/reconcile-step.js';
-import { initialHistory } from '../reconciler/types.js';
-import type { Action, History, Observed, ObservedExit, Policy } from '../reconciler/types.js';
+import { freshStepMemory } from '../reconciler/types.js';
+import type { Action, Observed, ObservedExit, Policy, StepMemory } from '../reconciler/types.js';
+import { Announcer, type EventInput } from './announcer.js';
 import { planRequest, type Request } from './requests.js';
+import { attempt, messageOf, SavedState } from './saved-state.js';
+import { StartOperation, type StartOutcome } from './start-operation.js';
 import { NO_PROBE, nextProbeView, renderStatus, type ProbeView } from './status.js';
 import { systemClock, type Clock, type SupervisorDeps } from './types.js';
 import { waitForStatus } from './wait-for-status.js';
@@ -24,66 +29,93 @@ interface Vm {
   /** The config generation the VM was built from; older than the current one means outdated. */
   configGen: number;
   restartRequested: boolean;
-  stopRequested: boolean;
+  /** The stop operation in flight; settles after the exit (or the failure) is taken in. */
+  stopping: Promise<void> | null;
+  /** The last stop of this VM failed: the step waits before it asks again. */
+  stopFailure: { at: number; error: string } | null;
   probe: ProbeView;
   probing: Promise<void> | null;
 }
-
-type EventInput = Pick<StateEvent, 'type' | 'message' | 'state' | 'from'> & Record<string, unknown>;
 
 /** After an unexpected error in a step, look again no sooner than this. */
 const STEP_ERROR_RETRY_MS = 1000;
 
 export class Supervisor implements DaemonController {
-  readonly events = new EventEmitter();
+  readonly events: Announcer['events'];
+  private readonly announcer: Announcer;
   private readonly clock: Clock;
   private readonly random: () => number;
   private readonly startedAt: number;
 
   private desired: DesiredState = 'running';
-  private history: History;
+  private memory: StepMemory;
   private vm: Vm | null = null;
+  private startOp: StartOperation | null = null;
   private restarts = 0;
   private lastExit: VmExit | null = null;
-  private readonly errors = new Map<string, { message: string; at: number }>();
   private bootSeq = 0;
-  private recordWrites: Promise<void> = Promise.resolve();
   private configGen = 0;
+  private readonly saved: SavedState;
+  private loaded = false;
+  /** Until init() has adopted or cleared the recorded VM, wake-ups only queue. */
+  private initialized = false;
 
   // Inputs for the next step, consumed by it.
   private pendingExit: ObservedExit | null = null;
   private explicitStart = false;
   private configChange: { needsRestart: boolean } | null = null;
 
-  private readonly loop: WakeLoop;
-  /** Fires on every change a status reader could see, for waitForState. */
-  private readonly changed = new EventEmitter();
+  private readonly loop: WakeLoop<DaemonStatus>;
 
   constructor(private readonly deps: SupervisorDeps) {
     this.clock = deps.clock ?? systemClock;
     this.random = deps.random ?? Math.random;
     this.startedAt = this.clock.now();
-    this.history = initialHistory(this.startedAt);
+    this.memory = freshStepMemory(this.startedAt);
     this.loop = new WakeLoop(this.clock, () => this.stepOnce());
+    this.saved = new SavedState(deps.store, deps.log);
+    this.announcer = new Announcer(this.clock, deps.log);
+    this.events = this.announcer.events;
   }
 
-  /** Loads the desired state, adopts a VM left by an earlier daemon, and runs the first step. */
+  /**
+   * Reads the desired state and the step memory, so that status answers from them (a builder that
+   * was `failed` says so before anything else happens). Call before the API listens; init() calls
+   * it when it was not.
+   */
+  async load(): Promise<void> {
+    if (this.loaded) return;
+    this.loaded = true;
+    this.desired = await this.saved.loadDesired();
+    const { memory, resumed } = await this.saved.loadMemory(this.memory);
+    this.memory = memory;
+    if (!resumed) return;
+    const exit = memory.lastExit;
+    if (exit) {
+      const signal = exit.signal as NodeJS.Signals | null;
+      this.lastExit = { code: exit.code, signal, reason: exit.reason, at: new Date(exit.at).toISOString() };
+    }
+    this.deps.log.info({ state: memory.state, failures: memory.consecutiveFailures }, 'resuming from the saved step memory');
+  }
+
+  /** Loads (if not yet), adopts a VM left by an earlier daemon, and runs the first step. */
   async init(): Promise<void> {
-    this.desired = (await this.attempt('load the desired state', () => this.deps.store.loadDesired())) ?? 'running';
-    const record = await this.attempt('load the VM record', () => this.deps.store.loadRecord());
+    await this.load();
+    const record = await this.saved.loadRecord();
     if (record) await this.adoptOrClear(record);
+    this.initialized = true;
     await this.loop.wake();
   }
 
   status(): DaemonStatus {
     return renderStatus({
-      history: this.history,
+      memory: this.memory,
       desired: this.desired,
       info: this.deps.info(),
       vm: this.vm,
       restarts: this.restarts,
       lastExit: this.lastExit,
-      errors: this.errors,
+      errors: this.announcer.errors,
       daemon: { pid: this.deps.pid ?? process.pid, startedAt: this.startedAt },
     });
   }
@@ -102,17 +134,17 @@ export class Supervisor implements DaemonController {
 
   private async request(request: Request): Promise<DaemonStatus> {
     const plan = planRequest(request, {
-      state: this.history.state,
+      state: this.memory.state,
       desired: this.desired,
       vmUp: this.vm !== null,
+      startInFlight: this.startOp !== null,
       shuttingDown: this.loop.isClosed,
     });
     if (!plan.ok) throw new ConflictError(plan.conflict);
     if (plan.effect === 'explicit-start') this.explicitStart = true;
     if (plan.effect === 'replace-vm' && this.vm) this.vm.restartRequested = true;
     await this.setDesired(plan.desired);
-    await this.loop.wake();
-    return this.status();
+    return (await this.loop.wake()) ?? this.status();
   }
 
   logs(source: 'console' | 'daemon', lines: number): Promise<string[]> {
@@ -135,14 +167,11 @@ export class Supervisor implements DaemonController {
 
   /** Lists a current problem in status.errors (an invalid config edit, a registration repair...). */
   reportError(source: string, message: string): void {
-    const old = this.errors.get(source);
-    if (old?.message === message) return;
-    this.errors.set(source, { message, at: this.clock.now() });
-    this.emit({ type: 'error', message: `${source}: ${message}`, source });
+    this.announcer.reportError(source, message);
   }
 
   clearError(source: string): void {
-    if (this.errors.delete(source)) this.notify();
+    this.announcer.clearError(source);
   }
 
   /** Reports something the daemon did on its own (a repair in the guest, of a registration file) as an event and in the log. */
@@ -157,10 +186,17 @@ export class Supervisor implements DaemonController {
   async shutdown(opts: { stopVm: boolean }): Promise<void> {
     if (this.loop.isClosed) return;
     await this.loop.close();
+    const op = this.startOp;
+    if (op) {
+      // A start still building its image is abandoned; one spawning the hypervisor is let finish
+      // so that its VM is known (and stopped, or left with its record for the next daemon).
+      op.cancel();
+      if (op.phase === 'launching') await op.done;
+    }
     const vm = this.vm;
-    if (!vm) return;
-    if (!opts.stopVm) {
+    if (vm && !opts.stopVm) {
       this.deps.log.info({ pid: vm.handle.pid }, 'leaving the VM running for the next daemon to adopt');
+<<<<<<< HEAD
       await this.deps.backend.detach?.(vm.handle);
       return;
     }
@@ -170,17 +206,26 @@ export class Supervisor implements DaemonController {
       await this.onExit(vm, exit);
     } catch (err) {
       this.deps.log.error({ err, pid: vm.handle.pid }, 'could not stop the VM on shutdown');
+=======
+      this.deps.backend.detach?.(vm.handle);
+    } else if (vm) {
+      if (!vm.stopping) this.beginStop(vm, 'the daemon is shutting down', this.deps.policy());
+      await vm.stopping;
+      if (this.vm === vm) this.deps.log.error({ pid: vm.handle.pid }, 'could not stop the VM on shutdown');
+>>>>>>> loop
     }
+    await this.saved.flushed();
   }
 
   /** Resolves with the status once `pred` holds; rejects after `timeoutMs` on the injected clock. */
   waitForState(pred: (s: DaemonStatus) => boolean, timeoutMs: number): Promise<DaemonStatus> {
-    return waitForStatus(() => this.status(), this.changed, this.clock, pred, timeoutMs);
+    return waitForStatus(() => this.status(), this.announcer.changed, this.clock, pred, timeoutMs);
   }
 
   // ---- the loop ----
 
   private async stepOnce(): Promise<void> {
+    if (!this.initialized) return;
     let policy: Policy | null = null;
     try {
       policy = this.deps.policy();
@@ -188,27 +233,30 @@ export class Supervisor implements DaemonController {
       this.pendingExit = null;
       this.explicitStart = false;
       this.configChange = null;
-      const from = this.history.state;
+      const before = this.memory;
       const res = reconcileStep({
         desired: this.desired,
         observed,
-        history: this.history,
+        memory: before,
         now: this.clock.now(),
         policy,
         random: this.random(),
       });
-      this.history = res.history;
-      if (res.state !== from) {
+      this.memory = res.memory;
+      if (JSON.stringify(res.memory) !== JSON.stringify(before)) this.saved.saveMemory(res.memory);
+      if (res.state !== before.state) {
         // A backoff event says when the next try is due, so a watcher sees the delays grow.
-        const due = res.state === 'backoff' && res.history.backoffUntil != null ? { nextStartAt: new Date(res.history.backoffUntil).toISOString(), attempt: res.history.consecutiveFailures + 1 } : {};
-        this.emit({ type: 'state', state: res.state, from, message: res.reason, ...due });
+        const until = res.memory.backoffUntil;
+        const due =
+          res.state === 'backoff' && until !== null
+            ? { nextStartAt: new Date(until).toISOString(), attempt: res.memory.consecutiveFailures + 1 }
+            : {};
+        this.emit({ type: 'state', state: res.state, from: before.state, message: res.reason, ...due });
       }
       this.loop.wakeAfter(res.wakeAfterMs);
-      this.loop.decided();
-      let acted = false;
-      for (const action of res.actions) acted = (await this.perform(action, policy)) || acted;
-      // The world changed under the step's feet: look again at once.
-      if (acted) void this.loop.wake();
+      // Requests that woke this step are answered with its decision, before any worker reports.
+      this.loop.decided(() => this.status());
+      for (const action of res.actions) this.perform(action, policy);
     } catch (err) {
       this.deps.log.error({ err }, 'reconcile step failed; trying again shortly');
       this.loop.wakeAfter(Math.max(STEP_ERROR_RETRY_MS, policy?.initialDelayMs ?? 0));
@@ -220,10 +268,12 @@ export class Supervisor implements DaemonController {
   private observe(): Observed {
     const vm = this.vm;
     return {
-      process: vm ? (vm.stopRequested ? 'stopping' : 'up') : 'none',
+      process: vm ? (vm.stopping ? 'stopping' : 'up') : 'none',
       processStartedAt: vm?.startedAtMs ?? null,
       exit: this.pendingExit,
       probe: vm ? { ...vm.probe, inFlight: vm.probing !== null } : { ...NO_PROBE, inFlight: false },
+      start: this.startOp?.observe() ?? null,
+      stopFailure: vm?.stopFailure ?? null,
       configNeedsRestart: vm !== null && vm.configGen < this.configGen,
       restartRequested: vm?.restartRequested ?? false,
       explicitStart: this.explicitStart,
@@ -231,61 +281,79 @@ export class Supervisor implements DaemonController {
     };
   }
 
-  /** Performs one action; true when it changed what the next step will observe. */
-  private async perform(action: Action, policy: Policy): Promise<boolean> {
+  /** Hands one action to its worker; never waits for it. Its end wakes the loop. */
+  private perform(action: Action, policy: Policy): void {
     switch (action.type) {
       case 'start':
-        if (!this.vm) await this.startVm(action.cause === 'crash');
-        return true;
+        if (!this.vm && !this.startOp) this.beginStart(action.cause === 'crash');
+        return;
       case 'stop':
       case 'restart':
         if (action.type === 'restart' && action.cause === 'health') this.restarts++;
-        return this.stopVm(action.reason, policy);
+        if (this.vm && !this.vm.stopping) this.beginStop(this.vm, action.reason, policy);
+        return;
+      case 'cancel-start':
+        if (this.startOp && !this.startOp.cancelling) {
+          this.deps.log.info({ phase: this.startOp.phase, reason: action.reason }, 'cancelling the start in progress');
+          this.startOp.cancel();
+        }
+        return;
       case 'probe':
         if (this.vm) void this.runProbe(this.vm);
-        return false;
+        return;
       case 'reset-backoff':
         this.deps.log.info({ failures: action.failures }, 'healthy for the stable period; the failure count is reset');
-        return false;
+        return;
     }
   }
 
-  private async startVm(afterCrash: boolean): Promise<void> {
+  private beginStart(afterCrash: boolean): void {
     if (afterCrash) this.restarts++;
     const seq = ++this.bootSeq;
     const bootId = `${new Date(this.clock.now()).toISOString().replace(/[:.]/g, '-')}-${String(seq).padStart(4, '0')}`;
     const configGen = this.configGen;
-    try {
-      const spec = await this.deps.buildSpec(bootId, { adopting: false });
-      await this.deps.backend.prepare(spec);
-      const handle = await this.deps.backend.start(spec);
+    const op = new StartOperation({
+      backend: this.deps.backend,
+      buildSpec: (signal) => this.deps.buildSpec(bootId, { adopting: false, signal }),
+    });
+    this.startOp = op;
+    void op.done.then((outcome) => this.onStartEnded(op, outcome, bootId, configGen));
+  }
+
+  private onStartEnded(op: StartOperation, outcome: StartOutcome, bootId: string, configGen: number): void {
+    if (this.startOp === op) this.startOp = null;
+    if (outcome.kind === 'started') {
+      const { handle } = outcome;
       this.attach(handle, false, configGen);
       this.deps.log.info({ pid: handle.pid, bootId }, 'VM process started');
-      await this.saveRecord(handle.record);
-    } catch (err) {
+      void this.saved.saveRecord(handle.record);
+    } else if (outcome.kind === 'cancelled') {
+      this.deps.log.info({ bootId }, 'the start was cancelled before the VM was launched');
+    } else {
       // A start that fails is a failed start like a crash at boot: it counts and backs off.
       const at = this.clock.now();
-      const reason = `could not start the VM: ${messageOf(err)}`;
+      const reason = `could not start the VM: ${messageOf(outcome.error)}`;
       this.lastExit = { code: null, signal: null, reason, at: new Date(at).toISOString() };
       this.pendingExit = { at, code: null, signal: null, reason, requested: false, everHealthy: false };
       this.emit({ type: 'exit', message: reason, started: false });
     }
+    void this.loop.wake();
   }
 
-  private async stopVm(reason: string, policy: Policy): Promise<boolean> {
-    const vm = this.vm;
-    if (!vm) return true;
-    vm.stopRequested = true;
+  private beginStop(vm: Vm, reason: string, policy: Policy): void {
+    vm.stopFailure = null;
     this.deps.log.info({ pid: vm.handle.pid, reason, graceMs: policy.stopGraceMs }, 'stopping the VM');
-    try {
-      await this.onExit(vm, await this.deps.backend.stop(vm.handle, { graceMs: policy.stopGraceMs }));
-      return true;
-    } catch (err) {
-      // The process may still be up: the step's wake-up asks for the stop again.
-      vm.stopRequested = false;
-      this.deps.log.error({ err, pid: vm.handle.pid }, 'could not stop the VM');
-      return false;
-    }
+    vm.stopping = this.deps.backend.stop(vm.handle, { graceMs: policy.stopGraceMs }).then(
+      (exit) => this.onExit(vm, exit),
+      (err) => {
+        if (this.vm !== vm) return;
+        // The process may still be up: the step asks for the stop again after a pause.
+        vm.stopping = null;
+        vm.stopFailure = { at: this.clock.now(), error: messageOf(err) };
+        this.deps.log.error({ err, pid: vm.handle.pid }, 'could not stop the VM');
+        void this.loop.wake();
+      },
+    );
   }
 
   private attach(handle: VmHandle, adopted: boolean, configGen: number): Vm {
@@ -296,7 +364,8 @@ export class Supervisor implements DaemonController {
       startedAtMs: Number.isFinite(startedAtMs) ? startedAtMs : this.clock.now(),
       configGen,
       restartRequested: false,
-      stopRequested: false,
+      stopping: null,
+      stopFailure: null,
       probe: NO_PROBE,
       probing: null,
     };
@@ -317,7 +386,7 @@ export class Supervisor implements DaemonController {
       signal: exit.signal,
       reason: exit.reason,
       reboot: exit.reboot,
-      requested: vm.stopRequested,
+      requested: vm.stopping !== null,
       everHealthy: vm.probe.lastOkAt !== null,
     };
     this.emit({
@@ -325,11 +394,11 @@ export class Supervisor implements DaemonController {
       message: exit.reason,
       code: exit.code,
       signal: exit.signal,
-      requested: vm.stopRequested,
+      requested: vm.stopping !== null,
       reboot: exit.reboot ?? false,
     });
     void this.loop.wake();
-    return this.saveRecord(null);
+    return this.saved.saveRecord(null);
   }
 
   private runProbe(vm: Vm): Promise<void> {
@@ -354,10 +423,21 @@ export class Supervisor implements DaemonController {
 
   private async adoptOrClear(record: VmRecord): Promise<void> {
     const { backend } = this.deps;
+<<<<<<< HEAD
     // Adoption needs only the record: no spec, so no image is built for a VM that already runs.
     const handle =
       record.backend === backend.name
         ? await this.attempt(`adopt the VM (pid ${record.pid})`, () => backend.adopt(record))
+=======
+    const spec = await attempt(this.deps.log, 'build the VM spec for adoption', () =>
+      this.deps.buildSpec(`adopt-${record.pid}`, { adopting: true }),
+    );
+    // Without a spec nothing can be checked or cleaned; the record stays for a later daemon.
+    if (!spec) return;
+    const handle =
+      record.backend === backend.name
+        ? await attempt(this.deps.log, `adopt the VM (pid ${record.pid})`, () => backend.adopt(record, spec))
+>>>>>>> loop
         : null;
     if (handle) {
       const vm = this.attach(handle, true, this.configGen);
@@ -368,6 +448,7 @@ export class Supervisor implements DaemonController {
       return;
     }
     this.deps.log.info({ pid: record.pid, backend: record.backend }, 'the recorded VM is gone; cleaning up after it');
+<<<<<<< HEAD
     const spec = await this.attempt('build the VM spec for the clean-up', () =>
       this.deps.buildSpec(`adopt-${record.pid}`, { adopting: true }),
     );
@@ -375,6 +456,10 @@ export class Supervisor implements DaemonController {
     if (!spec) return;
     await this.attempt('clean up after the recorded VM', () => backend.prepare(spec));
     await this.saveRecord(null);
+=======
+    await attempt(this.deps.log, 'clean up after the recorded VM', () => backend.prepare(spec));
+    await this.saved.saveRecord(null);
+>>>>>>> loop
   }
 
   // ---- helpers ----
@@ -383,44 +468,18 @@ export class Supervisor implements DaemonController {
     if (this.desired === d) return;
     this.desired = d;
     try {
-      await this.deps.store.saveDesired(d);
+      await this.saved.saveDesired(d);
       this.clearError('desired-state');
     } catch (err) {
-      this.reportError('desired-state', `could not save the desired state "${d}": ${messageOf(err)}`);
-    }
-  }
-
-  /** Record writes are queued so a late "clear" never overwrites the next VM's record. */
-  private saveRecord(r: VmRecord | null): Promise<void> {
-    const write = this.recordWrites.then(() =>
-      this.attempt(r ? 'save the VM record' : 'clear the VM record', () => this.deps.store.saveRecord(r)),
-    );
-    this.recordWrites = write.then(() => undefined);
-    return this.recordWrites;
-  }
-
-  /** Runs `fn`, logging a failure as "could not <what>" and returning null instead. */
-  private async attempt<T>(what: string, fn: () => Promise<T>): Promise<T | null> {
-    try {
-      return await fn();
-    } catch (err) {
-      this.deps.log.warn({ err }, `could not ${what}`);
-      return null;
+      this.reportError('desired-state', messageOf(err));
     }
   }
 
   private emit(e: EventInput): void {
-    const event: StateEvent = { at: new Date(this.clock.now()).toISOString(), ...e };
-    this.deps.log[event.type === 'error' ? 'warn' : 'info']({ event }, event.message);
-    this.events.emit('event', event);
-    this.notify();
+    this.announcer.emit(e);
   }
 
   private notify(): void {
-    this.changed.emit('change');
+    this.announcer.notify();
   }
-}
-
-function messageOf(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }

@@ -2,7 +2,7 @@
 // hand it a fake backend, probe, store and clock; main.ts wires the real ones.
 import type { Accelerator, Backend, BackendName, GuestArch, VmRecord, VmSpec } from '../backend.js';
 import type { DesiredState } from '../controller.js';
-import type { Policy } from '../reconciler/types.js';
+import type { Policy, StepMemory } from '../reconciler/types.js';
 
 /** setTimeout and friends, injectable so tests drive time by hand. */
 export interface Clock {
@@ -35,6 +35,9 @@ export interface SupervisorStore {
   loadRecord(): Promise<VmRecord | null>;
   /** null deletes the record. */
   saveRecord(r: VmRecord | null): Promise<void>;
+  /** null when there is none yet; throws (naming the file and field) when it is unreadable. */
+  loadMemory(): Promise<StepMemory | null>;
+  saveMemory(m: StepMemory): Promise<void>;
 }
 
 /** The subset of pino the supervisor uses. */
@@ -49,9 +52,10 @@ export interface SupervisorDeps {
   /**
    * Resolves the image and picks this boot's console log. `bootId` is unique per start and safe
    * as a file name; `adopting` is true when the spec is only needed to adopt a VM that already
-   * runs (no new console log is wanted then).
+   * runs (no new console log is wanted then). `signal`, when given, aborts once the start that
+   * asked for the spec is cancelled; a builder may stop early on it.
    */
-  buildSpec(bootId: string, opts: { adopting: boolean }): Promise<VmSpec>;
+  buildSpec(bootId: string, opts: { adopting: boolean; signal?: AbortSignal }): Promise<VmSpec>;
   /** Resolves when Nix answers over SSH; throws with a clear message when it does not. */
   probe(): Promise<{ latencyMs: number; nixVersion: string }>;
   store: SupervisorStore;

@@ -1,15 +1,17 @@
 // Runs one step at a time. Wake-ups that arrive while a step runs fold into one more step after
-// it, so a burst of events costs one extra step and a missed event only costs latency.
+// it, so a burst of events costs one extra step and a missed event only costs latency. A caller
+// of wake() gets what the step reported when it decided (the supervisor's status then), so an
+// answer is never a later step's, however fast the workers report back.
 import type { Clock } from './types.js';
 
-export class WakeLoop {
+export class WakeLoop<T = void> {
   private running = false;
   private pending = false;
   private closed = false;
   private timer: unknown = null;
   /** Callers waiting for the next step's decision, and those the running step will answer. */
-  private waiting: Array<() => void> = [];
-  private answering: Array<() => void> = [];
+  private waiting: Array<(decision: T | undefined) => void> = [];
+  private answering: Array<(decision: T | undefined) => void> = [];
   private idleWaiters: Array<() => void> = [];
 
   /** `step` must not throw; it calls decided() once its decision is visible. */
@@ -18,9 +20,12 @@ export class WakeLoop {
     private readonly step: () => Promise<void>,
   ) {}
 
-  /** Asks for a step; resolves once that step has decided (not when its actions finish). */
-  wake(): Promise<void> {
-    if (this.closed) return Promise.resolve();
+  /**
+   * Asks for a step; resolves once that step has decided (not when its actions finish), with
+   * what it passed to decided() (undefined if it passed nothing or the loop is closed).
+   */
+  wake(): Promise<T | undefined> {
+    if (this.closed) return Promise.resolve(undefined);
     return new Promise((resolve) => {
       this.waiting.push(resolve);
       this.pending = true;
@@ -28,9 +33,11 @@ export class WakeLoop {
     });
   }
 
-  /** Called by the step: everyone who asked before it began may go on. */
-  decided(): void {
-    for (const resolve of this.answering.splice(0)) resolve();
+  /** Called by the step: everyone who asked before it began may go on, with `report()` if given. */
+  decided(report?: () => T): void {
+    if (this.answering.length === 0) return;
+    const decision = report?.();
+    for (const resolve of this.answering.splice(0)) resolve(decision);
   }
 
   /** One timed wake-up, replacing the previous one; null cancels it. */
@@ -71,7 +78,7 @@ export class WakeLoop {
       }
     } finally {
       this.running = false;
-      for (const resolve of this.waiting.splice(0)) resolve();
+      for (const resolve of this.waiting.splice(0)) resolve(undefined);
       for (const resolve of this.idleWaiters.splice(0)) resolve();
     }
   }

@@ -36,6 +36,7 @@ t.test('the state directory layout is named in one place', async (t) => {
     config: '/s/config.json',
     vmRecord: '/s/vm.json',
     desired: '/s/desired.json',
+    stepMemory: '/s/step-memory.json',
     lock: '/s/daemon.lock',
     socket: '/s/daemon.sock',
     keysDir: '/s/keys',

@@ -35,6 +35,8 @@ export interface DaemonOptions {
   sshPort?: number;
   args?: string[];
   env?: NodeJS.ProcessEnv;
+  /** How long to wait for the API to answer; a loaded machine may need more than the default 30 s. */
+  readyTimeoutMs?: number;
 }
 
 /** Starts linuxkitd with tcg (KVM guests hang on these machines). */
@@ -77,7 +79,7 @@ export async function startTestDaemon(opts: DaemonOptions = {}): Promise<DaemonU
   };
   // Ready to test once the API answers (the first boot goes on in the background). A deadline,
   // not a speed check: on a loaded machine node and fastify alone have taken 44 s to start.
-  await waitFor(() => true, 180_000, 'the API socket to answer');
+  await waitFor(() => true, opts.readyTimeoutMs ?? 180_000, 'the API socket to answer');
   return { stateDir, socket, sshPort, proc, client, exited, waitFor, ctl };
 }
 

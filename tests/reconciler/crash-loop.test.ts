@@ -5,8 +5,8 @@ import t from 'tap';
 import type { DesiredState } from '../../daemon/controller.js';
 import { reconcileStep } from '../../daemon/reconciler/reconcile-step.js';
 import {
-  initialHistory,
-  type History,
+  freshStepMemory,
+  type StepMemory,
   type Observed,
   type ObservedExit,
   type ObservedProbe,
@@ -20,7 +20,7 @@ interface Sim {
   starts: number[];
   stops: number;
   steps: number;
-  history: History;
+  memory: StepMemory;
   waits: Array<number | null>;
 }
 
@@ -30,10 +30,10 @@ function simulate(
   random: () => number,
 ): Sim {
   let now = 0;
-  let history = initialHistory(now);
+  let memory = freshStepMemory(now);
   let proc: { startedAt: number; probe: ObservedProbe } | null = null;
   let exit: ObservedExit | null = null;
-  const sim: Sim = { starts: [], stops: 0, steps: 0, history, waits: [] };
+  const sim: Sim = { starts: [], stops: 0, steps: 0, memory, waits: [] };
   for (; sim.steps < 10_000; sim.steps++) {
     if (proc && behaviour.crashAfterMs !== undefined && now >= proc.startedAt + behaviour.crashAfterMs) {
       exit = {
@@ -52,14 +52,16 @@ function simulate(
       processStartedAt: proc?.startedAt ?? null,
       exit,
       probe: proc?.probe ?? noProbe,
+      start: null,
+      stopFailure: null,
       configNeedsRestart: false,
       restartRequested: false,
       explicitStart: false,
       configChanged: null,
     };
     exit = null;
-    const res = reconcileStep({ desired: 'running', observed, history, now, policy, random: random() });
-    history = res.history;
+    const res = reconcileStep({ desired: 'running', observed, memory, now, policy, random: random() });
+    memory = res.memory;
     sim.waits.push(res.wakeAfterMs);
     for (const a of res.actions) {
       if (a.type === 'start') {
@@ -89,13 +91,13 @@ function simulate(
     const exitAt = proc && behaviour.crashAfterMs !== undefined ? proc.startedAt + behaviour.crashAfterMs : Infinity;
     if (!acted) now = Math.min(now + (res.wakeAfterMs ?? 0), Math.max(now, exitAt));
   }
-  sim.history = history;
+  sim.memory = memory;
   return sim;
 }
 
 t.test('a VM that crashes at every boot reaches failed after maxAttempts starts, waiting longer each time', async (t) => {
   const sim = simulate({ crashAfterMs: 3000, healthy: false }, () => 0.5);
-  t.equal(sim.history.state, 'failed');
+  t.equal(sim.memory.state, 'failed');
   t.equal(sim.starts.length, policy.maxAttempts);
   const gaps = sim.starts.slice(1).map((s, i) => s - sim.starts[i]! - 3000);
   t.same(gaps, [1000, 2000, 4000, 8000], 'the wait after each crash doubles');
@@ -104,29 +106,29 @@ t.test('a VM that crashes at every boot reaches failed after maxAttempts starts,
 
 t.test('a VM that never becomes healthy is restarted for health until it fails, then stopped', async (t) => {
   const sim = simulate({ healthy: false }, () => 0.5);
-  t.equal(sim.history.state, 'failed');
+  t.equal(sim.memory.state, 'failed');
   t.equal(sim.starts.length, policy.maxAttempts);
   t.equal(sim.stops, policy.maxAttempts, 'every VM was stopped, the last one too');
-  t.match(sim.history.failedReason, /^gave up after 5 failed starts in a row \(last: never became healthy/);
+  t.match(sim.memory.failedReason, /^gave up after 5 failed starts in a row \(last: never became healthy/);
 });
 
 t.test('a VM that crashes right after becoming healthy still ends in failed', async (t) => {
   // Healthy at the first probe, then gone 5 s later: inside the stable period, so it counts.
   const sim = simulate({ crashAfterMs: 5000, healthy: true }, () => 0.5);
-  t.equal(sim.history.state, 'failed');
+  t.equal(sim.memory.state, 'failed');
   t.equal(sim.starts.length, policy.maxAttempts);
 });
 
 t.test('a guest that reboots during every boot (a kernel panic) ends in failed', async (t) => {
   const sim = simulate({ crashAfterMs: 2000, reboot: true, healthy: false }, () => 0.5);
-  t.equal(sim.history.state, 'failed');
+  t.equal(sim.memory.state, 'failed');
   t.equal(sim.starts.length, policy.maxAttempts);
 });
 
 t.test('a healthy guest that reboots now and then is started again at once, every time', async (t) => {
   const sim = simulate({ crashAfterMs: 5000, reboot: true, healthy: true }, () => 0.5);
   t.equal(sim.steps, 10_000, 'ran until the simulation stopped it');
-  t.equal(sim.history.consecutiveFailures, 0);
+  t.equal(sim.memory.consecutiveFailures, 0);
   const gaps = new Set(sim.starts.slice(1).map((s, i) => s - sim.starts[i]!));
   t.same([...gaps], [5000], 'each start follows the reboot with no wait');
 });
@@ -134,9 +136,9 @@ t.test('a healthy guest that reboots now and then is started again at once, ever
 t.test('a VM that crashes only after a stable run keeps being restarted', async (t) => {
   const sim = simulate({ crashAfterMs: 120_000, healthy: true }, () => 0.5);
   t.equal(sim.steps, 10_000, 'ran until the simulation stopped it');
-  t.equal(sim.history.failedReason, null);
+  t.equal(sim.memory.failedReason, null);
   t.ok(sim.starts.length > 20, `${sim.starts.length} starts`);
-  t.ok(sim.history.consecutiveFailures <= 1);
+  t.ok(sim.memory.consecutiveFailures <= 1);
 });
 
 t.test('whatever the jitter draws, a crash loop ends in failed', async (t) => {
@@ -144,8 +146,8 @@ t.test('whatever the jitter draws, a crash loop ends in failed', async (t) => {
   const lcg = () => ((seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31) / 2 ** 31);
   for (let run = 0; run < 50; run++) {
     const sim = simulate({ crashAfterMs: 100, healthy: false }, lcg);
-    if (sim.history.state !== 'failed' || sim.starts.length !== policy.maxAttempts) {
-      t.fail(`run ${run}: ${sim.history.state} after ${sim.starts.length} starts`);
+    if (sim.memory.state !== 'failed' || sim.starts.length !== policy.maxAttempts) {
+      t.fail(`run ${run}: ${sim.memory.state} after ${sim.starts.length} starts`);
     }
   }
   t.pass('50 runs with random jitter');
@@ -180,6 +182,11 @@ t.test('no input leaves a waiting state without a wake-up, or starts what it sho
     { configChanged: { needsRestart: false } },
     { configNeedsRestart: true, configChanged: { needsRestart: true } },
     { restartRequested: true },
+    { start: { phase: 'preparing', cancelling: false } },
+    { start: { phase: 'launching', cancelling: true } },
+    { start: { phase: 'preparing', cancelling: false }, explicitStart: true },
+    { stopFailure: { at: NOW - 100, error: 'x' } },
+    { stopFailure: { at: NOW - 100_000, error: 'x' } },
   ];
   let checked = 0;
   const problems: string[] = [];
@@ -192,8 +199,10 @@ t.test('no input leaves a waiting state without a wake-up, or starts what it sho
               for (const backoffUntil of backoffs)
                 for (const exit of process === 'none' ? exits : [null])
                   for (const extra of extras) {
-                    const history: History = {
-                      ...initialHistory(NOW - 10),
+                    // A start operation ends as its VM comes up: the two are never seen together.
+                    if (extra.start && process !== 'none') continue;
+                    const memory: StepMemory = {
+                      ...freshStepMemory(NOW - 10),
                       state,
                       consecutiveFailures: n,
                       backoffUntil,
@@ -205,15 +214,17 @@ t.test('no input leaves a waiting state without a wake-up, or starts what it sho
                       processStartedAt: process === 'none' ? null : startedAt,
                       exit,
                       probe: process === 'none' ? noProbe : probe,
+                      start: null,
+                      stopFailure: null,
                       configNeedsRestart: false,
                       restartRequested: false,
                       explicitStart: false,
                       configChanged: null,
                       ...extra,
                     };
-                    const res = reconcileStep({ desired, observed, history, now: NOW, policy, random: 0.3 });
+                    const res = reconcileStep({ desired, observed, memory, now: NOW, policy, random: 0.3 });
                     checked++;
-                    const where = JSON.stringify({ desired, observed, history, res });
+                    const where = JSON.stringify({ desired, observed, memory, res });
                     const resting = res.state === 'stopped' || res.state === 'failed';
                     const idle = resting && process === 'none';
                     if (!idle && !(res.wakeAfterMs !== null && Number.isFinite(res.wakeAfterMs) && res.wakeAfterMs > 0)) {
@@ -222,11 +233,19 @@ t.test('no input leaves a waiting state without a wake-up, or starts what it sho
                     const kinds = res.actions.map((a) => a.type).filter((k) => k !== 'probe' && k !== 'reset-backoff');
                     if (kinds.length > 1) problems.push(`more than one lifecycle action: ${where}`);
                     if (kinds.includes('start') && process !== 'none') problems.push(`start over a live process: ${where}`);
+                    if (kinds.includes('start') && extra.start) problems.push(`a second start in flight: ${where}`);
+                    if (kinds.includes('cancel-start') && (!extra.start || extra.start.cancelling)) {
+                      problems.push(`cancel without a start to cancel: ${where}`);
+                    }
+                    const stopNow = kinds.includes('stop') || kinds.includes('restart');
+                    if (stopNow && extra.stopFailure && extra.stopFailure.at > NOW - policy.stopGraceMs) {
+                      problems.push(`a failed stop retried at once: ${where}`);
+                    }
                     if ((kinds.includes('stop') || kinds.includes('restart')) && process !== 'up') {
                       problems.push(`stop without a process: ${where}`);
                     }
                     if (resting && kinds.includes('start')) problems.push(`start while ${res.state}: ${where}`);
-                    if (res.state === 'failed' && !res.history.failedReason) problems.push(`failed without a reason: ${where}`);
+                    if (res.state === 'failed' && !res.memory.failedReason) problems.push(`failed without a reason: ${where}`);
                   }
   t.same(problems.slice(0, 5), [], `${checked} inputs checked`);
 });

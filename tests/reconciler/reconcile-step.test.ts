@@ -4,10 +4,10 @@ import t from 'tap';
 import type { BuilderState, DesiredState } from '../../daemon/controller.js';
 import { formatDuration, reconcileStep } from '../../daemon/reconciler/reconcile-step.js';
 import {
-  initialHistory,
+  freshStepMemory,
   policyFromSettings,
   type Action,
-  type History,
+  type StepMemory,
   type Observed,
   type ObservedExit,
   type ObservedProbe,
@@ -22,6 +22,8 @@ const none: Observed = {
   processStartedAt: null,
   exit: null,
   probe: noProbe,
+  start: null,
+  stopFailure: null,
   configNeedsRestart: false,
   restartRequested: false,
   explicitStart: false,
@@ -55,7 +57,7 @@ interface Row {
   name: string;
   desired?: DesiredState;
   observed?: Partial<Observed>;
-  history?: Partial<History>;
+  memory?: Partial<StepMemory>;
   policy?: Partial<Policy>;
   random?: number;
   want: {
@@ -63,7 +65,7 @@ interface Row {
     actions?: Action[];
     wakeAfterMs?: number | null;
     /** Matched, so nested objects may list only the fields that matter. */
-    history?: Partial<Record<keyof History, unknown>>;
+    memory?: Partial<Record<keyof StepMemory, unknown>>;
     reason?: RegExp;
   };
 }
@@ -76,180 +78,273 @@ const rows: Row[] = [
   },
   {
     name: 'a crash waits the initial delay in backoff',
-    history: { state: 'running', healthySince: NOW - 5000 },
+    memory: { state: 'running', healthySince: NOW - 5000 },
     observed: { exit: crash() },
     want: {
       state: 'backoff',
       actions: [],
       wakeAfterMs: 1000,
-      history: { consecutiveFailures: 1, backoffUntil: NOW + 1000, lastExit: { kind: 'crash', reason: 'exited with code 1' } },
+      memory: { consecutiveFailures: 1, backoffUntil: NOW + 1000, lastExit: { kind: 'crash', reason: 'exited with code 1' } },
       reason: /restarting in 1 s after 1 failed start in a row \(last: exited with code 1\)/,
     },
   },
   {
     name: 'the second failed start in a row waits twice as long',
-    history: { state: 'starting', consecutiveFailures: 1 },
+    memory: { state: 'starting', consecutiveFailures: 1 },
     observed: { exit: crash() },
-    want: { state: 'backoff', wakeAfterMs: 2000, history: { consecutiveFailures: 2 } },
+    want: { state: 'backoff', wakeAfterMs: 2000, memory: { consecutiveFailures: 2 } },
   },
   {
     name: 'jitter spreads the backoff delay',
-    history: { state: 'starting', consecutiveFailures: 1 },
+    memory: { state: 'starting', consecutiveFailures: 1 },
     observed: { exit: crash() },
     random: 0,
     want: { state: 'backoff', wakeAfterMs: 1600 },
   },
   {
     name: 'the backoff delay stops growing at the cap',
-    history: { state: 'starting', consecutiveFailures: 12 },
+    memory: { state: 'starting', consecutiveFailures: 12 },
     policy: { maxAttempts: 100 },
     observed: { exit: crash() },
     want: { state: 'backoff', wakeAfterMs: 60_000 },
   },
   {
     name: 'the backoff counts from the exit, not from when the step ran',
-    history: { state: 'running', healthySince: NOW - 10_000 },
+    memory: { state: 'running', healthySince: NOW - 10_000 },
     observed: { exit: crash({ at: NOW - 400 }) },
     want: { state: 'backoff', wakeAfterMs: 600 },
   },
   {
     name: 'still in backoff: wait out the rest of the delay',
-    history: { state: 'backoff', consecutiveFailures: 2, backoffUntil: NOW + 700, lastExit: crashed },
+    memory: { state: 'backoff', consecutiveFailures: 2, backoffUntil: NOW + 700, lastExit: crashed },
     want: { state: 'backoff', actions: [], wakeAfterMs: 700 },
   },
   {
     name: 'backoff over: start again, as a restart after a crash',
-    history: { state: 'backoff', consecutiveFailures: 2, backoffUntil: NOW - 1, lastExit: crashed },
-    want: { state: 'starting', actions: [{ type: 'start', cause: 'crash' }], history: { backoffUntil: null } },
+    memory: { state: 'backoff', consecutiveFailures: 2, backoffUntil: NOW - 1, lastExit: crashed },
+    want: { state: 'starting', actions: [{ type: 'start', cause: 'crash' }], memory: { backoffUntil: null } },
   },
   {
     name: 'maxAttempts failed starts in a row: failed, the reason kept, no start',
-    history: { state: 'starting', consecutiveFailures: 4 },
+    memory: { state: 'starting', consecutiveFailures: 4 },
     observed: { exit: crash({ reason: 'qemu: could not open disk' }) },
     want: {
       state: 'failed',
       actions: [],
       wakeAfterMs: null,
-      history: { consecutiveFailures: 5 },
+      memory: { consecutiveFailures: 5 },
       reason: /^gave up after 5 failed starts in a row \(last: qemu: could not open disk\); fix the cause/,
     },
   },
   {
     name: 'failed stays failed: no start without an explicit start or a config change',
-    history: { state: 'failed', consecutiveFailures: 5, failedReason: 'gave up', lastExit: crashed },
+    memory: { state: 'failed', consecutiveFailures: 5, failedReason: 'gave up', lastExit: crashed },
     want: { state: 'failed', actions: [], wakeAfterMs: null, reason: /^gave up$/ },
   },
   {
     name: 'an explicit start from failed tries again with a full set of attempts',
-    history: { state: 'failed', consecutiveFailures: 5, failedReason: 'gave up', lastExit: crashed },
+    memory: { state: 'failed', consecutiveFailures: 5, failedReason: 'gave up', lastExit: crashed },
     observed: { explicitStart: true },
     want: {
       state: 'starting',
       actions: [{ type: 'start', cause: 'desired' }],
-      history: { consecutiveFailures: 0, failedReason: null },
+      memory: { consecutiveFailures: 0, failedReason: null },
     },
   },
   {
     name: 'any config change while failed tries again',
-    history: { state: 'failed', consecutiveFailures: 5, failedReason: 'gave up', lastExit: crashed },
+    memory: { state: 'failed', consecutiveFailures: 5, failedReason: 'gave up', lastExit: crashed },
     observed: { configChanged: { needsRestart: false } },
-    want: { state: 'starting', actions: [{ type: 'start', cause: 'desired' }], history: { consecutiveFailures: 0 } },
+    want: { state: 'starting', actions: [{ type: 'start', cause: 'desired' }], memory: { consecutiveFailures: 0 } },
   },
   {
     name: 'an explicit start during backoff starts at once',
-    history: { state: 'backoff', consecutiveFailures: 3, backoffUntil: NOW + 30_000, lastExit: crashed },
+    memory: { state: 'backoff', consecutiveFailures: 3, backoffUntil: NOW + 30_000, lastExit: crashed },
     observed: { explicitStart: true },
-    want: { state: 'starting', actions: [{ type: 'start', cause: 'desired' }], history: { consecutiveFailures: 0 } },
+    want: { state: 'starting', actions: [{ type: 'start', cause: 'desired' }], memory: { consecutiveFailures: 0 } },
   },
   {
     name: 'a config change that needs no new VM leaves the backoff wait alone',
-    history: { state: 'backoff', consecutiveFailures: 3, backoffUntil: NOW + 30_000, lastExit: crashed },
+    memory: { state: 'backoff', consecutiveFailures: 3, backoffUntil: NOW + 30_000, lastExit: crashed },
     observed: { configChanged: { needsRestart: false } },
-    want: { state: 'backoff', actions: [], wakeAfterMs: 30_000, history: { consecutiveFailures: 3 } },
+    want: { state: 'backoff', actions: [], wakeAfterMs: 30_000, memory: { consecutiveFailures: 3 } },
   },
   {
     name: 'a config change that changes the VM skips the backoff wait',
-    history: { state: 'backoff', consecutiveFailures: 3, backoffUntil: NOW + 30_000, lastExit: crashed },
+    memory: { state: 'backoff', consecutiveFailures: 3, backoffUntil: NOW + 30_000, lastExit: crashed },
     observed: { configChanged: { needsRestart: true } },
-    want: { state: 'starting', actions: [{ type: 'start', cause: 'desired' }], history: { consecutiveFailures: 0 } },
+    want: { state: 'starting', actions: [{ type: 'start', cause: 'desired' }], memory: { consecutiveFailures: 0 } },
   },
   {
     name: 'a guest reboot starts the VM again at once and is not a failure',
-    history: { state: 'running', consecutiveFailures: 2, healthySince: NOW - 5000 },
+    memory: { state: 'running', consecutiveFailures: 2, healthySince: NOW - 5000 },
     observed: { exit: crash({ code: 2, reason: 'guest rebooted', reboot: true, everHealthy: true }) },
     want: {
       state: 'starting',
       actions: [{ type: 'start', cause: 'reboot' }],
-      history: { consecutiveFailures: 2, backoffUntil: null, lastExit: { kind: 'reboot' } },
+      memory: { consecutiveFailures: 2, backoffUntil: null, lastExit: { kind: 'reboot' } },
     },
   },
   {
     name: 'a reboot before the guest ever answered is a boot failure, like a crash',
-    history: { state: 'starting', consecutiveFailures: 1 },
+    memory: { state: 'starting', consecutiveFailures: 1 },
     observed: { exit: crash({ code: 2, reason: 'guest rebooted', reboot: true, everHealthy: false }) },
     want: {
       state: 'backoff',
       actions: [],
       wakeAfterMs: 2000,
-      history: { consecutiveFailures: 2, lastExit: { kind: 'crash', reason: 'guest rebooted' } },
+      memory: { consecutiveFailures: 2, lastExit: { kind: 'crash', reason: 'guest rebooted' } },
     },
   },
   {
     name: 'a crash after a stable healthy run counts as the first failure of a new series',
-    history: { state: 'running', consecutiveFailures: 3, healthySince: NOW - 120_000 },
+    memory: { state: 'running', consecutiveFailures: 3, healthySince: NOW - 120_000 },
     observed: { exit: crash() },
     want: {
       state: 'backoff',
       actions: [{ type: 'reset-backoff', failures: 3 }],
       wakeAfterMs: 1000,
-      history: { consecutiveFailures: 1 },
+      memory: { consecutiveFailures: 1 },
     },
   },
   {
     name: 'after a controlled restart the VM starts at once',
-    history: { state: 'stopping', consecutiveFailures: 1 },
+    memory: { state: 'stopping', consecutiveFailures: 1 },
     observed: { exit: crash({ code: 0, reason: 'guest powered off', requested: true }) },
     want: {
       state: 'starting',
       actions: [{ type: 'start', cause: 'restart' }],
-      history: { consecutiveFailures: 1, lastExit: { kind: 'requested' } },
+      memory: { consecutiveFailures: 1, lastExit: { kind: 'requested' } },
     },
   },
   {
     name: 'after a health restart the next start waits out its backoff',
-    history: { state: 'stopping', consecutiveFailures: 1, backoffUntil: NOW + 800 },
+    memory: { state: 'stopping', consecutiveFailures: 1, backoffUntil: NOW + 800 },
     observed: { exit: crash({ code: 0, reason: 'guest powered off', requested: true }) },
-    want: { state: 'backoff', actions: [], wakeAfterMs: 800, history: { consecutiveFailures: 1 } },
+    want: { state: 'backoff', actions: [], wakeAfterMs: 800, memory: { consecutiveFailures: 1 } },
   },
   {
     name: 'running wanted while a restart is stopping the VM: wait for the exit',
-    history: { state: 'stopping' },
+    memory: { state: 'stopping' },
     observed: { process: 'stopping', processStartedAt: NOW - 60_000 },
     want: { state: 'stopping', actions: [], wakeAfterMs: 15_000 },
+  },
+
+  // operations in flight and their results
+  {
+    name: 'a start in flight (building the image): starting, no second start, its result wakes the loop',
+    memory: { state: 'starting' },
+    observed: { start: { phase: 'preparing', cancelling: false } },
+    want: { state: 'starting', actions: [], wakeAfterMs: 10_000, reason: /preparing the guest image/ },
+  },
+  {
+    name: 'a start spawning the hypervisor: still starting, nothing asked',
+    memory: { state: 'starting' },
+    observed: { start: { phase: 'launching', cancelling: false } },
+    want: { state: 'starting', actions: [], reason: /launching the hypervisor/ },
+  },
+  {
+    name: 'a stop requested during a start: cancel that start, stopping until it has ended',
+    desired: 'stopped',
+    memory: { state: 'starting' },
+    observed: { start: { phase: 'preparing', cancelling: false } },
+    want: {
+      state: 'stopping',
+      actions: [{ type: 'cancel-start', reason: 'stop requested' }],
+      wakeAfterMs: 15_000,
+      reason: /cancelling the start in progress/,
+    },
+  },
+  {
+    name: 'a cancelled start still running: no second cancel',
+    desired: 'stopped',
+    memory: { state: 'stopping' },
+    observed: { start: { phase: 'preparing', cancelling: true } },
+    want: { state: 'stopping', actions: [], wakeAfterMs: 15_000 },
+  },
+  {
+    name: 'the cancelled start ended without a VM: stopped',
+    desired: 'stopped',
+    memory: { state: 'stopping' },
+    want: { state: 'stopped', actions: [], wakeAfterMs: null },
+  },
+  {
+    name: 'the cancelled start had spawned its VM already: stop it',
+    desired: 'stopped',
+    memory: { state: 'stopping' },
+    observed: up(100),
+    want: { state: 'stopping', actions: [{ type: 'stop', reason: 'stop requested' }] },
+  },
+  {
+    name: 'started again while the cancelled start runs: wait for it to end, then start',
+    memory: { state: 'stopping' },
+    observed: { start: { phase: 'preparing', cancelling: true }, explicitStart: true },
+    want: { state: 'starting', actions: [], wakeAfterMs: 15_000, reason: /waiting for the cancelled start to end/ },
+  },
+  {
+    name: 'a start in flight ended in failure: counted like a crash at boot, backoff',
+    memory: { state: 'starting' },
+    observed: { exit: crash({ code: null, reason: 'could not start the VM: qemu: not found' }) },
+    want: { state: 'backoff', actions: [], wakeAfterMs: 1000, memory: { consecutiveFailures: 1 } },
+  },
+  {
+    name: 'failed while a start is in flight (a health give-up elsewhere): cancel it',
+    memory: { state: 'failed', consecutiveFailures: 5, failedReason: 'gave up' },
+    observed: { start: { phase: 'preparing', cancelling: false } },
+    want: { state: 'failed', actions: [{ type: 'cancel-start', reason: 'gave up' }], wakeAfterMs: 15_000 },
+  },
+  {
+    name: 'a stop that failed a moment ago is not asked again before the retry interval',
+    desired: 'stopped',
+    memory: { state: 'stopping' },
+    observed: { ...up(5000), stopFailure: { at: NOW - 4000, error: 'QMP socket gone' } },
+    want: {
+      state: 'stopping',
+      actions: [],
+      wakeAfterMs: 11_000,
+      reason: /^the stop failed \(QMP socket gone\); trying again in 11 s$/,
+    },
+  },
+  {
+    name: 'a stop that failed a retry interval ago is asked again',
+    desired: 'stopped',
+    memory: { state: 'stopping' },
+    observed: { ...up(30_000), stopFailure: { at: NOW - 15_000, error: 'QMP socket gone' } },
+    want: { state: 'stopping', actions: [{ type: 'stop', reason: 'stop requested' }], wakeAfterMs: 15_000 },
+  },
+  {
+    name: 'a restart whose stop failed retries the stop, and counts no second failure',
+    memory: { state: 'stopping', consecutiveFailures: 1 },
+    observed: { ...up(90_000, failingProbe(89_000)), stopFailure: { at: NOW - 20_000, error: 'timeout' } },
+    want: {
+      state: 'stopping',
+      actions: [{ type: 'stop', reason: 'the last stop failed' }],
+      memory: { consecutiveFailures: 1 },
+    },
   },
 
   // desired running, process up
   {
     name: 'a new VM with no probe result yet is starting and gets probed',
-    history: { state: 'starting' },
+    memory: { state: 'starting' },
     observed: up(100),
     want: { state: 'starting', actions: [{ type: 'probe' }], wakeAfterMs: 1000 },
   },
   {
     name: 'probe failing within the boot grace: still starting, probed again when due',
-    history: { state: 'starting' },
+    memory: { state: 'starting' },
     observed: up(10_000, failingProbe(9000)),
     want: { state: 'starting', actions: [], wakeAfterMs: 500, reason: /^booting/ },
   },
   {
     name: 'the boot grace ending wakes the loop even between probes',
-    history: { state: 'starting' },
+    memory: { state: 'starting' },
     observed: up(29_800, failingProbe(29_000)),
     want: { state: 'starting', actions: [], wakeAfterMs: 200 },
   },
   {
     name: 'probe failing after the boot grace: degraded',
-    history: { state: 'starting' },
+    memory: { state: 'starting' },
     observed: up(40_000, failingProbe(39_000)),
     want: {
       state: 'degraded',
@@ -260,109 +355,109 @@ const rows: Row[] = [
   },
   {
     name: 'a probe in flight is not started twice, and the loop still wakes',
-    history: { state: 'starting' },
+    memory: { state: 'starting' },
     observed: up(40_000, { ...failingProbe(39_000), at: NOW - 5000, inFlight: true }),
     want: { state: 'degraded', actions: [], wakeAfterMs: 1000 },
   },
   {
     name: 'never healthy for the grace plus degradedRestartMs: restart as a failed start with backoff',
-    history: { state: 'degraded' },
+    memory: { state: 'degraded' },
     observed: up(90_000, failingProbe(89_000)),
     want: {
       state: 'stopping',
       actions: [{ type: 'restart', cause: 'health', reason: 'never became healthy in 1 min 30 s: connection refused' }],
-      history: { consecutiveFailures: 1, backoffUntil: NOW + 1000 },
+      memory: { consecutiveFailures: 1, backoffUntil: NOW + 1000 },
     },
   },
   {
     name: 'a VM that was healthy is degraded from its first failing probe, boot grace or not',
-    history: { state: 'running', healthySince: NOW - 4000 },
+    memory: { state: 'running', healthySince: NOW - 4000 },
     observed: up(5000, failingProbe(1000, 1500)),
-    want: { state: 'degraded', actions: [], history: { healthySince: null }, reason: /^the SSH probe is failing/ },
+    want: { state: 'degraded', actions: [], memory: { healthySince: null }, reason: /^the SSH probe is failing/ },
   },
   {
     name: 'a healthy VM failing for degradedRestartMs is restarted',
-    history: { state: 'degraded' },
+    memory: { state: 'degraded' },
     observed: up(600_000, failingProbe(60_000, 61_000)),
     want: {
       state: 'stopping',
       actions: [{ type: 'restart', cause: 'health', reason: 'unhealthy for 1 min: connection refused' }],
-      history: { consecutiveFailures: 1 },
+      memory: { consecutiveFailures: 1 },
     },
   },
   {
     name: 'the last allowed health restart ends in failed and stops the VM',
-    history: { state: 'degraded', consecutiveFailures: 4 },
+    memory: { state: 'degraded', consecutiveFailures: 4 },
     observed: up(90_000, failingProbe(89_000)),
     want: {
       state: 'failed',
       actions: [{ type: 'stop', reason: 'never became healthy in 1 min 30 s: connection refused' }],
       wakeAfterMs: 15_000,
-      history: { consecutiveFailures: 5 },
+      memory: { consecutiveFailures: 5 },
       reason: /^gave up after 5 failed starts in a row \(last: never became healthy/,
     },
   },
   {
     name: 'failed with the VM still up: stop it again',
-    history: { state: 'failed', consecutiveFailures: 5, failedReason: 'gave up' },
+    memory: { state: 'failed', consecutiveFailures: 5, failedReason: 'gave up' },
     observed: up(90_000, failingProbe(89_000)),
     want: { state: 'failed', actions: [{ type: 'stop', reason: 'gave up' }], wakeAfterMs: 15_000 },
   },
   {
     name: 'probe ok: running and healthy, next probe after the interval',
-    history: { state: 'starting' },
+    memory: { state: 'starting' },
     observed: up(8000, healthyProbe(100)),
-    want: { state: 'running', actions: [], wakeAfterMs: 9900, history: { healthySince: NOW - 100 } },
+    want: { state: 'running', actions: [], wakeAfterMs: 9900, memory: { healthySince: NOW - 100 } },
   },
   {
     name: 'probe due while healthy: probe again',
-    history: { state: 'running', healthySince: NOW - 20_000 },
+    memory: { state: 'running', healthySince: NOW - 20_000 },
     observed: up(30_000, healthyProbe(10_000)),
     want: { state: 'running', actions: [{ type: 'probe' }], wakeAfterMs: 10_000 },
   },
   {
     name: 'healthy but not yet stable: wake when the stable period ends',
-    history: { state: 'running', consecutiveFailures: 2, healthySince: NOW - 55_000 },
+    memory: { state: 'running', consecutiveFailures: 2, healthySince: NOW - 55_000 },
     observed: up(60_000, healthyProbe(100)),
-    want: { state: 'running', actions: [], wakeAfterMs: 5000, history: { consecutiveFailures: 2 } },
+    want: { state: 'running', actions: [], wakeAfterMs: 5000, memory: { consecutiveFailures: 2 } },
   },
   {
     name: 'healthy for the stable period: the failure count is reset',
-    history: { state: 'running', consecutiveFailures: 2, healthySince: NOW - 60_000 },
+    memory: { state: 'running', consecutiveFailures: 2, healthySince: NOW - 60_000 },
     observed: up(70_000, healthyProbe(100)),
     want: {
       state: 'running',
       actions: [{ type: 'reset-backoff', failures: 2 }],
       wakeAfterMs: 9900,
-      history: { consecutiveFailures: 0 },
+      memory: { consecutiveFailures: 0 },
     },
   },
   {
     name: 'a probe result from before this process started is ignored',
-    history: { state: 'starting' },
+    memory: { state: 'starting' },
     observed: { ...up(100), probe: { ...noProbe, ok: true, at: NOW - 200, lastOkAt: NOW - 200 } },
     want: { state: 'starting', actions: [{ type: 'probe' }] },
   },
   {
     name: 'an adopted VM that probes ok is running at once',
-    history: initialHistory(NOW),
+    memory: freshStepMemory(NOW),
     observed: up(3_600_000, healthyProbe(10)),
     want: { state: 'running', actions: [] },
   },
   {
     name: 'a config change needing a new VM restarts a running VM, not counted as a failure',
-    history: { state: 'running', consecutiveFailures: 1, healthySince: NOW - 1000 },
+    memory: { state: 'running', consecutiveFailures: 1, healthySince: NOW - 1000 },
     observed: { ...up(5000, healthyProbe()), configNeedsRestart: true },
     want: {
       state: 'stopping',
       actions: [{ type: 'restart', cause: 'config', reason: 'the config changed in a way that needs a new VM' }],
       wakeAfterMs: 15_000,
-      history: { consecutiveFailures: 1 },
+      memory: { consecutiveFailures: 1 },
     },
   },
   {
     name: 'a restart request replaces a running VM',
-    history: { state: 'running', healthySince: NOW - 1000 },
+    memory: { state: 'running', healthySince: NOW - 1000 },
     observed: { ...up(5000, healthyProbe()), restartRequested: true },
     want: { state: 'stopping', actions: [{ type: 'restart', cause: 'requested', reason: 'restart requested' }] },
   },
@@ -371,36 +466,36 @@ const rows: Row[] = [
   {
     name: 'stopped wanted and the VM is up: stop it, waking in case the stop stalls',
     desired: 'stopped',
-    history: { state: 'running', healthySince: NOW - 1000 },
+    memory: { state: 'running', healthySince: NOW - 1000 },
     observed: up(5000, healthyProbe()),
     want: { state: 'stopping', actions: [{ type: 'stop', reason: 'stop requested' }], wakeAfterMs: 15_000 },
   },
   {
     name: 'stopped wanted while the VM is stopping: no second stop',
     desired: 'stopped',
-    history: { state: 'stopping' },
+    memory: { state: 'stopping' },
     observed: { process: 'stopping', processStartedAt: NOW - 5000 },
     want: { state: 'stopping', actions: [], wakeAfterMs: 15_000 },
   },
   {
     name: 'stopped wanted and nothing runs: stopped, nothing to wake for',
     desired: 'stopped',
-    history: { state: 'stopping' },
+    memory: { state: 'stopping' },
     observed: { exit: crash({ code: 0, reason: 'guest powered off', requested: true }) },
-    want: { state: 'stopped', actions: [], wakeAfterMs: null, history: { consecutiveFailures: 0 } },
+    want: { state: 'stopped', actions: [], wakeAfterMs: null, memory: { consecutiveFailures: 0 } },
   },
   {
     name: 'a stop request ends a crash loop: failed becomes stopped',
     desired: 'stopped',
-    history: { state: 'failed', consecutiveFailures: 5, failedReason: 'gave up' },
-    want: { state: 'stopped', actions: [], history: { failedReason: null, consecutiveFailures: 0, backoffUntil: null } },
+    memory: { state: 'failed', consecutiveFailures: 5, failedReason: 'gave up' },
+    want: { state: 'stopped', actions: [], memory: { failedReason: null, consecutiveFailures: 0, backoffUntil: null } },
   },
   {
     name: 'a crash while stopped is wanted is not a failure',
     desired: 'stopped',
-    history: { state: 'stopping', consecutiveFailures: 1 },
+    memory: { state: 'stopping', consecutiveFailures: 1 },
     observed: { exit: crash() },
-    want: { state: 'stopped', actions: [], history: { consecutiveFailures: 0, lastExit: { kind: 'crash' } } },
+    want: { state: 'stopped', actions: [], memory: { consecutiveFailures: 0, lastExit: { kind: 'crash' } } },
   },
   {
     name: 'a stop with no grace still retries no faster than once a second',
@@ -416,37 +511,37 @@ for (const row of rows) {
     const res = reconcileStep({
       desired: row.desired ?? 'running',
       observed: { ...none, ...row.observed },
-      history: { ...initialHistory(NOW - 1000), ...row.history },
+      memory: { ...freshStepMemory(NOW - 1000), ...row.memory },
       now: NOW,
       policy: { ...policy, ...row.policy },
       random: row.random ?? 0.5,
     });
     t.equal(res.state, row.want.state, 'state');
-    t.equal(res.history.state, row.want.state, 'the history remembers the state');
+    t.equal(res.memory.state, row.want.state, 'the memory remembers the state');
     if (row.want.actions) t.same(res.actions, row.want.actions, 'actions');
     if (row.want.wakeAfterMs !== undefined) t.equal(res.wakeAfterMs, row.want.wakeAfterMs, 'wakeAfterMs');
-    if (row.want.history) t.match(res.history, row.want.history, 'history');
+    if (row.want.memory) t.match(res.memory, row.want.memory, 'memory');
     if (row.want.reason) t.match(res.reason, row.want.reason, 'reason');
   });
 }
 
 t.test('a state change records when it happened; staying put keeps the old time', async (t) => {
   const base = { desired: 'running' as const, now: NOW, policy, random: 0.5 };
-  const changed = reconcileStep({ ...base, observed: none, history: initialHistory(NOW - 1000) });
-  t.equal(changed.history.lastStateChangeAt, NOW);
+  const changed = reconcileStep({ ...base, observed: none, memory: freshStepMemory(NOW - 1000) });
+  t.equal(changed.memory.lastStateChangeAt, NOW);
   const same = reconcileStep({
     ...base,
     observed: { ...none, ...up(10_000, failingProbe(9000)) },
-    history: { ...initialHistory(NOW - 1000), state: 'starting', lastStateChangeAt: NOW - 10_000 },
+    memory: { ...freshStepMemory(NOW - 1000), state: 'starting', lastStateChangeAt: NOW - 10_000 },
   });
-  t.equal(same.history.lastStateChangeAt, NOW - 10_000);
+  t.equal(same.memory.lastStateChangeAt, NOW - 10_000);
 });
 
-t.test('the step does not change the history it was given', async (t) => {
-  const history: History = { ...initialHistory(NOW - 1000), state: 'running', healthySince: NOW - 5000 };
-  const copy = structuredClone(history);
-  reconcileStep({ desired: 'running', observed: { ...none, exit: crash() }, history, now: NOW, policy, random: 0.5 });
-  t.same(history, copy);
+t.test('the step does not change the memory it was given', async (t) => {
+  const memory: StepMemory = { ...freshStepMemory(NOW - 1000), state: 'running', healthySince: NOW - 5000 };
+  const copy = structuredClone(memory);
+  reconcileStep({ desired: 'running', observed: { ...none, exit: crash() }, memory, now: NOW, policy, random: 0.5 });
+  t.same(memory, copy);
 });
 
 t.test('the config file settings map onto the policy', async (t) => {

@@ -2,7 +2,7 @@
 // exit when the test says so, a probe the test switches, a store. No real process, no real time.
 import type { Backend, StopOptions, VmExit, VmHandle, VmRecord, VmSpec } from '../../daemon/backend.js';
 import type { DesiredState, StateEvent } from '../../daemon/controller.js';
-import type { Policy } from '../../daemon/reconciler/types.js';
+import type { Policy, StepMemory } from '../../daemon/reconciler/types.js';
 import { Supervisor } from '../../daemon/supervisor/supervisor.js';
 import { testPolicy as reconcilerTestPolicy } from '../reconciler/fixtures.js';
 import type { Clock, SupervisorDeps } from '../../daemon/supervisor/types.js';
@@ -104,6 +104,8 @@ export class FakeBackend implements Backend {
   adoptable: VmRecord | null = null;
   /** While set, stop() waits for it before the VM powers off. */
   stopGate: Promise<void> | null = null;
+  /** While set, prepare() waits for it (a slow image build or cleanup stands in for it). */
+  prepareGate: Promise<void> | null = null;
   private nextPid = 4000;
 
   constructor(private readonly clock: FakeClock) {}
@@ -115,6 +117,7 @@ export class FakeBackend implements Backend {
 
   async prepare(spec: VmSpec): Promise<void> {
     this.prepared.push(spec);
+    if (this.prepareGate) await this.prepareGate;
   }
 
   async start(spec: VmSpec): Promise<VmHandle> {
@@ -161,6 +164,10 @@ export class MemoryStore {
   desired: DesiredState | null = null;
   record: VmRecord | null = null;
   readonly recordWrites: Array<VmRecord | null> = [];
+  memory: StepMemory | null = null;
+  readonly memoryWrites: StepMemory[] = [];
+  /** When set, loadMemory() throws it (an unreadable file). */
+  memoryError: Error | null = null;
   async loadDesired(): Promise<DesiredState | null> {
     return this.desired;
   }
@@ -173,6 +180,14 @@ export class MemoryStore {
   async saveRecord(r: VmRecord | null): Promise<void> {
     this.record = r;
     this.recordWrites.push(r);
+  }
+  async loadMemory(): Promise<StepMemory | null> {
+    if (this.memoryError) throw this.memoryError;
+    return this.memory;
+  }
+  async saveMemory(m: StepMemory): Promise<void> {
+    this.memory = m;
+    this.memoryWrites.push(m);
   }
 }
 
@@ -187,7 +202,18 @@ export interface Harness {
   store: MemoryStore;
   events: StateEvent[];
   policy: Policy;
-  specsBuilt: Array<{ bootId: string; adopting: boolean }>;
+  specsBuilt: Array<{ bootId: string; adopting: boolean; signal?: AbortSignal }>;
+  /** While set, buildSpec waits for it (a guest image being built). */
+  specGate: { promise: Promise<void> | null };
+  /** What the supervisor logged, as `level: message`. */
+  logged: string[];
+}
+
+/** A promise the test resolves by hand. */
+export function gate(): { promise: Promise<void>; open: () => void } {
+  let open!: () => void;
+  const promise = new Promise<void>((r) => (open = r));
+  return { promise, open };
 }
 
 export function harness(over: Partial<SupervisorDeps> = {}): Harness {
@@ -197,12 +223,16 @@ export function harness(over: Partial<SupervisorDeps> = {}): Harness {
   const store = new MemoryStore();
   const events: StateEvent[] = [];
   const specsBuilt: Harness['specsBuilt'] = [];
-  const h: Partial<Harness> = { clock, backend, probe, store, events, policy: { ...testPolicy }, specsBuilt };
-  const quiet = { info() {}, warn() {}, error() {} };
+  const specGate: Harness['specGate'] = { promise: null };
+  const logged: string[] = [];
+  const h: Partial<Harness> = { clock, backend, probe, store, events, policy: { ...testPolicy }, specsBuilt, specGate, logged };
+  const record = (level: string) => (_obj: object, msg?: string) => void logged.push(`${level}: ${msg ?? ''}`);
+  const quiet = { info: record('info'), warn: record('warn'), error: record('error') };
   const sup = new Supervisor({
     backend,
     buildSpec: async (bootId, opts) => {
-      specsBuilt.push({ bootId, adopting: opts.adopting });
+      specsBuilt.push({ bootId, adopting: opts.adopting, signal: opts.signal });
+      if (specGate.promise) await specGate.promise;
       return {
         arch: 'x86_64',
         accel: 'tcg',

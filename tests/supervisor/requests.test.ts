@@ -3,15 +3,19 @@ import t from 'tap';
 import type { BuilderState, DesiredState } from '../../daemon/controller.js';
 import { planRequest, type Request, type RequestPlan } from '../../daemon/supervisor/requests.js';
 
-type Row = [string, Request, BuilderState, DesiredState, boolean, RequestPlan | RegExp];
+// [name, request, state, desired, vmUp, want, startInFlight?]
+type Row = [string, Request, BuilderState, DesiredState, boolean, RequestPlan | RegExp, boolean?];
 const start = { ok: true, desired: 'running', effect: 'explicit-start' } as const;
+const noChange = { ok: true, desired: 'running', effect: 'none' } as const;
 
 const rows: Row[] = [
   ['start from stopped starts', 'start', 'stopped', 'stopped', false, start],
   ['start from failed tries again', 'start', 'failed', 'running', false, start],
   ['start during backoff starts at once', 'start', 'backoff', 'running', false, start],
   ['start while running changes nothing that matters', 'start', 'running', 'running', true, start],
-  ['start while stopping on request is refused', 'start', 'stopping', 'stopped', true, /start it again once it has stopped/],
+  ['start while stopping on request is accepted: the VM starts again once stopped', 'start', 'stopping', 'stopped', true, start],
+  ['start during a start that is still building its image is accepted', 'start', 'starting', 'running', false, start, true],
+  ['start while the start in flight is being cancelled is accepted', 'start', 'stopping', 'stopped', false, start, true],
   ['start during a restart is accepted', 'start', 'stopping', 'running', true, start],
   ['stop while running stops', 'stop', 'running', 'running', true, { ok: true, desired: 'stopped', effect: 'none' }],
   ['stop while booting stops', 'stop', 'starting', 'running', true, { ok: true, desired: 'stopped', effect: 'none' }],
@@ -21,16 +25,18 @@ const rows: Row[] = [
   ['restart while running replaces the VM', 'restart', 'running', 'running', true, { ok: true, desired: 'running', effect: 'replace-vm' }],
   ['restart while degraded replaces the VM', 'restart', 'degraded', 'running', true, { ok: true, desired: 'running', effect: 'replace-vm' }],
   ['restart while booting is refused', 'restart', 'starting', 'running', true, /still booting; restart it once it is running or degraded, or stop it/],
-  ['restart while stopping on request is refused', 'restart', 'stopping', 'stopped', true, /the builder is stopping/],
-  ['restart during a restart is refused', 'restart', 'stopping', 'running', true, /a restart is already in progress/],
+  ['restart while stopping on request starts again once stopped', 'restart', 'stopping', 'stopped', true, start],
+  ['restart during a restart is accepted and changes nothing', 'restart', 'stopping', 'running', true, noChange],
+  ['restart during a start with no VM yet is accepted and changes nothing', 'restart', 'starting', 'running', false, noChange, true],
+  ['stop during a start with no VM yet is accepted', 'stop', 'starting', 'running', false, { ok: true, desired: 'stopped', effect: 'none' }, true],
   ['restart from stopped starts', 'restart', 'stopped', 'stopped', false, start],
   ['restart during backoff starts at once', 'restart', 'backoff', 'running', false, start],
   ['restart from failed tries again', 'restart', 'failed', 'running', false, start],
 ];
 
-for (const [name, request, state, desired, vmUp, want] of rows) {
+for (const [name, request, state, desired, vmUp, want, startInFlight = false] of rows) {
   t.test(name, async (t) => {
-    const plan = planRequest(request, { state, desired, vmUp, shuttingDown: false });
+    const plan = planRequest(request, { state, desired, vmUp, startInFlight, shuttingDown: false });
     if (want instanceof RegExp) t.match(plan, { ok: false, conflict: want });
     else t.same(plan, want);
   });
@@ -38,7 +44,7 @@ for (const [name, request, state, desired, vmUp, want] of rows) {
 
 t.test('every request is refused once the daemon is shutting down', async (t) => {
   for (const request of ['start', 'stop', 'restart'] as const) {
-    const plan = planRequest(request, { state: 'running', desired: 'running', vmUp: true, shuttingDown: true });
+    const plan = planRequest(request, { state: 'running', desired: 'running', vmUp: true, startInFlight: false, shuttingDown: true });
     t.same(plan, { ok: false, conflict: 'the daemon is shutting down' }, request);
   }
 });

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { initialHistory } from '../../daemon/reconciler/types.js';
+import { freshStepMemory } from '../../daemon/reconciler/types.js';
 import { NO_PROBE, nextProbeView, renderStatus, type StatusView } from '../../daemon/supervisor/status.js';
 
 const T0 = Date.parse('2025-01-01T00:00:00.000Z');
@@ -33,8 +33,8 @@ t.test('the probe view', async (t) => {
 });
 
 t.test('the status of the backoff and failed states', async (t) => {
-  const view = (history: Partial<StatusView['history']>): StatusView => ({
-    history: { ...initialHistory(T0), ...history },
+  const view = (memory: Partial<StatusView['memory']>): StatusView => ({
+    memory: { ...freshStepMemory(T0), ...memory },
     desired: 'running',
     info: {
       backend: 'qemu',

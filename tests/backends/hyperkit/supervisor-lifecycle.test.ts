@@ -10,7 +10,7 @@ import { hyperkitPaths } from '../../../daemon/backends/hyperkit/args.js';
 import { readConsoleRing } from '../../../daemon/backends/hyperkit/console-ring.js';
 import { HyperkitBackend } from '../../../daemon/backends/hyperkit/hyperkit-backend.js';
 import type { DaemonStatus, DesiredState, StateEvent } from '../../../daemon/controller.js';
-import type { Policy } from '../../../daemon/reconciler/types.js';
+import type { Policy, StepMemory } from '../../../daemon/reconciler/types.js';
 import { Supervisor } from '../../../daemon/supervisor/supervisor.js';
 import {
   eventually,
@@ -71,6 +71,13 @@ class Store {
   }
   async saveRecord(r: VmRecord | null) {
     this.record = r;
+  }
+  memory: StepMemory | null = null;
+  async loadMemory() {
+    return this.memory;
+  }
+  async saveMemory(m: StepMemory) {
+    this.memory = m;
   }
 }
 
