@@ -75,8 +75,9 @@ export async function startTestDaemon(opts: DaemonOptions = {}): Promise<DaemonU
     const r = spawnSync(process.execPath, [ctlMain, '--socket', socket, ...args], { encoding: 'utf8', timeout: 300_000 });
     return { code: r.status, stdout: r.stdout, stderr: r.stderr };
   };
-  // Ready to test once the API answers (the first boot goes on in the background).
-  await waitFor(() => true, 30_000, 'the API socket to answer');
+  // Ready to test once the API answers (the first boot goes on in the background). Generous: on a
+  // loaded 2-core machine node alone can take tens of seconds to start the daemon.
+  await waitFor(() => true, 120_000, 'the API socket to answer');
   return { stateDir, socket, sshPort, proc, client, exited, waitFor, ctl };
 }
 
