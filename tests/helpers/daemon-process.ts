@@ -76,8 +76,14 @@ export async function startTestDaemon(opts: DaemonOptions = {}): Promise<DaemonU
     return { code: r.status, stdout: r.stdout, stderr: r.stderr };
   };
   // Ready to test once the API answers (the first boot goes on in the background). Generous: on a
-  // loaded 2-core machine node alone can take tens of seconds to start the daemon.
-  await waitFor(() => true, 120_000, 'the API socket to answer');
+  // loaded 2-core machine (load 30+) node took over two minutes just to start the daemon.
+  try {
+    await waitFor(() => true, 300_000, 'the API socket to answer');
+  } catch (err) {
+    // Not left running behind the failed test, where a later step might talk to it unknowingly.
+    proc.kill('SIGKILL');
+    throw err;
+  }
   return { stateDir, socket, sshPort, proc, client, exited, waitFor, ctl };
 }
 
