@@ -76,9 +76,9 @@ export async function startTestDaemon(opts: DaemonOptions = {}): Promise<DaemonU
     return { code: r.status, stdout: r.stdout, stderr: r.stderr };
   };
   // Ready to test once the API answers (the first boot goes on in the background). Generous: on a
-  // loaded 2-core machine (load 30+) node took over two minutes just to start the daemon.
+  // loaded 2-core machine (load 30-47) the daemon took over four minutes to answer its first request.
   try {
-    await waitFor(() => true, 300_000, 'the API socket to answer');
+    await waitFor(() => true, 600_000, 'the API socket to answer');
   } catch (err) {
     // Not left running behind the failed test, where a later step might talk to it unknowingly.
     proc.kill('SIGKILL');
