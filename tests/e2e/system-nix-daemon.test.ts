@@ -14,14 +14,14 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { LinuxkitClient } from '../../client/api-client.js';
 import type { DaemonStatus } from '../../daemon/controller.js';
-import { installLayout } from '../../daemon/registration/install-layout.js';
-import { readManagedBlock } from '../../daemon/registration/managed-block.js';
-import { parseSystemdUnit } from '../../daemon/service/systemd-unit.js';
+import { installLayout } from '../../daemon/host-files/install-layout.js';
+import { readManagedBlock } from '../../daemon/host-files/managed-block.js';
+import { parseSystemdUnit } from '../../daemon/host-files/systemd-unit.js';
 import { ctlMain, isHealthy } from '../helpers/daemon-process.js';
 import { backupDirs, restoreDirs } from '../helpers/dir-backup.js';
 import { freePort, imageCacheDir, requireTool } from '../helpers/env.js';
 import { buildWhereItRuns } from '../helpers/host-nix.js';
-import { treeSnapshot } from '../registration/install-fixtures.js';
+import { treeSnapshot } from '../install/install-fixtures.js';
 import { PATIENT_BOOT_MS, PATIENT_FILE_TIMEOUT_MS, PATIENT_TEST_CONFIG, guestRun, killQemus, readConfig, writeConfig } from '../reliability/vm-helpers.js';
 
 for (const tool of ['qemu-system-x86_64', 'nix-daemon', 'nix-build', 'ssh', 'useradd']) requireTool(tool);
