@@ -48,6 +48,8 @@ t.test('SIGSTOP of QEMU: degraded, then restarted after degradedRestartMs, healt
 
   const stoppedAt = Date.now();
   process.kill(hungPid, 'SIGSTOP');
+  // The stop is delivered asynchronously: /proc shows T once every thread has stopped.
+  for (let i = 0; i < 100 && processState(hungPid) !== 'T'; i++) await new Promise((r) => setTimeout(r, 100));
   t.equal(processState(hungPid), 'T', 'QEMU is frozen, not gone');
   const isState = (state: string) => (e: StateEvent) => e.type === 'state' && e.state === state && e.initial !== true;
 
