@@ -18,6 +18,7 @@ import { ConfigWatcher } from './config/watch.js';
 import { writeJsonAtomic } from './fs/atomic-write.js';
 import { ensureBuilderKeys, type BuilderKeys } from './keys/builder-keys.js';
 import { createDaemonLogger } from './logging/logger.js';
+import { tailRotatedLog } from './logging/rotating-file.js';
 import { probeBuilder } from './probe/readiness-probe.js';
 import { runGuestCommand, type GuestSshTarget } from './probe/guest-ssh.js';
 import { GuestMaintenance, MAX_CLOCK_SKEW_MS, maintenanceIntervalMs } from './maintenance/guest-maintenance.js';
@@ -141,7 +142,7 @@ export async function startDaemon(args: DaemonArgs, opts: { foreground?: boolean
         version,
       }),
       logs: async (source, lines) => {
-        if (source === 'daemon') return tailLines(paths.daemonLog, lines);
+        if (source === 'daemon') return tailRotatedLog(paths.daemonLog, lines);
         const file = await latestConsoleLog(paths.consoleDir);
         return file ? tailLines(file, lines) : [];
       },

@@ -2,6 +2,7 @@
 // synchronous appends, so the last lines before a crash are on disk (the original tool lost them).
 import { closeSync, existsSync, fstatSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { Writable } from 'node:stream';
+import { tailLines } from '../state/console-logs.js';
 
 export interface RotatingFileOptions {
   path: string;
@@ -49,4 +50,15 @@ export class RotatingFile extends Writable {
     this.fd = openSync(path, 'a', 0o600);
     this.size = 0;
   }
+}
+
+/**
+ * The last `lines` lines of a log RotatingFile writes, reaching into `<path>.1` when `<path>` has
+ * fewer: right after a rotation the current file is nearly empty, and a reader following the log
+ * (`linuxkitctl logs -f`) would otherwise never see the lines written just before it.
+ */
+export async function tailRotatedLog(path: string, lines: number): Promise<string[]> {
+  const current = await tailLines(path, lines);
+  if (current.length >= lines) return current;
+  return [...(await tailLines(`${path}.1`, lines - current.length)), ...current];
 }

@@ -1,5 +1,6 @@
-// Runs the host's own Nix (Debian's nix-bin) against the builder, with a temporary NIX_CONF_DIR
-// whose only builder is the machines file under test, and --max-jobs 0 so nothing builds locally.
+// Runs the host's own Nix (Debian's nix-bin) against the builder, with --max-jobs 0 so nothing
+// builds locally: either as root with a temporary NIX_CONF_DIR whose only builder is the machines
+// file under test, or as a plain user through the machine's running nix-daemon and its /etc/nix.
 import { execFile } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -29,8 +30,11 @@ export async function writeHostNixConf(dir: string, machinesFile: string): Promi
  * line. `nonce` makes the derivation new each time, so it really builds.
  */
 export async function buildWhereItRuns(opts: {
-  nixConfDir: string;
+  /** A private NIX_CONF_DIR; absent: the machine's own (/etc/nix), as a user's build has. */
+  nixConfDir?: string;
   sshConfigFile?: string;
+  /** Run nix-build as this user, through the running nix-daemon (NIX_REMOTE=daemon). */
+  asUser?: { uid: number; gid: number; home: string; name: string };
   system: string;
   nonce: string;
   timeoutMs?: number;
@@ -41,12 +45,16 @@ export async function buildWhereItRuns(opts: {
     builder = "/bin/sh";
     args = [ "-c" "echo $(uname -n) $(uname -r) $(uname -m) > $out" ];
   }`;
-  const env: NodeJS.ProcessEnv = { ...process.env, NIX_CONF_DIR: opts.nixConfDir };
+  const env: NodeJS.ProcessEnv = opts.asUser
+    ? { PATH: process.env.PATH, HOME: opts.asUser.home, USER: opts.asUser.name, LOGNAME: opts.asUser.name, NIX_REMOTE: 'daemon' }
+    : { ...process.env };
+  if (opts.nixConfDir) env.NIX_CONF_DIR = opts.nixConfDir;
   if (opts.sshConfigFile) env.NIX_SSHOPTS = `-F ${opts.sshConfigFile}`;
   try {
     const { stdout, stderr } = await run('nix-build', ['--no-out-link', '--max-jobs', '0', '-E', expr], {
       env,
       timeout: opts.timeoutMs ?? 180_000,
+      ...(opts.asUser ? { uid: opts.asUser.uid, gid: opts.asUser.gid, cwd: opts.asUser.home } : {}),
     });
     const outPath = stdout.trim().split('\n').pop()!;
     return { output: (await readFile(outPath, 'utf8')).trim(), log: stderr };

@@ -27,6 +27,20 @@ export const FAST_TEST_CONFIG = {
   stopGraceMs: 20_000,
 };
 
+/**
+ * FAST_TEST_CONFIG with a probe that waits out a slow guest: the e2e tests of users' paths must
+ * pass on a 2-core machine loaded by other runs, where one SSH round trip to a tcg guest can take
+ * longer than 5 s and a boot several minutes.
+ */
+export const PATIENT_TEST_CONFIG = {
+  ...FAST_TEST_CONFIG,
+  probe: { intervalMs: 15_000, timeoutMs: 15_000, bootGraceMs: 900_000, degradedRestartMs: 900_000 },
+};
+
+/** The longest a tcg boot may take on a loaded machine, and the test-file timeout that allows a few. */
+export const PATIENT_BOOT_MS = 600_000;
+export const PATIENT_FILE_TIMEOUT_MS = 2_400_000;
+
 /** CPU time (user + system, ms) a process used: its own, and that of the children it reaped. */
 export function cpuTimeMs(pid: number): { self: number; children: number } {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
