@@ -2,6 +2,7 @@
 // whether vpnkit went first, and (for an adopted VM, whose status is unknowable) the guest's last
 // console words. Pure, so a table test can pin it. Same style as the QEMU backend's exit.ts.
 import type { VmExit } from '../../backend.js';
+import { lastLine } from '../common/stderr-tail.js';
 
 export interface ProcessEnd {
   code: number | null;
@@ -64,10 +65,4 @@ export function describeEnd(e: ProcessEnd): string {
   if (e.signal !== null) return `was killed by ${e.signal}`;
   if (e.code === null) return 'exited';
   return `exited with code ${e.code}`;
-}
-
-function lastLine(text: string | undefined): string {
-  if (!text) return '';
-  const lines = text.split('\n').map((l) => l.trim()).filter((l) => l !== '');
-  return lines[lines.length - 1] ?? '';
 }

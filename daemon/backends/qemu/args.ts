@@ -1,6 +1,7 @@
 // The QEMU command line as a pure function of the VM spec, so a golden test can pin it.
 import { join } from 'node:path';
 import type { VmSpec } from '../../backend.js';
+import { GUEST_DISK_DEVICE, guestKernelCmdline } from '../../image/guest-contract.js';
 import { checkSocketPathLength, checkVmSize, requireAbsolutePath } from '../common/spec-checks.js';
 
 export interface QemuCommand {
@@ -51,8 +52,7 @@ export function buildQemuArgs(spec: VmSpec, opts: QemuArgsOptions = {}): QemuCom
   // implementation-defined algorithm QEMU offers instead boots the aarch64 guest to SSH 3x faster
   // (measured: 24-30 s → 7.6-8 s on a 2-core x86_64 host).
   const cpu = spec.accel === 'tcg' ? (x86 ? 'max' : 'max,pauth-impdef=on') : 'host';
-  let cmdline = spec.cmdline;
-  if (spec.disk !== undefined) cmdline = `${cmdline} linuxkit.disk=/dev/vda`.trim();
+  const cmdline = guestKernelCmdline(spec.cmdline, spec.disk === undefined ? {} : { disk: GUEST_DISK_DEVICE });
 
   const argv: string[] = [
     '-machine', machine,

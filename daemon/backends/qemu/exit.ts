@@ -1,6 +1,7 @@
 // How a QEMU process ended, in plain words, from what was observed: the child's exit
 // status and the reason in QEMU's last SHUTDOWN event. Pure, so a table test can pin it.
 import type { VmExit } from '../../backend.js';
+import { lastLine } from '../common/stderr-tail.js';
 
 export interface ExitObservation {
   /** Exit code; null when killed by a signal or unknown (an adopted VM). */
@@ -38,10 +39,4 @@ export function describeVmExit(o: ExitObservation, at: string): VmExit {
   const last = lastLine(o.stderrTail);
   if (o.code !== 0 && last !== '') return { ...base, reason: `exited with code ${o.code}: ${last}` };
   return { ...base, reason: `exited with code ${o.code}` };
-}
-
-function lastLine(text: string | undefined): string {
-  if (!text) return '';
-  const lines = text.split('\n').map((l) => l.trim()).filter((l) => l !== '');
-  return lines[lines.length - 1] ?? '';
 }
