@@ -1,6 +1,7 @@
 // Reads tap's raw TAP stream on stdin, passes it through, and closes with the line
 // "N passed, N failed" that CI reads. A test is one top-level `t.test` (or bare assertion) of a
-// test file; a file that crashes before reporting counts as one failure.
+// test file; a file that crashes before reporting counts as one failure, and so does a failed
+// lint check (LINT_FAILED=1, set by scripts/test.sh).
 import { writeFileSync } from 'node:fs';
 import { Parser } from 'tap-parser';
 
@@ -28,6 +29,10 @@ root.on('assert', (res) => {
   }
 });
 root.on('complete', () => {
+  if (process.env.LINT_FAILED === '1') {
+    failed++;
+    failures.push('lint: npm run lint (biome check) found problems, shown before the tests; npm run format fixes formatting');
+  }
   if (failures.length) {
     process.stdout.write(`\nFailed:\n${failures.map((f) => `  - ${f}`).join('\n')}\n`);
   }

@@ -6,9 +6,18 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh || { echo "install-deps failed"; echo "0 passed, 1 failed"; exit 1; }
 summary=$(mktemp)
-trap 'rm -f "$summary"' EXIT
-npx tap --reporter=tap "$@" 2>&1 | TAP_SUMMARY_FILE=$summary node scripts/tap-summary.mjs
+lint_log=$(mktemp)
+trap 'rm -f "$summary" "$lint_log"' EXIT
+# Formatting and lint (biome.json) first, in seconds: a finding is one failure in the closing line,
+# named in its "Failed:" list, and the tests still run.
+lint_failed=0
+if ! npm run --silent lint >"$lint_log" 2>&1; then
+  lint_failed=1
+  tail -n 60 "$lint_log"
+fi
+npx tap --reporter=tap "$@" 2>&1 | LINT_FAILED=$lint_failed TAP_SUMMARY_FILE=$summary node scripts/tap-summary.mjs
 rc=${PIPESTATUS[0]}
+[ "$lint_failed" -ne 0 ] && [ "$rc" -eq 0 ] && rc=1
 if [ "$rc" -ne 0 ] && grep -q '"failed":0' "$summary" 2>/dev/null; then
   # Every test passed but tap still failed: coverage under the thresholds in package.json
   # ("tap" section), which tap reports only through its exit code.

@@ -16,7 +16,7 @@ import {
   type GuestImageInputs,
 } from '../../daemon/image/guest-image.js';
 import { guestBootError, guestKernelCmdline } from '../../daemon/image/guest-contract.js';
-import { imageCacheDir, repoRoot, requireTool, tempDir } from '../helpers/env.js';
+import { imageCacheDir, requireTool, tempDir } from '../helpers/env.js';
 
 const fakeGuest = fileURLToPath(new URL('./fixtures/fake-guest', import.meta.url));
 

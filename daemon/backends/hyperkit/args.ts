@@ -93,6 +93,7 @@ export function buildHyperkitArgs(spec: VmSpec, opts: HyperkitArgsOptions): Hype
   // An empty field boots without an initrd (hyperkit treats a zero-length option as absent).
   const p = hyperkitPaths(spec.stateDir);
 
+  // biome-ignore format: option and value pairs, one per line, read as the command line
   const argv: string[] = [
     // ACPI tables: without them SIGTERM cannot become a power-button press.
     '-A',
@@ -106,6 +107,7 @@ export function buildHyperkitArgs(spec: VmSpec, opts: HyperkitArgsOptions): Hype
     '-s', `${SLOT.vpnkit},virtio-vpnkit,path=${p.ethSocket},uuid=${opts.vpnkitUuid.toLowerCase()}`,
   ];
   if (spec.disk !== undefined) argv.push('-s', `${SLOT.disk},virtio-blk,${spec.disk}`);
+  // biome-ignore format: option and value pairs, one per line, read as the command line
   argv.push(
     '-s', `${SLOT.vsock},virtio-sock,guest_cid=${GUEST_CID},path=${p.vsockDir}`,
     '-s', `${SLOT.rnd},virtio-rnd`,

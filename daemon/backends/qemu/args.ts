@@ -54,6 +54,7 @@ export function buildQemuArgs(spec: VmSpec, opts: QemuArgsOptions = {}): QemuCom
   const cpu = spec.accel === 'tcg' ? (x86 ? 'max' : 'max,pauth-impdef=on') : 'host';
   const cmdline = guestKernelCmdline(spec.cmdline, spec.disk === undefined ? {} : { disk: GUEST_DISK_DEVICE });
 
+  // biome-ignore format: option and value pairs, one per line, read as the command line
   const argv: string[] = [
     '-machine', machine,
     '-accel', spec.accel,
@@ -70,6 +71,7 @@ export function buildQemuArgs(spec: VmSpec, opts: QemuArgsOptions = {}): QemuCom
     '-kernel', spec.kernel,
   ];
   if (spec.initrd !== '') argv.push('-initrd', spec.initrd);
+  // biome-ignore format: option and value pairs, one per line, read as the command line
   argv.push(
     '-append', cmdline,
     // 127.0.0.1 always: an empty host address would expose the builder's SSH on every interface.
