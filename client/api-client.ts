@@ -103,8 +103,7 @@ export class LinuxkitClient {
         res.setEncoding('utf8');
         res.on('data', (chunk: string) => {
           buffered += chunk;
-          let newline: number;
-          while ((newline = buffered.indexOf('\n')) >= 0) {
+          for (let newline = buffered.indexOf('\n'); newline >= 0; newline = buffered.indexOf('\n')) {
             const line = buffered.slice(0, newline);
             buffered = buffered.slice(newline + 1);
             if (line.trim() === '') continue;

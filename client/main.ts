@@ -220,7 +220,7 @@ async function run(argv: string[]): Promise<number> {
   const registration = registrationCommand(argv);
   if (registration) return (await REGISTRATION_COMMANDS[registration.name]!())(registration.rest);
   const socketFallback = () => defaultSocketPath(process.platform, process.getuid?.() ?? -1, homedir(), process.env);
-  let parsed;
+  let parsed: ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true; strict: true }>>;
   try {
     parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
   } catch (err) {

@@ -20,7 +20,7 @@ export function defaultSocketPath(
   if (platform === 'darwin') return `${home}/Library/Application Support/${APP_DIR_NAME}/${SOCKET_NAME}`;
   // Other users (systemd --user): the XDG state directory; a relative XDG value is invalid.
   const xdg = env.XDG_STATE_HOME;
-  const base = xdg && xdg.startsWith('/') ? xdg.replace(/\/+$/, '') : `${home}/.local/state`;
+  const base = xdg?.startsWith('/') ? xdg.replace(/\/+$/, '') : `${home}/.local/state`;
   return `${base}/${APP_DIR_NAME}/${SOCKET_NAME}`;
 }
 

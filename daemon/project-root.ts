@@ -1,18 +1,22 @@
-// The folder holding package.json, found from this module's own location, so the same code works
-// run from TypeScript sources (tests) and from the compiled dist/ (the installed daemon).
+// The folder holding package.json (and guest/), found from a module's own location, so the same
+// code works run from TypeScript sources (tests) and from the compiled dist/ (the installed daemon).
 import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+const HERE = dirname(fileURLToPath(import.meta.url));
 let cached: string | undefined;
 
-export function projectRoot(): string {
-  if (cached) return cached;
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json'))) {
-    const parent = dirname(dir);
-    if (parent === dir) throw new Error(`no package.json above ${fileURLToPath(import.meta.url)}`);
-    dir = parent;
+/** The nearest folder at or above `from` (by default this module's) that has a package.json. */
+export function projectRoot(from: string = HERE): string {
+  if (from === HERE && cached !== undefined) return cached;
+  for (let dir = resolve(from); ; dir = dirname(dir)) {
+    if (existsSync(join(dir, 'package.json'))) {
+      if (from === HERE) cached = dir;
+      return dir;
+    }
+    if (dirname(dir) === dir) {
+      throw new Error(`no package.json found above ${from}: cannot locate the project's files (guest/, package.json)`);
+    }
   }
-  return (cached = dir);
 }

@@ -4,6 +4,7 @@
 import { mkdir } from 'node:fs/promises';
 import type { Accelerator, VmSpec } from './backend.js';
 import type { DaemonConfig } from './config/schema.js';
+import { GUEST_FILES } from './image/guest-contract.js';
 import { ensureGuestImage } from './image/guest-image.js';
 import type { BuilderKeys } from './keys/builder-keys.js';
 import { latestConsoleLog, newConsoleLog } from './state/console-logs.js';
@@ -47,8 +48,8 @@ export async function buildVmSpec(config: DaemonConfig, ctx: VmSpecContext, opts
     consoleLog,
     disk: await ensureStoreDisk(ctx.stateDir, config.diskGiB),
     guestFiles: {
-      'linuxkit/authorized_keys': ctx.keys.clientPublicKey,
-      'linuxkit/ssh_host_ed25519_key': ctx.keys.hostKey,
+      [GUEST_FILES.authorizedKeys]: ctx.keys.clientPublicKey,
+      [GUEST_FILES.hostKey]: ctx.keys.hostKey,
     },
   };
 }

@@ -49,7 +49,7 @@ export function parseCommandArgs<E extends Record<string, OptionSpec>>(
     help: { type: 'boolean', short: 'h' },
     ...extra,
   } as const;
-  let parsed;
+  let parsed: ReturnType<typeof parseArgs<{ options: Record<string, OptionSpec>; strict: true; allowPositionals: false }>>;
   try {
     parsed = parseArgs({ args: argv, options: options as Record<string, OptionSpec>, strict: true, allowPositionals: false });
   } catch (err) {
@@ -179,7 +179,7 @@ export async function candidateLayouts(
   const { installLayout } = await import('../../daemon/host-files/install-layout.js');
   const out: Array<{ layout: InstallLayout; actingForUser?: string }> = [];
   for (const s of scope ? [scope] : (['system', 'user'] as const)) {
-    let who;
+    let who: ReturnType<typeof resolveServiceUser>;
     try {
       who = resolveServiceUser(s, root, facts);
     } catch (err) {

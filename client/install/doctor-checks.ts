@@ -102,7 +102,8 @@ export function parseSshG(output: string): Record<string, string[]> {
   for (const line of output.split('\n')) {
     const m = /^(\S+)\s+(.*)$/.exec(line.trim());
     if (!m) continue;
-    (out[m[1].toLowerCase()] ??= []).push(m[2]);
+    const keyword = m[1].toLowerCase();
+    out[keyword] = [...(out[keyword] ?? []), m[2]];
   }
   return out;
 }

@@ -14,11 +14,7 @@ export interface SshIncludeCheck {
 
 /** ssh_config words: whitespace separated, "double quoted" words may hold spaces. */
 function words(text: string): string[] {
-  const out: string[] = [];
-  const re = /"([^"]*)"|(\S+)/g;
-  let m: RegExpExecArray | null;
-  while ((m = re.exec(text)) !== null) out.push(m[1] ?? m[2]);
-  return out;
+  return [...text.matchAll(/"([^"]*)"|(\S+)/g)].map((m) => m[1] ?? m[2]);
 }
 
 /** glob(7) as ssh's Include uses it: `*`, `?` and `[...]` within one path component. */

@@ -1,7 +1,7 @@
 // `linuxkitctl uninstall`: stops the service, then undoes exactly what the install manifest
 // lists. Files that were there before install keep every byte of their own; folders install
 // made go only when empty (the daemon's logs and image cache are not ours to delete).
-import { connect } from 'node:net';
+import { mayBeListening, probeUnixSocket } from '../../daemon/fs/unix-socket-probe.js';
 import { builderKeyPaths } from '../../daemon/keys/builder-keys.js';
 import { readFile } from 'node:fs/promises';
 import type { CommandRunner } from './run-command.js';
@@ -94,7 +94,7 @@ export async function uninstall(found: FoundInstall, opts: { dryRun: boolean }, 
   // A daemon still running would put the registration back as it is removed (drift repair):
   // with a service manager it is stopped above; without one (--root, --no-service) it must be
   // stopped first.
-  if (!opts.dryRun && (await somethingListens(manifest.paths.socketPath))) {
+  if (!opts.dryRun && mayBeListening(await probeUnixSocket(manifest.paths.socketPath))) {
     throw new InstallError(
       `linuxkitd still answers on ${manifest.paths.socketPath} and would restore what uninstall removes; stop it first (SIGTERM to the linuxkitd started with --state-dir ${manifest.paths.stateDir}), then run uninstall again; nothing was removed`,
     );

@@ -14,7 +14,7 @@ import { healthOf } from './health.js';
 import { ROUTES, allowedMethodsByPath, type OperationId } from './routes.js';
 import type { LogsQuery } from './schemas.js';
 
-export { listenOnUnixSocket, checkSocketPath, socketPathLimit } from './socket.js';
+export { listenOnUnixSocket, checkSocketPath } from './socket.js';
 
 export interface ApiServerOptions {
   /** A pino logger for errors and accepted actions; false or absent logs nothing. */

@@ -1,48 +1,20 @@
 // Listening on the daemon's control socket: a path the kernel can bind, no second daemon on the
 // same socket, a stale file from a crashed daemon replaced, and the socket born 0600.
 import { lstat, unlink } from 'node:fs/promises';
-import { createConnection } from 'node:net';
 import type { FastifyInstance } from 'fastify';
-
-/** sizeof(sockaddr_un.sun_path), which includes the terminating NUL. */
-export function socketPathLimit(platform: NodeJS.Platform): number {
-  return platform === 'darwin' || platform === 'freebsd' || platform === 'openbsd' ? 104 : 108;
-}
+import { unixSocketPathLimit } from '../fs/unix-socket-path.js';
+import { probeUnixSocket } from '../fs/unix-socket-probe.js';
 
 /** Throws, naming the path and its length, when the kernel could not bind it. */
 export function checkSocketPath(socketPath: string, platform: NodeJS.Platform = process.platform): void {
   const bytes = Buffer.byteLength(socketPath);
-  const limit = socketPathLimit(platform);
-  if (bytes + 1 > limit) {
+  const limit = unixSocketPathLimit(platform);
+  if (bytes > limit) {
     throw new Error(
       `socket path ${socketPath} is ${bytes} bytes; on ${platform} a Unix socket path may have at most ` +
-        `${limit - 1} bytes (${limit} with the terminating NUL): choose a shorter state directory`,
+        `${limit} bytes (${limit + 1} with the terminating NUL): choose a shorter state directory`,
     );
   }
-}
-
-type Probe = 'answered' | 'refused' | 'absent';
-
-/** Connects to an existing socket file to learn whether a daemon still listens on it. */
-function probeSocket(socketPath: string, timeoutMs: number): Promise<Probe> {
-  return new Promise((resolve, reject) => {
-    const conn = createConnection({ path: socketPath });
-    const timer = setTimeout(() => {
-      conn.destroy();
-      reject(new Error(`the socket ${socketPath} exists but a connection to it did not complete within ${timeoutMs} ms`));
-    }, timeoutMs);
-    conn.once('connect', () => {
-      clearTimeout(timer);
-      conn.destroy();
-      resolve('answered');
-    });
-    conn.once('error', (err: NodeJS.ErrnoException) => {
-      clearTimeout(timer);
-      if (err.code === 'ECONNREFUSED') resolve('refused');
-      else if (err.code === 'ENOENT') resolve('absent');
-      else reject(new Error(`cannot tell whether ${socketPath} is in use: ${err.code ?? err.message}`));
-    });
-  });
 }
 
 async function removeStaleSocket(socketPath: string): Promise<void> {
@@ -56,12 +28,23 @@ async function removeStaleSocket(socketPath: string): Promise<void> {
   if (!isSocket) {
     throw new Error(`refusing to replace ${socketPath}: it exists and is not a socket`);
   }
-  const probe = await probeSocket(socketPath, 2000);
-  if (probe === 'answered') {
-    throw new Error(`another linuxkitd is already listening on ${socketPath}`);
+  const probe = await probeUnixSocket(socketPath);
+  switch (probe.state) {
+    case 'answered':
+      throw new Error(`another linuxkitd is already listening on ${socketPath}`);
+    case 'silent':
+      throw new Error(`the socket ${socketPath} exists but a connection to it did not complete within ${probe.timeoutMs} ms`);
+    case 'unknown':
+      throw new Error(`cannot tell whether ${socketPath} is in use: ${probe.code}`);
+    case 'not-a-socket':
+      throw new Error(`refusing to replace ${socketPath}: it exists and is not a socket`);
+    case 'refused':
+      // Nobody listens: a daemon that died without cleaning up left it behind.
+      await unlink(socketPath).catch(ignoreEnoent);
+      return;
+    case 'absent':
+      return;
   }
-  // Nobody listens: a daemon that died without cleaning up left it behind.
-  if (probe === 'refused') await unlink(socketPath).catch(ignoreEnoent);
 }
 
 function ignoreEnoent(err: NodeJS.ErrnoException): void {

@@ -1,6 +1,9 @@
 // JSON.parse in Node 20 reports some syntax errors without a position and silently keeps the
-// last of two duplicate keys. A config file is edited by hand, so this scanner checks the
-// syntax first and names the line and column of the first problem, and every duplicate key.
+// last of two duplicate keys. A config file is edited by hand, so this check names the line and
+// column of the first syntax problem, in words about what was expected there, and every
+// duplicate key. jsonc-parser (strict: no comments, no trailing commas) does the scanning; this
+// file only keeps track of what the parser expected next, to word its error codes.
+import { type JSONPath, ParseErrorCode, visit } from 'jsonc-parser';
 
 export interface JsonProblem {
   /** Dotted path of the key concerned, '' for a syntax error. */
@@ -8,15 +11,6 @@ export interface JsonProblem {
   message: string;
   line: number;
   column: number;
-}
-
-class SyntaxProblem extends Error {
-  constructor(
-    message: string,
-    readonly offset: number,
-  ) {
-    super(message);
-  }
 }
 
 /** 1-based line and column of a UTF-16 offset. */
@@ -39,155 +33,91 @@ function describeChar(ch: string | undefined): string {
   return `'${ch}'`;
 }
 
-const joinKey = (parent: string, key: string) => (parent === '' ? key : `${parent}.${key}`);
+/** `restart.jitter`, `list[0].a`: the path as a user would write it. */
+function dottedPath(path: JSONPath): string {
+  return path.reduce<string>(
+    (joined, part) => (typeof part === 'number' ? `${joined}[${part}]` : joined === '' ? part : `${joined}.${part}`),
+    '',
+  );
+}
 
-class Scanner {
-  pos = 0;
-  readonly duplicates: Array<{ key: string; offset: number }> = [];
+/** What the parser was waiting for when it met the first problem. */
+type Expecting = 'value' | 'property' | 'colon' | 'separator' | 'end';
+interface Container {
+  kind: 'object' | 'array';
+  /** The last property name seen in this object, for messages. */
+  key: string;
+  keys: Set<string>;
+}
+interface SyntaxProblem {
+  code: ParseErrorCode;
+  offset: number;
+  expecting: Expecting;
+  container: Container | undefined;
+  /** The number that ends right where the problem starts, if any (to tell `01`). */
+  numberBefore: string | undefined;
+}
 
-  constructor(readonly text: string) {}
+const STRING_ERRORS = new Set([
+  ParseErrorCode.InvalidCharacter,
+  ParseErrorCode.UnexpectedEndOfString,
+  ParseErrorCode.InvalidEscapeCharacter,
+  ParseErrorCode.InvalidUnicode,
+]);
 
-  fail(message: string, at = this.pos): never {
-    throw new SyntaxProblem(message, at);
-  }
-
-  skipWhitespace(): void {
-    while (this.pos < this.text.length) {
-      const c = this.text[this.pos];
-      if (c !== ' ' && c !== '\t' && c !== '\n' && c !== '\r') return;
-      this.pos++;
+/** The parser reports a bad string at its opening quote; the message names the bad character. */
+function stringProblem(text: string, quote: number): { message: string; offset: number } {
+  for (let i = quote + 1; i < text.length; i++) {
+    const ch = text[i];
+    if (ch === '"') break;
+    if (ch.charCodeAt(0) < 0x20) {
+      return { message: `${describeChar(ch)} inside a string; write it as an escape such as \\n`, offset: i };
+    }
+    if (ch !== '\\') continue;
+    const escaped = text[i + 1];
+    if (escaped === 'u') {
+      if (!/^[0-9a-fA-F]{4}$/.test(text.slice(i + 2, i + 6))) {
+        return { message: '\\u must be followed by four hex digits', offset: i };
+      }
+      i += 5;
+    } else if (escaped === undefined || !'"\\/bfnrt'.includes(escaped)) {
+      return { message: `invalid escape \\${escaped ?? ''} in a string`, offset: i };
+    } else {
+      i++;
     }
   }
+  return { message: 'unterminated string', offset: quote };
+}
 
-  document(): void {
-    this.skipWhitespace();
-    if (this.pos >= this.text.length) this.fail('the file is empty; expected a JSON object such as {}');
-    this.value('');
-    this.skipWhitespace();
-    if (this.pos < this.text.length) {
-      this.fail(`unexpected ${describeChar(this.text[this.pos])} after the end of the JSON value`);
-    }
+function describeSyntaxProblem(text: string, problem: SyntaxProblem): { message: string; offset: number } {
+  const { code, offset, expecting, container } = problem;
+  const ch = text[offset];
+  const found = describeChar(ch);
+  const at = (message: string) => ({ message, offset });
+  if (STRING_ERRORS.has(code)) return stringProblem(text, offset);
+  if (code === ParseErrorCode.InvalidCommentToken || ch === '/') return at('comments are not allowed in JSON');
+  if (problem.numberBefore !== undefined && /^-?0$/.test(problem.numberBefore) && ch !== undefined && /[0-9]/.test(ch)) {
+    return at('numbers cannot start with 0');
   }
-
-  value(keyPath: string): void {
-    const c = this.text[this.pos];
-    if (c === '{') return this.object(keyPath);
-    if (c === '[') return this.array(keyPath);
-    if (c === '"') return void this.string();
-    if (c === '-' || (c !== undefined && c >= '0' && c <= '9')) return this.number();
-    for (const word of ['true', 'false', 'null']) {
-      if (this.text.startsWith(word, this.pos)) {
-        this.pos += word.length;
-        return;
-      }
-    }
-    if (c === "'") this.fail('strings need double quotes, not single quotes');
-    if (c === '/') this.fail('comments are not allowed in JSON');
-    this.fail(`expected a value but found ${describeChar(c)}`);
+  if (code === ParseErrorCode.UnexpectedEndOfNumber || (code === ParseErrorCode.InvalidSymbol && /[-0-9]/.test(ch))) {
+    return at('invalid number');
   }
-
-  object(keyPath: string): void {
-    this.pos++; // '{'
-    const seen = new Set<string>();
-    this.skipWhitespace();
-    if (this.text[this.pos] === '}') {
-      this.pos++;
-      return;
-    }
-    for (;;) {
-      this.skipWhitespace();
-      const c = this.text[this.pos];
-      if (c !== '"') {
-        if (c === '}') this.fail('a trailing comma before } is not allowed in JSON');
-        if (c === '/') this.fail('comments are not allowed in JSON');
-        if (c === "'") this.fail('property names need double quotes, not single quotes');
-        this.fail(`expected a property name in double quotes but found ${describeChar(c)}`);
-      }
-      const keyStart = this.pos;
-      const key = this.string();
-      const fullKey = joinKey(keyPath, key);
-      if (seen.has(key)) this.duplicates.push({ key: fullKey, offset: keyStart });
-      seen.add(key);
-      this.skipWhitespace();
-      if (this.text[this.pos] !== ':') {
-        this.fail(`expected ':' after the property name "${key}" but found ${describeChar(this.text[this.pos])}`);
-      }
-      this.pos++;
-      this.skipWhitespace();
-      this.value(fullKey);
-      this.skipWhitespace();
-      const next = this.text[this.pos];
-      if (next === ',') {
-        this.pos++;
-        continue;
-      }
-      if (next === '}') {
-        this.pos++;
-        return;
-      }
-      this.fail(`expected ',' or '}' after the value of "${key}" but found ${describeChar(next)}`);
-    }
-  }
-
-  array(keyPath: string): void {
-    this.pos++; // '['
-    this.skipWhitespace();
-    if (this.text[this.pos] === ']') {
-      this.pos++;
-      return;
-    }
-    for (let index = 0; ; index++) {
-      this.skipWhitespace();
-      if (this.text[this.pos] === ']') this.fail('a trailing comma before ] is not allowed in JSON');
-      this.value(`${keyPath}[${index}]`);
-      this.skipWhitespace();
-      const next = this.text[this.pos];
-      if (next === ',') {
-        this.pos++;
-        continue;
-      }
-      if (next === ']') {
-        this.pos++;
-        return;
-      }
-      this.fail(`expected ',' or ']' in the list but found ${describeChar(next)}`);
-    }
-  }
-
-  /** Scans a string literal and returns its decoded value. */
-  string(): string {
-    const start = this.pos;
-    this.pos++; // opening quote
-    for (;;) {
-      const c = this.text[this.pos];
-      if (c === undefined) this.fail('unterminated string', start);
-      if (c === '"') break;
-      if (c.charCodeAt(0) < 0x20) this.fail(`${describeChar(c)} inside a string; write it as an escape such as \\n`);
-      if (c === '\\') {
-        const e = this.text[this.pos + 1];
-        if (e === 'u') {
-          if (!/^[0-9a-fA-F]{4}$/.test(this.text.slice(this.pos + 2, this.pos + 6))) {
-            this.fail('\\u must be followed by four hex digits');
-          }
-          this.pos += 6;
-          continue;
-        }
-        if (e === undefined || !'"\\/bfnrt'.includes(e)) this.fail(`invalid escape \\${e ?? ''} in a string`);
-        this.pos += 2;
-        continue;
-      }
-      this.pos++;
-    }
-    this.pos++; // closing quote
-    return JSON.parse(this.text.slice(start, this.pos)) as string;
-  }
-
-  number(): void {
-    const m = /^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?/.exec(this.text.slice(this.pos, this.pos + 400));
-    if (!m) this.fail('invalid number');
-    this.pos += m[0].length;
-    const after = this.text[this.pos];
-    if (m[1] === '0' && after !== undefined && after >= '0' && after <= '9') this.fail('numbers cannot start with 0');
+  switch (expecting) {
+    case 'value':
+      if (ch === "'") return at('strings need double quotes, not single quotes');
+      if (ch === ']' && container?.kind === 'array') return at('a trailing comma before ] is not allowed in JSON');
+      return at(`expected a value but found ${found}`);
+    case 'property':
+      if (ch === '}') return at('a trailing comma before } is not allowed in JSON');
+      if (ch === "'") return at('property names need double quotes, not single quotes');
+      return at(`expected a property name in double quotes but found ${found}`);
+    case 'colon':
+      return at(`expected ':' after the property name "${container?.key}" but found ${found}`);
+    case 'separator':
+      if (container?.kind === 'array') return at(`expected ',' or ']' in the list but found ${found}`);
+      return at(`expected ',' or '}' after the value of "${container?.key}" but found ${found}`);
+    case 'end':
+      return at(`unexpected ${found} after the end of the JSON value`);
   }
 }
 
@@ -196,19 +126,78 @@ class Scanner {
  * key; an empty list means JSON.parse will accept the text and lose nothing.
  */
 export function checkJsonText(text: string): JsonProblem[] {
-  const scanner = new Scanner(text);
+  if (/^[ \t\n\r]*$/.test(text)) {
+    return [{ key: '', message: 'the file is empty; expected a JSON object such as {}', ...lineColumn(text, text.length) }];
+  }
+  const containers: Container[] = [];
+  const duplicates: Array<{ key: string; offset: number }> = [];
+  let expecting: Expecting = 'value';
+  let numberBefore: { text: string; end: number } | undefined;
+  let syntax: SyntaxProblem | undefined;
+  const afterValue = () => {
+    expecting = containers.length === 0 ? 'end' : 'separator';
+  };
+  const begin = (kind: Container['kind']) => {
+    containers.push({ kind, key: '', keys: new Set() });
+    expecting = kind === 'object' ? 'property' : 'value';
+  };
+  let lastClosed: Container | undefined;
+  const end = () => {
+    lastClosed = containers.pop();
+    afterValue();
+  };
   try {
-    scanner.document();
+    visit(
+      text,
+      {
+        onObjectBegin: () => begin('object'),
+        onArrayBegin: () => begin('array'),
+        onObjectEnd: end,
+        onArrayEnd: end,
+        onObjectProperty: (name, offset, _length, _line, _column, parentPath) => {
+          const object = containers[containers.length - 1];
+          if (object.keys.has(name)) duplicates.push({ key: dottedPath([...parentPath(), name]), offset });
+          object.keys.add(name);
+          object.key = name;
+          expecting = 'colon';
+        },
+        onSeparator: (separator) => {
+          const container = containers[containers.length - 1];
+          expecting = separator === ':' || container?.kind === 'array' ? 'value' : 'property';
+        },
+        onLiteralValue: (value, offset, length) => {
+          const end = offset + length;
+          numberBefore = typeof value === 'number' ? { text: text.slice(offset, end), end } : undefined;
+          afterValue();
+        },
+        onError: (code, offset) => {
+          if (syntax !== undefined) return;
+          const adjacentNumber = numberBefore?.end === offset ? numberBefore.text : undefined;
+          // The parser closes a container before it reports the missing } or ] of it.
+          const unclosed = code === ParseErrorCode.CloseBraceExpected || code === ParseErrorCode.CloseBracketExpected;
+          const container = unclosed ? lastClosed : containers[containers.length - 1];
+          syntax = {
+            code,
+            offset,
+            expecting: unclosed ? 'separator' : expecting,
+            numberBefore: adjacentNumber,
+            container: container && { ...container },
+          };
+        },
+      },
+      { disallowComments: true, allowTrailingComma: false },
+    );
   } catch (err) {
-    if (err instanceof SyntaxProblem) {
-      return [{ key: '', message: err.message, ...lineColumn(text, err.offset) }];
-    }
     if (err instanceof RangeError) {
       return [{ key: '', message: 'the JSON is nested too deeply', line: 1, column: 1 }];
     }
     throw err;
   }
-  return scanner.duplicates.map((d) => ({
+  if (syntax !== undefined) {
+    const { message, offset } = describeSyntaxProblem(text, syntax);
+    return [{ key: '', message, ...lineColumn(text, offset) }];
+  }
+  return duplicates.map((d) => ({
     key: d.key,
     message: `duplicate key '${d.key}': JSON would silently keep only the last one`,
     ...lineColumn(text, d.offset),

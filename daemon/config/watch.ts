@@ -3,7 +3,7 @@
 import { EventEmitter } from 'node:events';
 import * as path from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
-import { watch, type FSWatcher } from 'chokidar';
+import { SerialRuns, WatchedFiles } from '../fs/watched-files.js';
 import { configChangeNeedsRestart, type ConfigDiff } from './diff.js';
 import { applyOverrides, currentHost, loadConfigFile, type HostInfo } from './load.js';
 import type { ConfigError, DaemonConfig } from './schema.js';
@@ -54,10 +54,8 @@ export class ConfigWatcher extends EventEmitter<ConfigWatcherEvents> {
   private lastInvalid: ConfigInvalidEvent | null = null;
   private readonly overrides: Partial<DaemonConfig>;
   private readonly host: HostInfo;
-  private readonly debounceMs: number;
-  private watcher: FSWatcher | undefined;
-  private timer: NodeJS.Timeout | undefined;
-  private queue: Promise<unknown> = Promise.resolve();
+  private readonly files: WatchedFiles;
+  private readonly reloads = new SerialRuns();
   private closed = false;
 
   constructor(opts: ConfigWatcherOptions) {
@@ -66,7 +64,13 @@ export class ConfigWatcher extends EventEmitter<ConfigWatcherEvents> {
     this.currentConfig = opts.initial;
     this.overrides = opts.overrides ?? {};
     this.host = opts.host ?? currentHost();
-    this.debounceMs = opts.debounceMs ?? 100;
+    this.files = new WatchedFiles({
+      debounceMs: opts.debounceMs ?? 100,
+      onSettled: () => void this.reload(),
+      onError: (err) => {
+        if (this.listenerCount('error') > 0) this.emit('error', err as Error);
+      },
+    });
   }
 
   /** The last good config. */
@@ -84,30 +88,7 @@ export class ConfigWatcher extends EventEmitter<ConfigWatcherEvents> {
    * filtered to the file, so an editor that replaces the file by rename is still followed.
    */
   async start(): Promise<void> {
-    if (this.watcher || this.closed) return;
-    const dir = path.dirname(this.path);
-    const watcher = watch(dir, {
-      ignoreInitial: true,
-      depth: 0,
-      ignored: (p: string) => p !== dir && p !== this.path,
-    });
-    this.watcher = watcher;
-    watcher.on('all', (_event, p) => {
-      if (p === this.path) this.schedule();
-    });
-    watcher.on('error', (err) => {
-      if (this.listenerCount('error') > 0) this.emit('error', err as Error);
-    });
-    await new Promise<void>((resolve) => watcher.once('ready', resolve));
-  }
-
-  private schedule(): void {
-    if (this.closed) return;
-    clearTimeout(this.timer);
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      void this.reload();
-    }, this.debounceMs);
+    await this.files.follow([this.path]);
   }
 
   /**
@@ -115,9 +96,7 @@ export class ConfigWatcher extends EventEmitter<ConfigWatcherEvents> {
    * in order, so events never report a stale `previous`.
    */
   reload(): Promise<ReloadOutcome> {
-    const run = this.queue.then(() => this.reloadNow());
-    this.queue = run.catch(() => undefined);
-    return run;
+    return this.reloads.run(() => this.reloadNow());
   }
 
   private async reloadNow(): Promise<ReloadOutcome> {
@@ -145,10 +124,6 @@ export class ConfigWatcher extends EventEmitter<ConfigWatcherEvents> {
 
   async close(): Promise<void> {
     this.closed = true;
-    clearTimeout(this.timer);
-    this.timer = undefined;
-    const watcher = this.watcher;
-    this.watcher = undefined;
-    await watcher?.close();
+    await this.files.close();
   }
 }

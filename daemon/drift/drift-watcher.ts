@@ -14,9 +14,9 @@
 import type { EventEmitter } from 'node:events';
 import { chown, lstat, readFile, readlink, stat } from 'node:fs/promises';
 import * as path from 'node:path';
-import { watch, type FSWatcher } from 'chokidar';
 import type { StateEvent } from '../controller.js';
 import { writeFileAtomic } from '../fs/atomic-write.js';
+import { SerialRuns, WatchedFiles } from '../fs/watched-files.js';
 import { builderKeyPaths } from '../keys/builder-keys.js';
 import { installLayout, MANAGED_BLOCK_NAME, type InstallLayout } from '../host-files/install-layout.js';
 import { parseManifest, type InstallManifest } from '../host-files/install-manifest.js';
@@ -142,26 +142,30 @@ async function readText(file: string): Promise<string | null> {
 const errText = (err: unknown) => (err instanceof Error ? err.message : String(err));
 
 export class DriftWatcher {
-  private readonly debounceMs: number;
   private readonly now: () => number;
   private readonly render: NonNullable<DriftWatcherOptions['render']>;
   private manifestText: string | null = null;
   private manifest: InstallManifest | null = null;
   private readonly states = new Map<string, TargetState>();
-  private watcher: FSWatcher | undefined;
-  private watchedDirs = new Set<string>();
-  private watchedFiles = new Set<string>();
-  private timer: NodeJS.Timeout | undefined;
-  private queue: Promise<unknown> = Promise.resolve();
+  private readonly files: WatchedFiles;
+  private readonly checks = new SerialRuns();
   private closed = false;
   private readonly onHostEvent = (e: StateEvent) => {
-    if (e.type === 'config') this.schedule();
+    if (e.type === 'config') this.files.schedule();
   };
 
   constructor(private readonly opts: DriftWatcherOptions) {
-    this.debounceMs = opts.debounceMs ?? DRIFT_DEBOUNCE_MS;
     this.now = opts.now ?? Date.now;
     this.render = opts.render ?? renderRegistration;
+    this.files = new WatchedFiles({
+      debounceMs: opts.debounceMs ?? DRIFT_DEBOUNCE_MS,
+      onSettled: () => {
+        void this.check()
+          .then(() => this.rewatch())
+          .catch((err) => this.opts.log.warn({ err }, 'cannot watch the registration files'));
+      },
+      onError: (err) => this.opts.log.warn({ err }, 'registration file watcher failed'),
+    });
   }
 
   /** Looks once (repairing drift from while the daemon was down), then follows the files. */
@@ -179,61 +183,24 @@ export class DriftWatcher {
 
   /** Checks now, after any check in progress; resolves with what it found and did. */
   check(): Promise<CheckResult> {
-    const run = this.queue.then(() => this.checkNow());
-    this.queue = run.catch(() => undefined);
-    return run;
+    return this.checks.run(() => this.checkNow());
   }
 
   async close(): Promise<void> {
     this.closed = true;
     this.opts.host.events.off('event', this.onHostEvent);
-    clearTimeout(this.timer);
-    this.timer = undefined;
-    const w = this.watcher;
-    this.watcher = undefined;
-    await w?.close();
-    await this.queue;
+    await this.files.close();
+    await this.checks.idle();
   }
 
-  private schedule(): void {
-    if (this.closed) return;
-    clearTimeout(this.timer);
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      void this.check()
-        .then(() => this.rewatch())
-        .catch((err) => this.opts.log.warn({ err }, 'cannot watch the registration files'));
-    }, this.debounceMs);
-  }
-
-  /** Watches the manifest's folder and, with an install, the folders of the three files. */
+  /** Follows the manifest and, with an install, the three files it registers. */
   private async rewatch(): Promise<void> {
-    if (this.closed) return;
-    const files = new Set([this.opts.manifestPath]);
+    const files = [this.opts.manifestPath];
     if (this.manifest) {
       const p = this.manifest.paths;
-      for (const f of [p.machinesFile, p.sshDropIn, p.knownHostsFile]) files.add(f);
+      files.push(p.machinesFile, p.sshDropIn, p.knownHostsFile);
     }
-    const dirs = new Set([...files].map((f) => path.dirname(f)));
-    const same = dirs.size === this.watchedDirs.size && [...dirs].every((d) => this.watchedDirs.has(d));
-    this.watchedFiles = files;
-    if (same && this.watcher) return;
-    const old = this.watcher;
-    this.watchedDirs = dirs;
-    const watcher = watch([...dirs], {
-      ignoreInitial: true,
-      depth: 0,
-      // Folders are watched, not files, so a file replaced by rename or deleted and recreated is still seen.
-      ignored: (p: string) => !this.watchedDirs.has(p) && !this.watchedFiles.has(p),
-    });
-    this.watcher = watcher;
-    watcher.on('all', (_event, p) => {
-      if (this.watchedFiles.has(p)) this.schedule();
-    });
-    watcher.on('error', (err) => this.opts.log.warn({ err }, 'registration file watcher failed'));
-    await new Promise<void>((resolve) => watcher.once('ready', resolve));
-    await old?.close();
-    if (this.closed) await watcher.close();
+    await this.files.follow(files);
   }
 
   private async loadManifest(): Promise<{ manifest: InstallManifest | null; problem?: string }> {
@@ -339,7 +306,7 @@ export class DriftWatcher {
 
     // Someone may have written the file while we rendered: their bytes win, and we look again.
     if ((await readText(t.file)) !== before) {
-      this.schedule();
+      this.files.schedule();
       return {};
     }
     const owner = before === null ? null : await stat(t.file).then((st) => ({ uid: st.uid, gid: st.gid }), () => null);

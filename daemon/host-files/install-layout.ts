@@ -4,6 +4,7 @@
 import * as path from 'node:path';
 import { builderNames, builderStateDir } from '../config/builders.js';
 import { SYSTEM_STATE_DIR, STATE_LAYOUT, userStateDir } from '../config/paths.js';
+import { unixSocketPathLimit } from '../fs/unix-socket-path.js';
 import { builderKeyPaths, type BuilderKeyPaths } from '../keys/builder-keys.js';
 
 export type InstallScope = 'system' | 'user';
@@ -147,9 +148,7 @@ export function defaultScope(facts: { nixDaemonSocketExists: boolean; nixRemote?
   return facts.nixDaemonSocketExists || facts.nixRemote === 'daemon' ? 'system' : 'user';
 }
 
-// sun_path holds 104 bytes on macOS and 108 on Linux, with the final NUL; ssh first binds
-// "<ControlPath>.<16 random characters>" and renames it, so that name must fit too.
-const SUN_PATH = { darwin: 104, linux: 108 } as const;
+// ssh first binds "<ControlPath>.<16 random characters>" and renames it, so that name must fit too.
 const MUX_TEMP_SUFFIX = 17;
 
 /**
@@ -169,6 +168,6 @@ export function chooseControlPathName(
     scope === 'system' ? { name: '%C', length: 40 } : { name: '%u-%C', length: longestLocal + 1 + 40 },
     { name: '%u-%r-%p', length: longestLocal + 1 + users.remote.length + 1 + 5 },
   ];
-  const budget = SUN_PATH[platform] - 1 - MUX_TEMP_SUFFIX - Buffer.byteLength(`${controlDir}/`);
+  const budget = unixSocketPathLimit(platform) - MUX_TEMP_SUFFIX - Buffer.byteLength(`${controlDir}/`);
   return candidates.find((c) => c.length <= budget)?.name ?? null;
 }

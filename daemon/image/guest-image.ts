@@ -7,8 +7,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { readdir, readFile, rename, rm, stat, utimes } from 'node:fs/promises';
 import { homedir } from 'node:os';
-import { dirname, join, relative, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join, relative, resolve } from 'node:path';
+import { projectRoot } from '../project-root.js';
 
 export type GuestImageArch = 'x86_64' | 'aarch64';
 
@@ -70,14 +70,6 @@ const STALE_BUILD_MS = 60 * 60 * 1000;
 /** Images kept besides the current one (another checkout or daemon version may use them). */
 const KEEP_IMAGES = 2;
 const IMAGE_DIR = new RegExp(`^[0-9a-f]{${HASH_CHARS}}$`);
-
-/** The project root: the nearest folder above this module with a package.json (works from dist/ too). */
-export function projectRoot(from: string = dirname(fileURLToPath(import.meta.url))): string {
-  for (let dir = resolve(from); ; dir = dirname(dir)) {
-    if (existsSync(join(dir, 'package.json'))) return dir;
-    if (dirname(dir) === dir) throw new Error(`no package.json found above ${from}: cannot locate guest/build-image.sh`);
-  }
-}
 
 export function defaultGuestDir(): string {
   return join(projectRoot(), 'guest');

@@ -79,6 +79,7 @@ t.test('install --builder NAME: the layout and the service carry the names, next
   t.equal(linux.stateDir, '/r/var/lib/linuxkit-nix/builders/arm');
   t.match(linux.service, { manager: 'systemd', unit: 'linuxkit-nix-arm.service', file: '/r/etc/systemd/system/linuxkit-nix-arm.service' });
   const spec = daemonServiceSpec(linux, { node: '/n', mainJs: '/m.js' }, { stopGraceMs: 20_000 });
+  // biome-ignore format: option and value pairs, one per line, read as the command line
   t.same(spec.programArguments, [
     '/n', '/m.js',
     '--config', '/r/var/lib/linuxkit-nix/builders/arm/config.json',

@@ -90,7 +90,9 @@ async function rig(t: Test, opts: { install?: boolean } = {}): Promise<Rig> {
     log: { info: () => {}, warn: () => {} },
     debounceMs: 100,
     now: () => now,
-    onCheck: (r) => waiters.splice(0).forEach((w) => w(r)),
+    onCheck: (r) => {
+      for (const w of waiters.splice(0)) w(r);
+    },
   });
   t.teardown(() => watcher.close());
   const nextCheck = () =>
@@ -143,7 +145,7 @@ async function defaultsFor(): Promise<DaemonConfig> {
 }
 
 /** After a repair, the check our own write causes finds nothing to do. */
-async function ownWriteIsQuiet(t: Test, r: Rig, pending: Promise<CheckResult>): Promise<void> {
+async function ownWriteIsQuiet(t: Test, pending: Promise<CheckResult>): Promise<void> {
   const after = await pending;
   t.same(after.repairs, [], 'the check caused by our own write repairs nothing');
 }
@@ -175,7 +177,7 @@ t.test('the machines block deleted by hand comes back; the foreign lines keep ev
   t.ok((await readFile(r.layout.machinesFile, 'utf8')).startsWith(FOREIGN_MACHINES), 'foreign lines first, unchanged');
   t.same(r.host.repairs.map((x) => x.message), [res.repairs[0].message], 'one repair event');
   t.match(r.host.repairs[0].details, { source: 'registration', file: r.layout.machinesFile, reason: 'missing' });
-  await ownWriteIsQuiet(t, r, quiet);
+  await ownWriteIsQuiet(t, quiet);
   t.equal(r.host.repairs.length, 1, 'still one repair event: our own write did not start a loop');
 });
 
@@ -208,7 +210,7 @@ t.test('our line changed by hand is restored in place', async (t) => {
   t.equal(res.repairs.length, 1);
   t.equal(res.repairs[0].message, `restored the machines entry in ${r.layout.machinesFile} (it had been changed)`);
   t.equal(await readFile(r.layout.machinesFile, 'utf8'), installed);
-  await ownWriteIsQuiet(t, r, quiet);
+  await ownWriteIsQuiet(t, quiet);
 });
 
 t.test("a block with the earlier marker (the ';' Nix misreads) is rewritten with the current one", async (t) => {
@@ -236,7 +238,7 @@ t.test('the machines file deleted is recreated with only our block, mode 0644', 
   t.equal(text, upsertManagedBlock('', MANAGED_BLOCK_NAME, r.expectedBlock('machines')));
   t.equal(text.split('\n').filter((l) => l && !l.startsWith('#')).length, 1, 'one machines line: ours');
   t.equal((await stat(r.layout.machinesFile)).mode & 0o777, 0o644);
-  await ownWriteIsQuiet(t, r, quiet);
+  await ownWriteIsQuiet(t, quiet);
 });
 
 t.test('the drop-in with another port and the deleted known_hosts are both restored', async (t) => {
@@ -250,7 +252,7 @@ t.test('the drop-in with another port and the deleted known_hosts are both resto
   let res = await next;
   t.same(res.repairs.map((x) => x.message), [`restored the SSH entry for linuxkit-builder in ${r.layout.sshDropIn} (it had been changed)`]);
   t.equal(await readFile(r.layout.sshDropIn, 'utf8'), dropIn);
-  await ownWriteIsQuiet(t, r, r.nextCheck());
+  await ownWriteIsQuiet(t, r.nextCheck());
 
   next = r.nextCheck();
   await unlink(r.layout.knownHostsFile);
@@ -297,7 +299,7 @@ t.test('a file something keeps rewriting is given up on after a few repairs, and
     await writeFileAtomic(r.layout.machinesFile, without);
     const res = await next;
     t.equal(res.repairs.length, 1, `repair ${i}`);
-    await ownWriteIsQuiet(t, r, r.nextCheck());
+    await ownWriteIsQuiet(t, r.nextCheck());
   }
   now += 1000;
   r.setNow(now);

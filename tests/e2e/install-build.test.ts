@@ -221,7 +221,7 @@ t.test('doctor --root passes every check that applies on the healthy builder', a
   t.equal(d.checks.get('service-loaded')?.skipped, true, 'no service manager under --root');
   for (const id of ['install', 'daemon-answers', 'builder-healthy', 'ssh-alias', 'host-key', 'machines-entry', 'nix-builders', 'key-permissions', 'guest-disk', 'guest-clock']) {
     const c = d.checks.get(id);
-    t.ok(c && c.ok && !c.skipped, `${id}: ${c?.message}`);
+    t.ok(c?.ok && !c.skipped, `${id}: ${c?.message}`);
   }
 });
 

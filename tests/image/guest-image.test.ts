@@ -11,13 +11,12 @@ import {
   ensureGuestImage,
   guestImageHash,
   guestImageInputs,
-  projectRoot,
   pruneGuestImages,
   readGuestImageManifest,
   type GuestImageInputs,
 } from '../../daemon/image/guest-image.js';
 import { guestBootError, guestKernelCmdline } from '../../daemon/image/guest-contract.js';
-import { imageCacheDir, repoRoot, requireTool, tempDir } from '../helpers/env.js';
+import { imageCacheDir, requireTool, tempDir } from '../helpers/env.js';
 
 const fakeGuest = fileURLToPath(new URL('./fixtures/fake-guest', import.meta.url));
 
@@ -221,8 +220,6 @@ t.test('the default cache folder follows LINUXKIT_IMAGE_CACHE, then the platform
   t.equal(defaultImageCacheDir({ LINUXKIT_IMAGE_CACHE: '/x/images', HOME: '/h' }, 'linux'), '/x/images');
   t.equal(defaultImageCacheDir({ HOME: '/home/u' }, 'linux'), '/home/u/.cache/linuxkit-nix/images');
   t.equal(defaultImageCacheDir({ HOME: '/Users/u' }, 'darwin'), '/Users/u/Library/Caches/linuxkit-nix/images');
-  t.equal(projectRoot(), repoRoot, 'the project root is found from the module');
-  t.equal(projectRoot(join(repoRoot, 'dist', 'daemon', 'image')), repoRoot, 'also from the compiled module');
 });
 
 t.test('per-boot kernel switches and the guest error line', async (t) => {

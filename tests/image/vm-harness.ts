@@ -63,6 +63,7 @@ export async function bootVm(opts: BootOptions): Promise<TestVm> {
   const consoleLog = join(opts.dir, `console.${port}.log`);
   const qmpSocket = join(opts.dir, `qmp.${port}.sock`);
   const append = [opts.image.cmdline, opts.appendExtra].filter(Boolean).join(' ');
+  // biome-ignore format: option and value pairs, one per line, read as the command line
   const argv = [
     '-machine', 'q35', '-accel', 'tcg', '-cpu', 'max', '-m', '1024', '-smp', '2',
     '-nodefaults', '-no-user-config', '-display', 'none', '-no-reboot',
@@ -124,6 +125,7 @@ export async function waitForConsole(vm: TestVm, text: string, timeoutMs: number
 }
 
 export function sshArgs(keys: TestKeys, knownHosts: string, port: number): string[] {
+  // biome-ignore format: option and value pairs, one per line, read as the command line
   return [
     '-o', 'BatchMode=yes',
     '-o', 'StrictHostKeyChecking=yes',
@@ -167,7 +169,7 @@ export async function qmp(socketPath: string, commands: string[]): Promise<unkno
       const line = buf.slice(0, nl).trim();
       buf = buf.slice(nl + 1);
       if (line) lines.push(JSON.parse(line) as Record<string, unknown>);
-      waiters.splice(0).forEach((w) => w());
+      for (const w of waiters.splice(0)) w();
     }
   });
   await new Promise<void>((res, rej) => sock.once('connect', res).once('error', rej));

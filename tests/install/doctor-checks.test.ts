@@ -84,7 +84,7 @@ const CASES: Array<{ name: string; inject: (f: DoctorFacts) => void; fails: stri
     },
     fails: ['ssh-alias'],
     message: /hostname is linuxkit-builder, expected 127\.0\.0\.1; port is 22, expected 31022/,
-    fix: /add this line at the top of it \(before any Host or Match line\):\n    Include \/etc\/ssh\/ssh_config\.d\/\*\.conf/,
+    fix: /add this line at the top of it \(before any Host or Match line\):\n {4}Include \/etc\/ssh\/ssh_config\.d\/\*\.conf/,
   },
   {
     name: 'missing machines entry',
@@ -121,7 +121,7 @@ const CASES: Array<{ name: string; inject: (f: DoctorFacts) => void; fails: stri
     },
     fails: ['nix-builders'],
     message: /builders is 'ssh:\/\/other x86_64-linux' \(from \/etc\/nix\/nix\.conf:4\), which hides \/etc\/nix\/machines/,
-    fix: /in \/etc\/nix\/nix\.conf line 4, change the builders line to:\n    builders = @\/etc\/nix\/machines ; ssh:\/\/other x86_64-linux/,
+    fix: /in \/etc\/nix\/nix\.conf line 4, change the builders line to:\n {4}builders = @\/etc\/nix\/machines ; ssh:\/\/other x86_64-linux/,
   },
   {
     name: 'daemon down',
@@ -172,7 +172,7 @@ const CASES: Array<{ name: string; inject: (f: DoctorFacts) => void; fails: stri
     },
     fails: ['key-permissions'],
     message: /client_ed25519 has mode 0644, expected 0600.*ssh_host_ed25519_key is owned by uid 501, expected root \(uid 0\)/,
-    fix: /chmod 600 '\/var\/lib\/linuxkit-nix\/keys\/client_ed25519'\n    chown root '\/var\/lib\/linuxkit-nix\/keys\/ssh_host_ed25519_key'/,
+    fix: /chmod 600 '\/var\/lib\/linuxkit-nix\/keys\/client_ed25519'\n {4}chown root '\/var\/lib\/linuxkit-nix\/keys\/ssh_host_ed25519_key'/,
   },
   {
     name: 'guest disk nearly full',

@@ -35,7 +35,7 @@ t.test('linux --system: the default builder and "arm" side by side, each removed
   t.match(readManagedBlock(machines, 'linuxkit-nix-arm'), new RegExp(`^ssh-ng://linuxkit-builder-arm aarch64-linux ${state}/keys/client_ed25519 2 1 benchmark,big-parallel - \\S+\\n$`));
   const dropIn = await readFile(join(root, 'etc/ssh/ssh_config.d/linuxkit-nix.conf'), 'utf8');
   t.ok(dropIn.startsWith(dropInDefault));
-  t.match(readManagedBlock(dropIn, 'linuxkit-nix-arm'), /^Host linuxkit-builder-arm\n  HostName 127\.0\.0\.1\n  Port 31023\n  User root\n/);
+  t.match(readManagedBlock(dropIn, 'linuxkit-nix-arm'), /^Host linuxkit-builder-arm\n {2}HostName 127\.0\.0\.1\n {2}Port 31023\n {2}User root\n/);
   t.match(readManagedBlock(dropIn, 'linuxkit-nix-arm'), `  IdentityFile ${state}/keys/client_ed25519\n`);
   t.match(readManagedBlock(dropIn, 'linuxkit-nix-arm'), '  HostKeyAlias linuxkit-builder-arm\n');
   t.match(await readFile(join(state, 'keys/known_hosts'), 'utf8'), /^linuxkit-builder-arm ssh-ed25519 \S+\n$/);

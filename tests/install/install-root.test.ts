@@ -95,7 +95,7 @@ t.test('on a populated root: foreign lines survive, reinstall is a no-op, --ssh-
   t.match(machines, /^ssh-ng:\/\/linuxkit-builder x86_64-linux \S+\/keys\/client_ed25519 4 1 benchmark,big-parallel - [A-Za-z0-9+/=]+$/m, '8 fields, maxJobs follows --cpus');
   const dropIn = await readFile(join(root, 'etc/ssh/ssh_config.d/linuxkit-nix.conf'), 'utf8');
   t.ok(dropIn.startsWith(dropInBefore), 'the admin lines in the drop-in stay');
-  t.match(dropIn, /^  Port 31022$/m);
+  t.match(dropIn, /^ {2}Port 31022$/m);
   const config = await readFile(join(root, 'var/lib/linuxkit-nix/config.json'), 'utf8');
   t.equal(config, '{\n  "cpus": 4\n}\n', 'only the given setting changed in the existing config');
 
@@ -140,8 +140,8 @@ t.test('--dry-run prints diffs of every file it would touch and changes nothing'
   const installed = treeSnapshot(root);
   const dry2 = await cli('install', ['--root', root, '--system', '--ssh-port', '2200', '--dry-run']);
   t.equal(treeSnapshot(root), installed, 'no byte changed');
-  t.match(dry2.out, /-  Port 31022\n\+  Port 2200\n/);
-  t.match(dry2.out, /-  "cpus": 3\n\+  "cpus": 3,\n\+  "sshPort": 2200\n/, 'the hand-written config gets just the new key');
+  t.match(dry2.out, /- {2}Port 31022\n\+ {2}Port 2200\n/);
+  t.match(dry2.out, /- {2}"cpus": 3\n\+ {2}"cpus": 3,\n\+ {2}"sshPort": 2200\n/, 'the hand-written config gets just the new key');
   t.notMatch(dry2.out, /etc\/nix\/machines/, 'the machines file would not change');
 
   const dryUn = await cli('uninstall', ['--root', root, '--dry-run']);
@@ -200,7 +200,7 @@ t.test('install refuses bad settings and a broken config, naming them, and chang
   await writeFile(join(root, 'var/lib/linuxkit-nix/config.json'), '{"cpus": "many"}\n');
   const broken = await cli('install', ['--root', root, '--system']);
   t.equal(broken.code, 1);
-  t.match(broken.err, /config\.json is not a valid config; fix it first \(nothing was changed\):\n  cpus must be an integer between 1 and 64; got 'many'/);
+  t.match(broken.err, /config\.json is not a valid config; fix it first \(nothing was changed\):\n {2}cpus must be an integer between 1 and 64; got 'many'/);
   await writeFile(join(root, 'var/lib/linuxkit-nix/config.json'), '{\n  "cpus": 3\n}\n');
   t.equal(treeSnapshot(root), before);
 });

@@ -26,6 +26,7 @@ for (const scope of ['system', 'user'] as const) {
     t.equal(back.ExitTimeOut, 30, 'the 20 s ACPI grace plus the hard-stop steps');
     t.equal(back.ThrottleInterval, 10);
     t.equal(back.ProcessType, 'Standard');
+    // biome-ignore format: option and value pairs, one per line, read as the command line
     t.same(back.ProgramArguments, [
       program.node, program.mainJs,
       '--config', `${layout.stateDir}/config.json`,

@@ -3,6 +3,7 @@
 // is the longest) stays in each backend's args.ts.
 import { isAbsolute } from 'node:path';
 import type { VmSpec } from '../../backend.js';
+import { unixSocketPathLimit } from '../../fs/unix-socket-path.js';
 
 /** cpus, memory and the SSH port. */
 export function checkVmSize(spec: Pick<VmSpec, 'cpus' | 'memoryMiB' | 'sshPort'>): void {
@@ -30,10 +31,8 @@ export function requireAbsolutePath(field: string, value: unknown, lineBreaks: R
   }
 }
 
-/** sun_path size minus its terminating NUL: 108 on Linux, 104 on the BSDs and macOS. */
-export function unixSocketPathLimit(platform: NodeJS.Platform): number {
-  return platform === 'linux' ? 107 : 103;
-}
+/** Re-exported for the backends, which name every spec limit from this file. */
+export { unixSocketPathLimit };
 
 /** Throws when `socket`, the longest socket path in the state directory, is too long to bind. */
 export function checkSocketPathLength(socket: string, platform: NodeJS.Platform): void {

@@ -4,6 +4,7 @@
 // commas.
 import { isAbsolute, join } from 'node:path';
 import type { VmSpec } from '../../backend.js';
+import { GUEST_DISK_DEVICE, guestKernelCmdline } from '../../image/guest-contract.js';
 import { checkSocketPathLength, checkVmSize, requireAbsolutePath } from '../common/spec-checks.js';
 
 export interface HyperkitCommand {
@@ -92,6 +93,7 @@ export function buildHyperkitArgs(spec: VmSpec, opts: HyperkitArgsOptions): Hype
   // An empty field boots without an initrd (hyperkit treats a zero-length option as absent).
   const p = hyperkitPaths(spec.stateDir);
 
+  // biome-ignore format: option and value pairs, one per line, read as the command line
   const argv: string[] = [
     // ACPI tables: without them SIGTERM cannot become a power-button press.
     '-A',
@@ -105,6 +107,7 @@ export function buildHyperkitArgs(spec: VmSpec, opts: HyperkitArgsOptions): Hype
     '-s', `${SLOT.vpnkit},virtio-vpnkit,path=${p.ethSocket},uuid=${opts.vpnkitUuid.toLowerCase()}`,
   ];
   if (spec.disk !== undefined) argv.push('-s', `${SLOT.disk},virtio-blk,${spec.disk}`);
+  // biome-ignore format: option and value pairs, one per line, read as the command line
   argv.push(
     '-s', `${SLOT.vsock},virtio-sock,guest_cid=${GUEST_CID},path=${p.vsockDir}`,
     '-s', `${SLOT.rnd},virtio-rnd`,
@@ -119,11 +122,9 @@ export function buildHyperkitArgs(spec: VmSpec, opts: HyperkitArgsOptions): Hype
 
 /** earlyprintk so a kernel that dies early still leaves a trace in the console ring. */
 export function hyperkitCmdline(spec: Pick<VmSpec, 'cmdline' | 'disk'>): string {
-  const words = ['earlyprintk=serial'];
-  if (spec.cmdline.trim() !== '') words.push(spec.cmdline.trim());
-  // The first virtio-blk disk is /dev/vda in the guest, as under QEMU.
-  if (spec.disk !== undefined) words.push('linuxkit.disk=/dev/vda');
-  return words.join(' ');
+  // The first virtio-blk disk is GUEST_DISK_DEVICE in the guest, as under QEMU.
+  const guest = guestKernelCmdline(spec.cmdline, spec.disk === undefined ? {} : { disk: GUEST_DISK_DEVICE });
+  return guest === '' ? 'earlyprintk=serial' : `earlyprintk=serial ${guest}`;
 }
 
 export function buildVpnkitArgs(spec: Pick<VmSpec, 'stateDir'>, opts: VpnkitArgsOptions = {}): HyperkitCommand {
@@ -181,7 +182,10 @@ function requireOptionPath(field: string, value: unknown): void {
   }
 }
 
+// hyperkit's virtio-sock device refuses to start unless "<vsockDir>/%08x.%08x" (the socket of a
+// guest-to-host port) fits sun_path: one byte longer than vpnkit_port.sock, the longest we bind.
+const VSOCK_PORT_SOCKET_NAME = '00000000.00000000';
+
 function checkSocketPaths(stateDir: string, platform: NodeJS.Platform): void {
-  // vpnkit_port.sock is the longest socket name in the state directory.
-  checkSocketPathLength(hyperkitPaths(stateDir).portSocket, platform);
+  checkSocketPathLength(join(hyperkitPaths(stateDir).vsockDir, VSOCK_PORT_SOCKET_NAME), platform);
 }

@@ -1,6 +1,7 @@
 // The QEMU command line as a pure function of the VM spec, so a golden test can pin it.
 import { join } from 'node:path';
 import type { VmSpec } from '../../backend.js';
+import { GUEST_DISK_DEVICE, guestKernelCmdline } from '../../image/guest-contract.js';
 import { checkSocketPathLength, checkVmSize, requireAbsolutePath } from '../common/spec-checks.js';
 
 export interface QemuCommand {
@@ -52,6 +53,7 @@ export function buildQemuArgs(spec: VmSpec, opts: QemuArgsOptions = {}): QemuCom
   let cmdline = spec.cmdline;
   if (spec.disk !== undefined) cmdline = `${cmdline} linuxkit.disk=/dev/vda`.trim();
 
+  // biome-ignore format: option and value pairs, one per line, read as the command line
   const argv: string[] = [
     '-machine', machine,
     '-accel', spec.accel,
@@ -68,6 +70,7 @@ export function buildQemuArgs(spec: VmSpec, opts: QemuArgsOptions = {}): QemuCom
     '-kernel', spec.kernel,
   ];
   if (spec.initrd !== '') argv.push('-initrd', spec.initrd);
+  // biome-ignore format: option and value pairs, one per line, read as the command line
   argv.push(
     '-append', cmdline,
     // 127.0.0.1 always: an empty host address would expose the builder's SSH on every interface.

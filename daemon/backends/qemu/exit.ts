@@ -43,9 +43,3 @@ export function describeVmExit(o: ExitObservation, at: string): VmExit {
   if (o.code !== 0 && last !== '') return { ...base, reason: `exited with code ${o.code}: ${last}` };
   return { ...base, reason: `exited with code ${o.code}` };
 }
-
-function lastLine(text: string | undefined): string {
-  if (!text) return '';
-  const lines = text.split('\n').map((l) => l.trim()).filter((l) => l !== '');
-  return lines[lines.length - 1] ?? '';
-}

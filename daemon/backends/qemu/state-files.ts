@@ -1,7 +1,7 @@
 // The files a QEMU VM leaves in the state directory (pid file, QMP socket): whether a live VM
 // still owns them, and removing them once it is gone. A live VM's files are never touched.
 import { rm } from 'node:fs/promises';
-import { createConnection } from 'node:net';
+import { mayBeListening, probeUnixSocket } from '../../fs/unix-socket-probe.js';
 import { readProcessIdentity, type ProcessIdentity } from '../../process/identity.js';
 import { LiveVmError } from '../common/live-vm.js';
 import { readPidFile } from '../common/pid-file.js';
@@ -26,21 +26,9 @@ function ownsPidFile(identity: ProcessIdentity, pidFile: string): boolean {
   return ` ${identity.argv.join(' ')} `.includes(` -pidfile ${pidFile} `);
 }
 
-/** True when something accepts connections on the Unix socket (or we cannot tell). */
-export function socketAnswers(path: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = createConnection({ path });
-    const done = (answer: boolean) => {
-      clearTimeout(timer);
-      s.destroy();
-      resolve(answer);
-    };
-    const timer = setTimeout(() => done(true), 1000);
-    s.once('connect', () => done(true));
-    s.once('error', (err: NodeJS.ErrnoException) =>
-      done(!['ECONNREFUSED', 'ENOENT', 'ENOTSOCK'].includes(err.code ?? '')),
-    );
-  });
+/** True when a process may hold the Unix socket (see mayBeListening). */
+export async function socketAnswers(path: string): Promise<boolean> {
+  return mayBeListening(await probeUnixSocket(path));
 }
 
 /**

@@ -129,12 +129,16 @@ t.test('errors name the bad input', async (t) => {
   t.throws(bad({ cmdline: 'init="/bin/sh -x"' }), { message: /^cmdline must not contain double quotes/ });
   const long = `/Users/${'x'.repeat(90)}`;
   t.throws(bad({ stateDir: long }), {
-    message: `stateDir is too long for a Unix socket: ${long}/vpnkit_port.sock is 114 bytes, the limit on darwin is 103; choose a shorter stateDir`,
+    message: `stateDir is too long for a Unix socket: ${long}/00000000.00000000 is 115 bytes, the limit on darwin is 103; choose a shorter stateDir`,
   });
-  // 105 bytes: over the macOS limit, within Linux's.
+  // 106 bytes: over the macOS limit, within Linux's.
   const mid = `/Users/${'y'.repeat(81)}`;
-  t.throws(bad({ stateDir: mid }), { message: /vpnkit_port\.sock is 105 bytes, the limit on darwin is 103/ });
+  t.throws(bad({ stateDir: mid }), { message: /00000000\.00000000 is 106 bytes, the limit on darwin is 103/ });
   t.doesNotThrow(() => buildHyperkitArgs({ ...base, stateDir: mid }, { vpnkitUuid: uuid, platform: 'linux' }));
+  // hyperkit needs strlen(stateDir "/00000000.00000000") <= 103: 85 bytes of stateDir is the most.
+  const atLimit = `/Users/${'z'.repeat(78)}`;
+  t.doesNotThrow(() => buildHyperkitArgs({ ...base, stateDir: atLimit }, { vpnkitUuid: uuid, platform: 'darwin' }));
+  t.throws(bad({ stateDir: `${atLimit}z` }), { message: /00000000\.00000000 is 104 bytes, the limit on darwin is 103/ });
 });
 
 t.test('the vsock connect header is 18 bytes of %08x.%08x\\n', async (t) => {

@@ -134,7 +134,7 @@ t.test('vpnkit dying takes the VM down: the guest powers off on the lost link', 
   const backend = standinBackend();
   const handle = await backend.start(spec);
   await up(spec.sshPort);
-  const vpnkitPid = (handle.record.extra?.vpnkit as { pid: number }).pid;
+  const vpnkitPid = (handle.record.extra!.vpnkit as { pid: number }).pid;
   process.kill(vpnkitPid, 'SIGKILL');
   const exit = await handle.exited;
   t.match(exit, { code: 0, reason: 'vpnkit was killed by SIGKILL; the VM went down with it (hyperkit exited with code 0)' });
@@ -148,7 +148,7 @@ t.test('vpnkit dying before the guest enabled ACPI: the backend stops hyperkit a
   const spec = await standinSpec(t, 'standin.boot_ms=600000');
   const backend = standinBackend({ vpnkitLossGraceMs: 300 });
   const handle = await backend.start(spec);
-  process.kill((handle.record.extra?.vpnkit as { pid: number }).pid, 'SIGTERM');
+  process.kill((handle.record.extra!.vpnkit as { pid: number }).pid, 'SIGTERM');
   t.match(await handle.exited, {
     signal: 'SIGTERM',
     reason: 'vpnkit was killed by SIGTERM; the VM went down with it (hyperkit was killed by SIGTERM)',
@@ -233,7 +233,7 @@ t.test('an adopted VM whose vpnkit is gone is taken down', async (t) => {
   const original = await first.start(spec);
   await up(spec.sshPort);
   await first.detach(original);
-  const vpnkitPid = (original.record.extra?.vpnkit as { pid: number }).pid;
+  const vpnkitPid = (original.record.extra!.vpnkit as { pid: number }).pid;
   process.kill(vpnkitPid, 'SIGKILL');
   // The guest powers itself off when the link breaks; whether it already has, the new daemon
   // must end up with no VM and no processes.

@@ -117,7 +117,7 @@ export function sshConnect(port: number, timeoutMs = 3000): Promise<{ send(line:
     });
     s.on('data', (c) => {
       buf += c.toString('utf8');
-      let nl;
+      let nl: number;
       while ((nl = buf.indexOf('\n')) >= 0) {
         const line = buf.slice(0, nl).replace(/\r$/, '');
         buf = buf.slice(nl + 1);

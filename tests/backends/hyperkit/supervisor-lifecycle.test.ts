@@ -152,7 +152,7 @@ const crashes: Array<{ name: string; trigger: (d: Daemon, s: DaemonStatus) => Pr
   { name: 'hyperkit is killed (SIGKILL)', trigger: (_d, s) => process.kill(s.vm.pid!, 'SIGKILL'), reason: 'killed by SIGKILL' },
   {
     name: 'vpnkit dies',
-    trigger: (d) => process.kill((d.backend.handles.at(-1)!.record.extra?.vpnkit as { pid: number }).pid, 'SIGKILL'),
+    trigger: (d) => process.kill((d.backend.handles.at(-1)!.record.extra!.vpnkit as { pid: number }).pid, 'SIGKILL'),
     reason: 'vpnkit was killed by SIGKILL; the VM went down with it (hyperkit exited with code 0)',
   },
 ];
@@ -171,8 +171,8 @@ for (const c of crashes) {
     t.equal(after.restarts, 1, 'counted as a restart');
     t.equal(d.backend.handles.length, 2);
     const [first, second] = d.backend.handles;
-    const firstVpnkit = (first.record.extra?.vpnkit as { pid: number }).pid;
-    const secondVpnkit = (second.record.extra?.vpnkit as { pid: number }).pid;
+    const firstVpnkit = (first.record.extra!.vpnkit as { pid: number }).pid;
+    const secondVpnkit = (second.record.extra!.vpnkit as { pid: number }).pid;
     t.not(secondVpnkit, firstVpnkit, 'both processes were started again');
     t.match(await readText(hyperkitPaths(spec.stateDir).hyperkitLog), /vpnkit socket present at start: yes[\s\S]*vpnkit socket present at start: yes/, 'vpnkit first, both times');
     await stoppedClean(t, d);

@@ -137,7 +137,7 @@ t.test('commands sent together are answered in order, even by a server that echo
 });
 
 t.test('the server closing rejects pending commands, emits close, and refuses later ones', async (t) => {
-  const server = await fakeQmp(t, (cmd, send, socket) => {
+  const server = await fakeQmp(t, (_cmd, send, socket) => {
     send('{"timestamp": {"seconds": 1, "microseconds": 0}, "event": "SHUTDOWN", "data": {"guest": true, "reason": "guest-shutdown"}}\n');
     socket.end();
   });
