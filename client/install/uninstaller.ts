@@ -131,17 +131,3 @@ async function launchdExitTimeOut(manifest: InstallManifest): Promise<number> {
   }
 }
 
-/** Whether a process accepts connections on the Unix socket (a stale socket file refuses them). */
-function somethingListens(socketPath: string, timeoutMs = 2000): Promise<boolean> {
-  return new Promise((resolve) => {
-    const sock = connect(socketPath);
-    const done = (v: boolean) => {
-      clearTimeout(timer);
-      sock.destroy();
-      resolve(v);
-    };
-    const timer = setTimeout(() => done(false), timeoutMs);
-    sock.once('connect', () => done(true));
-    sock.once('error', () => done(false));
-  });
-}

@@ -196,23 +196,11 @@ export class Supervisor implements DaemonController {
     const vm = this.vm;
     if (vm && !opts.stopVm) {
       this.deps.log.info({ pid: vm.handle.pid }, 'leaving the VM running for the next daemon to adopt');
-<<<<<<< HEAD
       await this.deps.backend.detach?.(vm.handle);
-      return;
-    }
-    vm.stopRequested = true;
-    try {
-      const exit = await this.deps.backend.stop(vm.handle, { graceMs: this.deps.policy().stopGraceMs });
-      await this.onExit(vm, exit);
-    } catch (err) {
-      this.deps.log.error({ err, pid: vm.handle.pid }, 'could not stop the VM on shutdown');
-=======
-      this.deps.backend.detach?.(vm.handle);
     } else if (vm) {
       if (!vm.stopping) this.beginStop(vm, 'the daemon is shutting down', this.deps.policy());
       await vm.stopping;
       if (this.vm === vm) this.deps.log.error({ pid: vm.handle.pid }, 'could not stop the VM on shutdown');
->>>>>>> loop
     }
     await this.saved.flushed();
   }
@@ -423,21 +411,10 @@ export class Supervisor implements DaemonController {
 
   private async adoptOrClear(record: VmRecord): Promise<void> {
     const { backend } = this.deps;
-<<<<<<< HEAD
     // Adoption needs only the record: no spec, so no image is built for a VM that already runs.
     const handle =
       record.backend === backend.name
-        ? await this.attempt(`adopt the VM (pid ${record.pid})`, () => backend.adopt(record))
-=======
-    const spec = await attempt(this.deps.log, 'build the VM spec for adoption', () =>
-      this.deps.buildSpec(`adopt-${record.pid}`, { adopting: true }),
-    );
-    // Without a spec nothing can be checked or cleaned; the record stays for a later daemon.
-    if (!spec) return;
-    const handle =
-      record.backend === backend.name
-        ? await attempt(this.deps.log, `adopt the VM (pid ${record.pid})`, () => backend.adopt(record, spec))
->>>>>>> loop
+        ? await attempt(this.deps.log, `adopt the VM (pid ${record.pid})`, () => backend.adopt(record))
         : null;
     if (handle) {
       const vm = this.attach(handle, true, this.configGen);
@@ -448,18 +425,13 @@ export class Supervisor implements DaemonController {
       return;
     }
     this.deps.log.info({ pid: record.pid, backend: record.backend }, 'the recorded VM is gone; cleaning up after it');
-<<<<<<< HEAD
-    const spec = await this.attempt('build the VM spec for the clean-up', () =>
+    const spec = await attempt(this.deps.log, 'build the VM spec for the clean-up', () =>
       this.deps.buildSpec(`adopt-${record.pid}`, { adopting: true }),
     );
     // Without a spec nothing can be cleaned; the record stays for a later daemon.
     if (!spec) return;
-    await this.attempt('clean up after the recorded VM', () => backend.prepare(spec));
-    await this.saveRecord(null);
-=======
     await attempt(this.deps.log, 'clean up after the recorded VM', () => backend.prepare(spec));
     await this.saved.saveRecord(null);
->>>>>>> loop
   }
 
   // ---- helpers ----

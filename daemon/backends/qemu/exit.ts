@@ -2,6 +2,7 @@
 // status and the reason in QEMU's last SHUTDOWN event. Pure, so a table test can pin it.
 import type { VmExit } from '../../backend.js';
 import { explainQemuFailure } from './known-failures.js';
+import { lastLine } from '../common/stderr-tail.js';
 
 export interface ExitObservation {
   /** Exit code; null when killed by a signal or unknown (an adopted VM). */

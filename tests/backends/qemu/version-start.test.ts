@@ -155,6 +155,8 @@ t.test('the supervisor stops retrying a QEMU too old: failed after maxAttempts, 
       saveDesired: async () => {},
       loadRecord: async () => null,
       saveRecord: async () => {},
+      loadMemory: async () => null,
+      saveMemory: async () => {},
     },
     policy: () => policy,
     info: () => ({
