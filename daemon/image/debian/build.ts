@@ -3,6 +3,7 @@
 // named by the hash of the resolution. A resolution younger than `maxResolutionAgeMs` is reused
 // with no network at all; when the mirror cannot be reached an older one is used if its image is
 // still in the cache.
+import type { GuestImage } from '../guest-image.js';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -47,14 +48,8 @@ export interface DebianImageManifest {
   builtAt: string;
 }
 
-export interface DebianImage {
-  hash: string;
-  dir: string;
-  kernel: string;
-  initrd: string;
-  cmdline: string;
-  sizeBytes: number;
-  built: boolean;
+/** A guest image as the daemon consumes it, plus the resolved Debian packages it was made from. */
+export interface DebianImage extends GuestImage {
   manifest: DebianImageManifest;
 }
 
