@@ -21,6 +21,17 @@ async function main(): Promise<number> {
     return 0;
   }
   process.title = 'linuxkitd';
+  // Signal handlers go in before anything starts: adopting a VM or probing it happens during
+  // startup, and a SIGTERM then must still power the VM off (or leave it) and exit cleanly, never
+  // kill the daemon by the default action.
+  let received: NodeJS.Signals | null = null;
+  let onSignal: (signal: NodeJS.Signals) => void = (signal) => {
+    received ??= signal;
+  };
+  process.once('SIGTERM', () => onSignal('SIGTERM'));
+  process.once('SIGINT', () => onSignal('SIGINT'));
+  let onHangup = () => {}; // the config is read at startup anyway
+  process.on('SIGHUP', () => onHangup());
   let daemon: RunningDaemon;
   try {
     daemon = await startDaemon(args);
@@ -45,12 +56,12 @@ async function main(): Promise<number> {
         },
       );
     };
-    process.once('SIGTERM', () => shutdown('SIGTERM'));
-    process.once('SIGINT', () => shutdown('SIGINT'));
-    process.on('SIGHUP', () => {
+    onHangup = () => {
       log.info('SIGHUP: reloading the config');
       void daemon.reload();
-    });
+    };
+    if (received) shutdown(received);
+    else onSignal = shutdown;
   });
 }
 
