@@ -50,11 +50,23 @@ export async function spawnLogged(executable: string, argv: string[], logPath: s
   return { child, exit, tail: () => readTail(logPath, offset) };
 }
 
-/** Throws the reason a process ended while it was starting: its own last words when it had any. */
-export async function earlyExit(name: string, executable: string, spawned: Spawned, when: string): Promise<never> {
+/**
+ * Throws the reason a process ended while it was starting: its own last words when it had any,
+ * led by the known cause `explain` finds in them.
+ */
+export async function earlyExit(
+  name: string,
+  executable: string,
+  spawned: Spawned,
+  when: string,
+  explain: (output: string) => string | null = () => null,
+): Promise<never> {
   const e = await spawned.exit;
   if (e.error) throw new Error(`cannot run ${name} ${JSON.stringify(executable)}: ${e.error.message}`);
-  throw new Error(`${name} ${describeEnd(e)} ${when}: ${(await spawned.tail()).trim() || '(no output)'}`);
+  const output = (await spawned.tail()).trim();
+  const said = output || '(no output)';
+  const known = output ? explain(output) : null;
+  throw new Error(`${name} ${describeEnd(e)} ${when}: ${known ? `${known} (stderr: ${said})` : said}`);
 }
 
 /** SIGKILL for a child that failed to start properly; resolves once it is reaped. */

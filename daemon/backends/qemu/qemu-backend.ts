@@ -13,6 +13,7 @@ import { earlyExit, killSpawned, spawnLogged } from '../common/spawn.js';
 import { BackendVm } from '../common/vm-handle.js';
 import { buildQemuArgs, qemuPaths, type QemuPaths } from './args.js';
 import { describeVmExit } from './exit.js';
+import { explainQemuFailure } from './known-failures.js';
 import { QmpClient, type QmpEvent } from './qmp.js';
 import { assertNoLiveVm, removeStaleFiles } from './state-files.js';
 import { assertSupportedQemu, readQemuVersion } from './version.js';
@@ -90,7 +91,7 @@ export class QemuBackend implements Backend {
     const { child } = spawned;
     const startedAt = new Date().toISOString();
     const childExit = spawned.exit;
-    const failedEarly = (): Promise<never> => earlyExit('QEMU', executable, spawned, 'before it was up');
+    const failedEarly = (): Promise<never> => earlyExit('QEMU', executable, spawned, 'before it was up', explainQemuFailure);
 
     const clues = new ExitClues();
     let qmp: QmpClient;

@@ -7,6 +7,7 @@ import type { GuestImage } from '../guest-image.js';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { writeFileAtomic } from '../../fs/atomic-write.js';
 import { fetchSuiteIndex, httpGet, type HttpGet } from './archive.js';
 import { ARCH_PROFILES, type GuestArch } from './arch-profile.js';
 import { writeCpioNewc } from './cpio.js';
@@ -84,12 +85,6 @@ export async function readDebianImage(dir: string, hash: string, built: boolean)
   return { hash, dir, kernel, initrd, cmdline: manifest.cmdline, sizeBytes: sizes[0] + sizes[1], built, manifest };
 }
 
-async function writeAtomically(path: string, data: string | Buffer): Promise<void> {
-  const tmp = `${path}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
-  await writeFile(tmp, data);
-  await rename(tmp, path);
-}
-
 export async function buildDebianGuestImage(opts: BuildDebianImageOptions): Promise<DebianImage> {
   const { arch, cacheDir, settings } = opts;
   const profile = ARCH_PROFILES[arch];
@@ -128,7 +123,7 @@ export async function buildDebianGuestImage(opts: BuildDebianImageOptions): Prom
   });
   const hash = imageHash(arch, contract.digest, resolution.packages);
   const dir = join(cacheDir, hash);
-  const saveRecord = (): Promise<void> => writeAtomically(recordPath, JSON.stringify({ resolvedAt: now(), hash } satisfies ResolutionRecord));
+  const saveRecord = (): Promise<void> => writeFileAtomic(recordPath, JSON.stringify({ resolvedAt: now(), hash } satisfies ResolutionRecord));
   const existing = await readDebianImage(dir, hash, false);
   if (existing) {
     await saveRecord();

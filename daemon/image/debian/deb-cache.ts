@@ -1,9 +1,9 @@
 // .deb files kept by content: `<dir>/<sha256>.deb`. A download is checked against the SHA256 the
 // signed index gives and only then renamed into place, so the cache never holds a partial or
 // unverified file, and a cached file is a hit without any network.
-import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { writeFileAtomic } from '../../fs/atomic-write.js';
 import { sha256, type HttpGet, type IndexedPackage } from './archive.js';
 
 export function debUrl(p: IndexedPackage): string {
@@ -19,12 +19,6 @@ export async function fetchDeb(p: IndexedPackage, dir: string, get: HttpGet): Pr
   const actual = sha256(data);
   if (actual !== p.sha256) throw new Error(`${url}: SHA256 ${actual} does not match ${p.sha256} from the Packages index of ${p.suite}`);
   await mkdir(dir, { recursive: true });
-  const tmp = join(dir, `.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
-  try {
-    await writeFile(tmp, data);
-    await rename(tmp, path);
-  } finally {
-    await rm(tmp, { force: true });
-  }
+  await writeFileAtomic(path, data);
   return data;
 }
