@@ -47,7 +47,7 @@ const [skip, noPoints, crash, tapFailure, coverage] = await Promise.all([
   runFixture('no-points'),
   runFixture('skip', { TAP_SUMMARY_SCRIPT: join(fixtures, 'crashing-summary.mjs') }),
   runFixture('tap-failure'),
-  runFixture('coverage'),
+  runFixture('low-coverage'),
 ]);
 t.teardown(() => Promise.all([skip, noPoints, crash, tapFailure, coverage].map((r) => rm(r.dir, { recursive: true, force: true }))));
 
@@ -113,7 +113,7 @@ t.test('verdict: the edge cases no fixture reaches', async (t) => {
   t.same(verdicts.verdict(clean), { lines: ['', '3 passed, 0 failed'], exitCode: 0 }, 'all green: no ", 0 skipped"');
   const cut = verdicts.verdict({ ...clean, tapExitCode: null });
   t.equal(last(cut), '3 passed, 1 failed');
-  t.match(cut.lines, ["  - tap's exit code never reached the summary: the output was cut short"]);
+  t.ok(cut.lines.includes("  - tap's exit code never reached the summary: the output was cut short"), 'named as a failure');
   const none = verdicts.verdict({ ...clean, passed: 0, files: 0, tapExitCode: 1, tapWords: ['No test files found'] });
   t.equal(last(none), '0 passed, 1 failed', 'no test file ran: one failure, not also an unexplained tap failure');
   t.match(none.lines.join('\n'), /no test file ran \(tap exited 1\)/);
