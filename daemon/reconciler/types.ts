@@ -136,6 +136,19 @@ export function freshStepMemory(now: number): StepMemory {
   };
 }
 
+/**
+ * The memory a new daemon process starts from, given what an earlier one saved. Failures in a row,
+ * a backoff deadline, `failed` and the last exit carry over; a state that described the earlier
+ * process's VM (starting, running, degraded, stopping) does not: this process has no VM until it
+ * adopts one or starts one, so it begins `stopped` and lets its first step decide.
+ */
+export function resumeStepMemory(saved: StepMemory): StepMemory {
+  if (saved.state === 'failed' || saved.state === 'backoff' || saved.state === 'stopped') {
+    return { ...saved, healthySince: null };
+  }
+  return { ...saved, state: 'stopped', healthySince: null };
+}
+
 /** Why a start happens: the supervisor counts `crash` starts as restarts. */
 export type StartCause = 'desired' | 'crash' | 'reboot' | 'restart';
 /** Why a running VM is replaced: `health` counts as a restart and as a failed start. */

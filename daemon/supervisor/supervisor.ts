@@ -11,7 +11,7 @@ import type { VmExit, VmHandle, VmRecord } from '../backend.js';
 import { ConflictError } from '../controller.js';
 import type { DaemonController, DaemonStatus, DesiredState } from '../controller.js';
 import { reconcileStep } from '../reconciler/reconcile-step.js';
-import { freshStepMemory } from '../reconciler/types.js';
+import { freshStepMemory, resumeStepMemory } from '../reconciler/types.js';
 import type { Action, Observed, ObservedExit, Policy, StepMemory } from '../reconciler/types.js';
 import { Announcer, type EventInput } from './announcer.js';
 import { planRequest, type Request } from './requests.js';
@@ -88,7 +88,7 @@ export class Supervisor implements DaemonController {
     this.loaded = true;
     this.desired = await this.saved.loadDesired();
     const { memory, resumed } = await this.saved.loadMemory(this.memory);
-    this.memory = memory;
+    this.memory = resumed ? resumeStepMemory(memory) : memory;
     if (!resumed) return;
     const exit = memory.lastExit;
     if (exit) {

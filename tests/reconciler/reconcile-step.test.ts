@@ -5,6 +5,7 @@ import type { BuilderState, DesiredState } from '../../daemon/controller.js';
 import { formatDuration, reconcileStep } from '../../daemon/reconciler/reconcile-step.js';
 import {
   freshStepMemory,
+  resumeStepMemory,
   policyFromSettings,
   type Action,
   type StepMemory,
@@ -574,4 +575,17 @@ t.test('durations in reasons read naturally', async (t) => {
     [119_600, '2 min'],
   ];
   for (const [ms, text] of rows) t.equal(formatDuration(ms), text, `${ms} ms`);
+});
+
+t.test('a new daemon resumes what outlives a process, never a VM state of the earlier one', async (t) => {
+  const saved = { ...freshStepMemory(0), consecutiveFailures: 2, backoffUntil: 9000, healthySince: 100, lastStateChangeAt: 50 };
+  for (const state of ['starting', 'running', 'degraded', 'stopping'] as const) {
+    const resumed = resumeStepMemory({ ...saved, state });
+    t.equal(resumed.state, 'stopped', `${state} becomes stopped: this process has no VM yet`);
+    t.equal(resumed.consecutiveFailures, 2, `${state}: failures in a row carry over`);
+    t.equal(resumed.healthySince, null);
+  }
+  t.same(resumeStepMemory({ ...saved, state: 'backoff' }), { ...saved, state: 'backoff', healthySince: null }, 'a backoff keeps its deadline');
+  const failed = { ...saved, state: 'failed' as const, failedReason: 'kernel panic' };
+  t.same(resumeStepMemory(failed), { ...failed, healthySince: null }, 'failed stays failed, with its reason');
 });
