@@ -5,7 +5,9 @@ import { mkdir } from 'node:fs/promises';
 import type { Accelerator, VmSpec } from './backend.js';
 import type { DaemonConfig } from './config/schema.js';
 import { GUEST_FILES } from './image/guest-contract.js';
+import type { BuildProgress } from './image/build-process.js';
 import { ensureGuestImage } from './image/guest-image.js';
+import { debianSettingsForHost } from './image/image-settings.js';
 import type { BuilderKeys } from './keys/builder-keys.js';
 import { latestConsoleLog, newConsoleLog } from './state/console-logs.js';
 import { ensureStoreDisk } from './state/store-disk.js';
@@ -17,16 +19,25 @@ export interface VmSpecContext {
   keys: BuilderKeys;
   accel: Accelerator;
   log?: (msg: string) => void;
+  onImageProgress?: (p: BuildProgress) => void;
 }
 
 let bootSeq = 0;
 
-export async function buildVmSpec(config: DaemonConfig, ctx: VmSpecContext, opts: { adopting: boolean }): Promise<VmSpec> {
+export async function buildVmSpec(config: DaemonConfig, ctx: VmSpecContext, opts: { adopting: boolean; signal?: AbortSignal }): Promise<VmSpec> {
   let kernel = config.image?.kernel;
   let initrd = config.image?.initrd;
   let cmdline = config.image?.cmdline;
   if (!kernel || !initrd || !cmdline) {
-    const image = await ensureGuestImage({ arch: config.arch, cacheDir: ctx.imageCacheDir, log: ctx.log });
+    const chosen = await debianSettingsForHost(config.image.debian);
+    const image = await ensureGuestImage({
+      arch: config.arch,
+      cacheDir: ctx.imageCacheDir,
+      settings: chosen.settings,
+      signal: opts.signal,
+      log: (msg) => ctx.log?.(msg),
+      onProgress: ctx.onImageProgress,
+    });
     kernel ??= image.kernel;
     initrd ??= image.initrd;
     cmdline ??= image.cmdline;

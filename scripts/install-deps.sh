@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs what linuxkit-nix needs on a Debian machine, idempotently: the Debian packages the
-# guest image and the tests are built from, and the npm packages from package-lock.json.
+# Installs what linuxkit-nix needs on a Debian machine, idempotently: QEMU, the host's Nix and the
+# few tools the tests use, and the npm packages from package-lock.json. The guest image needs no
+# Debian package: the daemon builds it in Node from Debian's archive (docs/guest-image.md).
 # Safe to run again: it installs only what is missing or out of date.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,13 +9,9 @@ cd "$(dirname "$0")/.."
 apt_packages=(
   qemu-system-x86      # the builder VM (x86_64 guest) and the QEMU backend's tests
   qemu-system-arm      # the aarch64 builder VM (the Apple Silicon case, emulated)
-  kmod binutils        # depmod and readelf for the arm64 guest image (guest/arm64/)
-  linux-image-amd64    # the guest kernel
-  busybox-static       # the guest userland
-  dropbear-bin         # the guest SSH server (and dropbearconvert for the pinned host key)
-  nix-bin              # Nix inside the guest, and the host's own Nix for the end-to-end builds
-  cpio lz4 xz-utils    # packing the initramfs, unpacking the kernel
-  e2fsprogs            # mke2fs for the guest's store disk
+  nix-bin              # the host's own Nix, for the end-to-end builds
+  linux-image-amd64 busybox-static  # tests only: the QEMU backend's panic test boots the host kernel
+  cpio                 # tests only: unpacking built initramfs images to inspect them
   openssh-client       # ssh-keygen for the keys, ssh for Nix's remote builds
   procps iproute2      # ps and ss, used by the tests
   systemd              # systemd-analyze verify for the rendered unit (runs without a live systemd)

@@ -3,6 +3,7 @@
 // load.ts fills the defaults. `default` here is the static default; `arch`, `systems` and
 // `maxJobs` depend on the host or on other settings and are filled in by load.ts.
 import { Type, type Static } from '@sinclair/typebox';
+import { DEFAULT_SUITES } from '../image/debian/settings.js';
 import { backendNames } from '../backends/backend-list.js';
 
 const strict = { additionalProperties: false } as const;
@@ -28,8 +29,33 @@ export const GuestArchSchema = Type.Union([Type.Literal('x86_64'), Type.Literal(
   description: "Guest architecture; default: the host's own on macOS, x86_64 elsewhere",
 });
 
+const mirrorUrl = (description: string) =>
+  Type.Optional(Type.String({ pattern: '^https?://[^\\s]+$', examples: ['http://deb.debian.org/debian'], description }));
+
+export const DebianImageSettingsSchema = Type.Object(
+  {
+    mirror: mirrorUrl("Debian archive (…/debian); default: the host's apt mirror, else deb.debian.org"),
+    securityMirror: mirrorUrl('Debian security archive (…/debian-security); default as for mirror'),
+    suites: Type.Array(Type.String({ pattern: '^[a-z][a-z0-9-]*$' }), {
+      minItems: 1,
+      uniqueItems: true,
+      default: DEFAULT_SUITES,
+      description: 'Suites the guest image is resolved from; -security suites come from securityMirror',
+    }),
+    snapshot: Type.Optional(
+      Type.String({
+        pattern: '^https?://[^\\s]+$',
+        examples: ['http://snapshot.debian.org/archive/{archive}/20250520T000000Z'],
+        description: 'Pins the resolution in time: replaces both mirrors, {archive} becomes debian or debian-security',
+      }),
+    ),
+  },
+  { ...strict, default: {}, description: 'Where the guest image is built from (docs/guest-image.md)' },
+);
+
 export const ImageSettingsSchema = Type.Object(
   {
+    debian: DebianImageSettingsSchema,
     kernel: Type.Optional(Type.String({ pattern: '^/', examples: ['/opt/builder/bzImage'], description: 'Absolute path' })),
     initrd: Type.Optional(Type.String({ pattern: '^/', examples: ['/opt/builder/initrd'], description: 'Absolute path' })),
     cmdline: Type.Optional(Type.String({ description: 'Kernel command line' })),

@@ -1,9 +1,9 @@
 // One start of the VM as an operation beside the loop: build the spec (which may build the guest
 // image: minutes on a cold cache), clear stale files, spawn the hypervisor. The loop never awaits
 // it; it reads `phase` and `cancelling` as observations and gets the outcome as one more.
-// Cancelling is honoured between phases: a spec or a prepare that is already running finishes
-// (the backend offers no way to interrupt it, and the image cache keeps what was built), but no
-// hypervisor is spawned after a cancel.
+// Cancelling aborts the spec's image build at once (the builder is killed and its partial files
+// removed); a prepare that is already running finishes (the backend offers no way to interrupt
+// it), but no hypervisor is spawned after a cancel.
 import type { Backend, VmHandle, VmSpec } from '../backend.js';
 import type { ObservedStart } from '../reconciler/types.js';
 
@@ -41,7 +41,14 @@ export class StartOperation {
   }
 
   private async run(work: StartWork): Promise<StartOutcome> {
-    const spec = await work.buildSpec(this.abort.signal);
+    let spec: VmSpec;
+    try {
+      spec = await work.buildSpec(this.abort.signal);
+    } catch (error) {
+      // A builder that stopped early on the cancel throws; that is the cancel, not a failure.
+      if (this.cancelling) return { kind: 'cancelled', phase: 'preparing' };
+      throw error;
+    }
     if (this.cancelling) return { kind: 'cancelled', phase: 'preparing' };
     await work.backend.prepare(spec);
     if (this.cancelling) return { kind: 'cancelled', phase: 'preparing' };

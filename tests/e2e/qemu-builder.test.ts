@@ -7,7 +7,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { QemuBackend } from '../../daemon/backends/qemu/qemu-backend.js';
-import { ensureGuestImage } from '../../daemon/image/guest-image.js';
+import { testGuestImage } from '../helpers/debian-mirror.js';
 import { ensureBuilderKeys } from '../../daemon/keys/builder-keys.js';
 import { probeBuilder, waitUntilReady } from '../../daemon/probe/readiness-probe.js';
 import { HostKeyMismatchError } from '../../daemon/probe/guest-ssh.js';
@@ -21,7 +21,7 @@ requireTool('nix-build');
 
 const state = await tempDir('e2e');
 const keys = await ensureBuilderKeys(join(state, 'keys'));
-const image = await ensureGuestImage({ arch: 'x86_64', cacheDir: imageCacheDir });
+const image = await testGuestImage('x86_64');
 const sshPort = await freePort();
 const backend = new QemuBackend({});
 const bootStarted = performance.now();

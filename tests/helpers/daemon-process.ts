@@ -10,7 +10,7 @@ import { freePort, imageCacheDir, repoRoot, tempDir } from './env.js';
 export const daemonMain = join(repoRoot, 'dist', 'daemon', 'main.js');
 export const ctlMain = join(repoRoot, 'dist', 'client', 'main.js');
 
-function requireBuild(): void {
+export function requireBuild(): void {
   if (!existsSync(daemonMain) || !existsSync(ctlMain)) {
     throw new Error(`${daemonMain} is missing: build first (npx tsc -p tsconfig.json, as npm test does)`);
   }

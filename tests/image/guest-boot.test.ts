@@ -3,14 +3,14 @@
 // and, without keys, a clear error line on the console followed by the VM's exit.
 import t from 'tap';
 import { readFile, rm } from 'node:fs/promises';
-import { ensureGuestImage } from '../../daemon/image/guest-image.js';
+import { testGuestImage } from '../helpers/debian-mirror.js';
 import { GUEST_READY_MARKER, guestBootError } from '../../daemon/image/guest-contract.js';
 import { imageCacheDir, requireTool, tempDir } from '../helpers/env.js';
 import { bootVm, makeKeys, powerDown, sshUntilOk, waitForConsole, type TestVm } from './vm-harness.js';
 
 for (const tool of ['qemu-system-x86_64', 'ssh', 'ssh-keygen']) requireTool(tool);
 
-const image = await ensureGuestImage({ arch: 'x86_64', cacheDir: imageCacheDir });
+const image = await testGuestImage('x86_64');
 const dir = await tempDir('boot');
 const keys = await makeKeys(dir);
 const vms: TestVm[] = [];

@@ -3,14 +3,14 @@
 import t from 'tap';
 import { open, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ensureGuestImage } from '../../daemon/image/guest-image.js';
+import { testGuestImage } from '../helpers/debian-mirror.js';
 import { GUEST_DISK_DEVICE, GUEST_READY_MARKER, guestKernelCmdline } from '../../daemon/image/guest-contract.js';
 import { imageCacheDir, requireTool, tempDir } from '../helpers/env.js';
 import { bootVm, makeKeys, powerDown, sshUntilOk, waitForConsole, type TestVm } from './vm-harness.js';
 
 for (const tool of ['qemu-system-x86_64', 'ssh', 'ssh-keygen']) requireTool(tool);
 
-const image = await ensureGuestImage({ arch: 'x86_64', cacheDir: imageCacheDir });
+const image = await testGuestImage('x86_64');
 const dir = await tempDir('disk');
 const keys = await makeKeys(dir);
 const disk = join(dir, 'nix.raw');

@@ -204,7 +204,7 @@ export interface Harness {
   policy: Policy;
   specsBuilt: Array<{ bootId: string; adopting: boolean; signal?: AbortSignal }>;
   /** While set, buildSpec waits for it (a guest image being built). */
-  specGate: { promise: Promise<void> | null };
+  specGate: { promise: Promise<void> | null; throwWhenAborted?: boolean };
   /** What the supervisor logged, as `level: message`. */
   logged: string[];
 }
@@ -233,6 +233,8 @@ export function harness(over: Partial<SupervisorDeps> = {}): Harness {
     buildSpec: async (bootId, opts) => {
       specsBuilt.push({ bootId, adopting: opts.adopting, signal: opts.signal });
       if (specGate.promise) await specGate.promise;
+      // Like the real image builder: one killed by the cancel throws instead of returning.
+      if (specGate.throwWhenAborted && opts.signal?.aborted) throw new Error('the x86_64 guest image build was cancelled');
       return {
         arch: 'x86_64',
         accel: 'tcg',

@@ -35,6 +35,21 @@ t.test('a start whose prepare hangs does not block a stop request; the start end
   t.ok(h.logged.includes('info: cancelling the start in progress'), 'the cancel is logged');
 });
 
+t.test('an image build that throws on the cancel ends the start as cancelled, not as a failed start', async (t) => {
+  const h = harness();
+  const build = gate();
+  h.specGate.promise = build.promise;
+  h.specGate.throwWhenAborted = true;
+  await h.sup.init();
+  await settle();
+  await h.sup.stop();
+  build.open();
+  await settle();
+  t.match(h.sup.status(), { state: 'stopped', vm: { pid: null } }, 'stopped, not backoff');
+  t.equal(h.backend.started.length, 0, 'no hypervisor spawned');
+  t.notOk(h.logged.some((l) => l.startsWith('error:') || /start failed/.test(l)), `no failure logged: ${h.logged.join(' | ')}`);
+});
+
 t.test('a start whose image build hangs: start again after a stop waits for it, then starts', async (t) => {
   const h = harness();
   const build = gate();

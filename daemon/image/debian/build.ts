@@ -3,13 +3,22 @@
 // named by the hash of the resolution. A resolution younger than `maxResolutionAgeMs` is reused
 // with no network at all; when the mirror cannot be reached an older one is used if its image is
 // still in the cache.
-import type { GuestImage } from '../guest-image.js';
-import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../../fs/atomic-write.js';
 import { fetchSuiteIndex, httpGet, type HttpGet } from './archive.js';
 import { ARCH_PROFILES, type GuestArch } from './arch-profile.js';
+import {
+  imageHash,
+  isFreshResolution,
+  readDebianImage,
+  readRecordedImage,
+  resolutionRecordPath,
+  type DebianImage,
+  type DebianImageManifest,
+  type ResolutionRecord,
+} from './cached-image.js';
 import { writeCpioNewc } from './cpio.js';
 import { fetchDeb } from './deb-cache.js';
 import { unpackDeb } from './deb.js';
@@ -17,13 +26,8 @@ import { readGuestContract } from './guest-files.js';
 import { initramfsEntries } from './initramfs.js';
 import { arm64Image, x86Kernel } from './kernel-form.js';
 import { mergeSuites } from './package-index.js';
-import { resolveImage, type ResolvedPackage } from './resolve.js';
+import { resolveImage } from './resolve.js';
 import { suiteSources, type DebianSettings } from './settings.js';
-
-/** Bump when what the builder makes from the same packages changes. */
-const RECIPE = 'linuxkit-nix debian guest image v1';
-const HASH_CHARS = 24;
-const DAY_MS = 24 * 60 * 60 * 1000;
 
 export interface BuildDebianImageOptions {
   arch: GuestArch;
@@ -37,54 +41,6 @@ export interface BuildDebianImageOptions {
   now?: () => number;
 }
 
-export interface DebianImageManifest {
-  arch: GuestArch;
-  kernelVersion: string;
-  cmdline: string;
-  kernel: { file: string; format: string; bytes: number };
-  initrd: { file: string; compression: 'none'; bytes: number; unpackedBytes: number };
-  modules: string[];
-  packages: Record<string, string>;
-  debian: { sources: Array<{ baseUrl: string; suite: string }>; packages: ResolvedPackage[] };
-  builtAt: string;
-}
-
-/** A guest image as the daemon consumes it, plus the resolved Debian packages it was made from. */
-export interface DebianImage extends GuestImage {
-  manifest: DebianImageManifest;
-}
-
-/** The last resolution for one (arch, settings, guest contract): which image it gave, and when. */
-interface ResolutionRecord {
-  resolvedAt: number;
-  hash: string;
-}
-
-function digest(...parts: string[]): string {
-  const h = createHash('sha256');
-  for (const p of parts) h.update(`${p}\0`);
-  return h.digest('hex').slice(0, HASH_CHARS);
-}
-
-/** The image folder's name: a pure function of what the image is made of. */
-export function imageHash(arch: GuestArch, contractDigest: string, packages: ResolvedPackage[]): string {
-  return digest(RECIPE, arch, ARCH_PROFILES[arch].cmdline, contractDigest, ...packages.map((p) => `${p.name} ${p.version} ${p.sha256}`));
-}
-
-export async function readDebianImage(dir: string, hash: string, built: boolean): Promise<DebianImage | null> {
-  let manifest: DebianImageManifest;
-  try {
-    manifest = JSON.parse(await readFile(join(dir, 'manifest.json'), 'utf8')) as DebianImageManifest;
-  } catch {
-    return null;
-  }
-  const kernel = join(dir, manifest.kernel.file);
-  const initrd = join(dir, manifest.initrd.file);
-  const sizes = await Promise.all([kernel, initrd].map((p) => stat(p).then((s) => s.size, () => -1)));
-  if (sizes[0] !== manifest.kernel.bytes || sizes[1] !== manifest.initrd.bytes) return null;
-  return { hash, dir, kernel, initrd, cmdline: manifest.cmdline, sizeBytes: sizes[0] + sizes[1], built, manifest };
-}
-
 export async function buildDebianGuestImage(opts: BuildDebianImageOptions): Promise<DebianImage> {
   const { arch, cacheDir, settings } = opts;
   const profile = ARCH_PROFILES[arch];
@@ -94,10 +50,10 @@ export async function buildDebianGuestImage(opts: BuildDebianImageOptions): Prom
   const log = opts.log ?? (() => undefined);
   const sources = suiteSources(settings);
   const contract = await readGuestContract(opts.guestDir);
-  const recordPath = join(cacheDir, `debian-${arch}-${digest(RECIPE, contract.digest, JSON.stringify(sources))}.json`);
-  const record = await readFile(recordPath, 'utf8').then((t) => JSON.parse(t) as ResolutionRecord, () => null);
-  const recorded = record ? await readDebianImage(join(cacheDir, record.hash), record.hash, false) : null;
-  if (record && recorded && now() - record.resolvedAt < (opts.maxResolutionAgeMs ?? DAY_MS)) return recorded;
+  const recordPath = resolutionRecordPath(cacheDir, arch, contract.digest, sources);
+  const found = await readRecordedImage(recordPath, cacheDir);
+  const recorded = found?.image ?? null;
+  if (found && isFreshResolution(found.record, now(), opts.maxResolutionAgeMs)) return found.image;
 
   const keys = await readFile(join(opts.guestDir, 'keys', 'debian-bookworm-archive.asc'), 'utf8');
   let suites;

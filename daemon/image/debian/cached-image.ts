@@ -1,0 +1,89 @@
+// The image cache as the Debian builder lays it out, readable without the builder itself (no
+// OpenPGP, no decompressors): `<cache>/<hash>/{kernel,initrd,manifest.json}`, named by the hash of
+// what the image is made of, and one resolution record per (arch, guest contract, suites) that
+// says which image the last resolution gave and when. A record younger than a day is a cache hit
+// with no network at all; the daemon checks that in-process before it runs the builder.
+import { createHash } from 'node:crypto';
+import { readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { GuestImage } from '../guest-image.js';
+import { ARCH_PROFILES, type GuestArch } from './arch-profile.js';
+import type { ResolvedPackage } from './resolve.js';
+
+/** Bump when what the builder makes from the same packages changes. */
+const RECIPE = 'linuxkit-nix debian guest image v1';
+const HASH_CHARS = 24;
+/** How long a resolution is trusted before the mirror is asked again for updates. */
+export const RESOLUTION_MAX_AGE_MS = 24 * 60 * 60 * 1000;
+
+export interface DebianImageManifest {
+  arch: GuestArch;
+  kernelVersion: string;
+  cmdline: string;
+  kernel: { file: string; format: string; bytes: number };
+  initrd: { file: string; compression: 'none'; bytes: number; unpackedBytes: number };
+  modules: string[];
+  packages: Record<string, string>;
+  debian: { sources: Array<{ baseUrl: string; suite: string }>; packages: ResolvedPackage[] };
+  builtAt: string;
+}
+
+/** A guest image as the daemon consumes it, plus the resolved Debian packages it was made from. */
+export interface DebianImage extends GuestImage {
+  manifest: DebianImageManifest;
+}
+
+/** The last resolution for one (arch, settings, guest contract): which image it gave, and when. */
+export interface ResolutionRecord {
+  resolvedAt: number;
+  hash: string;
+}
+
+function digest(...parts: string[]): string {
+  const h = createHash('sha256');
+  for (const p of parts) h.update(`${p}\0`);
+  return h.digest('hex').slice(0, HASH_CHARS);
+}
+
+/** The image folder's name: a pure function of what the image is made of. */
+export function imageHash(arch: GuestArch, contractDigest: string, packages: ResolvedPackage[]): string {
+  return digest(RECIPE, arch, ARCH_PROFILES[arch].cmdline, contractDigest, ...packages.map((p) => `${p.name} ${p.version} ${p.sha256}`));
+}
+
+/** Where the resolution record for these inputs lives. */
+export function resolutionRecordPath(
+  cacheDir: string,
+  arch: GuestArch,
+  contractDigest: string,
+  sources: Array<{ baseUrl: string; suite: string }>,
+): string {
+  return join(cacheDir, `debian-${arch}-${digest(RECIPE, contractDigest, JSON.stringify(sources))}.json`);
+}
+
+/** The recorded resolution and its image when both are there and the image is complete. */
+export async function readRecordedImage(recordPath: string, cacheDir: string): Promise<{ record: ResolutionRecord; image: DebianImage } | null> {
+  const record = await readFile(recordPath, 'utf8').then((t) => JSON.parse(t) as ResolutionRecord, () => null);
+  if (!record || typeof record.hash !== 'string' || !/^[0-9a-f]+$/.test(record.hash)) return null;
+  const image = await readDebianImage(join(cacheDir, record.hash), record.hash, false);
+  return image ? { record, image } : null;
+}
+
+export function isFreshResolution(record: ResolutionRecord, now: number, maxAgeMs = RESOLUTION_MAX_AGE_MS): boolean {
+  return now - record.resolvedAt < maxAgeMs && record.resolvedAt <= now;
+}
+
+/** The image in `dir` if its manifest and files are all there and of the recorded sizes. */
+export async function readDebianImage(dir: string, hash: string, built: boolean): Promise<DebianImage | null> {
+  let manifest: DebianImageManifest;
+  try {
+    manifest = JSON.parse(await readFile(join(dir, 'manifest.json'), 'utf8')) as DebianImageManifest;
+  } catch {
+    return null;
+  }
+  if (!manifest?.kernel?.file || !manifest.initrd?.file) return null;
+  const kernel = join(dir, manifest.kernel.file);
+  const initrd = join(dir, manifest.initrd.file);
+  const sizes = await Promise.all([kernel, initrd].map((p) => stat(p).then((s) => s.size, () => -1)));
+  if (sizes[0] !== manifest.kernel.bytes || sizes[1] !== manifest.initrd.bytes) return null;
+  return { hash, dir, kernel, initrd, cmdline: manifest.cmdline, sizeBytes: sizes[0] + sizes[1], built, manifest };
+}
