@@ -13,7 +13,7 @@ import { probeBuilder, waitUntilReady } from '../../daemon/probe/readiness-probe
 import { HostKeyMismatchError } from '../../daemon/probe/guest-ssh.js';
 import { renderMachinesLine } from '../../daemon/host-files/machines-entry.js';
 import { renderKnownHostsLine, renderSshHostEntry } from '../../daemon/host-files/ssh-config.js';
-import { freePort, imageCacheDir, pidsMatching, requireTool, tempDir } from '../helpers/env.js';
+import { freePort, pidsMatching, requireTool, tempDir } from '../helpers/env.js';
 import { buildWhereItRuns, writeHostNixConf } from '../helpers/host-nix.js';
 
 requireTool('qemu-system-x86_64');

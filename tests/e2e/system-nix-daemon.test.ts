@@ -11,7 +11,6 @@ import { existsSync, readdirSync, rmdirSync, rmSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { hostname } from 'node:os';
-import { join } from 'node:path';
 import { LinuxkitClient } from '../../client/api-client.js';
 import type { DaemonStatus } from '../../daemon/controller.js';
 import { installLayout } from '../../daemon/host-files/install-layout.js';

@@ -51,7 +51,7 @@ export function restoreDirs(backup: DirBackup): string[] {
       changed.push(`recreated folder ${path}`);
     }
     if (e.kind !== 'file') continue;
-    if (!cur || cur.kind !== 'file' || !cur.content!.equals(e.content!) || cur.mode !== e.mode) {
+    if (cur?.kind !== 'file' || !cur.content!.equals(e.content!) || cur.mode !== e.mode) {
       if (cur && cur.kind !== 'file') rmSync(path, { recursive: true, force: true });
       writeFileSync(path, e.content!);
       chmodSync(path, e.mode);

@@ -6,6 +6,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { link, mkdir, readdir, readFile, stat, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { aptMirrors } from '../../daemon/image/debian/apt-sources.js';
+import type { DebianImageManifest } from '../../daemon/image/debian/cached-image.js';
 import { repoRoot, tempDir } from '../helpers/env.js';
 import { startLocalMirror } from './local-mirror.js';
 
@@ -32,7 +33,7 @@ const env = { HOME: work, PATH: nodeOnly };
 interface BuildResult {
   code: number;
   stderr: string;
-  out: { hash: string; dir: string; built: boolean; seconds: number; manifest: any } | null;
+  out: { hash: string; dir: string; built: boolean; seconds: number; manifest: DebianImageManifest } | null;
 }
 
 function build(arch: string, cache: string): Promise<BuildResult> {

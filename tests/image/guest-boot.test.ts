@@ -5,7 +5,7 @@ import t from 'tap';
 import { readFile, rm } from 'node:fs/promises';
 import { testGuestImage } from '../helpers/debian-mirror.js';
 import { GUEST_READY_MARKER, guestBootError } from '../../daemon/image/guest-contract.js';
-import { imageCacheDir, requireTool, tempDir } from '../helpers/env.js';
+import { requireTool, tempDir } from '../helpers/env.js';
 import { bootVm, makeKeys, powerDown, sshUntilOk, waitForConsole, type TestVm } from './vm-harness.js';
 
 for (const tool of ['qemu-system-x86_64', 'ssh', 'ssh-keygen']) requireTool(tool);

@@ -5,7 +5,7 @@ import { open, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { testGuestImage } from '../helpers/debian-mirror.js';
 import { GUEST_DISK_DEVICE, GUEST_READY_MARKER, guestKernelCmdline } from '../../daemon/image/guest-contract.js';
-import { imageCacheDir, requireTool, tempDir } from '../helpers/env.js';
+import { requireTool, tempDir } from '../helpers/env.js';
 import { bootVm, makeKeys, powerDown, sshUntilOk, waitForConsole, type TestVm } from './vm-harness.js';
 
 for (const tool of ['qemu-system-x86_64', 'ssh', 'ssh-keygen']) requireTool(tool);

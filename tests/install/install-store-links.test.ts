@@ -25,7 +25,7 @@ t.test('a store-linked /etc/nix/machines: install refuses and prints the nix.bui
   const run = await cli('install', ['--root', root, '--system'], { platform: 'darwin' });
   t.equal(run.code, 1);
   t.match(run.err, `${root}/etc/nix/machines is a link into the Nix store (${root}/etc/static/nix/machines)`);
-  t.match(run.err, /\n    nix\.buildMachines = \[ \{\n      hostName = "linuxkit-builder";\n      protocol = "ssh-ng";\n      systems = \[ "x86_64-linux" \];\n      sshKey = ".*\/keys\/client_ed25519";/);
+  t.match(run.err, /\n {4}nix\.buildMachines = \[ \{\n {6}hostName = "linuxkit-builder";\n {6}protocol = "ssh-ng";\n {6}systems = \[ "x86_64-linux" \];\n {6}sshKey = ".*\/keys\/client_ed25519";/);
   t.match(run.err, /nix\.distributedBuilds = true;\nNothing was changed\.\n$/);
   t.equal(treeSnapshot(root), before, 'nothing changed, the link is still a link');
   const dry = await cli('install', ['--root', root, '--system', '--dry-run'], { platform: 'darwin' });
@@ -42,7 +42,7 @@ t.test('a store-linked ssh_config.d: install refuses and prints programs.ssh.ext
   const run = await cli('install', ['--root', root, '--system'], { platform: 'darwin' });
   t.equal(run.code, 1);
   t.match(run.err, `${root}/etc/ssh/ssh_config.d is a link into the Nix store`);
-  t.match(run.err, /programs\.ssh\.extraConfig = ''\n      Host linuxkit-builder\n        HostName 127\.0\.0\.1\n        Port \d+\n/);
+  t.match(run.err, /programs\.ssh\.extraConfig = ''\n {6}Host linuxkit-builder\n {8}HostName 127\.0\.0\.1\n {8}Port \d+\n/);
   t.equal(treeSnapshot(root), before);
 });
 

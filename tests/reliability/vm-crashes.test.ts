@@ -123,7 +123,7 @@ t.test('a kernel that cannot boot: backoff grows, failed after restart.maxAttemp
   const firstBackoff = await waitForEvent(rec, (e) => rec.events.indexOf(e) >= mark && backoffOf(e) !== null, 180_000, 'the first backoff');
   const cpu0 = cpuTimeMs(daemon.proc.pid!);
   const wall0 = Date.now();
-  const failed = await waitForEvent(rec, (e) => rec.events.indexOf(e) >= mark && e.type === 'state' && e.state === 'failed', 180_000, 'failed');
+  await waitForEvent(rec, (e) => rec.events.indexOf(e) >= mark && e.type === 'state' && e.state === 'failed', 180_000, 'failed');
   const cpu1 = cpuTimeMs(daemon.proc.pid!);
   const wall1 = Date.now();
   await new Promise((r) => setTimeout(r, 5000));

@@ -56,7 +56,7 @@ export async function buildDebianGuestImage(opts: BuildDebianImageOptions): Prom
   if (found && isFreshResolution(found.record, now(), opts.maxResolutionAgeMs)) return found.image;
 
   const keys = await readFile(join(opts.guestDir, 'keys', 'debian-bookworm-archive.asc'), 'utf8');
-  let suites;
+  let suites: Awaited<ReturnType<typeof fetchSuiteIndex>>[];
   try {
     suites = await Promise.all(sources.map((s) => fetchSuiteIndex(s, profile.debArch, keys, get)));
   } catch (err) {

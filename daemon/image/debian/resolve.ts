@@ -37,7 +37,7 @@ export type FetchPackage = (p: IndexedPackage) => Promise<DebEntry[]>;
 
 function entry(entries: DebEntry[], path: string, pkg: string): DebEntry & { type: 'file' } {
   const e = entries.find((x) => x.path === path);
-  if (!e || e.type !== 'file') throw new Error(`${pkg} ships no file ${path}`);
+  if (e?.type !== 'file') throw new Error(`${pkg} ships no file ${path}`);
   return e;
 }
 
@@ -90,8 +90,10 @@ export async function resolveImage(arch: GuestArch, index: PackageIndex, fetchPa
   // Modules are uncompressed (and their .modinfo read) only when visited.
   const plain = new Map<string, Buffer>();
   const uncompressed = async (path: string, data: Buffer): Promise<Buffer> => {
-    let out = plain.get(path);
-    if (!out) plain.set(path, (out = await decompress(data, compressionOfName(path), `${kernelPkg} ${path}`)));
+    const known = plain.get(path);
+    if (known) return known;
+    const out = await decompress(data, compressionOfName(path), `${kernelPkg} ${path}`);
+    plain.set(path, out);
     return out;
   };
   const modules = new Map<string, KernelModule>();
