@@ -66,7 +66,9 @@ Commands:
                                    Remove exactly what install added, and stop the service
   doctor [--builder NAME] [--json] [--root DIR]
                                    Check every link from Nix to the builder, with a fix for each failure
-  help                             This text (install, uninstall, doctor: <command> --help)
+  image build|status|prune         Build the guest image ahead of the first start, list the
+                                   cached images, remove old ones (linuxkitctl image --help)
+  help                             This text (install, uninstall, doctor, image: <command> --help)
 
 Options:
   --socket PATH   The daemon's socket (env LINUXKIT_SOCKET, or daemon.sock in
@@ -177,19 +179,20 @@ async function runVersion(client: LinuxkitClient, v: Values): Promise<number> {
   return EXIT.ok;
 }
 
-/** install, uninstall and doctor parse their own options; loaded only when used, to keep start-up fast. */
-const REGISTRATION_COMMANDS: Record<string, () => Promise<(argv: string[]) => Promise<number>>> = {
+/** install, uninstall, doctor and image parse their own options; loaded only when used, to keep start-up fast. */
+const SELF_PARSING_COMMANDS: Record<string, () => Promise<(argv: string[]) => Promise<number>>> = {
   install: async () => (await import('./commands/install.js')).runInstall,
   uninstall: async () => (await import('./commands/uninstall.js')).runUninstall,
   doctor: async () => (await import('./commands/doctor.js')).runDoctor,
+  image: async () => (await import('./commands/image.js')).runImage,
 };
 
-function registrationCommand(argv: string[]): { name: string; rest: string[] } | null {
+function selfParsingCommand(argv: string[]): { name: string; rest: string[] } | null {
   // `linuxkitctl --builder arm doctor` means `linuxkitctl doctor --builder arm`.
   const builder = argv[0] === '--builder' ? argv.slice(0, 2) : argv[0]?.startsWith('--builder=') ? argv.slice(0, 1) : [];
   const at = builder.length > 0 ? builder.length : argv[0] === '--socket' ? 2 : argv[0]?.startsWith('--socket=') ? 1 : 0;
   const name = argv[at];
-  if (!name || !(name in REGISTRATION_COMMANDS)) return null;
+  if (!name || !(name in SELF_PARSING_COMMANDS)) return null;
   return { name, rest: [...argv.slice(at + 1), ...builder] };
 }
 
@@ -217,8 +220,8 @@ async function runStatusAll(v: Values): Promise<number> {
 }
 
 async function run(argv: string[]): Promise<number> {
-  const registration = registrationCommand(argv);
-  if (registration) return (await REGISTRATION_COMMANDS[registration.name]!())(registration.rest);
+  const selfParsing = selfParsingCommand(argv);
+  if (selfParsing) return (await SELF_PARSING_COMMANDS[selfParsing.name]!())(selfParsing.rest);
   const socketFallback = () => defaultSocketPath(process.platform, process.getuid?.() ?? -1, homedir(), process.env);
   let parsed: ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true; strict: true }>>;
   try {
