@@ -37,6 +37,7 @@ export function formatStatus(s: DaemonStatus, now: Date): string {
 
   const lines = [parts.join('  ')];
   if (s.desired === 'stopped') lines.push('  desired: stopped (linuxkitctl start to run it again)');
+  if (s.image) lines.push(`  image: ${formatImageBuild(s.image, now)}`);
   if (s.failedReason) lines.push(`  failed: ${s.failedReason}`);
   if (s.backoff) {
     const next = s.backoff.nextStartAt ? `, next start in ${formatDuration(Date.parse(s.backoff.nextStartAt) - now.getTime())}` : '';
@@ -49,6 +50,12 @@ export function formatStatus(s: DaemonStatus, now: Date): string {
   }
   for (const e of s.errors) lines.push(`  error (${e.source}): ${e.message}`);
   return lines.join('\n');
+}
+
+/** `building the guest image for 42s: 23 packages (41.2 MiB) unpacked; unpacking nix-bin 2.8.0-1` */
+export function formatImageBuild(b: NonNullable<DaemonStatus['image']>, now: Date): string {
+  const done = b.packages > 0 ? `: ${b.packages} packages (${(b.bytes / 2 ** 20).toFixed(1)} MiB) read` : '';
+  return `building the guest image for ${since(b.startedAt, now)}${done}; ${b.message}`;
 }
 
 export function formatHealth(h: HealthResponse): string {

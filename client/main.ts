@@ -9,6 +9,7 @@ import { followLogs } from './follow.js';
 import { formatAccepted, formatEvent, formatHealth, formatStatus, formatStatusAll, type BuilderStatusEntry } from './format.js';
 import { defaultSocketPath, resolveSocketPath } from './socket-path.js';
 import { waitUntilHealthy } from './wait.js';
+import { progressReporter } from './wait-progress.js';
 
 const EXIT = { ok: 0, error: 1, unreachable: 3, unhealthy: 4 } as const;
 
@@ -132,7 +133,11 @@ async function runAction(client: LinuxkitClient, action: 'start' | 'restart' | '
   if (!v.wait) return EXIT.ok;
 
   if (!v.json) process.stderr.write(`waiting up to ${timeoutS} s for the builder to be healthy...\n`);
-  const outcome = await waitUntilHealthy(client, { notPid: before?.vm.pid ?? null, timeoutMs: timeoutS * 1000 });
+  const progress = v.json
+    ? null
+    : progressReporter({ isTTY: process.stderr.isTTY === true, columns: process.stderr.columns ?? 80, write: (text) => process.stderr.write(text) });
+  const outcome = await waitUntilHealthy(client, { notPid: before?.vm.pid ?? null, timeoutMs: timeoutS * 1000, onStatus: progress?.show });
+  progress?.end();
   if (v.json) printJson(outcome.status);
   else print(formatStatus(outcome.status, new Date()));
   if (outcome.ok) return EXIT.ok;

@@ -10,7 +10,7 @@ export type WaitOutcome = { ok: true; status: DaemonStatus } | { ok: false; stat
 
 export async function waitUntilHealthy(
   client: LinuxkitClient,
-  opts: { notPid: number | null; timeoutMs: number },
+  opts: { notPid: number | null; timeoutMs: number; onStatus?: (s: DaemonStatus) => void },
 ): Promise<WaitOutcome> {
   let wake = (): void => {};
   const events = client.events(() => wake());
@@ -19,6 +19,7 @@ export async function waitUntilHealthy(
   try {
     for (;;) {
       const status = await client.status();
+      opts.onStatus?.(status);
       const pid = status.vm.pid;
       if (status.healthy && pid !== null && pid !== opts.notPid) return { ok: true, status };
       if (status.desired === 'stopped') return { ok: false, status, why: 'the builder was stopped meanwhile' };

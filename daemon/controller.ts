@@ -2,6 +2,7 @@
 // The supervisor implements it; the API's handlers hold no logic of their own.
 import type { EventEmitter } from 'node:events';
 import type { Accelerator, BackendName, GuestArch } from './backend.js';
+import type { ImageBuildStatus } from './supervisor/image-progress.js';
 
 export type BuilderState =
   | 'stopped'
@@ -35,12 +36,14 @@ export interface DaemonStatus {
   stateDir: string;
   /** Current problems: an invalid config edit (naming the key), a registration file the daemon cannot or will not repair, a failed guest GC or clock fix. Repairs themselves are events. */
   errors: Array<{ source: string; message: string; at: string }>;
+  /** The guest image build of the start in progress (a first start, a Debian update); null otherwise. */
+  image: ImageBuildStatus | null;
   daemon: { pid: number; version: string; startedAt: string };
 }
 
 export interface StateEvent {
   at: string;
-  type: 'state' | 'exit' | 'probe' | 'config' | 'adopted' | 'error' | 'repair';
+  type: 'state' | 'exit' | 'probe' | 'config' | 'adopted' | 'error' | 'repair' | 'image';
   state?: BuilderState;
   from?: BuilderState;
   message: string;

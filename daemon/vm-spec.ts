@@ -5,7 +5,7 @@ import { mkdir } from 'node:fs/promises';
 import type { Accelerator, VmSpec } from './backend.js';
 import type { DaemonConfig } from './config/schema.js';
 import { GUEST_FILES } from './image/guest-contract.js';
-import type { BuildProgress } from './image/build-process.js';
+import type { ImageBuildProgress } from './image/build-progress.js';
 import { ensureGuestImage } from './image/guest-image.js';
 import { debianSettingsForHost } from './image/image-settings.js';
 import type { BuilderKeys } from './keys/builder-keys.js';
@@ -19,7 +19,7 @@ export interface VmSpecContext {
   keys: BuilderKeys;
   accel: Accelerator;
   log?: (msg: string) => void;
-  onImageProgress?: (p: BuildProgress) => void;
+  onImageProgress?: (p: ImageBuildProgress) => void;
 }
 
 let bootSeq = 0;

@@ -71,6 +71,21 @@ export const DaemonStatusSchema = Type.Object(
     configPath: Type.String(),
     stateDir: Type.String(),
     errors: Type.Array(Type.Object({ source: Type.String(), message: Type.String(), at: IsoTime })),
+    image: Nullable(
+      Type.Object(
+        {
+          phase: StringEnum(['index', 'packages', 'image'] as const, {
+            description: 'index: reading the signed package indexes; packages: fetching and unpacking; image: writing the kernel and initramfs.',
+          }),
+          packages: Type.Integer({ minimum: 0, description: 'Packages fetched (or found cached) and unpacked so far.' }),
+          bytes: Type.Integer({ minimum: 0, description: 'Bytes of those packages.' }),
+          message: Type.String(),
+          startedAt: IsoTime,
+          updatedAt: IsoTime,
+        },
+        { description: 'The guest image build of the start in progress; null when none runs.' },
+      ),
+    ),
     daemon: Type.Object({ pid: Type.Integer(), version: Type.String(), startedAt: IsoTime }),
   },
   { description: 'What the daemon knows about the builder right now.' },
@@ -133,7 +148,7 @@ export const ActionResponseSchema = Type.Object({
 export const StateEventSchema = Type.Object(
   {
     at: IsoTime,
-    type: StringEnum(['state', 'exit', 'probe', 'config', 'adopted', 'error', 'repair'] as const),
+    type: StringEnum(['state', 'exit', 'probe', 'config', 'adopted', 'error', 'repair', 'image'] as const),
     state: Type.Optional(BuilderStateSchema),
     from: Type.Optional(BuilderStateSchema),
     message: Type.String(),

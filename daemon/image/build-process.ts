@@ -7,14 +7,11 @@ import { readdir, rm } from 'node:fs/promises';
 import { setPriority } from 'node:os';
 import { join } from 'node:path';
 import { projectRoot } from '../project-root.js';
+import { parseProgressLine, type ImageBuildProgress } from './build-progress.js';
 import type { GuestArch } from './debian/arch-profile.js';
 import { readDebianImage, type DebianImage } from './debian/cached-image.js';
 import type { DebianSettings } from './debian/settings.js';
 
-/** One line of the builder's progress ("unpacking nix-bin 2.8.0-1", "built the x86_64 guest image …"). */
-export interface BuildProgress {
-  message: string;
-}
 
 export interface ImageBuilderOptions {
   arch: GuestArch;
@@ -23,7 +20,7 @@ export interface ImageBuilderOptions {
   guestDir: string;
   signal?: AbortSignal;
   log?: (msg: string) => void;
-  onProgress?: (p: BuildProgress) => void;
+  onProgress?: (p: ImageBuildProgress) => void;
 }
 
 /** The builder's own nice value: below the daemon, so status answers and the user's work come first. */
@@ -73,9 +70,13 @@ export async function runImageBuilder(o: ImageBuilderOptions): Promise<DebianIma
     const lines = (partial + d.toString()).split('\n');
     partial = lines.pop() ?? '';
     for (const line of lines.filter((l) => l.trim() !== '')) {
+      const progress = parseProgressLine(line);
+      if (progress) {
+        o.onProgress?.(progress);
+        continue;
+      }
       lastLines = [...lastLines.slice(-4), line];
       o.log?.(line);
-      o.onProgress?.({ message: line });
     }
   });
   const onAbort = () => child.kill('SIGKILL');

@@ -6,7 +6,8 @@
 import { readdir, readFile, rm, stat, utimes } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { projectRoot } from '../project-root.js';
-import { runImageBuilder, type BuildProgress } from './build-process.js';
+import type { ImageBuildProgress } from './build-progress.js';
+import { runImageBuilder } from './build-process.js';
 import { ARCH_PROFILES, type GuestArch } from './debian/arch-profile.js';
 import { isFreshResolution, readRecordedImage, resolutionRecordPath, type DebianImage } from './debian/cached-image.js';
 import { readGuestContract } from './debian/guest-files.js';
@@ -34,7 +35,7 @@ export interface EnsureGuestImageOptions {
   settings: DebianSettings;
   log?: (msg: string) => void;
   /** Progress of a build, as the builder reports it. */
-  onProgress?: (p: BuildProgress) => void;
+  onProgress?: (p: ImageBuildProgress) => void;
   /** Aborting kills a running build and removes what it left half-written. */
   signal?: AbortSignal;
   /** The folder with init, rootfs/ and keys/; defaults to the project's guest/. */

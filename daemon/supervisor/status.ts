@@ -3,6 +3,7 @@
 import type { VmExit, VmHandle } from '../backend.js';
 import type { DaemonStatus, DesiredState } from '../controller.js';
 import type { StepMemory, ObservedProbe } from '../reconciler/types.js';
+import type { ImageBuildStatus } from './image-progress.js';
 import type { SupervisorInfo } from './types.js';
 
 export interface ProbeView extends Omit<ObservedProbe, 'inFlight'> {
@@ -43,6 +44,7 @@ export interface StatusView {
   restarts: number;
   lastExit: VmExit | null;
   errors: ReadonlyMap<string, { message: string; at: number }>;
+  image: ImageBuildStatus | null;
   daemon: { pid: number; startedAt: number };
 }
 
@@ -87,6 +89,7 @@ export function renderStatus(v: StatusView): DaemonStatus {
     configPath: v.info.configPath,
     stateDir: v.info.stateDir,
     errors: [...v.errors].map(([source, e]) => ({ source, message: e.message, at: new Date(e.at).toISOString() })),
+    image: v.image,
     daemon: { pid: v.daemon.pid, version: v.info.version, startedAt: new Date(v.daemon.startedAt).toISOString() },
   };
 }

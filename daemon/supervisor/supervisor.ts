@@ -16,6 +16,7 @@ import type { Action, Observed, ObservedExit, Policy, StepMemory } from '../reco
 import { Announcer, type EventInput } from './announcer.js';
 import { planRequest, type Request } from './requests.js';
 import { attempt, messageOf, SavedState } from './saved-state.js';
+import { ImageProgress } from './image-progress.js';
 import { StartOperation, type StartOutcome } from './start-operation.js';
 import { NO_PROBE, nextProbeView, renderStatus, type ProbeView } from './status.js';
 import { systemClock, type Clock, type SupervisorDeps } from './types.js';
@@ -43,6 +44,7 @@ const STEP_ERROR_RETRY_MS = 1000;
 export class Supervisor implements DaemonController {
   readonly events: Announcer['events'];
   private readonly announcer: Announcer;
+  private readonly imageProgress: ImageProgress;
   private readonly clock: Clock;
   private readonly random: () => number;
   private readonly startedAt: number;
@@ -76,6 +78,10 @@ export class Supervisor implements DaemonController {
     this.saved = new SavedState(deps.store, deps.log);
     this.announcer = new Announcer(this.clock, deps.log);
     this.events = this.announcer.events;
+    this.imageProgress = new ImageProgress(
+      () => this.clock.now(),
+      (p) => this.emit({ type: 'image', message: p.message, phase: p.phase, packages: p.packages, bytes: p.bytes }),
+    );
   }
 
   /**
@@ -116,6 +122,7 @@ export class Supervisor implements DaemonController {
       restarts: this.restarts,
       lastExit: this.lastExit,
       errors: this.announcer.errors,
+      image: this.imageProgress.snapshot,
       daemon: { pid: this.deps.pid ?? process.pid, startedAt: this.startedAt },
     });
   }
@@ -300,16 +307,26 @@ export class Supervisor implements DaemonController {
     const seq = ++this.bootSeq;
     const bootId = `${new Date(this.clock.now()).toISOString().replace(/[:.]/g, '-')}-${String(seq).padStart(4, '0')}`;
     const configGen = this.configGen;
-    const op = new StartOperation({
+    const op: StartOperation = new StartOperation({
       backend: this.deps.backend,
-      buildSpec: (signal) => this.deps.buildSpec(bootId, { adopting: false, signal }),
+      buildSpec: (signal) =>
+        this.deps.buildSpec(bootId, {
+          adopting: false,
+          signal,
+          onImageProgress: (p) => {
+            if (this.startOp === op) this.imageProgress.update(p);
+          },
+        }),
     });
     this.startOp = op;
     void op.done.then((outcome) => this.onStartEnded(op, outcome, bootId, configGen));
   }
 
   private onStartEnded(op: StartOperation, outcome: StartOutcome, bootId: string, configGen: number): void {
-    if (this.startOp === op) this.startOp = null;
+    if (this.startOp === op) {
+      this.startOp = null;
+      this.imageProgress.clear();
+    }
     if (outcome.kind === 'started') {
       const { handle } = outcome;
       this.attach(handle, false, configGen);

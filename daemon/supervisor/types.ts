@@ -1,5 +1,6 @@
 // What the supervisor needs from the rest of the daemon. Everything is injected so tests can
 // hand it a fake backend, probe, store and clock; main.ts wires the real ones.
+import type { ImageBuildProgress } from '../image/build-progress.js';
 import type { Accelerator, Backend, BackendName, GuestArch, VmRecord, VmSpec } from '../backend.js';
 import type { DesiredState } from '../controller.js';
 import type { Policy, StepMemory } from '../reconciler/types.js';
@@ -55,7 +56,11 @@ export interface SupervisorDeps {
    * runs (no new console log is wanted then). `signal`, when given, aborts once the start that
    * asked for the spec is cancelled; a builder may stop early on it.
    */
-  buildSpec(bootId: string, opts: { adopting: boolean; signal?: AbortSignal }): Promise<VmSpec>;
+  /** `onImageProgress`: the guest image build's progress, when the spec needs one built. */
+  buildSpec(
+    bootId: string,
+    opts: { adopting: boolean; signal?: AbortSignal; onImageProgress?: (p: ImageBuildProgress) => void },
+  ): Promise<VmSpec>;
   /** Resolves when Nix answers over SSH; throws with a clear message when it does not. */
   probe(): Promise<{ latencyMs: number; nixVersion: string }>;
   store: SupervisorStore;

@@ -56,6 +56,10 @@ t.test('during an image build the daemon answers at once, sees a config edit, an
   }
   const builders = builderPids();
   t.equal(builders.length, 1, 'one builder process, beside the daemon');
+  const during = await daemon.waitFor((s) => (s.image?.packages ?? 0) > 0, 60_000, 'status to show packages read');
+  t.match(during.image, { phase: 'packages', message: /^unpacking \S+ \S+$/ }, `status shows the build: ${JSON.stringify(during.image)}`);
+  t.ok(rec.events.some((e) => e.type === 'image' && e.phase === 'index'), 'an image event for the index phase');
+  t.ok(rec.events.some((e) => e.type === 'image' && e.phase === 'packages'), 'and for the packages phase');
 
   const config = await readConfig(stateDir);
   const editedAt = Date.now();
@@ -74,6 +78,7 @@ t.test('during an image build the daemon answers at once, sees a config edit, an
   const figures = sampler.stop();
   t.comment(`build ended ${((performance.now() - t0) / 1000).toFixed(1)} s after the stop, ${((Date.now() - buildingSince) / 1000).toFixed(0)} s into it`);
   t.equal(stopped.vm.pid, null);
+  t.equal(stopped.image, null, 'no build in progress any more');
   t.same(builderPids(), [], 'no builder process left');
   t.same(await partialFiles(), [], 'no partial file left in the cache');
   t.same((await readdir(coldCache)).filter((n) => /^[0-9a-f]{24}$/.test(n)), [], 'no image: the build was ended, not finished');

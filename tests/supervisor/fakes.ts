@@ -1,5 +1,6 @@
 // In-memory stand-ins for what the supervisor drives: a hand-cranked clock, a backend whose VMs
 // exit when the test says so, a probe the test switches, a store. No real process, no real time.
+import type { ImageBuildProgress } from '../../daemon/image/build-progress.js';
 import type { Backend, StopOptions, VmExit, VmHandle, VmRecord, VmSpec } from '../../daemon/backend.js';
 import type { DesiredState, StateEvent } from '../../daemon/controller.js';
 import type { Policy, StepMemory } from '../../daemon/reconciler/types.js';
@@ -202,7 +203,7 @@ export interface Harness {
   store: MemoryStore;
   events: StateEvent[];
   policy: Policy;
-  specsBuilt: Array<{ bootId: string; adopting: boolean; signal?: AbortSignal }>;
+  specsBuilt: Array<{ bootId: string; adopting: boolean; signal?: AbortSignal; onImageProgress?: (p: ImageBuildProgress) => void }>;
   /** While set, buildSpec waits for it (a guest image being built). */
   specGate: { promise: Promise<void> | null; throwWhenAborted?: boolean };
   /** What the supervisor logged, as `level: message`. */
@@ -231,7 +232,7 @@ export function harness(over: Partial<SupervisorDeps> = {}): Harness {
   const sup = new Supervisor({
     backend,
     buildSpec: async (bootId, opts) => {
-      specsBuilt.push({ bootId, adopting: opts.adopting, signal: opts.signal });
+      specsBuilt.push({ bootId, adopting: opts.adopting, signal: opts.signal, onImageProgress: opts.onImageProgress });
       if (specGate.promise) await specGate.promise;
       // Like the real image builder: one killed by the cancel throws instead of returning.
       if (specGate.throwWhenAborted && opts.signal?.aborted) throw new Error('the x86_64 guest image build was cancelled');

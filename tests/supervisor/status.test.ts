@@ -47,6 +47,7 @@ t.test('the status of the backoff and failed states', async (t) => {
       version: '1',
     },
     vm: null,
+    image: null,
     restarts: 3,
     lastExit: null,
     errors: new Map(),

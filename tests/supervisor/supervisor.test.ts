@@ -33,7 +33,7 @@ t.test('status carries every field the API serves', async (t) => {
   const h = await running();
   t.same(Object.keys(h.sup.status()).sort(), [
     'accel', 'arch', 'backend', 'backendReason', 'backoff', 'configPath', 'daemon', 'desired', 'errors',
-    'failedReason', 'healthy', 'lastExit', 'probe', 'restarts', 'ssh', 'state', 'stateDir', 'vm',
+    'failedReason', 'healthy', 'image', 'lastExit', 'probe', 'restarts', 'ssh', 'state', 'stateDir', 'vm',
   ]);
   t.match(h.sup.status(), {
     backend: 'qemu',

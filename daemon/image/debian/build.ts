@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../../fs/atomic-write.js';
+import type { ImageBuildProgress } from '../build-progress.js';
 import { fetchSuiteIndex, httpGet, type HttpGet } from './archive.js';
 import { ARCH_PROFILES, type GuestArch } from './arch-profile.js';
 import {
@@ -37,6 +38,7 @@ export interface BuildDebianImageOptions {
   guestDir: string;
   get?: HttpGet;
   log?: (msg: string) => void;
+  onProgress?: (p: ImageBuildProgress) => void;
   maxResolutionAgeMs?: number;
   now?: () => number;
 }
@@ -48,6 +50,7 @@ export async function buildDebianGuestImage(opts: BuildDebianImageOptions): Prom
   const get = opts.get ?? httpGet;
   const now = opts.now ?? Date.now;
   const log = opts.log ?? (() => undefined);
+  const progress = opts.onProgress ?? (() => undefined);
   const sources = suiteSources(settings);
   const contract = await readGuestContract(opts.guestDir);
   const recordPath = resolutionRecordPath(cacheDir, arch, contract.digest, sources);
@@ -56,6 +59,7 @@ export async function buildDebianGuestImage(opts: BuildDebianImageOptions): Prom
   if (found && isFreshResolution(found.record, now(), opts.maxResolutionAgeMs)) return found.image;
 
   const keys = await readFile(join(opts.guestDir, 'keys', 'debian-bookworm-archive.asc'), 'utf8');
+  progress({ phase: 'index', packages: 0, bytes: 0, message: `reading the signed package indexes of ${sources.map((s) => `${s.baseUrl} ${s.suite}`).join(', ')}` });
   let suites: Awaited<ReturnType<typeof fetchSuiteIndex>>[];
   try {
     suites = await Promise.all(sources.map((s) => fetchSuiteIndex(s, profile.debArch, keys, get)));
@@ -73,9 +77,13 @@ export async function buildDebianGuestImage(opts: BuildDebianImageOptions): Prom
   }
   const index = mergeSuites(suites);
   const debDir = join(cacheDir, 'debs');
+  const done = { packages: 0, bytes: 0 };
   const resolution = await resolveImage(arch, index, async (p) => {
-    log(`unpacking ${p.name} ${p.version}`);
-    return unpackDeb(await fetchDeb(p, debDir, get), `${p.filename}`);
+    const deb = await fetchDeb(p, debDir, get);
+    done.packages++;
+    done.bytes += deb.length;
+    progress({ phase: 'packages', ...done, message: `unpacking ${p.name} ${p.version}` });
+    return unpackDeb(deb, `${p.filename}`);
   });
   const hash = imageHash(arch, contract.digest, resolution.packages);
   const dir = join(cacheDir, hash);
@@ -86,6 +94,7 @@ export async function buildDebianGuestImage(opts: BuildDebianImageOptions): Prom
     return existing;
   }
 
+  progress({ phase: 'image', ...done, message: `writing the ${arch} kernel and initramfs` });
   const kernel = arch === 'aarch64' ? arm64Image(resolution.vmlinuz, 'the kernel') : x86Kernel(resolution.vmlinuz, 'the kernel');
   const initrd = writeCpioNewc(initramfsEntries({ ...resolution.parts, rootfs: [...resolution.etcFiles, ...contract.rootfs], init: contract.init }));
   const manifest: DebianImageManifest = {

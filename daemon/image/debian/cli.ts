@@ -4,6 +4,7 @@
 import { parseArgs } from 'node:util';
 import { defaultGuestDir } from '../guest-image.js';
 import type { GuestArch } from './arch-profile.js';
+import { progressLine } from '../build-progress.js';
 import { buildDebianGuestImage } from './build.js';
 import { DEFAULT_SUITES } from './settings.js';
 
@@ -35,6 +36,7 @@ try {
       snapshot: values.snapshot,
     },
     log: (m) => process.stderr.write(`${m}\n`),
+    onProgress: (p) => process.stderr.write(`${progressLine(p)}\n`),
   });
   process.stdout.write(`${JSON.stringify({ hash: image.hash, dir: image.dir, built: image.built, seconds: (Date.now() - started) / 1000, manifest: image.manifest })}\n`);
 } catch (err) {
