@@ -19,12 +19,12 @@ export interface VmSpecContext {
   keys: BuilderKeys;
   accel: Accelerator;
   log?: (msg: string) => void;
-  onImageProgress?: (p: ImageBuildProgress) => void;
 }
 
 let bootSeq = 0;
 
-export async function buildVmSpec(config: DaemonConfig, ctx: VmSpecContext, opts: { adopting: boolean; signal?: AbortSignal }): Promise<VmSpec> {
+export async function buildVmSpec(config: DaemonConfig, ctx: VmSpecContext, opts: { adopting: boolean; signal?: AbortSignal; onImageProgress?: (p: ImageBuildProgress) => void },
+): Promise<VmSpec> {
   let kernel = config.image?.kernel;
   let initrd = config.image?.initrd;
   let cmdline = config.image?.cmdline;
@@ -36,7 +36,7 @@ export async function buildVmSpec(config: DaemonConfig, ctx: VmSpecContext, opts
       settings: chosen.settings,
       signal: opts.signal,
       log: (msg) => ctx.log?.(msg),
-      onProgress: ctx.onImageProgress,
+      onProgress: opts.onImageProgress,
     });
     kernel ??= image.kernel;
     initrd ??= image.initrd;
