@@ -5,6 +5,7 @@ import { constants as fsConstants } from 'node:fs';
 import { access, chmod, chown, lstat, mkdir, readFile, rmdir, stat, unlink } from 'node:fs/promises';
 import * as path from 'node:path';
 import { writeFileAtomic } from '../../daemon/fs/atomic-write.js';
+import { ChangedMeanwhileError, rewriteSharedFile } from '../../daemon/fs/shared-file-rewrite.js';
 import type { InstallPlan, Owner, PlannedDir, UninstallPlan } from './install-plan.js';
 
 /** Text of each file, null when it does not exist. Other errors name the file. */
@@ -109,8 +110,11 @@ export async function applyWrites(plan: Pick<InstallPlan, 'writes'>, own: Owners
   for (const w of plan.writes) {
     const previous = w.before === null ? null : await ownerBefore(w.path);
     try {
-      await writeFileAtomic(w.path, w.after, w.before === null ? { mode: w.mode } : {});
+      if (w.before === null) await writeFileAtomic(w.path, w.after, { mode: w.mode });
+      else await rewriteSharedFile(w.path, w.before, w.after);
     } catch (err) {
+      // The installer plans again from what is there now.
+      if (err instanceof ChangedMeanwhileError) throw err;
       throw new Error(`cannot write ${w.path}: ${(err as Error).message}`);
     }
     if (previous && own.processIsRoot) await chown(w.path, previous.uid, previous.gid);

@@ -2,6 +2,7 @@
 // launchd job or systemd unit, and a manifest of all of it; then the service manager loads the
 // daemon. Everything is planned first (so --dry-run and the permission check see the same
 // writes), then applied.
+import { ChangedMeanwhileError } from '../../daemon/fs/shared-file-rewrite.js';
 import * as path from 'node:path';
 import { findBuilders } from '../../daemon/config/builders.js';
 import { parseConfig, type HostInfo } from '../../daemon/config/load.js';
@@ -319,6 +320,9 @@ export function renderDryRun(plan: InstallPlan, placeholderUsed: boolean): strin
   return out;
 }
 
+/** Plans made and applied before install gives up on a file that keeps changing under it. */
+const MAX_PLAN_ATTEMPTS = 5;
+
 export async function install(req: InstallRequest, env: InstallEnvironment): Promise<InstallReport> {
   const p = await prepare(req, env);
   const { layout } = p;
@@ -372,8 +376,18 @@ export async function install(req: InstallRequest, env: InstallEnvironment): Pro
   const keys = await ensureBuilderKeys(layout.keys.dir, { sshKeygen: env.sshKeygen });
   await chownToService(missingKeyFiles, own);
   // Now with the real host key; the folders made above are no longer missing but are ours.
-  const final = await plan(p, env, keys.hostPublicKeyLine, missingKeyFiles, trial.dirs.filter((d) => createdDirs.includes(d.path)));
-  await applyWrites(final, own);
+  // Planned again with the real host key; and again if another program rewrote a file meanwhile
+  // (the daemon's drift repair, a tool of the admin's): the plan is made from what is there now.
+  let final: InstallPlan;
+  for (let attempt = 1; ; attempt++) {
+    final = await plan(p, env, keys.hostPublicKeyLine, missingKeyFiles, trial.dirs.filter((d) => createdDirs.includes(d.path)));
+    try {
+      await applyWrites(final, own);
+      break;
+    } catch (err) {
+      if (!(err instanceof ChangedMeanwhileError) || attempt >= MAX_PLAN_ATTEMPTS) throw err;
+    }
+  }
   report.plan = final;
 
   if (useServiceManager) {

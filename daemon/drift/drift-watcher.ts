@@ -16,6 +16,7 @@ import { chown, lstat, readFile, readlink, stat } from 'node:fs/promises';
 import * as path from 'node:path';
 import type { StateEvent } from '../controller.js';
 import { writeFileAtomic } from '../fs/atomic-write.js';
+import { ChangedMeanwhileError, rewriteSharedFile } from '../fs/shared-file-rewrite.js';
 import { SerialRuns, WatchedFiles } from '../fs/watched-files.js';
 import { builderKeyPaths } from '../keys/builder-keys.js';
 import { installLayout, MANAGED_BLOCK_NAME, type InstallLayout } from '../host-files/install-layout.js';
@@ -310,7 +311,14 @@ export class DriftWatcher {
       return {};
     }
     const owner = before === null ? null : await stat(t.file).then((st) => ({ uid: st.uid, gid: st.gid }), () => null);
-    await writeFileAtomic(t.file, after, before === null ? { mode: 0o644 } : {});
+    try {
+      if (before === null) await writeFileAtomic(t.file, after, { mode: 0o644 });
+      else await rewriteSharedFile(t.file, before, after);
+    } catch (err) {
+      if (!(err instanceof ChangedMeanwhileError)) throw err;
+      this.files.schedule();
+      return {};
+    }
     // Root rewriting a file keeps its owner (a user's known_hosts in a user install).
     if (owner && process.getuid?.() === 0) await chown(t.file, owner.uid, owner.gid);
     // The supervisor logs the repair event; no second line here.
