@@ -95,7 +95,7 @@ t.test('on a populated root: foreign lines survive, reinstall is a no-op, --ssh-
   t.match(machines, /^ssh-ng:\/\/linuxkit-builder x86_64-linux \S+\/keys\/client_ed25519 4 1 benchmark,big-parallel - [A-Za-z0-9+/=]+$/m, '8 fields, maxJobs follows --cpus');
   const dropIn = await readFile(join(root, 'etc/ssh/ssh_config.d/linuxkit-nix.conf'), 'utf8');
   t.ok(dropIn.startsWith(dropInBefore), 'the admin lines in the drop-in stay');
-  t.match(dropIn, /^ {2}Port 31022$/m);
+  t.match(dropIn, /^ {2}Port 31122$/m);
   const config = await readFile(join(root, 'var/lib/linuxkit-nix/config.json'), 'utf8');
   t.equal(config, '{\n  "cpus": 4\n}\n', 'only the given setting changed in the existing config');
 
@@ -109,7 +109,7 @@ t.test('on a populated root: foreign lines survive, reinstall is a no-op, --ssh-
   t.equal(port.code, 0, port.err);
   t.match(port.out, /updated \S+linuxkit-nix\.conf \(SSH drop-in\)/);
   const dropIn2 = await readFile(join(root, 'etc/ssh/ssh_config.d/linuxkit-nix.conf'), 'utf8');
-  t.equal(dropIn2, dropIn.replace('  Port 31022\n', '  Port 2222\n'), 'the port changed in place and nothing else');
+  t.equal(dropIn2, dropIn.replace('  Port 31122\n', '  Port 2222\n'), 'the port changed in place and nothing else');
   t.equal(await readFile(join(root, 'etc/nix/machines'), 'utf8'), machines, 'the machines line carries no port, so it stays');
 
   const un = await cli('uninstall', ['--root', root]);
@@ -140,7 +140,7 @@ t.test('--dry-run prints diffs of every file it would touch and changes nothing'
   const installed = treeSnapshot(root);
   const dry2 = await cli('install', ['--root', root, '--system', '--ssh-port', '2200', '--dry-run']);
   t.equal(treeSnapshot(root), installed, 'no byte changed');
-  t.match(dry2.out, /- {2}Port 31022\n\+ {2}Port 2200\n/);
+  t.match(dry2.out, /- {2}Port 31122\n\+ {2}Port 2200\n/);
   t.match(dry2.out, /- {2}"cpus": 3\n\+ {2}"cpus": 3,\n\+ {2}"sshPort": 2200\n/, 'the hand-written config gets just the new key');
   t.notMatch(dry2.out, /etc\/nix\/machines/, 'the machines file would not change');
 
