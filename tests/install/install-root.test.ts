@@ -161,22 +161,25 @@ t.test('uninstall without an install says where it looked and fails', async (t) 
   t.equal(treeSnapshot(root), '\n');
 });
 
-t.test('uninstall refuses while a daemon still answers on the socket (it would restore the blocks), and removes nothing', async (t) => {
+t.test('uninstall refuses while something that is not a linuxkitd answers on the socket (it cannot be shown to be ours), and removes nothing', async (t) => {
   const root = await mkdtemp('/tmp/lk-inst-');
   t.teardown(() => rm(root, { recursive: true, force: true }));
   t.equal((await cli('install', ['--root', root, '--system'])).code, 0);
   const socketPath = join(root, 'var/lib/linuxkit-nix/daemon.sock');
   const installed = treeSnapshot(root);
-  const server = createServer((c) => c.end());
+  // Reads what it is sent (so it sees the client hang up) and answers nothing: not a linuxkitd.
+  const server = createServer((c) => c.resume().end());
   await new Promise<void>((resolve) => server.listen(socketPath, resolve));
   const stop = () => new Promise<void>((resolve) => server.close(() => resolve()));
   t.teardown(() => (server.listening ? stop() : undefined));
   const un = await cli('uninstall', ['--root', root, '--system']);
   t.equal(un.code, 1);
-  t.match(un.err, `linuxkitd still answers on ${socketPath} and would restore what uninstall removes; stop it first`);
+  t.match(un.err, `linuxkitd still answers on ${socketPath} and would restore what uninstall removes, and uninstall did not stop it: something listens on ${socketPath} but does not answer as linuxkitd`);
+  t.match(un.err, 'Stop it first (SIGTERM to the linuxkitd started with --state-dir');
   t.match(un.err, 'nothing was removed');
   const dry = await cli('uninstall', ['--root', root, '--system', '--dry-run']);
   t.equal(dry.code, 0, '--dry-run still shows what would go');
+  t.match(dry.out, `note: linuxkitd answers on ${socketPath} without the service manager: uninstall stops it first`);
   await stop();
   t.equal(treeSnapshot(root), installed, 'not a byte changed');
   // A socket file nobody listens on (a daemon that died) does not hold uninstall up.
