@@ -22,8 +22,20 @@ export interface PortHolders {
   gap: string | null;
 }
 
-/** Tries to listen on host:port and lets go at once. */
-export function tryBind(port: number, host = '127.0.0.1'): Promise<PortBind> {
+/**
+ * Tries to listen on 127.0.0.1:port, then on 0.0.0.0:port, letting go at once. Both: on macOS
+ * (BSD sockets with SO_REUSEADDR, which Node sets) a listener on the wildcard address does not
+ * stop a bind to 127.0.0.1 or the other way round, yet the two would split the connections.
+ */
+export async function tryBind(port: number): Promise<PortBind> {
+  for (const host of ['127.0.0.1', '0.0.0.0']) {
+    const result = await tryBindOn(port, host);
+    if (!result.free) return result;
+  }
+  return { free: true };
+}
+
+function tryBindOn(port: number, host: string): Promise<PortBind> {
   return new Promise((resolve) => {
     const server = createServer();
     server.once('error', (err: NodeJS.ErrnoException) => resolve({ free: false, code: err.code ?? err.message }));

@@ -38,10 +38,10 @@ t.test('describeHolder: pid and command, long commands cut, hidden ones by uid',
   t.equal(describeHolder({ pid: null, command: null, uid: 0 }), 'a process of uid 0 that this user may not see');
 });
 
-function listen(): Promise<Server> {
+function listen(host = '127.0.0.1'): Promise<Server> {
   return new Promise((resolve) => {
     const server = createServer();
-    server.listen(0, '127.0.0.1', () => resolve(server));
+    server.listen(0, host, () => resolve(server));
   });
 }
 
@@ -56,6 +56,15 @@ t.test('on this Linux machine: a port this test listens on is taken, and /proc n
   t.match(me?.command, process.execPath);
   await new Promise((r) => server.close(r));
   t.same(await tryBind(port), { free: true }, 'free once closed');
+});
+
+t.test('a listener on the wildcard address takes the port too, and is named', { skip: process.platform !== 'linux' }, async (t) => {
+  const server = await listen('0.0.0.0');
+  t.teardown(() => server.close());
+  const port = (server.address() as { port: number }).port;
+  t.same(await tryBind(port), { free: false, code: 'EADDRINUSE' });
+  const found = await findPortHolders(port, 'linux', async () => ({ code: 127, stdout: '', stderr: '' }));
+  t.ok(found.holders.some((h) => h.pid === process.pid), 'this process, from the 00000000 entry of /proc/net/tcp');
 });
 
 t.test('judgeSshPort: a hidden holder is taken for our VM only while that VM lives', async (t) => {
