@@ -17,15 +17,17 @@ import {
 
 export const DOCTOR_USAGE = `Usage: linuxkitctl doctor [--system|--user] [--builder NAME] [--json] [--root DIR]
 
-Checks, in order: the install; the service is loaded (launchd/systemd); the daemon answers;
-the builder is healthy; ssh resolves the alias linuxkit-builder to 127.0.0.1, the port and
+Checks, in order: the install; the service is loaded (launchd/systemd); the node it runs is
+there and not a versioned path (Homebrew Cellar, Nix store); on macOS, node and main.js lie
+outside the folders privacy protection keeps from launchd jobs; the daemon answers; the
+builder is healthy; the SSH port is free or held by this builder's VM; ssh resolves the alias linuxkit-builder to 127.0.0.1, the port and
 the key; the guest presents the pinned host key; /etc/nix/machines has the current entry;
 Nix's builders setting reads that file; the keys are 0600 and owned right; the guest has free
 space in /nix (gc.minFreeMiB); the guest clock is close to the host's. Each failure comes with
 a fix. For a system install, run it with sudo (the keys and the socket are root's).
 
   --system / --user   which install to check (default: whichever is found, system first)
-  --json              print {"ok": ..., "checks": [{id, ok, skipped, message, fix}]}
+  --json              print {"ok": ..., "checks": [{id, ok, skipped, warning, message, fix}]}
   --root DIR          check an install made with --root DIR (service manager checks skipped)
   --builder NAME      check the builder installed with --builder NAME (default: the unnamed one)
 
@@ -46,12 +48,14 @@ export interface DoctorDeps {
 export function formatChecks(checks: CheckResult[]): string {
   let out = '';
   for (const c of checks) {
-    const mark = c.skipped ? 'skip' : c.ok ? ' ok ' : 'FAIL';
+    const mark = c.skipped ? 'skip' : !c.ok ? 'FAIL' : c.warning ? 'warn' : ' ok ';
     out += `[${mark}] ${c.id}: ${c.message}\n`;
-    if (!c.ok && c.fix) out += `       fix: ${c.fix.replace(/\n/g, '\n       ')}\n`;
+    if ((!c.ok || c.warning) && c.fix) out += `       fix: ${c.fix.replace(/\n/g, '\n       ')}\n`;
   }
   const failed = checks.filter((c) => !c.ok).length;
-  out += failed === 0 ? 'all checks passed\n' : `${failed} check${failed === 1 ? '' : 's'} failed\n`;
+  const warned = checks.filter((c) => c.ok && c.warning).length;
+  const warnings = warned === 0 ? '' : ` (${warned} warning${warned === 1 ? '' : 's'})`;
+  out += failed === 0 ? `all checks passed${warnings}\n` : `${failed} check${failed === 1 ? '' : 's'} failed${warnings}\n`;
   return out;
 }
 
@@ -78,7 +82,7 @@ export async function runDoctor(argv: string[], io: CommandIo = processIo, deps?
         }
       }
       const runner = deps?.runner ?? (await import('../install/run-command.js')).runCommand;
-      const program = deps?.program ?? (await import('../../daemon/host-files/daemon-service.js')).currentDaemonProgram();
+      const program = deps?.program ?? (await import('../../daemon/host-files/daemon-service.js')).currentDaemonProgram(facts.env);
       const { currentHostFacts } = await import('../../daemon/host/host-facts.js');
       const { allHostTools } = await import('../../daemon/backends/backend-list.js');
       const { hostInfoFrom } = await import('../../daemon/config/load.js');

@@ -67,7 +67,7 @@ async function defaultDeps(): Promise<InstallDeps> {
     facts,
     host: { ...currentHost(), platform: facts.platform },
     runner: runCommand,
-    program: currentDaemonProgram(),
+    program: currentDaemonProgram(facts.env),
     toolDirs: hypervisorToolDirs(facts.env.PATH),
     nixDaemonSocketExists: nixDaemonSocketExists(),
   };

@@ -14,7 +14,9 @@ import {
 
 export const UNINSTALL_USAGE = `Usage: linuxkitctl uninstall [--system|--user] [--builder NAME] [--dry-run] [--root DIR]
 
-Stops the daemon and removes what linuxkitctl install added, as recorded in
+Stops the daemon (through launchd or systemd; a linuxkitd running without them, as after
+install --no-service, with SIGTERM once the pid it reports is shown to be the linuxkitd of the
+install's state folder) and removes what linuxkitctl install added, as recorded in
 <state dir>/install-manifest.json: the files it created, its blocks in /etc/nix/machines and
 the SSH drop-in, the launchd job or systemd unit, and the keys it made. Files that existed
 before install keep every line of their own. Folders install made are removed when empty; the

@@ -4,11 +4,15 @@
 import { checkBuilders, type SettingSource } from './nix-conf.js';
 import { diffMachinesLine } from '../../daemon/host-files/registration-files.js';
 import type { SshIncludeCheck } from './ssh-include.js';
+import { macosPrivacyCheck, serviceProgramCheck, sshPortCheck, type HostCheckFacts } from './doctor-host-checks.js';
 
 export type CheckId =
   | 'install'
   | 'backend'
   | 'service-loaded'
+  | 'service-program'
+  | 'macos-privacy'
+  | 'ssh-port'
   | 'daemon-answers'
   | 'builder-healthy'
   | 'guest-accel'
@@ -26,6 +30,8 @@ export interface CheckResult {
   ok: boolean;
   /** Not evaluated (counts as ok): what it needs is missing for a reason another check reports. */
   skipped?: boolean;
+  /** Works now but will break (counts as ok; the fix is shown). */
+  warning?: boolean;
   message: string;
   fix?: string;
 }
@@ -76,7 +82,7 @@ export interface DoctorFacts {
     | { queried: false; reason: string }
     | { queried: true; loaded: boolean; command: string; output: string; startCommand: string };
   daemon:
-    | { ok: true; state: string; healthy: boolean; probeError: string | null; arch: string; accel: string }
+    | { ok: true; state: string; healthy: boolean; probeError: string | null; arch: string; accel: string; vmPid?: number | null }
     | { ok: false; code: string; message: string };
   hostVirt: HostVirtFacts;
   backend: BackendFacts;
@@ -91,6 +97,8 @@ export interface DoctorFacts {
   machines: { text: string | null; block: string | null; error?: string };
   builders: { setting: SettingSource | null; managedByNixTool: boolean; editFile?: string | null; problems: string[] };
   keys: Array<{ path: string; mode: number | null; uid: number | null; error?: string }>;
+  /** The service file's program, the service user's home and the SSH port (doctor-host-checks.ts). */
+  host: HostCheckFacts;
 }
 
 /** Guest clock may be off by this much (plus half the SSH round trip) before doctor complains. */
@@ -311,6 +319,9 @@ export function evaluateChecks(f: DoctorFacts): CheckResult[] {
   else if (!f.service.queried) out.push(skip('service-loaded', `not checked: ${f.service.reason}`));
   else if (f.service.loaded) out.push(pass('service-loaded', `the service is loaded (${f.service.command})`));
   else out.push(fail('service-loaded', `the service is not loaded: ${f.service.command} said ${f.service.output || 'nothing'}`, f.service.startCommand));
+  out.push(serviceProgramCheck(f.host));
+  const privacy = macosPrivacyCheck(f.host);
+  if (privacy) out.push(privacy);
 
   if (f.daemon.ok) out.push(pass('daemon-answers', `linuxkitd answers on ${f.socketPath} (state ${f.daemon.state})`));
   else {
@@ -329,6 +340,7 @@ export function evaluateChecks(f: DoctorFacts): CheckResult[] {
   }
   out.push(guestAccel(f));
 
+  out.push(sshPortCheck(f.host));
   out.push(sshAlias(f));
   out.push(hostKey(f));
   out.push(machinesEntry(f));

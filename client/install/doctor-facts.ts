@@ -2,7 +2,7 @@
 // ssh's resolution of the alias, one SSH session in the guest, the machines file, Nix's
 // `builders`, and the keys. Every gatherer reports failure as a fact instead of throwing;
 // doctor-checks.ts (beside this file) turns the facts into checks.
-import { readFile, stat } from 'node:fs/promises';
+import { readFile, realpath, stat } from 'node:fs/promises';
 import * as path from 'node:path';
 import { ApiError, DaemonUnreachableError, LinuxkitClient } from '../api-client.js';
 import { BackendChoiceError, chooseBackend, missingTools } from '../../daemon/backends/choose-backend.js';
@@ -20,6 +20,11 @@ import { renderMachinesBody } from '../../daemon/host-files/registration-files.j
 import { checkSshInclude } from './ssh-include.js';
 import { daemonCommandLine, type DaemonProgram } from '../../daemon/host-files/daemon-service.js';
 import type { CommandRunner } from './run-command.js';
+import type { ServiceProgramFacts } from './doctor-host-checks.js';
+import { parseLaunchdPlist } from '../../daemon/host-files/launchd-plist.js';
+import { parseSystemdUnit } from '../../daemon/host-files/systemd-unit.js';
+import { isExecutableFile } from '../../daemon/host-files/node-path.js';
+import { gatherSshPortFacts } from './ssh-port-check.js';
 import { serviceQueries, startHint, type ServiceContext } from './service-commands.js';
 
 export interface GatherInput {
@@ -63,7 +68,7 @@ async function serviceFacts(input: GatherInput): Promise<DoctorFacts['service']>
 async function daemonFacts(socketPath: string, timeoutMs: number): Promise<DoctorFacts['daemon']> {
   try {
     const s = await new LinuxkitClient({ socketPath, timeoutMs }).status();
-    return { ok: true, state: s.state, healthy: s.healthy, probeError: s.probe.error, arch: s.arch, accel: s.accel };
+    return { ok: true, state: s.state, healthy: s.healthy, probeError: s.probe.error, arch: s.arch, accel: s.accel, vmPid: s.vm?.pid ?? null };
   } catch (err) {
     if (err instanceof DaemonUnreachableError) return { ok: false, code: err.code, message: err.message.replace(/^linuxkitd is not reachable at \S+: /, '') };
     if (err instanceof ApiError) return { ok: false, code: err.error, message: err.message };
@@ -106,6 +111,21 @@ async function guestFacts(layout: InstallLayout, config: DaemonConfig, timeoutMs
     if (err instanceof HostKeyMismatchError) return { ok: false, kind: 'host-key-mismatch', message: err.message };
     return { ok: false, kind: 'unreachable', message: errText(err) };
   }
+}
+
+/** The program the installed launchd job or systemd unit runs, read back from the file. */
+async function serviceProgramFacts(layout: InstallLayout): Promise<ServiceProgramFacts> {
+  const { file } = layout.service;
+  const manager = layout.service.manager;
+  let argv: string[];
+  try {
+    const text = await readFile(file, 'utf8');
+    argv = manager === 'launchd' ? parseLaunchdPlist(text, file).ProgramArguments : parseSystemdUnit(text).execStart;
+  } catch (err) {
+    return { file, manager, ok: false, error: (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'it does not exist' : errText(err) };
+  }
+  const resolved = await Promise.all(argv.slice(0, 2).map((p) => realpath(p).catch(() => p)));
+  return { file, manager, ok: true, argv, nodeExecutable: isExecutableFile(argv[0] ?? ''), resolved };
 }
 
 function hostVirtFacts(input: GatherInput): DoctorFacts['hostVirt'] {
@@ -176,14 +196,24 @@ export async function gatherDoctorFacts(input: GatherInput): Promise<DoctorFacts
   }
   const sshConfig = layout.root === null ? await readOrNull(layout.sshConfig) : null;
 
-  const [service, daemon, ssh, guest, builders, keys] = await Promise.all([
+  const [service, daemon, ssh, guest, builders, keys, serviceProgram] = await Promise.all([
     serviceFacts(input),
     daemonFacts(layout.socketPath, timeoutMs),
     sshFacts(input),
     guestFacts(layout, config, timeoutMs),
     buildersFacts(input, nixConfDir),
     keyFacts([layout.keys.clientKey, layout.keys.hostKey]),
+    serviceProgramFacts(layout),
   ]);
+  // After the guest session: the port is probed once nothing of doctor's own uses it.
+  const sshPort = await gatherSshPortFacts({
+    port: config.sshPort,
+    stateDir: layout.stateDir,
+    configPath: layout.configPath,
+    builder: layout.builder,
+    runner: input.runner,
+    reportedVmPid: daemon.ok ? daemon.vmPid : null,
+  });
   const underRoot = layout.root !== null;
   return {
     install: { manifestPath: layout.manifestPath, found: input.manifestFound, configProblem },
@@ -217,5 +247,6 @@ export async function gatherDoctorFacts(input: GatherInput): Promise<DoctorFacts
     machines: { text: machines.text, block, error: machinesError },
     builders,
     keys,
+    host: { platform: layout.platform, home: layout.user.home, serviceProgram, sshPort },
   };
 }

@@ -11,6 +11,7 @@ import type { DaemonConfig } from '../../daemon/config/schema.js';
 import { builderKeyPaths, ensureBuilderKeys } from '../../daemon/keys/builder-keys.js';
 import { renderLaunchdPlist, launchdJob } from '../../daemon/host-files/launchd-plist.js';
 import { daemonCommandLine, daemonServiceSpec, type DaemonProgram } from '../../daemon/host-files/daemon-service.js';
+import { versionedNodeProblem } from '../../daemon/host-files/node-path.js';
 import type { CommandRunner } from './run-command.js';
 import { runPaced, type Pacing } from './launchd-pacing.js';
 import { installCommands, restartHint, serviceQueries, startHint, type Argv, type ServiceContext } from './service-commands.js';
@@ -42,6 +43,7 @@ import { renderNixBuildMachine, renderNixSshExtraConfig } from '../../daemon/hos
 import { storeLinkOnPath, storeLinkTarget } from './store-links.js';
 import { controlPathNameFor, renderKnownHosts, renderMachinesBody, renderSshDropInBody } from '../../daemon/host-files/registration-files.js';
 import { checkSshInclude } from './ssh-include.js';
+import { hostRefusals } from './host-refusals.js';
 import { unifiedDiff } from './unified-diff.js';
 
 export interface InstallRequest {
@@ -250,6 +252,8 @@ async function findings(p: Prepared, env: InstallEnvironment, machinesAfter: str
   if (p.controlPathName === null) {
     notes.push(`ssh connection sharing is off: a control socket in ${layout.controlDir} would exceed the socket path limit`);
   }
+  const versionedNode = versionedNodeProblem(env.program.node);
+  if (versionedNode) warnings.push(versionedNode);
   if (!(await pathExists(env.program.mainJs))) {
     warnings.push({ message: `${env.program.mainJs} does not exist, so the service cannot start`, fix: 'build the project first: npm run build' });
   }
@@ -332,7 +336,10 @@ export async function install(req: InstallRequest, env: InstallEnvironment): Pro
   const halfPair = [keyPaths.clientKey, keyPaths.hostKey].find((k) => existing.get(k) !== null && existing.get(`${k}.pub`) === null);
   if (halfPair) throw new InstallError(`key ${halfPair} has no public half ${halfPair}.pub: restore it, or delete the key to make a new pair; nothing was changed`);
   const hostPub = existing.get(keyPaths.hostPublicKey);
-  const refusals = await nixToolRefusals(p, env, hostPub ? hostPub.trim() : null);
+  const refusals = [
+    ...(await hostRefusals({ layout: p.layout, config: p.config, program: env.program, runner: env.runner })),
+    ...(await nixToolRefusals(p, env, hostPub ? hostPub.trim() : null)),
+  ];
   if (refusals.length > 0) throw new InstallError(`${refusals.join('\n')}\nNothing was changed.`);
   const trialKey = hostPub ? hostPub.trim() : PLACEHOLDER_HOST_KEY;
   // The trial plan renders everything before anything changes: a bad setting fails here.

@@ -1,6 +1,7 @@
-// `linuxkitctl uninstall`: stops the service, then undoes exactly what the install manifest
-// lists. Files that were there before install keep every byte of their own; folders install
-// made go only when empty (the daemon's logs and image cache are not ours to delete).
+// `linuxkitctl uninstall`: stops the service (or a daemon started without one), then undoes
+// exactly what the install manifest lists. Files that were there before install keep every
+// byte of their own; folders install made go only when empty (the daemon's logs and image
+// cache are not ours to delete).
 import { mayBeListening, probeUnixSocket } from '../../daemon/fs/unix-socket-probe.js';
 import { builderKeyPaths } from '../../daemon/keys/builder-keys.js';
 import { readFile } from 'node:fs/promises';
@@ -14,6 +15,7 @@ import { parseManifest, type InstallManifest } from '../../daemon/host-files/ins
 import { planUninstall, type UninstallPlan } from './install-plan.js';
 import { InstallError, queryService } from './installer.js';
 import { unifiedDiff } from './unified-diff.js';
+import { stopUnmanagedDaemon, UnmanagedDaemonError } from './unmanaged-daemon.js';
 
 export interface FoundInstall {
   manifest: InstallManifest;
@@ -92,12 +94,22 @@ export async function uninstall(found: FoundInstall, opts: { dryRun: boolean }, 
   }
 
   // A daemon still running would put the registration back as it is removed (drift repair):
-  // with a service manager it is stopped above; without one (--root, --no-service) it must be
-  // stopped first.
-  if (!opts.dryRun && mayBeListening(await probeUnixSocket(manifest.paths.socketPath))) {
-    throw new InstallError(
-      `linuxkitd still answers on ${manifest.paths.socketPath} and would restore what uninstall removes; stop it first (SIGTERM to the linuxkitd started with --state-dir ${manifest.paths.stateDir}), then run uninstall again; nothing was removed`,
-    );
+  // with a service manager it is stopped above; one started by hand (--root, --no-service, or
+  // beside a service that is not loaded) is stopped here, once it is shown to be this install's.
+  const { socketPath, stateDir } = manifest.paths;
+  const answering = mayBeListening(await probeUnixSocket(socketPath));
+  if (answering && opts.dryRun) {
+    // A dry run stopped no service: a daemon answering with one is the service's own.
+    if (!useServiceManager) report.notes.push(`linuxkitd answers on ${socketPath} without the service manager: uninstall stops it first (SIGTERM, once its pid is shown to be the linuxkitd of ${stateDir})`);
+  } else if (answering) {
+    try {
+      report.notes.push(await stopUnmanagedDaemon({ socketPath, stateDir, configPath: manifest.paths.configPath }));
+    } catch (err) {
+      if (!(err instanceof UnmanagedDaemonError)) throw err;
+      throw new InstallError(
+        `linuxkitd still answers on ${socketPath} and would restore what uninstall removes, and uninstall did not stop it: ${err.message}. Stop it first (SIGTERM to the linuxkitd started with --state-dir ${stateDir}), then run uninstall again; nothing was removed`,
+      );
+    }
   }
 
   report.plan = planUninstall(manifest, await currentTexts(manifest, manifestPath), manifestPath);

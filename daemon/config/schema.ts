@@ -106,7 +106,7 @@ export const DaemonConfigSchema = Type.Object(
     cpus: Type.Integer({ minimum: 1, maximum: 64, default: 2 }),
     memoryMiB: Type.Integer({ minimum: 256, maximum: 262_144, default: 2048 }),
     diskGiB: Type.Integer({ minimum: 0, maximum: 2048, default: 0, description: '0 keeps the guest store in RAM' }),
-    sshPort: Type.Integer({ minimum: 1024, maximum: 65_535, default: 31_022, description: 'On 127.0.0.1 only' }),
+    sshPort: Type.Integer({ minimum: 1024, maximum: 65_535, default: 31_122, description: 'On 127.0.0.1 only' }),
     sshUser: Type.String({ pattern: '^[a-z_][a-z0-9_-]{0,31}$', default: 'root', examples: ['root'] }),
     image: ImageSettingsSchema,
     systems: Type.Array(Type.String({ pattern: '^[a-z0-9_]+-[a-z0-9_]+$', examples: ['x86_64-linux'] }), {

@@ -5,9 +5,10 @@ import { existsSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { InstallLayout, InstallPlatform, InstallScope } from './install-layout.js';
+import { isExecutableFile, serviceNodePath } from './node-path.js';
 
 export interface DaemonProgram {
-  /** Absolute path of the node binary running the install. */
+  /** Absolute path of the node binary the service runs: node on PATH, unresolved (node-path.ts). */
   node: string;
   /** Absolute path of dist/daemon/main.js in this checkout or package. */
   mainJs: string;
@@ -44,10 +45,11 @@ export function findProjectRoot(moduleUrl: string): string {
   }
 }
 
-/** The daemon this install runs: the compiled entry point next to this code, under this node. */
-export function currentDaemonProgram(): DaemonProgram {
+/** The daemon this install runs: the compiled entry point next to this code, under the node on PATH. */
+export function currentDaemonProgram(env: NodeJS.ProcessEnv = process.env): DaemonProgram {
+  const { node } = serviceNodePath({ pathEnv: env.PATH, platform: process.platform, isExecutable: isExecutableFile }, process.execPath);
   // dist/daemon/host-files/ and daemon/host-files/ both sit below the project root.
-  return { node: process.execPath, mainJs: path.join(findProjectRoot(import.meta.url), 'dist', 'daemon', 'main.js') };
+  return { node, mainJs: path.join(findProjectRoot(import.meta.url), 'dist', 'daemon', 'main.js') };
 }
 
 // launchd starts jobs with PATH=/usr/bin:/bin:/usr/sbin:/sbin, where neither Homebrew's nor

@@ -28,7 +28,7 @@ t.test('an empty object gives every default', async (t) => {
     cpus: 2,
     memoryMiB: 2048,
     diskGiB: 0,
-    sshPort: 31022,
+    sshPort: 31122,
     sshUser: 'root',
     image: { debian: { suites: ['bookworm', 'bookworm-updates', 'bookworm-security'] } },
     systems: ['x86_64-linux'],

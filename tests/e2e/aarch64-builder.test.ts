@@ -18,6 +18,10 @@ import { parseSystemdUnit } from '../../daemon/host-files/systemd-unit.js';
 import { ctlMain, daemonMain } from '../helpers/daemon-process.js';
 import { freePort, imageCacheDir, pidsMatching, requireTool, tempDir } from '../helpers/env.js';
 import { buildWhereItRuns, writeHostNixConf } from '../helpers/host-nix.js';
+import { isExecutableFile, serviceNodePath } from '../../daemon/host-files/node-path.js';
+
+/** The node install records in the unit: the first on PATH, unresolved. */
+const serviceNode = serviceNodePath({ pathEnv: process.env.PATH, platform: process.platform, isExecutable: isExecutableFile }, process.execPath).node;
 
 for (const tool of ['qemu-system-aarch64', 'qemu-system-x86_64', 'nix-build', 'ssh']) requireTool(tool);
 if (!existsSync(daemonMain) || !existsSync(ctlMain)) throw new Error(`${daemonMain} is missing: build first (npx tsc -p tsconfig.json)`);
@@ -133,7 +137,7 @@ t.test('install writes two builders side by side: the default x86_64 one and "ar
 
   t.equal(arm.service.file, join(root, 'etc/systemd/system/linuxkit-nix-arm.service'));
   const unit = parseSystemdUnit(await readFile(arm.service.file, 'utf8'));
-  t.same(unit.execStart, [process.execPath, daemonMain, '--config', arm.configPath, '--state-dir', arm.stateDir, '--socket', arm.socketPath, '--builder', 'arm']);
+  t.same(unit.execStart, [serviceNode, daemonMain, '--config', arm.configPath, '--state-dir', arm.stateDir, '--socket', arm.socketPath, '--builder', 'arm']);
   t.ok(existsSync(x86.service.file), 'the default builder keeps its own unit');
 });
 

@@ -20,6 +20,7 @@ import { ctlMain, daemonMain } from '../helpers/daemon-process.js';
 import { freePort, imageCacheDir, pidsMatching, requireTool } from '../helpers/env.js';
 import { buildWhereItRuns, writeHostNixConf } from '../helpers/host-nix.js';
 import { treeSnapshot } from '../install/install-fixtures.js';
+import { isExecutableFile, serviceNodePath } from '../../daemon/host-files/node-path.js';
 
 requireTool('qemu-system-x86_64');
 requireTool('nix-build');
@@ -56,6 +57,8 @@ for (const tool of ['systemctl', 'launchctl']) {
   await chmod(join(stubDir, tool), 0o755);
 }
 const cliEnv = { ...process.env, PATH: `${stubDir}:${process.env.PATH}` };
+/** The node install records in the unit: the first on the CLI's PATH, unresolved. */
+const serviceNode = serviceNodePath({ pathEnv: cliEnv.PATH, platform: process.platform, isExecutable: isExecutableFile }, process.execPath).node;
 
 interface Run {
   code: number;
@@ -178,7 +181,7 @@ t.test('linuxkitctl install --root writes every file and calls no service manage
   t.equal(config.accel, 'tcg');
   t.equal(config.sshPort, sshPort);
   unit = parseSystemdUnit(await readFile(layout.service.file, 'utf8'));
-  t.same(unit.execStart, [process.execPath, daemonMain, '--config', layout.configPath, '--state-dir', layout.stateDir, '--socket', layout.socketPath]);
+  t.same(unit.execStart, [serviceNode, daemonMain, '--config', layout.configPath, '--state-dir', layout.stateDir, '--socket', layout.socketPath]);
   for (const arg of unit.execStart.slice(2).filter((a) => a.startsWith('/'))) t.ok(arg.startsWith(`${root}/`), `${arg} is under the root`);
 });
 
@@ -272,7 +275,7 @@ t.test('the daemon stopped: doctor reports "daemon answers" failing with its fix
   const answers = d.checks.get('daemon-answers')!;
   t.equal(answers.ok, false);
   t.match(answers.message, `linuxkitd does not answer on ${layout.socketPath}`);
-  t.match(answers.fix, `start it: ${process.execPath} ${daemonMain} --config ${layout.configPath}`);
+  t.match(answers.fix, `start it: ${serviceNode} ${daemonMain} --config ${layout.configPath}`);
   t.match(answers.fix, join(layout.stateDir, 'log', 'daemon.log'));
   t.equal(d.checks.get('builder-healthy')?.skipped, true);
   const alias = d.checks.get('ssh-alias')!;

@@ -1,6 +1,6 @@
 // The service runs `node <project>/dist/daemon/main.js --config ... --state-dir ... --socket ...`,
 // the project found from the module's own location.
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import t from 'tap';
@@ -8,8 +8,13 @@ import { currentDaemonProgram, daemonCommandLine, findProjectRoot, servicePath }
 import { installLayout } from '../../daemon/host-files/install-layout.js';
 import { repoRoot, tempDir } from '../helpers/env.js';
 
-t.test('the program is this node and dist/daemon/main.js of this checkout', async (t) => {
-  t.same(currentDaemonProgram(), { node: process.execPath, mainJs: join(repoRoot, 'dist', 'daemon', 'main.js') });
+t.test('the program is the node on PATH, unresolved, and dist/daemon/main.js of this checkout', async (t) => {
+  const dir = await tempDir('node-link');
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  await symlink(process.execPath, join(dir, 'node'));
+  const mainJs = join(repoRoot, 'dist', 'daemon', 'main.js');
+  t.same(currentDaemonProgram({ PATH: `/nonexistent:${dir}:/usr/bin` }), { node: join(dir, 'node'), mainJs }, 'the link, not what it points to');
+  t.same(currentDaemonProgram({ PATH: '/nonexistent' }), { node: process.execPath, mainJs }, 'no node on PATH: the running binary');
 });
 
 t.test('the project root is the nearest package.json named linuxkit-nix', async (t) => {

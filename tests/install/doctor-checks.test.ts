@@ -50,6 +50,26 @@ function healthy(): DoctorFacts {
       { path: '/var/lib/linuxkit-nix/keys/client_ed25519', mode: 0o600, uid: 0 },
       { path: '/var/lib/linuxkit-nix/keys/ssh_host_ed25519_key', mode: 0o600, uid: 0 },
     ],
+    host: {
+      platform: 'linux',
+      home: '/root',
+      serviceProgram: {
+        file: '/etc/systemd/system/linuxkit-nix.service',
+        manager: 'systemd',
+        ok: true,
+        argv: ['/usr/bin/node', '/opt/linuxkit-nix/dist/daemon/main.js', '--config', '/var/lib/linuxkit-nix/config.json'],
+        nodeExecutable: true,
+        resolved: ['/usr/bin/node', '/opt/linuxkit-nix/dist/daemon/main.js'],
+      },
+      sshPort: {
+        port: 31022,
+        bind: { free: false, code: 'EADDRINUSE' },
+        holders: { holders: [{ pid: 4242, command: 'qemu-system-x86_64 -name linuxkit-builder', uid: 0 }], gap: null },
+        own: { vmPid: 4242, daemonPid: 4200 },
+        configPath: '/var/lib/linuxkit-nix/config.json',
+        builder: null,
+      },
+    },
   };
 }
 
@@ -59,11 +79,12 @@ const byId = (f: DoctorFacts, id: string) => evaluateChecks(f).find((c) => c.id 
 t.test('everything right: every check passes, in the documented order', async (t) => {
   const checks = evaluateChecks(healthy());
   t.same(checks.map((c) => c.id), [
-    'install', 'backend', 'service-loaded', 'daemon-answers', 'builder-healthy', 'guest-accel', 'ssh-alias', 'host-key',
+    'install', 'backend', 'service-loaded', 'service-program', 'daemon-answers', 'builder-healthy', 'guest-accel', 'ssh-port', 'ssh-alias', 'host-key',
     'machines-entry', 'nix-builders', 'key-permissions', 'guest-disk', 'guest-clock',
   ]);
   t.same(checks.filter((c) => !c.ok || c.skipped), []);
   t.match(byId(healthy(), 'guest-disk').message, '1014 MiB free in the guest\'s /nix (minimum 256)');
+  t.match(byId(healthy(), 'ssh-port').message, "held by this builder's VM, pid 4242 (qemu-system-x86_64");
 });
 
 const CASES: Array<{ name: string; inject: (f: DoctorFacts) => void; fails: string[]; message: RegExp; fix: RegExp; skipped?: string[] }> = [
@@ -220,6 +241,43 @@ const CASES: Array<{ name: string; inject: (f: DoctorFacts) => void; fails: stri
     fix: /^install QEMU; then run linuxkitctl install again/,
   },
   {
+    name: "the service's node is gone (a brew cleanup, a Nix GC)",
+    inject: (f) => {
+      if (f.host.serviceProgram.ok) f.host.serviceProgram.nodeExecutable = false;
+    },
+    fails: ['service-program'],
+    message: /^the node in ExecStart= of \/etc\/systemd\/system\/linuxkit-nix\.service is \/usr\/bin\/node, which does not exist or is not executable/,
+    fix: /run linuxkitctl install again from a shell whose PATH finds node/,
+  },
+  {
+    name: 'the service file cannot be read',
+    inject: (f) => {
+      f.host.serviceProgram = { file: '/etc/systemd/system/linuxkit-nix.service', manager: 'systemd', ok: false, error: 'it does not exist' };
+    },
+    fails: ['service-program'],
+    message: /cannot read the service's program from \/etc\/systemd\/system\/linuxkit-nix\.service: it does not exist/,
+    fix: /linuxkitctl install writes it/,
+  },
+  {
+    name: 'another program listens on the SSH port',
+    inject: (f) => {
+      f.host.sshPort.holders = { holders: [{ pid: 777, command: 'qemu-system-aarch64 -name nixos-linux-builder', uid: 0 }], gap: null };
+    },
+    fails: ['ssh-port'],
+    message: /^the SSH port 127\.0\.0\.1:31022 is taken by pid 777 \(qemu-system-aarch64 -name nixos-linux-builder\), not by this builder's VM/,
+    fix: /stop that program, or choose another port: linuxkitctl install --ssh-port N \(it sets sshPort in \/var\/lib\/linuxkit-nix\/config\.json\)/,
+  },
+  {
+    name: 'a holder this user cannot see, and no VM of ours',
+    inject: (f) => {
+      f.host.sshPort.holders = { holders: [{ pid: null, command: null, uid: 0 }], gap: '12 processes\' open files are not readable by this user: run as root to name them' };
+      f.host.sshPort.own = { vmPid: null, daemonPid: null };
+    },
+    fails: ['ssh-port'],
+    message: /taken by a process of uid 0 that this user may not see \(12 processes' open files are not readable by this user: run as root to name them\)/,
+    fix: /^find it with: sudo lsof -nP -iTCP:31022 -sTCP:LISTEN; stop it, or choose another port/,
+  },
+  {
     name: 'not installed',
     inject: (f) => {
       f.install = { manifestPath: '/var/lib/linuxkit-nix/install-manifest.json', found: false };
@@ -241,6 +299,44 @@ for (const c of CASES) {
     t.same(evaluateChecks(f).filter((x) => x.skipped).map((x) => x.id), c.skipped ?? []);
   });
 }
+
+t.test('service-program: a versioned node is a warning with a fix, not a failure', async (t) => {
+  for (const [node, why] of [
+    ['/opt/homebrew/Cellar/node/22.1.0/bin/node', /a versioned Homebrew path: after brew upgrade/],
+    ['/nix/store/0abc-nodejs-22/bin/node', /a path in the Nix store: a garbage collection may delete it/],
+  ] as const) {
+    const f = healthy();
+    f.host.platform = 'darwin';
+    f.host.serviceProgram = { file: '/Library/LaunchDaemons/org.nixos.linuxkit-nix.plist', manager: 'launchd', ok: true, argv: [node, '/opt/l/dist/daemon/main.js'], nodeExecutable: true, resolved: [node, '/opt/l/dist/daemon/main.js'] };
+    const c = byId(f, 'service-program');
+    t.match(c, { ok: true, warning: true, message: /^ProgramArguments\[0\] of \/Library\/LaunchDaemons\/org\.nixos\.linuxkit-nix\.plist: the service runs node as / });
+    t.match(c.message, why);
+    t.ok(c.fix, 'the fix says which path to use instead');
+  }
+});
+
+t.test('macos-privacy: only on macOS; fails for node or main.js in Documents, Desktop, Downloads or /Volumes', async (t) => {
+  const linux = healthy();
+  if (linux.host.serviceProgram.ok) linux.host.serviceProgram.argv[1] = '/home/alice/Documents/linuxkit-nix/dist/daemon/main.js';
+  t.equal(byId(linux, 'macos-privacy'), undefined, 'no such check on Linux');
+
+  const mac = healthy();
+  mac.host = { ...mac.host, platform: 'darwin', home: '/Users/alice' };
+  t.match(byId(mac, 'macos-privacy'), { ok: true, message: /outside the folders macOS keeps from launchd jobs/ });
+  const main = '/Users/alice/Documents/src/linuxkit-nix/dist/daemon/main.js';
+  mac.host.serviceProgram = { ...(mac.host.serviceProgram as Extract<DoctorFacts['host']['serviceProgram'], { ok: true }>), resolved: ['/usr/bin/node', main] };
+  t.same(failing(mac).map((c) => c.id), ['macos-privacy'], 'a resolved path counts too (a link from elsewhere into Documents)');
+  t.match(byId(mac, 'macos-privacy'), { message: new RegExp(`${main.replace(/\//g, '\\/')}, in /Users/alice/Documents, which macOS privacy protection`), fix: /move the checkout out of \/Users\/alice\/Documents/ });
+});
+
+t.test('ssh-port: free, or held by our own VM or daemon, passes', async (t) => {
+  const free = healthy();
+  free.host.sshPort = { ...free.host.sshPort, bind: { free: true }, holders: null };
+  t.match(byId(free, 'ssh-port'), { ok: true, message: 'the SSH port 127.0.0.1:31022 is free' });
+  const bridge = healthy();
+  bridge.host.sshPort.holders = { holders: [{ pid: 4200, command: 'node linuxkitd', uid: 0 }], gap: null };
+  t.match(byId(bridge, 'ssh-port'), { ok: true, message: /held by this builder's daemon \(its HyperKit SSH bridge\), pid 4200/ });
+});
 
 t.test('a small clock difference inside the round trip is fine', async (t) => {
   const f = healthy();

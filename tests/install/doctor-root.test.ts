@@ -11,7 +11,7 @@ import t from 'tap';
 import { ensureBuilderKeys } from '../../daemon/keys/builder-keys.js';
 import { runCommand } from '../../client/install/run-command.js';
 import { freePort, tempDir } from '../helpers/env.js';
-import { cli, pretendMachine, recordingRunner } from './install-fixtures.js';
+import { cli, pretendMachine, PROGRAM, recordingRunner } from './install-fixtures.js';
 
 // ssh2 is CommonJS and exports Server only on its default export.
 const { Server: SshServer } = ssh2;
@@ -71,7 +71,8 @@ t.test('doctor on a --root install: all green with a daemon and a guest, then ea
   const root = await tempDir('doc');
   const port = await freePort();
   t.teardown(() => rm(root, { recursive: true, force: true }));
-  const inst = await cli('install', ['--root', root, '--system', '--ssh-port', String(port)], { facts: me });
+  // The unit names a node that exists here (doctor's service-program check looks).
+  const inst = await cli('install', ['--root', root, '--system', '--ssh-port', String(port)], { facts: me, program: { ...PROGRAM, node: process.execPath } });
   t.equal(inst.code, 0, inst.err);
   const state = join(root, 'var/lib/linuxkit-nix');
   const dropIn = join(root, 'etc/ssh/ssh_config.d/linuxkit-nix.conf');
@@ -89,6 +90,8 @@ t.test('doctor on a --root install: all green with a daemon and a guest, then ea
 
   let daemon = await fakeDaemon(join(state, 'daemon.sock'), true);
   let guest = await fakeGuest(port, await readFile(join(state, 'keys/ssh_host_ed25519_key')), guestReport(1_048_576));
+  // This process plays the VM, so it is the VM record's pid: the SSH port is held by "our VM".
+  await writeFile(join(state, 'vm.json'), JSON.stringify({ backend: 'qemu', pid: process.pid, argv: [], sshPort: port }));
   t.teardown(() => {
     daemon.close();
     guest.close();

@@ -95,7 +95,7 @@ t.test('on a populated root: foreign lines survive, reinstall is a no-op, --ssh-
   t.match(machines, /^ssh-ng:\/\/linuxkit-builder x86_64-linux \S+\/keys\/client_ed25519 4 1 benchmark,big-parallel - [A-Za-z0-9+/=]+$/m, '8 fields, maxJobs follows --cpus');
   const dropIn = await readFile(join(root, 'etc/ssh/ssh_config.d/linuxkit-nix.conf'), 'utf8');
   t.ok(dropIn.startsWith(dropInBefore), 'the admin lines in the drop-in stay');
-  t.match(dropIn, /^ {2}Port 31022$/m);
+  t.match(dropIn, /^ {2}Port 31122$/m);
   const config = await readFile(join(root, 'var/lib/linuxkit-nix/config.json'), 'utf8');
   t.equal(config, '{\n  "cpus": 4\n}\n', 'only the given setting changed in the existing config');
 
@@ -109,7 +109,7 @@ t.test('on a populated root: foreign lines survive, reinstall is a no-op, --ssh-
   t.equal(port.code, 0, port.err);
   t.match(port.out, /updated \S+linuxkit-nix\.conf \(SSH drop-in\)/);
   const dropIn2 = await readFile(join(root, 'etc/ssh/ssh_config.d/linuxkit-nix.conf'), 'utf8');
-  t.equal(dropIn2, dropIn.replace('  Port 31022\n', '  Port 2222\n'), 'the port changed in place and nothing else');
+  t.equal(dropIn2, dropIn.replace('  Port 31122\n', '  Port 2222\n'), 'the port changed in place and nothing else');
   t.equal(await readFile(join(root, 'etc/nix/machines'), 'utf8'), machines, 'the machines line carries no port, so it stays');
 
   const un = await cli('uninstall', ['--root', root]);
@@ -140,7 +140,7 @@ t.test('--dry-run prints diffs of every file it would touch and changes nothing'
   const installed = treeSnapshot(root);
   const dry2 = await cli('install', ['--root', root, '--system', '--ssh-port', '2200', '--dry-run']);
   t.equal(treeSnapshot(root), installed, 'no byte changed');
-  t.match(dry2.out, /- {2}Port 31022\n\+ {2}Port 2200\n/);
+  t.match(dry2.out, /- {2}Port 31122\n\+ {2}Port 2200\n/);
   t.match(dry2.out, /- {2}"cpus": 3\n\+ {2}"cpus": 3,\n\+ {2}"sshPort": 2200\n/, 'the hand-written config gets just the new key');
   t.notMatch(dry2.out, /etc\/nix\/machines/, 'the machines file would not change');
 
@@ -161,22 +161,25 @@ t.test('uninstall without an install says where it looked and fails', async (t) 
   t.equal(treeSnapshot(root), '\n');
 });
 
-t.test('uninstall refuses while a daemon still answers on the socket (it would restore the blocks), and removes nothing', async (t) => {
+t.test('uninstall refuses while something that is not a linuxkitd answers on the socket (it cannot be shown to be ours), and removes nothing', async (t) => {
   const root = await mkdtemp('/tmp/lk-inst-');
   t.teardown(() => rm(root, { recursive: true, force: true }));
   t.equal((await cli('install', ['--root', root, '--system'])).code, 0);
   const socketPath = join(root, 'var/lib/linuxkit-nix/daemon.sock');
   const installed = treeSnapshot(root);
-  const server = createServer((c) => c.end());
+  // Reads what it is sent (so it sees the client hang up) and answers nothing: not a linuxkitd.
+  const server = createServer((c) => c.resume().end());
   await new Promise<void>((resolve) => server.listen(socketPath, resolve));
   const stop = () => new Promise<void>((resolve) => server.close(() => resolve()));
   t.teardown(() => (server.listening ? stop() : undefined));
   const un = await cli('uninstall', ['--root', root, '--system']);
   t.equal(un.code, 1);
-  t.match(un.err, `linuxkitd still answers on ${socketPath} and would restore what uninstall removes; stop it first`);
+  t.match(un.err, `linuxkitd still answers on ${socketPath} and would restore what uninstall removes, and uninstall did not stop it: something listens on ${socketPath} but does not answer as linuxkitd`);
+  t.match(un.err, 'Stop it first (SIGTERM to the linuxkitd started with --state-dir');
   t.match(un.err, 'nothing was removed');
   const dry = await cli('uninstall', ['--root', root, '--system', '--dry-run']);
   t.equal(dry.code, 0, '--dry-run still shows what would go');
+  t.match(dry.out, `note: linuxkitd answers on ${socketPath} without the service manager: uninstall stops it first`);
   await stop();
   t.equal(treeSnapshot(root), installed, 'not a byte changed');
   // A socket file nobody listens on (a daemon that died) does not hold uninstall up.
