@@ -9,6 +9,18 @@ import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { repoRoot, tempDir } from '../helpers/env.js';
 
+interface Verdict {
+  lines: string[];
+  exitCode: number;
+}
+interface VerdictModule {
+  verdict(run: Record<string, unknown>): Verdict;
+  parseCoverageRow(line: string): Record<string, number> | null;
+  coverageShortfall(percent: Record<string, number>, thresholds?: Record<string, number>): Array<{ metric: string; percent: number; min: number }>;
+}
+// Imported before any subtest is queued: an await after them lets tap end the root test first.
+const verdicts = (await import(join(repoRoot, 'scripts', 'tap-verdict.mjs'))) as VerdictModule;
+const clean = { passed: 3, failures: [], skips: [], files: 2, tapExitCode: 0, coverage: [], tapWords: [] };
 const fixtures = join(repoRoot, 'tests', 'runner', 'fixtures');
 const runSuite = join(repoRoot, 'scripts', 'run-suite.sh');
 
@@ -96,17 +108,6 @@ t.test('coverage under the thresholds is named with the metric that is short', a
   t.comment(`coverage fixture: ${shown(coverage)}`);
 });
 
-interface Verdict {
-  lines: string[];
-  exitCode: number;
-}
-interface VerdictModule {
-  verdict(run: Record<string, unknown>): Verdict;
-  parseCoverageRow(line: string): Record<string, number> | null;
-  coverageShortfall(percent: Record<string, number>, thresholds?: Record<string, number>): Array<{ metric: string; percent: number; min: number }>;
-}
-const verdicts = (await import(join(repoRoot, 'scripts', 'tap-verdict.mjs'))) as VerdictModule;
-const clean = { passed: 3, failures: [], skips: [], files: 2, tapExitCode: 0, coverage: [], tapWords: [] };
 const last = (v: Verdict) => v.lines[v.lines.length - 1];
 
 t.test('verdict: the edge cases no fixture reaches', async (t) => {
