@@ -7,7 +7,7 @@ import { link, mkdir, readdir, readFile, stat, symlink } from 'node:fs/promises'
 import { join } from 'node:path';
 import { aptMirrors } from '../../daemon/image/debian/apt-sources.js';
 import type { DebianImageManifest } from '../../daemon/image/debian/cached-image.js';
-import { repoRoot, tempDir } from '../helpers/env.js';
+import { imageCacheDir, repoRoot, tempDir } from '../helpers/env.js';
 import { startLocalMirror } from './local-mirror.js';
 
 async function aptSourceTexts(): Promise<string[]> {
@@ -21,7 +21,9 @@ async function aptSourceTexts(): Promise<string[]> {
 const upstream = aptMirrors(await aptSourceTexts());
 if (!upstream.mirror || !upstream.securityMirror) throw new Error(`this machine's apt sources name no Debian mirror and security mirror (found ${JSON.stringify(upstream)})`);
 const work = await tempDir('debian-image');
-const mirror = await startLocalMirror({ mirror: upstream.mirror, securityMirror: upstream.securityMirror }, join(work, 'mirror-copy'));
+// The mirror copy is kept beside the shared image cache: a warm run reads the archive from disk,
+// a cold one fills it from the real mirror. The builders' own caches are always cold.
+const mirror = await startLocalMirror({ mirror: upstream.mirror, securityMirror: upstream.securityMirror }, join(imageCacheDir, '..', 'mirror-copy'));
 t.teardown(() => mirror.close());
 
 // A PATH with node alone: the builder must need no Debian tool, nor xz, lz4 or cpio.

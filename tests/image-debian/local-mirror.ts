@@ -1,7 +1,7 @@
 // A local stand-in for the Debian mirrors: serves /debian/… and /debian-security/… from a copy
-// it fills from the real mirrors on first request, counts every request it answers, and can
+// (kept between runs by the caller's choice of folder) it fills from the real mirrors on first request, counts every request it answers, and can
 // serve one file with one byte changed (the tamper tests).
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import { dirname, join } from 'node:path';
 
@@ -14,6 +14,8 @@ export interface LocalMirror {
   tamper: string | null;
   close(): Promise<void>;
 }
+
+const INDEX_MAX_AGE_MS = 12 * 60 * 60 * 1000;
 
 export async function startLocalMirror(upstream: { mirror: string; securityMirror: string }, copyDir: string): Promise<LocalMirror> {
   const bases: Record<string, string> = { debian: upstream.mirror, 'debian-security': upstream.securityMirror };
@@ -29,7 +31,10 @@ export async function startLocalMirror(upstream: { mirror: string; securityMirro
         return;
       }
       const local = join(copyDir, archive, ...rest);
-      let data = await readFile(local).catch(() => null);
+      // Index files (dists/) are fetched again once a copy is half a day old: a kept copy must not
+      // point at packages the real mirror has since dropped. Packages themselves never change.
+      const stale = rest[0] === 'dists' && (await stat(local).then((s) => Date.now() - s.mtimeMs > INDEX_MAX_AGE_MS, () => true));
+      let data = stale ? null : await readFile(local).catch(() => null);
       if (!data) {
         const upstreamRes = await fetch(`${base}/${rest.join('/')}`);
         if (upstreamRes.status !== 200) {
@@ -38,7 +43,9 @@ export async function startLocalMirror(upstream: { mirror: string; securityMirro
         }
         data = Buffer.from(await upstreamRes.arrayBuffer());
         await mkdir(dirname(local), { recursive: true });
-        await writeFile(local, data);
+        const tmp = `${local}.${process.pid}.tmp`;
+        await writeFile(tmp, data);
+        await rename(tmp, local);
       }
       if (state.tamper === path) {
         data = Buffer.from(data);
