@@ -5,7 +5,8 @@
 //
 // A test is one top-level `t.test` (or bare assertion) of a test file. A file that crashes before
 // reporting counts as one failure, and so does a file with no test points. Skips and todos are
-// counted at any depth: one deep inside a test hides as much as one at the top.
+// counted at any depth: one deep inside a test hides as much as one at the top. A failed lint
+// check (LINT_FAILED=1, set by scripts/test.sh) is one failure more.
 import { readFileSync } from 'node:fs';
 import { Parser } from 'tap-parser';
 import { coverageShortfall, parseCoverageRow, verdict } from './tap-verdict.mjs';
@@ -85,6 +86,9 @@ process.stdin.on('end', () => {
   root.end();
 });
 root.on('complete', () => {
+  if (process.env.LINT_FAILED === '1') {
+    run.failures.push('lint: npm run lint (biome check) found problems, shown before the tests; npm run format fixes the formatting');
+  }
   const { lines, exitCode } = verdict(run);
   // The closing line is the last thing written: scripts/run-suite.sh takes its absence as a crash.
   process.stdout.write(`${lines.join('\n')}\n`);
