@@ -30,7 +30,10 @@ const { values } = parseArgs({
   },
 });
 const runs = Number(values.runs);
-const archs = values.arch.split(',').map((a) => a.trim()).filter(Boolean);
+const archs = values.arch
+  .split(',')
+  .map((a) => a.trim())
+  .filter(Boolean);
 for (const a of archs) {
   if (a !== 'x86_64' && a !== 'aarch64') {
     console.error(`bench/boot: --arch ${a}: expected x86_64 or aarch64 (or both, comma-separated)`);
@@ -60,13 +63,29 @@ const privateKey = readFileSync(keys.clientKey);
 async function spec(arch, image) {
   const stateDir = mkdtempSync(join(tmpdir(), 'lk-bench-'));
   return {
-    arch, accel: values.accel, cpus: 2, memoryMiB: 1024,
-    kernel: image.kernel, initrd: image.initrd, cmdline: image.cmdline,
-    sshPort: await freePort(), stateDir, consoleLog: join(stateDir, 'console.log'),
-    guestFiles: { 'linuxkit/authorized_keys': keys.clientPublicKey, 'linuxkit/ssh_host_ed25519_key': keys.hostKey },
+    arch,
+    accel: values.accel,
+    cpus: 2,
+    memoryMiB: 1024,
+    kernel: image.kernel,
+    initrd: image.initrd,
+    cmdline: image.cmdline,
+    sshPort: await freePort(),
+    stateDir,
+    consoleLog: join(stateDir, 'console.log'),
+    guestFiles: {
+      'linuxkit/authorized_keys': keys.clientPublicKey,
+      'linuxkit/ssh_host_ed25519_key': keys.hostKey,
+    },
   };
 }
-const target = (port) => ({ host: '127.0.0.1', port, username: 'root', privateKey, hostPublicKeyLine: keys.hostPublicKeyLine });
+const target = (port) => ({
+  host: '127.0.0.1',
+  port,
+  username: 'root',
+  privateKey,
+  hostPublicKeyLine: keys.hostPublicKeyLine,
+});
 
 async function throughProject(arch, image) {
   const s = await spec(arch, image);
@@ -116,14 +135,24 @@ const result = { accel: values.accel, runs, hostArch: process.arch, archs: byArc
 if (values.json) console.log(JSON.stringify(result, null, 2));
 else {
   const mib = (b) => (b / 1048576).toFixed(1);
-  console.log(`start → first successful probe, accel ${values.accel}, ${runs} runs each (median), on a ${process.arch} host:`);
+  console.log(
+    `start → first successful probe, accel ${values.accel}, ${runs} runs each (median), on a ${process.arch} host:`,
+  );
   for (const [arch, r] of Object.entries(byArch)) {
-    console.log(`${arch} guest: kernel ${mib(r.imageBytes.kernel)} MiB + initrd ${mib(r.imageBytes.initrd)} MiB`);
-    console.log(`  through linuxkit-nix (QemuBackend): ${r.projectMs.median} ms  [${r.projectMs.all.join(', ')}]`);
-    console.log(`  bare qemu-system-${arch}, same argv: ${r.bareQemuMs.median} ms  [${r.bareQemuMs.all.join(', ')}]`);
+    console.log(
+      `${arch} guest: kernel ${mib(r.imageBytes.kernel)} MiB + initrd ${mib(r.imageBytes.initrd)} MiB`,
+    );
+    console.log(
+      `  through linuxkit-nix (QemuBackend): ${r.projectMs.median} ms  [${r.projectMs.all.join(', ')}]`,
+    );
+    console.log(
+      `  bare qemu-system-${arch}, same argv: ${r.bareQemuMs.median} ms  [${r.bareQemuMs.all.join(', ')}]`,
+    );
     console.log(`  ratio project / bare: ${r.ratio}`);
   }
   if (byArch.x86_64 && byArch.aarch64) {
-    console.log(`aarch64 / x86_64 boot-to-ready (through linuxkit-nix): ${(byArch.aarch64.projectMs.median / byArch.x86_64.projectMs.median).toFixed(2)}`);
+    console.log(
+      `aarch64 / x86_64 boot-to-ready (through linuxkit-nix): ${(byArch.aarch64.projectMs.median / byArch.x86_64.projectMs.median).toFixed(2)}`,
+    );
   }
 }

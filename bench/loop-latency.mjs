@@ -13,7 +13,9 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
-const { values } = parseArgs({ options: { seconds: { type: 'string', default: '20' }, json: { type: 'boolean', default: false } } });
+const { values } = parseArgs({
+  options: { seconds: { type: 'string', default: '20' }, json: { type: 'boolean', default: false } },
+});
 const seconds = Number(values.seconds);
 
 function get(socketPath, path) {
@@ -57,13 +59,18 @@ async function waitForSocket(socketPath, deadlineMs) {
 async function daemonRun(work) {
   const stateDir = join(work, 'state');
   const socket = join(stateDir, 'daemon.sock');
-  const daemon = spawn(process.execPath, [join(root, 'dist/daemon/main.js'), '--state-dir', stateDir, '--accel', 'tcg', '--ssh-port', '39922'], {
-    env: { ...process.env, LINUXKIT_IMAGE_CACHE: join(work, 'cold-daemon') },
-    stdio: 'ignore',
-  });
+  const daemon = spawn(
+    process.execPath,
+    [join(root, 'dist/daemon/main.js'), '--state-dir', stateDir, '--accel', 'tcg', '--ssh-port', '39922'],
+    {
+      env: { ...process.env, LINUXKIT_IMAGE_CACHE: join(work, 'cold-daemon') },
+      stdio: 'ignore',
+    },
+  );
   try {
     const first = await waitForSocket(socket, 60_000);
-    if (first.state !== 'starting') throw new Error(`expected the daemon to be building (starting), got ${first.state}`);
+    if (first.state !== 'starting')
+      throw new Error(`expected the daemon to be building (starting), got ${first.state}`);
     return await sample(socket, seconds * 1000);
   } finally {
     daemon.kill('SIGKILL');
@@ -74,12 +81,25 @@ async function daemonRun(work) {
 async function bareRun(work) {
   const socket = join(work, 'bare.sock');
   const body = JSON.stringify({ state: 'starting', healthy: false });
-  const server = createServer((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(body));
+  const server = createServer((_req, res) =>
+    res.writeHead(200, { 'content-type': 'application/json' }).end(body),
+  );
   await new Promise((r) => server.listen(socket, r));
   const { debianSettingsForHost } = await import(join(root, 'dist/daemon/image/image-settings.js'));
   const { imageBuilderArgs } = await import(join(root, 'dist/daemon/image/build-process.js'));
-  const { settings } = await debianSettingsForHost({ suites: ['bookworm', 'bookworm-updates', 'bookworm-security'] });
-  const builder = spawn(process.execPath, imageBuilderArgs({ arch: 'x86_64', cacheDir: join(work, 'cold-bare'), guestDir: join(root, 'guest'), settings }), { stdio: 'ignore' });
+  const { settings } = await debianSettingsForHost({
+    suites: ['bookworm', 'bookworm-updates', 'bookworm-security'],
+  });
+  const builder = spawn(
+    process.execPath,
+    imageBuilderArgs({
+      arch: 'x86_64',
+      cacheDir: join(work, 'cold-bare'),
+      guestDir: join(root, 'guest'),
+      settings,
+    }),
+    { stdio: 'ignore' },
+  );
   try {
     await new Promise((r) => setTimeout(r, 1000));
     return await sample(socket, seconds * 1000);
@@ -97,7 +117,8 @@ try {
   const result = { seconds, daemon, bare, goalMaxMs: 50 };
   if (values.json) process.stdout.write(`${JSON.stringify(result)}\n`);
   else {
-    const line = (name, r) => `${name.padEnd(34)} ${String(r.count).padStart(6)} answers  median ${r.medianMs.toFixed(1)} ms  p99 ${r.p99Ms.toFixed(1)} ms  max ${r.maxMs.toFixed(1)} ms`;
+    const line = (name, r) =>
+      `${name.padEnd(34)} ${String(r.count).padStart(6)} answers  median ${r.medianMs.toFixed(1)} ms  p99 ${r.p99Ms.toFixed(1)} ms  max ${r.maxMs.toFixed(1)} ms`;
     process.stdout.write(`GET /v1/status during a cold image build (${seconds} s each)\n`);
     process.stdout.write(`${line('linuxkitd', daemon)}\n${line('bare node server (yardstick)', bare)}\n`);
     process.stdout.write(`goal: linuxkitd max under 50 ms: ${daemon.maxMs < 50 ? 'met' : 'NOT met'}\n`);

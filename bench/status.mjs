@@ -96,7 +96,9 @@ async function main() {
       duration: Number(values.duration),
     });
     if (load.non2xx > 0 || load.errors > 0) {
-      throw new Error(`GET /v1/status failed under load: ${load.non2xx} non-2xx answers, ${load.errors} errors`);
+      throw new Error(
+        `GET /v1/status failed under load: ${load.non2xx} non-2xx answers, ${load.errors} errors`,
+      );
     }
 
     const report = {

@@ -97,32 +97,51 @@ export class LinuxkitClient {
     let req: ReturnType<typeof request> | undefined;
     let closedByUs = false;
     const done = new Promise<void>((resolve, reject) => {
-      req = this.open('GET', '/v1/events', async (res) => {
-        if (res.statusCode !== 200) return reject(await this.errorFrom(res));
-        let buffered = '';
-        res.setEncoding('utf8');
-        res.on('data', (chunk: string) => {
-          buffered += chunk;
-          for (let newline = buffered.indexOf('\n'); newline >= 0; newline = buffered.indexOf('\n')) {
-            const line = buffered.slice(0, newline);
-            buffered = buffered.slice(newline + 1);
-            if (line.trim() === '') continue;
-            let event: StateEvent;
-            try {
-              event = JSON.parse(line) as StateEvent;
-            } catch {
-              req?.destroy();
-              return reject(new ApiError(200, 'bad_response', `linuxkitd sent an event line that is not JSON: ${line.slice(0, 200)}`));
+      req = this.open(
+        'GET',
+        '/v1/events',
+        async (res) => {
+          if (res.statusCode !== 200) return reject(await this.errorFrom(res));
+          let buffered = '';
+          res.setEncoding('utf8');
+          res.on('data', (chunk: string) => {
+            buffered += chunk;
+            for (let newline = buffered.indexOf('\n'); newline >= 0; newline = buffered.indexOf('\n')) {
+              const line = buffered.slice(0, newline);
+              buffered = buffered.slice(newline + 1);
+              if (line.trim() === '') continue;
+              let event: StateEvent;
+              try {
+                event = JSON.parse(line) as StateEvent;
+              } catch {
+                req?.destroy();
+                return reject(
+                  new ApiError(
+                    200,
+                    'bad_response',
+                    `linuxkitd sent an event line that is not JSON: ${line.slice(0, 200)}`,
+                  ),
+                );
+              }
+              onEvent(event);
             }
-            onEvent(event);
-          }
-        });
-        res.on('end', () => resolve());
-        res.on('error', () =>
-          closedByUs ? resolve() : reject(new DaemonUnreachableError(this.socketPath, 'ECONNRESET', 'the daemon dropped the event stream')),
-        );
-        res.on('close', () => resolve());
-      }, (err) => (closedByUs ? resolve() : reject(err)));
+          });
+          res.on('end', () => resolve());
+          res.on('error', () =>
+            closedByUs
+              ? resolve()
+              : reject(
+                  new DaemonUnreachableError(
+                    this.socketPath,
+                    'ECONNRESET',
+                    'the daemon dropped the event stream',
+                  ),
+                ),
+          );
+          res.on('close', () => resolve());
+        },
+        (err) => (closedByUs ? resolve() : reject(err)),
+      );
       req.end();
     });
     // A caller that only uses close() must not crash the process with an unhandled rejection.
@@ -138,19 +157,30 @@ export class LinuxkitClient {
 
   private json<T>(method: 'GET' | 'POST', path: string, expected: number[]): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      const req = this.open(method, path, (res) => {
-        readBody(res).then((text) => {
-          const status = res.statusCode ?? 0;
-          let body: unknown;
-          try {
-            body = JSON.parse(text);
-          } catch {
-            return reject(new ApiError(status, 'bad_response', `linuxkitd answered ${method} ${path} with HTTP ${status} and a body that is not JSON`));
-          }
-          if (expected.includes(status)) resolve(body as T);
-          else reject(toApiError(status, body, `${method} ${path}`));
-        }, reject);
-      }, reject);
+      const req = this.open(
+        method,
+        path,
+        (res) => {
+          readBody(res).then((text) => {
+            const status = res.statusCode ?? 0;
+            let body: unknown;
+            try {
+              body = JSON.parse(text);
+            } catch {
+              return reject(
+                new ApiError(
+                  status,
+                  'bad_response',
+                  `linuxkitd answered ${method} ${path} with HTTP ${status} and a body that is not JSON`,
+                ),
+              );
+            }
+            if (expected.includes(status)) resolve(body as T);
+            else reject(toApiError(status, body, `${method} ${path}`));
+          }, reject);
+        },
+        reject,
+      );
       req.end();
     });
   }
@@ -163,10 +193,18 @@ export class LinuxkitClient {
     onError: (err: Error) => void,
   ): ReturnType<typeof request> {
     // agent: false: one connection per request, none kept open to hold the process alive.
-    const req = request({ socketPath: this.socketPath, method, path, agent: false, headers: { accept: 'application/json' } });
+    const req = request({
+      socketPath: this.socketPath,
+      method,
+      path,
+      agent: false,
+      headers: { accept: 'application/json' },
+    });
     // The deadline covers connecting and the response head; an event stream may then idle forever.
     const timer = setTimeout(() => {
-      req.destroy(new DaemonUnreachableError(this.socketPath, 'ETIMEDOUT', `no answer within ${this.timeoutMs} ms`));
+      req.destroy(
+        new DaemonUnreachableError(this.socketPath, 'ETIMEDOUT', `no answer within ${this.timeoutMs} ms`),
+      );
     }, this.timeoutMs);
     req.once('response', (res) => {
       clearTimeout(timer);
@@ -177,7 +215,13 @@ export class LinuxkitClient {
       clearTimeout(timer);
       if (err instanceof DaemonUnreachableError) return onError(err);
       const code = err.code ?? 'EUNKNOWN';
-      onError(new DaemonUnreachableError(this.socketPath, code, UNREACHABLE_DETAIL[code] ?? `${code}: ${err.message}`));
+      onError(
+        new DaemonUnreachableError(
+          this.socketPath,
+          code,
+          UNREACHABLE_DETAIL[code] ?? `${code}: ${err.message}`,
+        ),
+      );
     });
     return req;
   }
@@ -187,7 +231,11 @@ export class LinuxkitClient {
     try {
       return toApiError(res.statusCode ?? 0, JSON.parse(text), 'GET /v1/events');
     } catch {
-      return new ApiError(res.statusCode ?? 0, 'bad_response', `linuxkitd answered GET /v1/events with HTTP ${res.statusCode}`);
+      return new ApiError(
+        res.statusCode ?? 0,
+        'bad_response',
+        `linuxkitd answered GET /v1/events with HTTP ${res.statusCode}`,
+      );
     }
   }
 }

@@ -24,7 +24,11 @@ function since(iso: string, now: Date): string {
  * error, last exit, current errors.
  */
 export function formatStatus(s: DaemonStatus, now: Date): string {
-  const parts = [`builder: ${s.state} (${s.healthy ? 'healthy' : 'not healthy'})`, `backend ${s.backend}/${s.accel}`, `guest ${s.arch}`];
+  const parts = [
+    `builder: ${s.state} (${s.healthy ? 'healthy' : 'not healthy'})`,
+    `backend ${s.backend}/${s.accel}`,
+    `guest ${s.arch}`,
+  ];
   if (s.vm.pid !== null) {
     const adopted = s.vm.adopted ? ' (adopted)' : '';
     parts.push(`pid ${s.vm.pid}${adopted}${s.vm.startedAt ? ` up ${since(s.vm.startedAt, now)}` : ''}`);
@@ -40,12 +44,18 @@ export function formatStatus(s: DaemonStatus, now: Date): string {
   if (s.image) lines.push(`  image: ${formatImageBuild(s.image, now)}`);
   if (s.failedReason) lines.push(`  failed: ${s.failedReason}`);
   if (s.backoff) {
-    const next = s.backoff.nextStartAt ? `, next start in ${formatDuration(Date.parse(s.backoff.nextStartAt) - now.getTime())}` : '';
+    const next = s.backoff.nextStartAt
+      ? `, next start in ${formatDuration(Date.parse(s.backoff.nextStartAt) - now.getTime())}`
+      : '';
     lines.push(`  backoff: attempt ${s.backoff.attempt}${next}`);
   }
   if (!s.probe.ok && s.probe.error) lines.push(`  probe: ${s.probe.error}`);
   if (s.lastExit) {
-    const how = s.lastExit.signal ? `signal ${s.lastExit.signal}` : s.lastExit.code !== null ? `code ${s.lastExit.code}` : 'code unknown';
+    const how = s.lastExit.signal
+      ? `signal ${s.lastExit.signal}`
+      : s.lastExit.code !== null
+        ? `code ${s.lastExit.code}`
+        : 'code unknown';
     lines.push(`  last exit: ${s.lastExit.reason} (${how}) ${since(s.lastExit.at, now)} ago`);
   }
   for (const e of s.errors) lines.push(`  error (${e.source}): ${e.message}`);
@@ -90,7 +100,9 @@ export function formatStatusAll(entries: BuilderStatusEntry[], now: Date): strin
   return entries
     .map((e) => {
       const heading = `[${e.builder ?? 'default'}] ${e.socketPath}`;
-      const body = e.status ? formatStatus(e.status, now) : `builder: not reachable: ${e.error ?? 'no answer'}`;
+      const body = e.status
+        ? formatStatus(e.status, now)
+        : `builder: not reachable: ${e.error ?? 'no answer'}`;
       return `${heading}\n${body}`;
     })
     .join('\n');

@@ -6,7 +6,14 @@ import { homedir } from 'node:os';
 import { parseArgs } from 'node:util';
 import { ApiError, DaemonUnreachableError, LinuxkitClient, type LogSource } from './api-client.js';
 import { followLogs } from './follow.js';
-import { formatAccepted, formatEvent, formatHealth, formatStatus, formatStatusAll, type BuilderStatusEntry } from './format.js';
+import {
+  formatAccepted,
+  formatEvent,
+  formatHealth,
+  formatStatus,
+  formatStatusAll,
+  type BuilderStatusEntry,
+} from './format.js';
 import { defaultSocketPath, resolveSocketPath } from './socket-path.js';
 import { waitUntilHealthy } from './wait.js';
 import { progressReporter } from './wait-progress.js';
@@ -91,7 +98,10 @@ function readVersion(): string {
   // dist/client/main.js and client/main.ts sit at different depths below package.json.
   for (const rel of ['../../package.json', '../package.json']) {
     try {
-      const pkg = JSON.parse(readFileSync(new URL(rel, import.meta.url), 'utf8')) as { name?: string; version?: string };
+      const pkg = JSON.parse(readFileSync(new URL(rel, import.meta.url), 'utf8')) as {
+        name?: string;
+        version?: string;
+      };
       if (pkg.name === 'linuxkit-nix' && pkg.version) return pkg.version;
     } catch {
       // try the next candidate
@@ -102,7 +112,12 @@ function readVersion(): string {
 
 function positiveNumber(name: string, text: string, max = Infinity, integer = false): number {
   const value = Number(text);
-  const ok = text.trim() !== '' && Number.isFinite(value) && value > 0 && value <= max && (!integer || Number.isInteger(value));
+  const ok =
+    text.trim() !== '' &&
+    Number.isFinite(value) &&
+    value > 0 &&
+    value <= max &&
+    (!integer || Number.isInteger(value));
   if (!ok) {
     const what = integer ? `a whole number from 1 to ${max}` : 'a positive number';
     throw new UsageError(`--${name} must be ${what}, not "${text}"`);
@@ -123,7 +138,11 @@ function exitCleanlyOnInterrupt(): void {
   for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(EXIT.ok));
 }
 
-async function runAction(client: LinuxkitClient, action: 'start' | 'restart' | 'stop', v: Values): Promise<number> {
+async function runAction(
+  client: LinuxkitClient,
+  action: 'start' | 'restart' | 'stop',
+  v: Values,
+): Promise<number> {
   const timeoutS = v.timeout !== undefined ? positiveNumber('timeout', v.timeout) : 120;
   // The VM before the request: after a restart, only a different pid counts as the new one.
   const before = v.wait && action === 'restart' ? await client.status() : undefined;
@@ -135,8 +154,16 @@ async function runAction(client: LinuxkitClient, action: 'start' | 'restart' | '
   if (!v.json) process.stderr.write(`waiting up to ${timeoutS} s for the builder to be healthy...\n`);
   const progress = v.json
     ? null
-    : progressReporter({ isTTY: process.stderr.isTTY === true, columns: process.stderr.columns ?? 80, write: (text) => process.stderr.write(text) });
-  const outcome = await waitUntilHealthy(client, { notPid: before?.vm.pid ?? null, timeoutMs: timeoutS * 1000, onStatus: progress?.show });
+    : progressReporter({
+        isTTY: process.stderr.isTTY === true,
+        columns: process.stderr.columns ?? 80,
+        write: (text) => process.stderr.write(text),
+      });
+  const outcome = await waitUntilHealthy(client, {
+    notPid: before?.vm.pid ?? null,
+    timeoutMs: timeoutS * 1000,
+    onStatus: progress?.show,
+  });
   progress?.end();
   if (v.json) printJson(outcome.status);
   else print(formatStatus(outcome.status, new Date()));
@@ -180,7 +207,10 @@ async function runVersion(client: LinuxkitClient, v: Values): Promise<number> {
     unreachable = err.message;
   }
   if (v.json) printJson({ linuxkitctl: version, linuxkitd: daemon });
-  else print(`linuxkitctl ${version}\n${daemon ? `linuxkitd ${daemon.version} (pid ${daemon.pid})` : unreachable}`);
+  else
+    print(
+      `linuxkitctl ${version}\n${daemon ? `linuxkitd ${daemon.version} (pid ${daemon.pid})` : unreachable}`,
+    );
   return EXIT.ok;
 }
 
@@ -194,8 +224,16 @@ const SELF_PARSING_COMMANDS: Record<string, () => Promise<(argv: string[]) => Pr
 
 function selfParsingCommand(argv: string[]): { name: string; rest: string[] } | null {
   // `linuxkitctl --builder arm doctor` means `linuxkitctl doctor --builder arm`.
-  const builder = argv[0] === '--builder' ? argv.slice(0, 2) : argv[0]?.startsWith('--builder=') ? argv.slice(0, 1) : [];
-  const at = builder.length > 0 ? builder.length : argv[0] === '--socket' ? 2 : argv[0]?.startsWith('--socket=') ? 1 : 0;
+  const builder =
+    argv[0] === '--builder' ? argv.slice(0, 2) : argv[0]?.startsWith('--builder=') ? argv.slice(0, 1) : [];
+  const at =
+    builder.length > 0
+      ? builder.length
+      : argv[0] === '--socket'
+        ? 2
+        : argv[0]?.startsWith('--socket=')
+          ? 1
+          : 0;
   const name = argv[at];
   if (!name || !(name in SELF_PARSING_COMMANDS)) return null;
   return { name, rest: [...argv.slice(at + 1), ...builder] };
@@ -212,14 +250,30 @@ async function runStatusAll(v: Values): Promise<number> {
   const entries: BuilderStatusEntry[] = await Promise.all(
     builders.map(async (b) => {
       try {
-        return { builder: b.builder, socketPath: b.socketPath, status: await new LinuxkitClient({ socketPath: b.socketPath }).status() };
+        return {
+          builder: b.builder,
+          socketPath: b.socketPath,
+          status: await new LinuxkitClient({ socketPath: b.socketPath }).status(),
+        };
       } catch (err) {
         if (!(err instanceof DaemonUnreachableError) && !(err instanceof ApiError)) throw err;
-        return { builder: b.builder, socketPath: b.socketPath, error: err.message.replace(/^linuxkitd is not reachable at \S+: /, '') };
+        return {
+          builder: b.builder,
+          socketPath: b.socketPath,
+          error: err.message.replace(/^linuxkitd is not reachable at \S+: /, ''),
+        };
       }
     }),
   );
-  if (v.json) printJson({ builders: entries.map((e) => ({ builder: e.builder, socketPath: e.socketPath, status: e.status ?? null, error: e.error ?? null })) });
+  if (v.json)
+    printJson({
+      builders: entries.map((e) => ({
+        builder: e.builder,
+        socketPath: e.socketPath,
+        status: e.status ?? null,
+        error: e.error ?? null,
+      })),
+    });
   else print(formatStatusAll(entries, new Date()));
   return entries.every((e) => e.status?.healthy === true) ? EXIT.ok : EXIT.unhealthy;
 }
@@ -227,7 +281,8 @@ async function runStatusAll(v: Values): Promise<number> {
 async function run(argv: string[]): Promise<number> {
   const selfParsing = selfParsingCommand(argv);
   if (selfParsing) return (await SELF_PARSING_COMMANDS[selfParsing.name]!())(selfParsing.rest);
-  const socketFallback = () => defaultSocketPath(process.platform, process.getuid?.() ?? -1, homedir(), process.env);
+  const socketFallback = () =>
+    defaultSocketPath(process.platform, process.getuid?.() ?? -1, homedir(), process.env);
   let parsed: ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true; strict: true }>>;
   try {
     parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
@@ -238,7 +293,8 @@ async function run(argv: string[]): Promise<number> {
     throw new UsageError(unknown ? `unknown option ${unknown[1]}` : message);
   }
   const v = parsed.values as Values;
-  if (v.builder !== undefined && v.socket !== undefined) throw new UsageError('--socket and --builder exclude each other');
+  if (v.builder !== undefined && v.socket !== undefined)
+    throw new UsageError('--socket and --builder exclude each other');
   let socketPath: string;
   if (v.builder !== undefined) {
     const { builderSocketPath, BuilderNameError } = await import('./commands/builders.js');
@@ -256,15 +312,19 @@ async function run(argv: string[]): Promise<number> {
     return EXIT.ok;
   }
   const allowed = COMMANDS[command];
-  if (!allowed) throw new UsageError(`unknown command "${command}"; commands: ${Object.keys(COMMANDS).join(', ')}`);
+  if (!allowed)
+    throw new UsageError(`unknown command "${command}"; commands: ${Object.keys(COMMANDS).join(', ')}`);
   if (extra.length > 0) throw new UsageError(`${command} takes no arguments, got "${extra.join(' ')}"`);
   for (const name of Object.keys(v) as OptionName[]) {
     if (name !== 'socket' && name !== 'builder' && !allowed.includes(name)) {
-      throw new UsageError(`--${name} is not an option of ${command}${allowed.length ? ` (it takes ${allowed.map((o) => `--${o}`).join(', ')})` : ''}`);
+      throw new UsageError(
+        `--${name} is not an option of ${command}${allowed.length ? ` (it takes ${allowed.map((o) => `--${o}`).join(', ')})` : ''}`,
+      );
     }
   }
   if (v.timeout !== undefined && !v.wait) throw new UsageError('--timeout only applies with --wait');
-  if (v.all && (v.socket !== undefined || v.builder !== undefined)) throw new UsageError('status --all lists every builder: it takes neither --socket nor --builder');
+  if (v.all && (v.socket !== undefined || v.builder !== undefined))
+    throw new UsageError('status --all lists every builder: it takes neither --socket nor --builder');
 
   const client = new LinuxkitClient({ socketPath });
   switch (command) {

@@ -25,7 +25,11 @@ export function defaultSocketPath(
 }
 
 /** --socket wins, then LINUXKIT_SOCKET, then the socket in $LINUXKIT_NIX_STATE_DIR, then the default. */
-export function resolveSocketPath(flag: string | undefined, env: NodeJS.ProcessEnv, fallback: () => string): string {
+export function resolveSocketPath(
+  flag: string | undefined,
+  env: NodeJS.ProcessEnv,
+  fallback: () => string,
+): string {
   if (flag) return flag;
   if (env.LINUXKIT_SOCKET) return env.LINUXKIT_SOCKET;
   const stateDir = env[STATE_DIR_ENV];

@@ -21,7 +21,12 @@ export interface ProgressState {
 export const NO_PROGRESS: ProgressState = { phase: null, printedAt: Number.NEGATIVE_INFINITY, drawn: false };
 
 /** The text to write for this status (null: nothing) and the state after it. Pure. */
-export function progressOutput(prev: ProgressState, s: DaemonStatus, now: Date, tty: { isTTY: boolean; columns: number }): { text: string | null; next: ProgressState } {
+export function progressOutput(
+  prev: ProgressState,
+  s: DaemonStatus,
+  now: Date,
+  tty: { isTTY: boolean; columns: number },
+): { text: string | null; next: ProgressState } {
   if (!s.image) {
     // The build ended: a terminal's redrawn line is closed with a newline.
     return { text: tty.isTTY && prev.drawn ? '\n' : null, next: NO_PROGRESS };
@@ -29,7 +34,10 @@ export function progressOutput(prev: ProgressState, s: DaemonStatus, now: Date, 
   const line = formatImageBuild(s.image, now);
   if (tty.isTTY) {
     const fitted = line.length > tty.columns - 1 ? `${line.slice(0, Math.max(0, tty.columns - 2))}…` : line;
-    return { text: `\r\x1b[K${fitted}`, next: { phase: s.image.phase, printedAt: now.getTime(), drawn: true } };
+    return {
+      text: `\r\x1b[K${fitted}`,
+      next: { phase: s.image.phase, printedAt: now.getTime(), drawn: true },
+    };
   }
   const due = s.image.phase !== prev.phase || now.getTime() - prev.printedAt >= PLAIN_EVERY_MS;
   if (!due) return { text: null, next: prev };

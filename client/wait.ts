@@ -6,7 +6,9 @@ import type { DaemonStatus, LinuxkitClient } from './api-client.js';
 
 const POLL_MS = 500;
 
-export type WaitOutcome = { ok: true; status: DaemonStatus } | { ok: false; status: DaemonStatus; why: string };
+export type WaitOutcome =
+  | { ok: true; status: DaemonStatus }
+  | { ok: false; status: DaemonStatus; why: string };
 
 export async function waitUntilHealthy(
   client: LinuxkitClient,
@@ -22,7 +24,8 @@ export async function waitUntilHealthy(
       opts.onStatus?.(status);
       const pid = status.vm.pid;
       if (status.healthy && pid !== null && pid !== opts.notPid) return { ok: true, status };
-      if (status.desired === 'stopped') return { ok: false, status, why: 'the builder was stopped meanwhile' };
+      if (status.desired === 'stopped')
+        return { ok: false, status, why: 'the builder was stopped meanwhile' };
       // A builder that was failed before the request may still say so in the first answers.
       if (status.state === 'failed' && sawNotFailed) {
         return { ok: false, status, why: `the builder failed: ${status.failedReason ?? 'no reason given'}` };
@@ -30,7 +33,11 @@ export async function waitUntilHealthy(
       if (status.state !== 'failed') sawNotFailed = true;
       const left = deadline - Date.now();
       if (left <= 0) {
-        return { ok: false, status, why: `not healthy on a new VM after ${opts.timeoutMs / 1000} s (state ${status.state})` };
+        return {
+          ok: false,
+          status,
+          why: `not healthy on a new VM after ${opts.timeoutMs / 1000} s (state ${status.state})`,
+        };
       }
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, Math.min(POLL_MS, left));

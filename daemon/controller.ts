@@ -27,7 +27,13 @@ export interface DaemonStatus {
   vm: { pid: number | null; startedAt: string | null; adopted: boolean };
   restarts: number;
   lastExit: { code: number | null; signal: string | null; reason: string; at: string } | null;
-  probe: { ok: boolean; latencyMs: number | null; nixVersion: string | null; at: string | null; error: string | null };
+  probe: {
+    ok: boolean;
+    latencyMs: number | null;
+    nixVersion: string | null;
+    at: string | null;
+    error: string | null;
+  };
   ssh: { host: '127.0.0.1'; port: number };
   /** When in backoff: when the next start is due. When failed: why. */
   backoff: { attempt: number; nextStartAt: string | null } | null;

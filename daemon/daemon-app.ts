@@ -21,7 +21,11 @@ import { createDaemonLogger } from './logging/logger.js';
 import { tailRotatedLog } from './logging/rotating-file.js';
 import { probeBuilder } from './probe/readiness-probe.js';
 import { runGuestCommand, type GuestSshTarget } from './probe/guest-ssh.js';
-import { GuestMaintenance, MAX_CLOCK_SKEW_MS, maintenanceIntervalMs } from './maintenance/guest-maintenance.js';
+import {
+  GuestMaintenance,
+  MAX_CLOCK_SKEW_MS,
+  maintenanceIntervalMs,
+} from './maintenance/guest-maintenance.js';
 import { startDriftWatcher } from './drift/drift-watcher.js';
 import { INSTALL_MANIFEST_NAME } from './host-files/install-layout.js';
 import { policyFromSettings } from './reconciler/types.js';
@@ -65,9 +69,13 @@ async function loadStartupConfig(
 ): Promise<{ config: DaemonConfig; fileError: string | null }> {
   let fileConfig: DaemonConfig;
   let fileError: string | null = null;
-  const exists = await access(paths.configPath).then(() => true, () => false);
+  const exists = await access(paths.configPath).then(
+    () => true,
+    () => false,
+  );
   if (!exists) {
-    if (paths.configExplicit) throw new DaemonStartError(`config file ${paths.configPath} (from --config) does not exist`);
+    if (paths.configExplicit)
+      throw new DaemonStartError(`config file ${paths.configPath} (from --config) does not exist`);
     fileConfig = defaultConfig();
     await ensureConfigFile(paths.configPath, fileConfig);
   } else {
@@ -76,7 +84,8 @@ async function loadStartupConfig(
     else {
       fileError = `config file ${paths.configPath} is invalid: ${formatErrors(loaded.errors)}`;
       const lastGood = await loadConfigFile(lastGoodPath);
-      if (!lastGood.ok) throw new DaemonStartError(`${fileError} (and there is no last good config to fall back on)`);
+      if (!lastGood.ok)
+        throw new DaemonStartError(`${fileError} (and there is no last good config to fall back on)`);
       fileConfig = lastGood.config;
     }
   }
@@ -85,7 +94,10 @@ async function loadStartupConfig(
   return { config: effective.config, fileError };
 }
 
-export async function startDaemon(args: DaemonArgs, opts: { foreground?: boolean } = {}): Promise<RunningDaemon> {
+export async function startDaemon(
+  args: DaemonArgs,
+  opts: { foreground?: boolean } = {},
+): Promise<RunningDaemon> {
   const paths = resolveDaemonPaths(args.paths);
   await mkdir(paths.stateDir, { recursive: true, mode: 0o700 });
   await mkdir(join(paths.stateDir, 'log'), { recursive: true, mode: 0o700 });
@@ -101,7 +113,9 @@ export async function startDaemon(args: DaemonArgs, opts: { foreground?: boolean
     const keys: BuilderKeys = await ensureBuilderKeys(paths.keysDir);
     const facts = currentHostFacts(allHostTools());
     let choice: BackendChoice = chooseBackend(config, facts);
-    const backend: Backend = await findBackend(choice.backend)!.create({ log: log.child({ backend: choice.backend }) });
+    const backend: Backend = await findBackend(choice.backend)!.create({
+      log: log.child({ backend: choice.backend }),
+    });
     const imageCacheDir = process.env.LINUXKIT_IMAGE_CACHE ?? paths.imageDir;
     const privateKey = await readFile(keys.clientKey);
     const target = (): GuestSshTarget => ({
@@ -160,7 +174,9 @@ export async function startDaemon(args: DaemonArgs, opts: { foreground?: boolean
       try {
         const nextChoice = chooseBackend(next, facts);
         if (nextChoice.backend !== choice.backend) {
-          throw new Error(`changing the backend (${choice.backend} → ${nextChoice.backend}) needs a daemon restart`);
+          throw new Error(
+            `changing the backend (${choice.backend} → ${nextChoice.backend}) needs a daemon restart`,
+          );
         }
         choice = nextChoice;
       } catch (err) {
@@ -169,7 +185,9 @@ export async function startDaemon(args: DaemonArgs, opts: { foreground?: boolean
         return;
       }
       config = next;
-      void writeJsonAtomic(lastGoodPath, config, { mode: 0o600 }).catch((err) => daemonLog.error({ err }, 'could not save the last good config'));
+      void writeJsonAtomic(lastGoodPath, config, { mode: 0o600 }).catch((err) =>
+        daemonLog.error({ err }, 'could not save the last good config'),
+      );
       supervisor.clearError('config');
       daemonLog.info({ restart: diff.restart, keys: diff.keys, live: diff.live }, 'config changed');
       supervisor.configChanged({ needsRestart: diff.restart, keys: diff.keys });
@@ -185,7 +203,17 @@ export async function startDaemon(args: DaemonArgs, opts: { foreground?: boolean
 
     const api = buildApiServer(supervisor, { logger: log });
     await listenOnUnixSocket(api, paths.socketPath);
-    log.info({ socket: paths.socketPath, stateDir: paths.stateDir, backend: choice.backend, accel: choice.accel, reason: choice.reason, version }, 'linuxkitd started');
+    log.info(
+      {
+        socket: paths.socketPath,
+        stateDir: paths.stateDir,
+        backend: choice.backend,
+        accel: choice.accel,
+        reason: choice.reason,
+        version,
+      },
+      'linuxkitd started',
+    );
 
     // Store garbage collection and clock correction in the healthy guest; subscribed before init()
     // so that an adopted VM found healthy there gets its first pass soon.

@@ -16,7 +16,9 @@ export function projectRoot(from: string = HERE): string {
       return dir;
     }
     if (dirname(dir) === dir) {
-      throw new Error(`no package.json found above ${from}: cannot locate the project's files (guest/, package.json)`);
+      throw new Error(
+        `no package.json found above ${from}: cannot locate the project's files (guest/, package.json)`,
+      );
     }
   }
 }

@@ -23,7 +23,10 @@ export interface VmSpecContext {
 
 let bootSeq = 0;
 
-export async function buildVmSpec(config: DaemonConfig, ctx: VmSpecContext, opts: { adopting: boolean; signal?: AbortSignal; onImageProgress?: (p: ImageBuildProgress) => void },
+export async function buildVmSpec(
+  config: DaemonConfig,
+  ctx: VmSpecContext,
+  opts: { adopting: boolean; signal?: AbortSignal; onImageProgress?: (p: ImageBuildProgress) => void },
 ): Promise<VmSpec> {
   let kernel = config.image?.kernel;
   let initrd = config.image?.initrd;
@@ -44,7 +47,8 @@ export async function buildVmSpec(config: DaemonConfig, ctx: VmSpecContext, opts
   }
   await mkdir(ctx.consoleDir, { recursive: true, mode: 0o700 });
   const consoleLog = opts.adopting
-    ? ((await latestConsoleLog(ctx.consoleDir)) ?? (await newConsoleLog(ctx.consoleDir, new Date(), bootSeq++)))
+    ? ((await latestConsoleLog(ctx.consoleDir)) ??
+      (await newConsoleLog(ctx.consoleDir, new Date(), bootSeq++)))
     : await newConsoleLog(ctx.consoleDir, new Date(), bootSeq++);
   return {
     arch: config.arch,

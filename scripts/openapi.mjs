@@ -15,7 +15,9 @@ if (process.argv.includes('--check')) {
     committed = readFileSync(target, 'utf8');
   } catch {}
   if (committed !== fresh) {
-    console.error('docs/openapi.json is out of date: run `npx tsc -p tsconfig.json && node scripts/openapi.mjs`');
+    console.error(
+      'docs/openapi.json is out of date: run `npx tsc -p tsconfig.json && node scripts/openapi.mjs`',
+    );
     process.exit(1);
   }
 } else {

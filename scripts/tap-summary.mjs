@@ -17,7 +17,9 @@ const run = { passed: 0, failures: [], skips: [], files: 0, tapExitCode: null, c
 const pointsByFile = new Map();
 const subtestName = (p) => (p.name || '').replace(/^# Subtest: /, '');
 const skipLine = (where, res) => {
-  const why = res.todo ? `TODO ${res.todo === true ? '' : res.todo}` : `SKIP ${res.skip === true ? '' : res.skip}`;
+  const why = res.todo
+    ? `TODO ${res.todo === true ? '' : res.todo}`
+    : `SKIP ${res.skip === true ? '' : res.skip}`;
   return `${where} > ${res.name} (${why.trim()})`;
 };
 
@@ -45,10 +47,13 @@ root.on('assert', (res) => {
   run.files++;
   if (!res.ok) {
     // The file's own result is "not ok" with no failing test in it: it crashed or timed out.
-    if (!run.failures.some((f) => f.startsWith(`${res.name} >`))) run.failures.push(`${res.name} (the file failed: crash or timeout)`);
+    if (!run.failures.some((f) => f.startsWith(`${res.name} >`)))
+      run.failures.push(`${res.name} (the file failed: crash or timeout)`);
   } else if (!pointsByFile.get(res.name)) {
     const tapSays = res.skip && res.skip !== true ? ` (tap: ${res.skip})` : '';
-    run.failures.push(`${res.name}: the file produced no test points${tapSays}; a test file must test something`);
+    run.failures.push(
+      `${res.name}: the file produced no test points${tapSays}; a test file must test something`,
+    );
   }
 });
 root.on('bailout', (reason) => run.failures.push(`tap bailed out: ${reason || 'no reason given'}`));
@@ -87,7 +92,9 @@ process.stdin.on('end', () => {
 });
 root.on('complete', () => {
   if (process.env.LINT_FAILED === '1') {
-    run.failures.push('lint: npm run lint (biome check) found problems, shown before the tests; npm run format fixes the formatting');
+    run.failures.push(
+      'lint: npm run lint (biome check) found problems, shown before the tests; npm run format fixes the formatting',
+    );
   }
   const { lines, exitCode } = verdict(run);
   // The closing line is the last thing written: scripts/run-suite.sh takes its absence as a crash.

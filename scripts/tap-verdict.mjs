@@ -22,9 +22,11 @@ export function parseCoverageRow(line) {
  * metric not set there is 100).
  */
 export function coverageShortfall(percent, thresholds = {}) {
-  return METRICS.map((metric) => ({ metric, percent: percent[metric], min: Number(thresholds[metric] ?? 100) })).filter(
-    (m) => m.percent < m.min,
-  );
+  return METRICS.map((metric) => ({
+    metric,
+    percent: percent[metric],
+    min: Number(thresholds[metric] ?? 100),
+  })).filter((m) => m.percent < m.min);
 }
 
 /** tap's own summary lines and the coverage table, which say nothing about why tap failed. */
@@ -48,7 +50,9 @@ export function verdict(run) {
   const tapFailed = code !== null && code !== 0;
   if (tapFailed && run.coverage.length > 0) {
     const short = run.coverage.map((m) => `${m.metric} ${m.percent}% < ${m.min}%`).join(', ');
-    failures.push(`coverage is below the thresholds in package.json ("tap" section): ${short} (see the table above)`);
+    failures.push(
+      `coverage is below the thresholds in package.json ("tap" section): ${short} (see the table above)`,
+    );
   }
   if (tapFailed && run.files > 0 && run.failures.length === 0 && run.coverage.length === 0) {
     const words = run.tapWords.filter((l) => l.trim() !== '' && !TAP_NOISE.test(l.trim())).slice(-6);

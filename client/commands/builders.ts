@@ -26,7 +26,11 @@ export class BuilderNameError extends Error {
 }
 
 /** The control socket of builder `name` (null: the default builder). */
-export function builderSocketPath(name: string | null, env: NodeJS.ProcessEnv, host: ClientHost = currentClientHost()): string {
+export function builderSocketPath(
+  name: string | null,
+  env: NodeJS.ProcessEnv,
+  host: ClientHost = currentClientHost(),
+): string {
   if (name !== null) {
     const problem = builderNameProblem(name);
     if (problem) throw new BuilderNameError(`--builder: ${problem}`);
@@ -42,8 +46,14 @@ export interface BuilderSocket {
 }
 
 /** Every builder with a state directory under the base one: the default first, then by name. */
-export async function listBuilderSockets(env: NodeJS.ProcessEnv, host: ClientHost = currentClientHost()): Promise<{ base: string; builders: BuilderSocket[] }> {
+export async function listBuilderSockets(
+  env: NodeJS.ProcessEnv,
+  host: ClientHost = currentClientHost(),
+): Promise<{ base: string; builders: BuilderSocket[] }> {
   const base = baseStateDir(env, host);
   const found = await findBuilders(base, { config: STATE_LAYOUT.config, socket: STATE_LAYOUT.socket });
-  return { base, builders: found.map((b) => ({ ...b, socketPath: path.join(b.stateDir, STATE_LAYOUT.socket) })) };
+  return {
+    base,
+    builders: found.map((b) => ({ ...b, socketPath: path.join(b.stateDir, STATE_LAYOUT.socket) })),
+  };
 }

@@ -49,11 +49,20 @@ export function parseCommandArgs<E extends Record<string, OptionSpec>>(
     help: { type: 'boolean', short: 'h' },
     ...extra,
   } as const;
-  let parsed: ReturnType<typeof parseArgs<{ options: Record<string, OptionSpec>; strict: true; allowPositionals: false }>>;
+  let parsed: ReturnType<
+    typeof parseArgs<{ options: Record<string, OptionSpec>; strict: true; allowPositionals: false }>
+  >;
   try {
-    parsed = parseArgs({ args: argv, options: options as Record<string, OptionSpec>, strict: true, allowPositionals: false });
+    parsed = parseArgs({
+      args: argv,
+      options: options as Record<string, OptionSpec>,
+      strict: true,
+      allowPositionals: false,
+    });
   } catch (err) {
-    throw new UsageError(`${(err as Error).message.replace(/\. To specify a positional.*$/s, '')} (see linuxkitctl ${command} --help)`);
+    throw new UsageError(
+      `${(err as Error).message.replace(/\. To specify a positional.*$/s, '')} (see linuxkitctl ${command} --help)`,
+    );
   }
   const v = parsed.values as Record<string, string | boolean | undefined>;
   if (v.system && v.user) throw new UsageError('--system and --user exclude each other');
@@ -61,7 +70,8 @@ export function parseCommandArgs<E extends Record<string, OptionSpec>>(
   if (typeof v.root === 'string') {
     if (v.root === '') throw new UsageError('--root needs a directory');
     root = path.resolve(v.root);
-    if (!existsSync(root) || !statSync(root).isDirectory()) throw new UsageError(`--root ${v.root} is not an existing directory`);
+    if (!existsSync(root) || !statSync(root).isDirectory())
+      throw new UsageError(`--root ${v.root} is not an existing directory`);
   }
   let builder: string | null = null;
   if (typeof v.builder === 'string') {
@@ -69,7 +79,10 @@ export function parseCommandArgs<E extends Record<string, OptionSpec>>(
     if (problem) throw new UsageError(`--builder: ${problem}`);
     builder = v.builder;
   }
-  return { common: { scope: v.system ? 'system' : v.user ? 'user' : null, root, builder, help: v.help === true }, values: v };
+  return {
+    common: { scope: v.system ? 'system' : v.user ? 'user' : null, root, builder, help: v.help === true },
+    values: v,
+  };
 }
 
 export function currentPlatform(): 'darwin' | 'linux' {
@@ -89,14 +102,23 @@ export interface ProcessFacts {
 
 export function currentProcessFacts(): ProcessFacts {
   const info = os.userInfo();
-  return { platform: currentPlatform(), uid: info.uid, gid: info.gid, username: info.username, home: os.homedir(), env: process.env };
+  return {
+    platform: currentPlatform(),
+    uid: info.uid,
+    gid: info.gid,
+    username: info.username,
+    home: os.homedir(),
+    env: process.env,
+  };
 }
 
 /** A user's home folder from the system's user database (sudo does not keep $HOME everywhere). */
 export function lookupHome(name: string, platform: 'darwin' | 'linux'): string {
   try {
     if (platform === 'darwin') {
-      const out = execFileSync('dscl', ['.', '-read', `/Users/${name}`, 'NFSHomeDirectory'], { encoding: 'utf8' });
+      const out = execFileSync('dscl', ['.', '-read', `/Users/${name}`, 'NFSHomeDirectory'], {
+        encoding: 'utf8',
+      });
       const m = /NFSHomeDirectory:\s*(\S.*)$/m.exec(out);
       if (m) return m[1].trim();
     } else {
@@ -130,7 +152,10 @@ export function resolveServiceUser(
   homeOf: (name: string) => string = (name) => lookupHome(name, p.platform),
 ): ResolvedUser {
   if (scope === 'system') {
-    return { user: { name: 'root', uid: 0, gid: 0, home: p.platform === 'darwin' ? '/var/root' : '/root' }, xdg: {} };
+    return {
+      user: { name: 'root', uid: 0, gid: 0, home: p.platform === 'darwin' ? '/var/root' : '/root' },
+      xdg: {},
+    };
   }
   const xdg = { XDG_STATE_HOME: p.env.XDG_STATE_HOME, XDG_CONFIG_HOME: p.env.XDG_CONFIG_HOME };
   if (p.uid !== 0) return { user: { name: p.username, uid: p.uid, gid: p.gid, home: p.home }, xdg };
@@ -139,13 +164,20 @@ export function resolveServiceUser(
   if (sudoUser && Number.isInteger(sudoUid) && sudoUid !== 0) {
     const gid = Number(p.env.SUDO_GID);
     return {
-      user: { name: sudoUser, uid: sudoUid, gid: Number.isInteger(gid) ? gid : sudoUid, home: homeOf(sudoUser) },
+      user: {
+        name: sudoUser,
+        uid: sudoUid,
+        gid: Number.isInteger(gid) ? gid : sudoUid,
+        home: homeOf(sudoUser),
+      },
       actingForUser: sudoUser,
       xdg: {},
     };
   }
   if (root !== null) return { user: { name: p.username, uid: p.uid, gid: p.gid, home: p.home }, xdg };
-  throw new UsageError('--user installs for the user who runs it, and that is root here: use --system, or run sudo from your own account');
+  throw new UsageError(
+    '--user installs for the user who runs it, and that is root here: use --system, or run sudo from your own account',
+  );
 }
 
 /** Folders on PATH holding the hypervisor tools of any backend in the registry, in PATH order. */
@@ -186,7 +218,17 @@ export async function candidateLayouts(
       if (scope) throw err;
       continue; // root without sudo has no --user install to look for
     }
-    out.push({ layout: installLayout({ platform: facts.platform, scope: s, root, user: who.user, env: who.xdg, builder }), actingForUser: who.actingForUser });
+    out.push({
+      layout: installLayout({
+        platform: facts.platform,
+        scope: s,
+        root,
+        user: who.user,
+        env: who.xdg,
+        builder,
+      }),
+      actingForUser: who.actingForUser,
+    });
   }
   return out;
 }

@@ -55,11 +55,18 @@ export function formatChecks(checks: CheckResult[]): string {
   const failed = checks.filter((c) => !c.ok).length;
   const warned = checks.filter((c) => c.ok && c.warning).length;
   const warnings = warned === 0 ? '' : ` (${warned} warning${warned === 1 ? '' : 's'})`;
-  out += failed === 0 ? `all checks passed${warnings}\n` : `${failed} check${failed === 1 ? '' : 's'} failed${warnings}\n`;
+  out +=
+    failed === 0
+      ? `all checks passed${warnings}\n`
+      : `${failed} check${failed === 1 ? '' : 's'} failed${warnings}\n`;
   return out;
 }
 
-export async function runDoctor(argv: string[], io: CommandIo = processIo, deps?: Partial<DoctorDeps>): Promise<number> {
+export async function runDoctor(
+  argv: string[],
+  io: CommandIo = processIo,
+  deps?: Partial<DoctorDeps>,
+): Promise<number> {
   try {
     const { common, values } = parseCommandArgs('doctor', argv, { json: { type: 'boolean' } });
     if (common.help) {
@@ -82,7 +89,9 @@ export async function runDoctor(argv: string[], io: CommandIo = processIo, deps?
         }
       }
       const runner = deps?.runner ?? (await import('../install/run-command.js')).runCommand;
-      const program = deps?.program ?? (await import('../../daemon/host-files/daemon-service.js')).currentDaemonProgram(facts.env);
+      const program =
+        deps?.program ??
+        (await import('../../daemon/host-files/daemon-service.js')).currentDaemonProgram(facts.env);
       const { currentHostFacts } = await import('../../daemon/host/host-facts.js');
       const { allHostTools } = await import('../../daemon/backends/backend-list.js');
       const { hostInfoFrom } = await import('../../daemon/config/load.js');

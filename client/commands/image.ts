@@ -4,7 +4,15 @@
 // settings and the architecture come from that builder's config file when it has one.
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { candidateLayouts, currentProcessFacts, parseCommandArgs, processIo, UsageError, type CommandIo, type ProcessFacts } from './cli-context.js';
+import {
+  candidateLayouts,
+  currentProcessFacts,
+  parseCommandArgs,
+  processIo,
+  UsageError,
+  type CommandIo,
+  type ProcessFacts,
+} from './cli-context.js';
 
 export const IMAGE_USAGE = `Usage: linuxkitctl image <build|status|prune> [options]
 
@@ -39,22 +47,33 @@ async function findTarget(
 ): Promise<Target> {
   const layouts = await candidateLayouts(common.scope, common.root, facts, common.builder);
   const installed = layouts.find((c) => existsSync(c.layout.configPath)) ?? layouts[0];
-  const configPath = installed && existsSync(installed.layout.configPath) ? installed.layout.configPath : null;
-  const cacheDir = cacheFlag ?? facts.env.LINUXKIT_IMAGE_CACHE ?? (installed ? join(installed.layout.stateDir, 'image') : null);
+  const configPath =
+    installed && existsSync(installed.layout.configPath) ? installed.layout.configPath : null;
+  const cacheDir =
+    cacheFlag ??
+    facts.env.LINUXKIT_IMAGE_CACHE ??
+    (installed ? join(installed.layout.stateDir, 'image') : null);
   if (!cacheDir) throw new UsageError('no image cache found: pass --cache DIR');
   return { cacheDir, configPath };
 }
 
-export async function runImage(argv: string[], io: CommandIo = processIo, deps?: Partial<ImageDeps>): Promise<number> {
+export async function runImage(
+  argv: string[],
+  io: CommandIo = processIo,
+  deps?: Partial<ImageDeps>,
+): Promise<number> {
   const sub = argv[0];
   try {
-    if (sub === undefined) throw new UsageError(`name a command: ${SUBCOMMANDS.join(', ')} (see linuxkitctl image --help)`);
+    if (sub === undefined)
+      throw new UsageError(`name a command: ${SUBCOMMANDS.join(', ')} (see linuxkitctl image --help)`);
     if (sub === '--help' || sub === '-h' || sub === 'help') {
       io.out(IMAGE_USAGE);
       return 0;
     }
     if (!(SUBCOMMANDS as readonly string[]).includes(sub)) {
-      throw new UsageError(`unknown image command ${JSON.stringify(sub)}; expected one of ${SUBCOMMANDS.join(', ')}`);
+      throw new UsageError(
+        `unknown image command ${JSON.stringify(sub)}; expected one of ${SUBCOMMANDS.join(', ')}`,
+      );
     }
     const { common, values } = parseCommandArgs(`image ${sub}`, argv.slice(1), {
       cache: { type: 'string' },
@@ -76,7 +95,12 @@ export async function runImage(argv: string[], io: CommandIo = processIo, deps?:
   }
 }
 
-type Runner = (target: Target, values: Record<string, string | boolean | undefined>, io: CommandIo, json: boolean) => Promise<number>;
+type Runner = (
+  target: Target,
+  values: Record<string, string | boolean | undefined>,
+  io: CommandIo,
+  json: boolean,
+) => Promise<number>;
 
 const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
 
@@ -86,15 +110,22 @@ const SUBCOMMAND_RUNNERS: Record<Subcommand, Runner> = {
     let config = defaultConfig();
     if (target.configPath) {
       const loaded = await loadConfigFile(target.configPath);
-      if (!loaded.ok) throw new Error(`${target.configPath}: ${loaded.errors.map((e) => `${e.key ? `${e.key}: ` : ''}${e.message}`).join('; ')}`);
+      if (!loaded.ok)
+        throw new Error(
+          `${target.configPath}: ${loaded.errors.map((e) => `${e.key ? `${e.key}: ` : ''}${e.message}`).join('; ')}`,
+        );
       config = loaded.config;
     }
     const arch = (values.arch as string | undefined) ?? config.arch;
-    if (arch !== 'x86_64' && arch !== 'aarch64') throw new UsageError(`--arch must be x86_64 or aarch64; got ${JSON.stringify(arch)}`);
+    if (arch !== 'x86_64' && arch !== 'aarch64')
+      throw new UsageError(`--arch must be x86_64 or aarch64; got ${JSON.stringify(arch)}`);
     const { debianSettingsForHost } = await import('../../daemon/image/image-settings.js');
     const { ensureGuestImage } = await import('../../daemon/image/guest-image.js');
     const chosen = await debianSettingsForHost(config.image.debian);
-    if (!json) io.err(`building the ${arch} guest image in ${target.cacheDir} from ${chosen.settings.mirror} (${chosen.from.mirror})\n`);
+    if (!json)
+      io.err(
+        `building the ${arch} guest image in ${target.cacheDir} from ${chosen.settings.mirror} (${chosen.from.mirror})\n`,
+      );
     const started = Date.now();
     const image = await ensureGuestImage({
       arch,
@@ -105,10 +136,14 @@ const SUBCOMMAND_RUNNERS: Record<Subcommand, Runner> = {
     const seconds = (Date.now() - started) / 1000;
     const m = image.manifest;
     if (json) {
-      io.out(`${JSON.stringify({ hash: image.hash, dir: image.dir, arch: m.arch, built: image.built, seconds, kernelVersion: m.kernelVersion, kernelBytes: m.kernel.bytes, initrdBytes: m.initrd.bytes, mirror: chosen.settings.mirror })}\n`);
+      io.out(
+        `${JSON.stringify({ hash: image.hash, dir: image.dir, arch: m.arch, built: image.built, seconds, kernelVersion: m.kernelVersion, kernelBytes: m.kernel.bytes, initrdBytes: m.initrd.bytes, mirror: chosen.settings.mirror })}\n`,
+      );
     } else {
       const how = image.built ? `built in ${seconds.toFixed(1)} s` : 'already in the cache';
-      io.out(`${m.arch} guest image ${image.hash} (${how}): kernel ${m.kernelVersion} ${mib(m.kernel.bytes)}, initrd ${mib(m.initrd.bytes)}\n  ${image.dir}\n`);
+      io.out(
+        `${m.arch} guest image ${image.hash} (${how}): kernel ${m.kernelVersion} ${mib(m.kernel.bytes)}, initrd ${mib(m.initrd.bytes)}\n  ${image.dir}\n`,
+      );
     }
     return 0;
   },
@@ -134,13 +169,16 @@ const SUBCOMMAND_RUNNERS: Record<Subcommand, Runner> = {
 
   async prune(target, values, io, json) {
     const keepText = (values.keep as string | undefined) ?? '1';
-    if (!/^\d+$/.test(keepText) || Number(keepText) < 1) throw new UsageError(`--keep must be a whole number of at least 1; got ${JSON.stringify(keepText)}`);
+    if (!/^\d+$/.test(keepText) || Number(keepText) < 1)
+      throw new UsageError(`--keep must be a whole number of at least 1; got ${JSON.stringify(keepText)}`);
     const { pruneImageCache } = await import('../../daemon/image/image-cache.js');
     const report = await pruneImageCache(target.cacheDir, { keep: Number(keepText) });
     if (json) io.out(`${JSON.stringify({ cacheDir: target.cacheDir, ...report })}\n`);
     else {
       const images = report.removedImages.length ? report.removedImages.join(', ') : 'none';
-      io.out(`removed images: ${images}; removed ${report.removedDebs} unused Debian packages; freed ${mib(report.freedBytes)} in ${target.cacheDir}\n`);
+      io.out(
+        `removed images: ${images}; removed ${report.removedDebs} unused Debian packages; freed ${mib(report.freedBytes)} in ${target.cacheDir}\n`,
+      );
     }
     return 0;
   },

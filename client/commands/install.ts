@@ -73,9 +73,17 @@ async function defaultDeps(): Promise<InstallDeps> {
   };
 }
 
-export async function runInstall(argv: string[], io: CommandIo = processIo, deps?: Partial<InstallDeps>): Promise<number> {
+export async function runInstall(
+  argv: string[],
+  io: CommandIo = processIo,
+  deps?: Partial<InstallDeps>,
+): Promise<number> {
   try {
-    const options = Object.fromEntries([...SETTING_FLAGS.map((f) => [f, { type: 'string' as const }]), ['dry-run', { type: 'boolean' as const }], ['no-service', { type: 'boolean' as const }]]);
+    const options = Object.fromEntries([
+      ...SETTING_FLAGS.map((f) => [f, { type: 'string' as const }]),
+      ['dry-run', { type: 'boolean' as const }],
+      ['no-service', { type: 'boolean' as const }],
+    ]);
     const { common, values } = parseCommandArgs('install', argv, options);
     if (common.help) {
       io.out(INSTALL_USAGE);
@@ -83,13 +91,20 @@ export async function runInstall(argv: string[], io: CommandIo = processIo, deps
     }
     const d: InstallDeps = { ...(await defaultDeps()), ...deps };
     const { parseDaemonArgs } = await import('../../daemon/config/flags.js');
-    const settingArgs = SETTING_FLAGS.flatMap((f) => (typeof values[f] === 'string' ? [`--${f}`, values[f] as string] : []));
+    const settingArgs = SETTING_FLAGS.flatMap((f) =>
+      typeof values[f] === 'string' ? [`--${f}`, values[f] as string] : [],
+    );
     const parsed = parseDaemonArgs(settingArgs);
     if (!parsed.ok) throw new UsageError(parsed.errors.map((e) => e.message).join('; '));
 
     const { defaultScope } = await import('../../daemon/host-files/install-layout.js');
     const scope =
-      common.scope ?? defaultScope({ nixDaemonSocketExists: d.nixDaemonSocketExists, nixRemote: d.facts.env.NIX_REMOTE, processUid: d.facts.uid });
+      common.scope ??
+      defaultScope({
+        nixDaemonSocketExists: d.nixDaemonSocketExists,
+        nixRemote: d.facts.env.NIX_REMOTE,
+        processUid: d.facts.uid,
+      });
     const who = resolveServiceUser(scope, common.root, d.facts);
     const { install } = await import('../install/installer.js');
     const dryRun = values['dry-run'] === true;
@@ -114,15 +129,22 @@ export async function runInstall(argv: string[], io: CommandIo = processIo, deps
     const where = layout.root === null ? '' : ` under ${layout.root}`;
     const named = layout.builder === null ? '' : `builder ${layout.builder}, `;
     const kind = `${named}${layout.scope} ${layout.service.manager === 'launchd' ? (layout.scope === 'system' ? 'LaunchDaemon' : 'LaunchAgent') : 'unit'}`;
-    let text = dryRun ? `linuxkitctl install --dry-run (${kind}${where}): nothing was changed\n\n${report.dryRunText}` : `linuxkitctl install (${kind}${where}, daemon runs as ${layout.user.name})\n`;
+    let text = dryRun
+      ? `linuxkitctl install --dry-run (${kind}${where}): nothing was changed\n\n${report.dryRunText}`
+      : `linuxkitctl install (${kind}${where}, daemon runs as ${layout.user.name})\n`;
     if (!dryRun) {
       for (const dir of plan.dirs) text += `  created folder ${dir.path}\n`;
       for (const k of plan.newKeyFiles) text += `  created ${k}\n`;
-      for (const w of plan.writes) text += `  ${w.before === null ? 'created' : 'updated'} ${w.path} (${w.label})\n`;
-      if (plan.dirs.length + plan.newKeyFiles.length + plan.writes.length === 0) text += '  everything was already current: nothing changed\n';
+      for (const w of plan.writes)
+        text += `  ${w.before === null ? 'created' : 'updated'} ${w.path} (${w.label})\n`;
+      if (plan.dirs.length + plan.newKeyFiles.length + plan.writes.length === 0)
+        text += '  everything was already current: nothing changed\n';
     }
     for (const c of report.commands) {
-      text += c.code === null ? `would run: ${c.argv.join(' ')}\n` : `ran: ${c.argv.join(' ')}${c.code === 0 ? '' : ` (exit ${c.code})`}\n`;
+      text +=
+        c.code === null
+          ? `would run: ${c.argv.join(' ')}\n`
+          : `ran: ${c.argv.join(' ')}${c.code === 0 ? '' : ` (exit ${c.code})`}\n`;
     }
     for (const w of report.warnings) text += formatFinding('warning', w.message, w.fix);
     for (const n of report.notes) text += formatFinding('note', n);

@@ -33,7 +33,11 @@ export interface UninstallDeps {
   runner: CommandRunner;
 }
 
-export async function runUninstall(argv: string[], io: CommandIo = processIo, deps?: Partial<UninstallDeps>): Promise<number> {
+export async function runUninstall(
+  argv: string[],
+  io: CommandIo = processIo,
+  deps?: Partial<UninstallDeps>,
+): Promise<number> {
   try {
     const { common, values } = parseCommandArgs('uninstall', argv, { 'dry-run': { type: 'boolean' } });
     if (common.help) {
@@ -56,20 +60,34 @@ export async function runUninstall(argv: string[], io: CommandIo = processIo, de
       throw new UsageError(`nothing to uninstall: no install manifest at ${looked}`);
     }
     const dryRun = values['dry-run'] === true;
-    const report = await uninstall(found, { dryRun }, { runner, callServiceManager: common.root === null, actingForUser: acting });
+    const report = await uninstall(
+      found,
+      { dryRun },
+      { runner, callServiceManager: common.root === null, actingForUser: acting },
+    );
 
-    let text = dryRun ? `linuxkitctl uninstall --dry-run: nothing was changed\n\n${report.dryRunText}` : 'linuxkitctl uninstall\n';
+    let text = dryRun
+      ? `linuxkitctl uninstall --dry-run: nothing was changed\n\n${report.dryRunText}`
+      : 'linuxkitctl uninstall\n';
     if (!dryRun) {
-      for (const s of report.plan.steps) text += `  ${s.after === null ? 'removed' : 'changed'} ${s.path} (${s.label})\n`;
+      for (const s of report.plan.steps)
+        text += `  ${s.after === null ? 'removed' : 'changed'} ${s.path} (${s.label})\n`;
       for (const d of report.removedDirs) text += `  removed folder ${d}\n`;
     }
     for (const c of report.commands) {
-      text += c.code === null ? `would run: ${c.argv.join(' ')}\n` : `ran: ${c.argv.join(' ')}${c.code === 0 ? '' : ` (exit ${c.code}: ${c.output})`}\n`;
+      text +=
+        c.code === null
+          ? `would run: ${c.argv.join(' ')}\n`
+          : `ran: ${c.argv.join(' ')}${c.code === 0 ? '' : ` (exit ${c.code}: ${c.output})`}\n`;
     }
     for (const n of report.notes) text += formatFinding('note', n);
     for (const k of report.plan.kept) text += formatFinding('note', `kept ${k}`);
     for (const d of report.keptDirs) {
-      text += formatFinding('note', `kept folder ${d}: it holds files install did not make (logs, image cache, sockets)`, `remove it by hand if you want it gone: rm -r '${d}'`);
+      text += formatFinding(
+        'note',
+        `kept folder ${d}: it holds files install did not make (logs, image cache, sockets)`,
+        `remove it by hand if you want it gone: rm -r '${d}'`,
+      );
     }
     io.out(text);
     return 0;

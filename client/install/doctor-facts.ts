@@ -11,7 +11,13 @@ import { loadConfigFile, defaultConfig, type HostInfo } from '../../daemon/confi
 import type { HostFacts } from '../../daemon/host/host-facts.js';
 import { STATE_LAYOUT } from '../../daemon/config/paths.js';
 import type { DaemonConfig } from '../../daemon/config/schema.js';
-import { GUEST_REPORT_SCRIPT, parseSshG, type BackendFacts, type DoctorFacts, type GuestFacts } from './doctor-checks.js';
+import {
+  GUEST_REPORT_SCRIPT,
+  parseSshG,
+  type BackendFacts,
+  type DoctorFacts,
+  type GuestFacts,
+} from './doctor-checks.js';
 import { SSH_DROPIN_SYSTEM_PATH, type InstallLayout } from '../../daemon/host-files/install-layout.js';
 import { readManagedBlock } from '../../daemon/host-files/managed-block.js';
 import { buildersFromShowConfig, discoverBuilders } from './nix-conf.js';
@@ -62,15 +68,34 @@ async function serviceFacts(input: GatherInput): Promise<DoctorFacts['service']>
   const sudo = input.layout.scope === 'system' ? 'sudo ' : '';
   const startCommand = `${sudo}${startHint(ctx)} (or run linuxkitctl install again)`;
   const output = (result.stderr || result.stdout).trim().split('\n').slice(0, 3).join(' ');
-  return { queried: true, loaded: result.code === 0, command: q.join(' '), output: result.code === 0 ? '' : output || `exit ${result.code}`, startCommand };
+  return {
+    queried: true,
+    loaded: result.code === 0,
+    command: q.join(' '),
+    output: result.code === 0 ? '' : output || `exit ${result.code}`,
+    startCommand,
+  };
 }
 
 async function daemonFacts(socketPath: string, timeoutMs: number): Promise<DoctorFacts['daemon']> {
   try {
     const s = await new LinuxkitClient({ socketPath, timeoutMs }).status();
-    return { ok: true, state: s.state, healthy: s.healthy, probeError: s.probe.error, arch: s.arch, accel: s.accel, vmPid: s.vm?.pid ?? null };
+    return {
+      ok: true,
+      state: s.state,
+      healthy: s.healthy,
+      probeError: s.probe.error,
+      arch: s.arch,
+      accel: s.accel,
+      vmPid: s.vm?.pid ?? null,
+    };
   } catch (err) {
-    if (err instanceof DaemonUnreachableError) return { ok: false, code: err.code, message: err.message.replace(/^linuxkitd is not reachable at \S+: /, '') };
+    if (err instanceof DaemonUnreachableError)
+      return {
+        ok: false,
+        code: err.code,
+        message: err.message.replace(/^linuxkitd is not reachable at \S+: /, ''),
+      };
     if (err instanceof ApiError) return { ok: false, code: err.error, message: err.message };
     return { ok: false, code: 'ERROR', message: errText(err) };
   }
@@ -79,14 +104,20 @@ async function daemonFacts(socketPath: string, timeoutMs: number): Promise<Docto
 async function sshFacts(input: GatherInput): Promise<DoctorFacts['ssh']> {
   const { layout } = input;
   // Under --root only the drop-in there counts; ssh -F reads that one file instead of the system's.
-  const argv = layout.root === null ? ['ssh', '-G', layout.alias] : ['ssh', '-G', '-F', layout.sshDropIn, layout.alias];
+  const argv =
+    layout.root === null ? ['ssh', '-G', layout.alias] : ['ssh', '-G', '-F', layout.sshDropIn, layout.alias];
   const command = argv.join(' ');
   const result = await input.runner(argv, { timeoutMs: 10_000 });
-  if (result.code !== 0) return { command, ok: false, message: result.stderr.trim() || `exit ${result.code}` };
+  if (result.code !== 0)
+    return { command, ok: false, message: result.stderr.trim() || `exit ${result.code}` };
   return { command, ok: true, values: parseSshG(result.stdout) };
 }
 
-async function guestFacts(layout: InstallLayout, config: DaemonConfig, timeoutMs: number): Promise<GuestFacts> {
+async function guestFacts(
+  layout: InstallLayout,
+  config: DaemonConfig,
+  timeoutMs: number,
+): Promise<GuestFacts> {
   let privateKey: Buffer;
   let hostPublicKeyLine: string;
   try {
@@ -105,10 +136,16 @@ async function guestFacts(layout: InstallLayout, config: DaemonConfig, timeoutMs
       { deadlineMs: timeoutMs },
     );
     const after = Date.now() / 1000;
-    if (r.code !== 0 && !r.stdout.includes('clock ')) return { ok: false, kind: 'unreachable', message: `the guest script failed (exit ${r.code}): ${r.stderr.trim()}` };
+    if (r.code !== 0 && !r.stdout.includes('clock '))
+      return {
+        ok: false,
+        kind: 'unreachable',
+        message: `the guest script failed (exit ${r.code}): ${r.stderr.trim()}`,
+      };
     return { ok: true, output: r.stdout, hostSecondsBefore: before, hostSecondsAfter: after };
   } catch (err) {
-    if (err instanceof HostKeyMismatchError) return { ok: false, kind: 'host-key-mismatch', message: err.message };
+    if (err instanceof HostKeyMismatchError)
+      return { ok: false, kind: 'host-key-mismatch', message: err.message };
     return { ok: false, kind: 'unreachable', message: errText(err) };
   }
 }
@@ -120,9 +157,17 @@ async function serviceProgramFacts(layout: InstallLayout): Promise<ServiceProgra
   let argv: string[];
   try {
     const text = await readFile(file, 'utf8');
-    argv = manager === 'launchd' ? parseLaunchdPlist(text, file).ProgramArguments : parseSystemdUnit(text).execStart;
+    argv =
+      manager === 'launchd'
+        ? parseLaunchdPlist(text, file).ProgramArguments
+        : parseSystemdUnit(text).execStart;
   } catch (err) {
-    return { file, manager, ok: false, error: (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'it does not exist' : errText(err) };
+    return {
+      file,
+      manager,
+      ok: false,
+      error: (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'it does not exist' : errText(err),
+    };
   }
   const resolved = await Promise.all(argv.slice(0, 2).map((p) => realpath(p).catch(() => p)));
   return { file, manager, ok: true, argv, nodeExecutable: isExecutableFile(argv[0] ?? ''), resolved };
@@ -134,11 +179,19 @@ function hostVirtFacts(input: GatherInput): DoctorFacts['hostVirt'] {
 }
 
 /** The daemon's own backend choice, made here from the install's config and this host's facts. */
-export function backendFacts(config: Pick<DaemonConfig, 'backend' | 'accel' | 'arch'>, host: HostFacts): BackendFacts {
+export function backendFacts(
+  config: Pick<DaemonConfig, 'backend' | 'accel' | 'arch'>,
+  host: HostFacts,
+): BackendFacts {
   try {
     const choice = chooseBackend(config, host);
     const d = findBackend(choice.backend)!;
-    return { ok: true, ...choice, missingTools: missingTools(d, config.arch, host), installHint: d.installHint };
+    return {
+      ok: true,
+      ...choice,
+      missingTools: missingTools(d, config.arch, host),
+      installHint: d.installHint,
+    };
   } catch (err) {
     if (err instanceof BackendChoiceError) return { ok: false, message: err.message };
     throw err;
@@ -148,12 +201,23 @@ export function backendFacts(config: Pick<DaemonConfig, 'backend' | 'accel' | 'a
 async function buildersFacts(input: GatherInput, nixConfDir: string): Promise<DoctorFacts['builders']> {
   // The same file discovery as install (nix-darwin's store link, Determinate's nix.custom.conf),
   // so the fix names the file a person should really edit.
-  const files = await discoverBuilders(nixConfDir, input.layout.root === null ? input.env.NIX_CONFIG : undefined, { storeLink: (f) => storeLinkTarget(f, input.layout.root) });
-  const fromFiles = { setting: files.builders, managedByNixTool: files.managedByNixTool, editFile: files.editFile, problems: files.problems };
+  const files = await discoverBuilders(
+    nixConfDir,
+    input.layout.root === null ? input.env.NIX_CONFIG : undefined,
+    { storeLink: (f) => storeLinkTarget(f, input.layout.root) },
+  );
+  const fromFiles = {
+    setting: files.builders,
+    managedByNixTool: files.managedByNixTool,
+    editFile: files.editFile,
+    problems: files.problems,
+  };
   if (input.layout.root !== null) return fromFiles;
   // The effective value, as Nix itself computes it (NIX_CONF_DIR, includes, NIX_CONFIG...).
   for (const sub of [['config', 'show'], ['show-config']]) {
-    const r = await input.runner(['nix', '--extra-experimental-features', 'nix-command', ...sub], { timeoutMs: 20_000 });
+    const r = await input.runner(['nix', '--extra-experimental-features', 'nix-command', ...sub], {
+      timeoutMs: 20_000,
+    });
     const value = r.code === 0 ? buildersFromShowConfig(r.stdout) : null;
     if (value === null) continue;
     // Nix agrees with the files: keep the file and line they name.
@@ -224,9 +288,17 @@ export async function gatherDoctorFacts(input: GatherInput): Promise<DoctorFacts
     backend: backendFacts(config, input.hostFacts),
     socketPath: layout.socketPath,
     daemonLog: path.join(layout.stateDir, STATE_LAYOUT.daemonLog),
-    daemonStartHint: underRoot ? daemonCommandLine(input.program, layout) : 'linuxkitctl install (it loads the service), then linuxkitctl start',
+    daemonStartHint: underRoot
+      ? daemonCommandLine(input.program, layout)
+      : 'linuxkitctl install (it loads the service), then linuxkitctl start',
     ssh,
-    sshInclude: sshConfig ? checkSshInclude(sshConfig.text, { dropInPath: SSH_DROPIN_SYSTEM_PATH, platform: layout.platform, sshConfigPath: layout.sshConfig }) : null,
+    sshInclude: sshConfig
+      ? checkSshInclude(sshConfig.text, {
+          dropInPath: SSH_DROPIN_SYSTEM_PATH,
+          platform: layout.platform,
+          sshConfigPath: layout.sshConfig,
+        })
+      : null,
     expected: {
       alias: layout.alias,
       port: config.sshPort,
@@ -234,10 +306,13 @@ export async function gatherDoctorFacts(input: GatherInput): Promise<DoctorFacts
       identityFile: layout.keys.clientKey,
       sshDropIn: layout.sshDropIn,
       machinesFile: layout.machinesFile,
-      machinesLine: hostPub.text === null ? null : renderMachinesBody(layout, config, hostPub.text.trim()).trim(),
+      machinesLine:
+        hostPub.text === null ? null : renderMachinesBody(layout, config, hostPub.text.trim()).trim(),
       clientKey: layout.keys.clientKey,
       hostKey: layout.keys.hostKey,
-      keyOwner: underRoot ? { uid: input.processUid, name: input.processUser } : { uid: layout.user.uid, name: layout.user.name },
+      keyOwner: underRoot
+        ? { uid: input.processUid, name: input.processUser }
+        : { uid: layout.user.uid, name: layout.user.name },
       minFreeMiB: config.gc.minFreeMiB,
       supportedFeatures: config.supportedFeatures,
       nixConfDir,

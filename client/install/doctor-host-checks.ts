@@ -29,11 +29,18 @@ export interface HostCheckFacts {
   sshPort: SshPortFacts;
 }
 
-const programField = (p: ServiceProgramFacts) => (p.manager === 'launchd' ? `ProgramArguments[0] of ${p.file}` : `the node in ExecStart= of ${p.file}`);
+const programField = (p: ServiceProgramFacts) =>
+  p.manager === 'launchd' ? `ProgramArguments[0] of ${p.file}` : `the node in ExecStart= of ${p.file}`;
 
 export function serviceProgramCheck(f: HostCheckFacts): CheckResult {
   const p = f.serviceProgram;
-  if (!p.ok) return { id: 'service-program', ok: false, message: `cannot read the service's program from ${p.file}: ${p.error}`, fix: 'linuxkitctl install writes it' };
+  if (!p.ok)
+    return {
+      id: 'service-program',
+      ok: false,
+      message: `cannot read the service's program from ${p.file}: ${p.error}`,
+      fix: 'linuxkitctl install writes it',
+    };
   const node = p.argv[0] ?? '';
   if (!p.nodeExecutable) {
     return {
@@ -44,7 +51,14 @@ export function serviceProgramCheck(f: HostCheckFacts): CheckResult {
     };
   }
   const versioned = versionedNodeProblem(node);
-  if (versioned) return { id: 'service-program', ok: true, warning: true, message: `${programField(p)}: ${versioned.message}`, fix: versioned.fix };
+  if (versioned)
+    return {
+      id: 'service-program',
+      ok: true,
+      warning: true,
+      message: `${programField(p)}: ${versioned.message}`,
+      fix: versioned.fix,
+    };
   return { id: 'service-program', ok: true, message: `the service runs ${node} (${programField(p)})` };
 }
 
@@ -52,14 +66,27 @@ export function serviceProgramCheck(f: HostCheckFacts): CheckResult {
 export function macosPrivacyCheck(f: HostCheckFacts): CheckResult | null {
   if (f.platform !== 'darwin') return null;
   const p = f.serviceProgram;
-  if (!p.ok) return { id: 'macos-privacy', ok: true, skipped: true, message: 'not checked: the service file is unreadable (see service-program)' };
+  if (!p.ok)
+    return {
+      id: 'macos-privacy',
+      ok: true,
+      skipped: true,
+      message: 'not checked: the service file is unreadable (see service-program)',
+    };
   const paths = [...new Set([...p.argv.slice(0, 2), ...p.resolved])];
   const finding = protectedPathFinding({ paths, home: f.home, platform: f.platform });
   if (finding) return { id: 'macos-privacy', ok: false, message: finding.message, fix: finding.fix };
-  return { id: 'macos-privacy', ok: true, message: 'node and main.js lie outside the folders macOS keeps from launchd jobs (Desktop, Documents, Downloads, /Volumes)' };
+  return {
+    id: 'macos-privacy',
+    ok: true,
+    message:
+      'node and main.js lie outside the folders macOS keeps from launchd jobs (Desktop, Documents, Downloads, /Volumes)',
+  };
 }
 
 export function sshPortCheck(f: HostCheckFacts): CheckResult {
   const v = judgeSshPort(f.sshPort);
-  return v.ok ? { id: 'ssh-port', ok: true, message: v.message } : { id: 'ssh-port', ok: false, message: v.message, fix: v.fix };
+  return v.ok
+    ? { id: 'ssh-port', ok: true, message: v.message }
+    : { id: 'ssh-port', ok: false, message: v.message, fix: v.fix };
 }

@@ -24,11 +24,21 @@ export async function hostRefusals(input: HostRefusalInput): Promise<string[]> {
   // As named and as resolved: a link from elsewhere into ~/Documents is blocked too.
   const named = [program.node, program.mainJs];
   const resolved = await Promise.all(named.map((f) => realpath(f).catch(() => f)));
-  const privacy = protectedPathFinding({ paths: [...new Set([...named, ...resolved])], home: layout.user.home, platform: layout.platform });
+  const privacy = protectedPathFinding({
+    paths: [...new Set([...named, ...resolved])],
+    home: layout.user.home,
+    platform: layout.platform,
+  });
   if (privacy) out.push(`${privacy.message}; ${privacy.fix}`);
 
   const port = judgeSshPort(
-    await gatherSshPortFacts({ port: config.sshPort, stateDir: layout.stateDir, configPath: layout.configPath, builder: layout.builder, runner: input.runner }),
+    await gatherSshPortFacts({
+      port: config.sshPort,
+      stateDir: layout.stateDir,
+      configPath: layout.configPath,
+      builder: layout.builder,
+      runner: input.runner,
+    }),
   );
   if (!port.ok) out.push(`${port.message}; ${port.fix}`);
   return out;

@@ -22,18 +22,30 @@ export interface InstallConfig {
   text: string;
 }
 
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const isObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
 
-export function installConfig(existing: string | null, overrides: Partial<DaemonConfig>, path: string, host: HostInfo): InstallConfig {
+export function installConfig(
+  existing: string | null,
+  overrides: Partial<DaemonConfig>,
+  path: string,
+  host: HostInfo,
+): InstallConfig {
   if (existing === null) {
     const result = resolveConfig(overrides, host);
-    if (!result.ok) throw new InstallConfigError(result.errors, 'the settings given do not make a valid config');
+    if (!result.ok)
+      throw new InstallConfigError(result.errors, 'the settings given do not make a valid config');
     return { config: result.config, text: `${JSON.stringify(result.config, null, 2)}\n` };
   }
   const current = parseConfig(existing, path, host);
-  if (!current.ok) throw new InstallConfigError(current.errors, `${path} is not a valid config; fix it first (nothing was changed)`);
+  if (!current.ok)
+    throw new InstallConfigError(
+      current.errors,
+      `${path} is not a valid config; fix it first (nothing was changed)`,
+    );
   const next = applyOverrides(current.config, overrides);
-  if (!next.ok) throw new InstallConfigError(next.errors, 'the settings given do not fit the existing config');
+  if (!next.ok)
+    throw new InstallConfigError(next.errors, 'the settings given do not fit the existing config');
   if (isDeepStrictEqual(next.config, current.config)) return { config: current.config, text: existing };
 
   // Change only the keys whose effective value moved (the overrides, and values derived from

@@ -38,7 +38,10 @@ export async function pathExists(p: string): Promise<boolean> {
  * The folders to create for `wanted`, parents first, each once. A missing ancestor gets mode
  * 0755 and the owner `ancestorOwner` picks (inside the service user's home: theirs).
  */
-export async function missingDirs(wanted: PlannedDir[], ancestorOwner: (dir: string) => Owner): Promise<PlannedDir[]> {
+export async function missingDirs(
+  wanted: PlannedDir[],
+  ancestorOwner: (dir: string) => Owner,
+): Promise<PlannedDir[]> {
   const out: PlannedDir[] = [];
   const seen = new Set<string>();
   for (const w of wanted) {
@@ -118,7 +121,8 @@ export async function applyWrites(plan: Pick<InstallPlan, 'writes'>, own: Owners
       throw new Error(`cannot write ${w.path}: ${(err as Error).message}`);
     }
     if (previous && own.processIsRoot) await chown(w.path, previous.uid, previous.gid);
-    else if (!previous && w.owner === 'service' && own.service) await chown(w.path, own.service.uid, own.service.gid);
+    else if (!previous && w.owner === 'service' && own.service)
+      await chown(w.path, own.service.uid, own.service.gid);
   }
 }
 
@@ -129,13 +133,16 @@ export async function chownToService(paths: string[], own: Ownership): Promise<v
 }
 
 /** Applies an uninstall plan; returns the folders it left because they were not empty. */
-export async function applyRemoval(plan: UninstallPlan): Promise<{ removedDirs: string[]; keptDirs: string[] }> {
+export async function applyRemoval(
+  plan: UninstallPlan,
+): Promise<{ removedDirs: string[]; keptDirs: string[] }> {
   for (const s of plan.steps) {
     if (s.after === null) {
       try {
         await unlink(s.path);
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new Error(`cannot remove ${s.path}: ${(err as Error).message}`);
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT')
+          throw new Error(`cannot remove ${s.path}: ${(err as Error).message}`);
       }
     } else {
       const previous = await ownerBefore(s.path);

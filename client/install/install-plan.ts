@@ -109,7 +109,14 @@ export function planInstall(input: PlanInput): InstallPlan {
   const manifestBefore = textOf(current, layout.manifestPath);
   const manifestAfter = renderManifest(manifest);
   if (manifestBefore !== manifestAfter) {
-    writes.push({ path: layout.manifestPath, label: 'install manifest', before: manifestBefore, after: manifestAfter, mode: 0o644, owner: 'service' });
+    writes.push({
+      path: layout.manifestPath,
+      label: 'install manifest',
+      before: manifestBefore,
+      after: manifestAfter,
+      mode: 0o644,
+      owner: 'service',
+    });
   } else unchanged.push(layout.manifestPath);
 
   return { dirs: input.missingDirs, newKeyFiles: input.missingKeyFiles, writes, unchanged, manifest };
@@ -136,7 +143,11 @@ export interface UninstallPlan {
  * created go when nothing else is left in them), created files go, changed files get their
  * earlier content back if nobody touched them since.
  */
-export function planUninstall(manifest: InstallManifest, current: ReadonlyMap<string, string | null>, manifestPath: string): UninstallPlan {
+export function planUninstall(
+  manifest: InstallManifest,
+  current: ReadonlyMap<string, string | null>,
+  manifestPath: string,
+): UninstallPlan {
   const steps: RemovalStep[] = [];
   const kept: string[] = [];
   const blockFiles = new Set(manifest.blocks.map((b) => b.file));
@@ -154,9 +165,11 @@ export function planUninstall(manifest: InstallManifest, current: ReadonlyMap<st
     const after = byFile.get(file);
     if (before === null || after === undefined) continue;
     const createdByUs = manifest.blocks.some((b) => b.file === file && b.fileCreated);
-    if (createdByUs && after === '') steps.push({ path: file, label: 'file install created', before, after: null });
+    if (createdByUs && after === '')
+      steps.push({ path: file, label: 'file install created', before, after: null });
     else if (after !== before) steps.push({ path: file, label: 'managed block', before, after });
-    if (createdByUs && after !== '') kept.push(`${file}: install created it, but it now has lines of its own; only the block was removed`);
+    if (createdByUs && after !== '')
+      kept.push(`${file}: install created it, but it now has lines of its own; only the block was removed`);
   }
   for (const file of manifest.createdFiles) {
     if (blockFiles.has(file) || file === manifestPath) continue;
@@ -166,10 +179,20 @@ export function planUninstall(manifest: InstallManifest, current: ReadonlyMap<st
   for (const m of manifest.modified) {
     const before = textOf(current, m.file);
     if (before === null) continue;
-    if (sha256(before) === m.writtenSha256) steps.push({ path: m.file, label: 'restored to its content before install', before, after: m.original });
-    else kept.push(`${m.file}: changed after install, so it stays as it is (its content from before install is not restored)`);
+    if (sha256(before) === m.writtenSha256)
+      steps.push({
+        path: m.file,
+        label: 'restored to its content before install',
+        before,
+        after: m.original,
+      });
+    else
+      kept.push(
+        `${m.file}: changed after install, so it stays as it is (its content from before install is not restored)`,
+      );
   }
   const manifestText = textOf(current, manifestPath);
-  if (manifestText !== null) steps.push({ path: manifestPath, label: 'install manifest', before: manifestText, after: null });
+  if (manifestText !== null)
+    steps.push({ path: manifestPath, label: 'install manifest', before: manifestText, after: null });
   return { steps, dirs: [...manifest.createdDirs].reverse(), kept };
 }

@@ -11,7 +11,10 @@ export interface Pacing {
   now: () => number;
 }
 
-export const realPacing: Pacing = { sleep: (ms) => new Promise((r) => setTimeout(r, ms)), now: () => Date.now() };
+export const realPacing: Pacing = {
+  sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
+  now: () => Date.now(),
+};
 
 export interface PacedOptions {
   /** The job's ExitTimeOut in seconds: how long launchd may take to stop it. */
@@ -35,7 +38,11 @@ const RETRYABLE_BOOTSTRAP = new Set([5, 37]);
 const output = (r: { stdout: string; stderr: string }) => (r.stderr || r.stdout).trim();
 
 /** Runs service commands in order; launchctl bootout and bootstrap are paced as above. */
-export async function runPaced(argvs: Argv[], runner: CommandRunner, opts: PacedOptions): Promise<PacedResult> {
+export async function runPaced(
+  argvs: Argv[],
+  runner: CommandRunner,
+  opts: PacedOptions,
+): Promise<PacedResult> {
   const pacing = opts.pacing ?? realPacing;
   const result: PacedResult = { commands: [], notes: [], failure: null };
   for (const argv of argvs) {
@@ -51,7 +58,9 @@ export async function runPaced(argvs: Argv[], runner: CommandRunner, opts: Paced
       }
       result.commands.push({ argv, code: r.code, output: output(r) });
       if (tries > 1) {
-        result.notes.push(`launchctl bootstrap ${r.code === 0 ? 'succeeded' : 'still failed'} after ${tries} attempts (launchd answered 5/37 while the old job was still going away)`);
+        result.notes.push(
+          `launchctl bootstrap ${r.code === 0 ? 'succeeded' : 'still failed'} after ${tries} attempts (launchd answered 5/37 while the old job was still going away)`,
+        );
       }
       if (r.code !== 0) {
         result.failure = `${argv.join(' ')} failed (exit ${r.code}): ${output(r)}`;
@@ -81,7 +90,8 @@ export async function runPaced(argvs: Argv[], runner: CommandRunner, opts: Paced
         result.failure = `launchd still has ${target} ${waited} s after bootout (its ExitTimeOut is ${opts.exitTimeOutSec} s); check it with: launchctl print ${target}`;
         return result;
       }
-      if (pacing.now() > start) result.notes.push(`waited ${waited} s for launchd to remove ${target} after bootout`);
+      if (pacing.now() > start)
+        result.notes.push(`waited ${waited} s for launchd to remove ${target} after bootout`);
     }
   }
   return result;

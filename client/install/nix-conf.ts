@@ -26,7 +26,13 @@ export function parseNixConfText(text: string): NixConfLine[] {
     } else {
       // `name=value` without spaces: Nix accepts it too.
       const eq = tokens[0].indexOf('=');
-      if (eq > 0) out.push({ kind: 'setting', name: tokens[0].slice(0, eq), value: [tokens[0].slice(eq + 1), ...tokens.slice(1)].filter(Boolean).join(' '), line: i + 1 });
+      if (eq > 0)
+        out.push({
+          kind: 'setting',
+          name: tokens[0].slice(0, eq),
+          value: [tokens[0].slice(eq + 1), ...tokens.slice(1)].filter(Boolean).join(' '),
+          line: i + 1,
+        });
     }
   });
   return out;
@@ -79,13 +85,15 @@ export async function readBuildersFromFiles(
     result.filesRead.push(file);
     for (const l of parseNixConfText(text)) {
       if (l.kind === 'include') await visit(path.resolve(path.dirname(file), l.path), l.optional, depth + 1);
-      else if (l.name === 'builders') result.builders = { value: l.value, source: `${file}:${l.line}`, file, line: l.line };
+      else if (l.name === 'builders')
+        result.builders = { value: l.value, source: `${file}:${l.line}`, file, line: l.line };
     }
   };
   await visit(path.join(nixConfDir, 'nix.conf'), false, 0);
   if (nixConfigEnv) {
     for (const l of parseNixConfText(nixConfigEnv)) {
-      if (l.kind === 'setting' && l.name === 'builders') result.builders = { value: l.value, source: 'NIX_CONFIG' };
+      if (l.kind === 'setting' && l.name === 'builders')
+        result.builders = { value: l.value, source: 'NIX_CONFIG' };
     }
   }
   return result;
@@ -183,13 +191,16 @@ export function checkBuilders(input: {
   const shown = value === '' ? "''" : `'${value}'`;
   const newLine = value.trim() === '' ? `builders = @${target}` : `builders = @${target} ; ${value}`;
   const file = input.setting?.file;
-  const editFile = input.editFile === undefined ? (file ?? path.join(input.nixConfDir, 'nix.conf')) : input.editFile;
+  const editFile =
+    input.editFile === undefined ? (file ?? path.join(input.nixConfDir, 'nix.conf')) : input.editFile;
   let fix: string;
-  if (input.setting?.source === 'NIX_CONFIG') fix = `NIX_CONFIG sets builders: add "@${target} ;" in front of its value there`;
+  if (input.setting?.source === 'NIX_CONFIG')
+    fix = `NIX_CONFIG sets builders: add "@${target} ;" in front of its value there`;
   else if (input.managedByNixTool || editFile === null) {
     const owned = file ?? path.join(input.nixConfDir, 'nix.conf');
     fix = `${owned} is a link into the Nix store: set it in the tool that writes it, not in the file (nix-darwin: nix.settings.builders; it also has nix.linux-builder):\n    ${renderNixBuildersSetting(target, value).trim()}`;
-  } else if (file && editFile === file) fix = `in ${file} line ${input.setting?.line}, change the builders line to:\n    ${newLine}`;
+  } else if (file && editFile === file)
+    fix = `in ${file} line ${input.setting?.line}, change the builders line to:\n    ${newLine}`;
   else if (path.basename(editFile) === 'nix.custom.conf') {
     fix = `add this line to ${editFile} (nix.conf includes it last; Determinate Nix rewrites nix.conf itself on upgrade):\n    ${newLine}`;
   } else fix = `add this line to ${editFile}:\n    ${newLine}`;

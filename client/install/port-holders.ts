@@ -38,7 +38,9 @@ export async function tryBind(port: number): Promise<PortBind> {
 function tryBindOn(port: number, host: string): Promise<PortBind> {
   return new Promise((resolve) => {
     const server = createServer();
-    server.once('error', (err: NodeJS.ErrnoException) => resolve({ free: false, code: err.code ?? err.message }));
+    server.once('error', (err: NodeJS.ErrnoException) =>
+      resolve({ free: false, code: err.code ?? err.message }),
+    );
     server.listen({ port, host, exclusive: true }, () => server.close(() => resolve({ free: true })));
   });
 }
@@ -77,7 +79,8 @@ export function parseLsofFields(output: string): PortHolder[] {
 /** A holder as people read it: "pid 123 (qemu-system-x86_64 -m 2048 ...)". */
 export function describeHolder(h: PortHolder): string {
   if (h.pid === null) return `a process of uid ${h.uid ?? '?'} that this user may not see`;
-  const command = h.command === null ? '' : ` (${h.command.length > 120 ? `${h.command.slice(0, 117)}...` : h.command})`;
+  const command =
+    h.command === null ? '' : ` (${h.command.length > 120 ? `${h.command.slice(0, 117)}...` : h.command})`;
   return `pid ${h.pid}${command}`;
 }
 
@@ -93,7 +96,11 @@ async function linuxHolders(port: number): Promise<PortHolders> {
     const text = await readFile(table, 'utf8').catch(() => '');
     sockets.push(...parseProcNetTcp(text, port));
   }
-  if (sockets.length === 0) return { holders: [], gap: `no listening socket on port ${port} in /proc/net/tcp (another network namespace?)` };
+  if (sockets.length === 0)
+    return {
+      holders: [],
+      gap: `no listening socket on port ${port} in /proc/net/tcp (another network namespace?)`,
+    };
   const wanted = new Map(sockets.map((s) => [`socket:[${s.inode}]`, s]));
   const found = new Map<number, number>(); // pid -> uid of the socket
   const seenInodes = new Set<string>();
@@ -117,9 +124,15 @@ async function linuxHolders(port: number): Promise<PortHolders> {
   }
   const holders: PortHolder[] = [];
   for (const [pid, uid] of found) holders.push({ pid, command: await procCommand(pid), uid });
-  for (const [link, s] of wanted) if (!seenInodes.has(link)) holders.push({ pid: null, command: null, uid: s.uid });
+  for (const [link, s] of wanted)
+    if (!seenInodes.has(link)) holders.push({ pid: null, command: null, uid: s.uid });
   const hidden = holders.some((h) => h.pid === null);
-  return { holders, gap: hidden ? `${unreadable} processes' open files are not readable by this user: run as root to name them` : null };
+  return {
+    holders,
+    gap: hidden
+      ? `${unreadable} processes' open files are not readable by this user: run as root to name them`
+      : null,
+  };
 }
 
 async function lsofHolders(port: number, runner: CommandRunner): Promise<PortHolders> {
@@ -129,10 +142,17 @@ async function lsofHolders(port: number, runner: CommandRunner): Promise<PortHol
   if (holders.length > 0) return { holders, gap: null };
   if (r.code === 127) return { holders, gap: 'lsof is not installed, so the holder cannot be named' };
   // lsof lists only the processes this user may see.
-  return { holders, gap: `${argv.join(' ')} names no process (it shows only this user's processes unless run as root)` };
+  return {
+    holders,
+    gap: `${argv.join(' ')} names no process (it shows only this user's processes unless run as root)`,
+  };
 }
 
 /** Who listens on `port`: /proc on Linux, lsof on macOS. */
-export function findPortHolders(port: number, platform: 'darwin' | 'linux', runner: CommandRunner): Promise<PortHolders> {
+export function findPortHolders(
+  port: number,
+  platform: 'darwin' | 'linux',
+  runner: CommandRunner,
+): Promise<PortHolders> {
   return platform === 'linux' ? linuxHolders(port) : lsofHolders(port, runner);
 }

@@ -8,7 +8,10 @@ export interface CommandResult {
   stderr: string;
 }
 
-export type CommandRunner = (argv: string[], opts?: { timeoutMs?: number; env?: NodeJS.ProcessEnv }) => Promise<CommandResult>;
+export type CommandRunner = (
+  argv: string[],
+  opts?: { timeoutMs?: number; env?: NodeJS.ProcessEnv },
+) => Promise<CommandResult>;
 
 /** 127 with the reason in stderr when the program is missing, as a shell would say. */
 export const runCommand: CommandRunner = (argv, opts = {}) =>
@@ -17,12 +20,23 @@ export const runCommand: CommandRunner = (argv, opts = {}) =>
     execFile(
       file,
       args,
-      { timeout: opts.timeoutMs ?? 30_000, env: opts.env ?? process.env, maxBuffer: 8 << 20, encoding: 'utf8' },
+      {
+        timeout: opts.timeoutMs ?? 30_000,
+        env: opts.env ?? process.env,
+        maxBuffer: 8 << 20,
+        encoding: 'utf8',
+      },
       (err, stdout, stderr) => {
         if (!err) return resolve({ code: 0, stdout, stderr });
         const e = err as NodeJS.ErrnoException & { code?: number | string; killed?: boolean };
-        if (e.code === 'ENOENT') return resolve({ code: 127, stdout: '', stderr: `${file}: command not found` });
-        if (e.killed) return resolve({ code: 124, stdout, stderr: `${stderr}${file}: timed out after ${opts.timeoutMs ?? 30_000} ms` });
+        if (e.code === 'ENOENT')
+          return resolve({ code: 127, stdout: '', stderr: `${file}: command not found` });
+        if (e.killed)
+          return resolve({
+            code: 124,
+            stdout,
+            stderr: `${stderr}${file}: timed out after ${opts.timeoutMs ?? 30_000} ms`,
+          });
         resolve({ code: typeof e.code === 'number' ? e.code : 1, stdout, stderr: stderr || e.message });
       },
     );

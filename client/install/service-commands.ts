@@ -24,7 +24,9 @@ export interface ServiceState {
 
 function systemctl(ctx: ServiceContext, ...args: string[]): Argv {
   if (ctx.service.manager !== 'systemd' || !ctx.service.userMode) return ['systemctl', ...args];
-  return ctx.actingForUser ? ['systemctl', '--user', `--machine=${ctx.actingForUser}@`, ...args] : ['systemctl', '--user', ...args];
+  return ctx.actingForUser
+    ? ['systemctl', '--user', `--machine=${ctx.actingForUser}@`, ...args]
+    : ['systemctl', '--user', ...args];
 }
 
 const target = (s: Extract<ServiceLayout, { manager: 'launchd' }>) => `${s.domain}/${s.label}`;
@@ -33,7 +35,10 @@ const target = (s: Extract<ServiceLayout, { manager: 'launchd' }>) => `${s.domai
 export function serviceQueries(ctx: ServiceContext): { loaded: Argv; enabled: Argv | null } {
   const s = ctx.service;
   if (s.manager === 'launchd') return { loaded: ['launchctl', 'print', target(s)], enabled: null };
-  return { loaded: systemctl(ctx, 'is-active', '--quiet', s.unit), enabled: systemctl(ctx, 'is-enabled', '--quiet', s.unit) };
+  return {
+    loaded: systemctl(ctx, 'is-active', '--quiet', s.unit),
+    enabled: systemctl(ctx, 'is-enabled', '--quiet', s.unit),
+  };
 }
 
 /**
@@ -41,7 +46,11 @@ export function serviceQueries(ctx: ServiceContext): { loaded: Argv; enabled: Ar
  * changed, load the new one; when only what the daemon reads at start changed (its keys),
  * restart it. Nothing changed and running: no commands, so a second install is a no-op.
  */
-export function installCommands(ctx: ServiceContext, state: ServiceState, change: { serviceFileChanged: boolean; restartNeeded: boolean }): Argv[] {
+export function installCommands(
+  ctx: ServiceContext,
+  state: ServiceState,
+  change: { serviceFileChanged: boolean; restartNeeded: boolean },
+): Argv[] {
   const s = ctx.service;
   if (s.manager === 'launchd') {
     // launchd reads the plist only at bootstrap: a changed plist needs bootout + bootstrap.
@@ -58,7 +67,8 @@ export function installCommands(ctx: ServiceContext, state: ServiceState, change
   const cmds: Argv[] = [];
   if (change.serviceFileChanged) cmds.push(systemctl(ctx, 'daemon-reload'));
   if (!state.enabled || !state.loaded) cmds.push(systemctl(ctx, 'enable', '--now', s.unit));
-  if (state.loaded && (change.serviceFileChanged || change.restartNeeded)) cmds.push(systemctl(ctx, 'restart', s.unit));
+  if (state.loaded && (change.serviceFileChanged || change.restartNeeded))
+    cmds.push(systemctl(ctx, 'restart', s.unit));
   return cmds;
 }
 
@@ -77,7 +87,9 @@ export function uninstallAfterCommands(ctx: ServiceContext, unitRemoved: boolean
 /** How a person would restart the daemon by hand, for messages. */
 export function restartHint(ctx: ServiceContext): string {
   const s = ctx.service;
-  return s.manager === 'launchd' ? `launchctl kickstart -k ${target(s)}` : systemctl(ctx, 'restart', s.unit).join(' ');
+  return s.manager === 'launchd'
+    ? `launchctl kickstart -k ${target(s)}`
+    : systemctl(ctx, 'restart', s.unit).join(' ');
 }
 
 /** How a person would load and start the service by hand, for messages. */

@@ -43,7 +43,8 @@ export function judgeSshPort(f: SshPortFacts, alive: (pid: number) => boolean = 
   const ownPids = [f.own.vmPid, f.own.daemonPid].filter((p): p is number => p !== null);
   const own = holders.find((h) => h.pid !== null && ownPids.includes(h.pid));
   if (own) {
-    const who = own.pid === f.own.vmPid ? "this builder's VM" : "this builder's daemon (its HyperKit SSH bridge)";
+    const who =
+      own.pid === f.own.vmPid ? "this builder's VM" : "this builder's daemon (its HyperKit SSH bridge)";
     return { ok: true, message: `the SSH port ${where} is held by ${who}, ${describeHolder(own)}` };
   }
   const named = holders.filter((h) => h.pid !== null);
@@ -55,11 +56,20 @@ export function judgeSshPort(f: SshPortFacts, alive: (pid: number) => boolean = 
     };
   }
   const gap = f.holders?.gap ? ` (${f.holders.gap})` : '';
-  const hidden = holders.length > 0 ? `${holders.map(describeHolder).join(' and ')}` : 'a process that could not be found';
+  const hidden =
+    holders.length > 0 ? `${holders.map(describeHolder).join(' and ')}` : 'a process that could not be found';
   // The holder is hidden from this user, but this builder's VM is alive: most likely it is the one.
   const liveVm = f.own.vmPid !== null && alive(f.own.vmPid) ? f.own.vmPid : null;
-  if (liveVm !== null) return { ok: true, message: `the SSH port ${where} is held by ${hidden}; this builder's VM (pid ${liveVm}) runs, so most likely by it${gap}` };
-  return { ok: false, message: `the SSH port ${where} is taken by ${hidden}${gap}`, fix: `find it with: sudo lsof -nP -iTCP:${f.port} -sTCP:LISTEN; stop it, or ${choose}` };
+  if (liveVm !== null)
+    return {
+      ok: true,
+      message: `the SSH port ${where} is held by ${hidden}; this builder's VM (pid ${liveVm}) runs, so most likely by it${gap}`,
+    };
+  return {
+    ok: false,
+    message: `the SSH port ${where} is taken by ${hidden}${gap}`,
+    fix: `find it with: sudo lsof -nP -iTCP:${f.port} -sTCP:LISTEN; stop it, or ${choose}`,
+  };
 }
 
 async function pidFrom(file: string, pick: (text: string) => unknown): Promise<number | null> {
@@ -83,7 +93,20 @@ export async function gatherSshPortFacts(input: {
   const bind = await tryBind(input.port);
   const platform = process.platform === 'linux' ? 'linux' : 'darwin';
   const holders = bind.free ? null : await findPortHolders(input.port, platform, input.runner);
-  const vmPid = (await pidFrom(path.join(input.stateDir, STATE_LAYOUT.vmRecord), (t) => (JSON.parse(t) as { pid?: unknown }).pid)) ?? input.reportedVmPid ?? null;
+  const vmPid =
+    (await pidFrom(
+      path.join(input.stateDir, STATE_LAYOUT.vmRecord),
+      (t) => (JSON.parse(t) as { pid?: unknown }).pid,
+    )) ??
+    input.reportedVmPid ??
+    null;
   const daemonPid = await pidFrom(path.join(input.stateDir, STATE_LAYOUT.lock), (t) => Number(t.trim()));
-  return { port: input.port, bind, holders, own: { vmPid, daemonPid }, configPath: input.configPath, builder: input.builder };
+  return {
+    port: input.port,
+    bind,
+    holders,
+    own: { vmPid, daemonPid },
+    configPath: input.configPath,
+    builder: input.builder,
+  };
 }

@@ -19,12 +19,17 @@ export async function storeLinkTarget(file: string, root: string | null = null):
   // One readlink, not realpath: the target may not exist here (a --root test, a GC'd path),
   // and /etc/static/... already says who owns it.
   const to = path.resolve(path.dirname(file), await readlink(file));
-  const prefixes = root === null ? STORE_PREFIXES : [...STORE_PREFIXES, ...STORE_PREFIXES.map((p) => path.join(root, p))];
+  const prefixes =
+    root === null ? STORE_PREFIXES : [...STORE_PREFIXES, ...STORE_PREFIXES.map((p) => path.join(root, p))];
   return prefixes.some((p) => to.startsWith(p)) ? to : null;
 }
 
 /** The first of `file` and its parent folders up to `stopAt` (exclusive) that is a store link. */
-export async function storeLinkOnPath(file: string, stopAt: string, root: string | null = null): Promise<{ path: string; target: string } | null> {
+export async function storeLinkOnPath(
+  file: string,
+  stopAt: string,
+  root: string | null = null,
+): Promise<{ path: string; target: string } | null> {
   for (let p = file; p !== stopAt && p !== path.dirname(p); p = path.dirname(p)) {
     const target = await storeLinkTarget(p, root);
     if (target !== null) return { path: p, target };

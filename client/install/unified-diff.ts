@@ -22,7 +22,9 @@ export function unifiedDiff(
   if (before === after) return '';
   const beforeLabel = before === null ? '/dev/null' : labels.before;
   const afterLabel = after === null ? '/dev/null' : labels.after;
-  const patch = structuredPatch(beforeLabel, afterLabel, before ?? '', after ?? '', undefined, undefined, { context });
+  const patch = structuredPatch(beforeLabel, afterLabel, before ?? '', after ?? '', undefined, undefined, {
+    context,
+  });
   let out = `--- ${beforeLabel}\n+++ ${afterLabel}\n`;
   for (const hunk of patch.hunks) {
     out += `@@ -${range(hunk.oldStart, hunk.oldLines)} +${range(hunk.newStart, hunk.newLines)} @@\n`;

@@ -8,7 +8,12 @@ import { readFile } from 'node:fs/promises';
 import type { CommandRunner } from './run-command.js';
 import { runPaced, type Pacing } from './launchd-pacing.js';
 import { parseLaunchdPlist } from '../../daemon/host-files/launchd-plist.js';
-import { uninstallAfterCommands, uninstallStopCommands, type Argv, type ServiceContext } from './service-commands.js';
+import {
+  uninstallAfterCommands,
+  uninstallStopCommands,
+  type Argv,
+  type ServiceContext,
+} from './service-commands.js';
 import { applyRemoval, readTexts } from './install-fs.js';
 import type { InstallLayout } from '../../daemon/host-files/install-layout.js';
 import { parseManifest, type InstallManifest } from '../../daemon/host-files/install-manifest.js';
@@ -30,11 +35,14 @@ export async function findInstall(layouts: InstallLayout[]): Promise<FoundInstal
       text = (await readTexts([layout.manifestPath])).get(layout.manifestPath) ?? null;
     } catch (err) {
       if (/EACCES|EPERM/.test((err as Error).message)) {
-        throw new InstallError(`${layout.manifestPath} is not readable by this user (a ${layout.scope} install's state belongs to ${layout.user.name}): run this with sudo`);
+        throw new InstallError(
+          `${layout.manifestPath} is not readable by this user (a ${layout.scope} install's state belongs to ${layout.user.name}): run this with sudo`,
+        );
       }
       throw err;
     }
-    if (text !== null) return { manifest: parseManifest(text, layout.manifestPath), manifestPath: layout.manifestPath };
+    if (text !== null)
+      return { manifest: parseManifest(text, layout.manifestPath), manifestPath: layout.manifestPath };
   }
   return null;
 }
@@ -58,7 +66,12 @@ export interface UninstallReport {
 }
 
 async function currentTexts(m: InstallManifest, manifestPath: string): Promise<Map<string, string | null>> {
-  return readTexts([...m.blocks.map((b) => b.file), ...m.createdFiles, ...m.modified.map((x) => x.file), manifestPath]);
+  return readTexts([
+    ...m.blocks.map((b) => b.file),
+    ...m.createdFiles,
+    ...m.modified.map((x) => x.file),
+    manifestPath,
+  ]);
 }
 
 export function renderRemovalDryRun(plan: UninstallPlan, secretFiles: string[]): string {
@@ -75,21 +88,36 @@ export function renderRemovalDryRun(plan: UninstallPlan, secretFiles: string[]):
   return out;
 }
 
-export async function uninstall(found: FoundInstall, opts: { dryRun: boolean }, env: UninstallEnvironment): Promise<UninstallReport> {
+export async function uninstall(
+  found: FoundInstall,
+  opts: { dryRun: boolean },
+  env: UninstallEnvironment,
+): Promise<UninstallReport> {
   const { manifest, manifestPath } = found;
   const ctx: ServiceContext = { service: manifest.service, actingForUser: env.actingForUser };
   const useServiceManager = env.callServiceManager && manifest.root === null;
-  const report: UninstallReport = { notes: [], plan: { steps: [], dirs: [], kept: [] }, commands: [], removedDirs: [], keptDirs: [], dryRunText: '' };
+  const report: UninstallReport = {
+    notes: [],
+    plan: { steps: [], dirs: [], kept: [] },
+    commands: [],
+    removedDirs: [],
+    keptDirs: [],
+    dryRunText: '',
+  };
 
   if (useServiceManager) {
     const state = await queryService(ctx, env.runner);
     const stops = uninstallStopCommands(ctx, state);
     if (opts.dryRun) for (const argv of stops) report.commands.push({ argv, code: null, output: '' });
     else {
-      const paced = await runPaced(stops, env.runner, { exitTimeOutSec: await launchdExitTimeOut(manifest), pacing: env.pacing });
+      const paced = await runPaced(stops, env.runner, {
+        exitTimeOutSec: await launchdExitTimeOut(manifest),
+        pacing: env.pacing,
+      });
       report.commands.push(...paced.commands);
       report.notes.push(...paced.notes);
-      if (paced.failure !== null) throw new InstallError(`could not stop the service: ${paced.failure}; nothing was removed`);
+      if (paced.failure !== null)
+        throw new InstallError(`could not stop the service: ${paced.failure}; nothing was removed`);
     }
   }
 
@@ -100,10 +128,15 @@ export async function uninstall(found: FoundInstall, opts: { dryRun: boolean }, 
   const answering = mayBeListening(await probeUnixSocket(socketPath));
   if (answering && opts.dryRun) {
     // A dry run stopped no service: a daemon answering with one is the service's own.
-    if (!useServiceManager) report.notes.push(`linuxkitd answers on ${socketPath} without the service manager: uninstall stops it first (SIGTERM, once its pid is shown to be the linuxkitd of ${stateDir})`);
+    if (!useServiceManager)
+      report.notes.push(
+        `linuxkitd answers on ${socketPath} without the service manager: uninstall stops it first (SIGTERM, once its pid is shown to be the linuxkitd of ${stateDir})`,
+      );
   } else if (answering) {
     try {
-      report.notes.push(await stopUnmanagedDaemon({ socketPath, stateDir, configPath: manifest.paths.configPath }));
+      report.notes.push(
+        await stopUnmanagedDaemon({ socketPath, stateDir, configPath: manifest.paths.configPath }),
+      );
     } catch (err) {
       if (!(err instanceof UnmanagedDaemonError)) throw err;
       throw new InstallError(
@@ -116,7 +149,9 @@ export async function uninstall(found: FoundInstall, opts: { dryRun: boolean }, 
   if (opts.dryRun) {
     const keys = builderKeyPaths(manifest.paths.keysDir);
     report.dryRunText = renderRemovalDryRun(report.plan, [keys.clientKey, keys.hostKey]);
-    if (useServiceManager) for (const argv of uninstallAfterCommands(ctx, true)) report.commands.push({ argv, code: null, output: '' });
+    if (useServiceManager)
+      for (const argv of uninstallAfterCommands(ctx, true))
+        report.commands.push({ argv, code: null, output: '' });
     return report;
   }
 
@@ -137,9 +172,9 @@ export async function uninstall(found: FoundInstall, opts: { dryRun: boolean }, 
 async function launchdExitTimeOut(manifest: InstallManifest): Promise<number> {
   if (manifest.service.manager !== 'launchd') return 0;
   try {
-    return parseLaunchdPlist(await readFile(manifest.service.file, 'utf8'), manifest.service.file).ExitTimeOut;
+    return parseLaunchdPlist(await readFile(manifest.service.file, 'utf8'), manifest.service.file)
+      .ExitTimeOut;
   } catch {
     return 60;
   }
 }
-

@@ -31,15 +31,28 @@ const LINUXKITD = /(^|[\s/])linuxkitd(\s|$)|daemon\/main\.[jt]s(\s|$)/;
 /** The pid to SIGTERM, or why none may be: pure, so each refusal is a table row. */
 export function daemonToSignal(c: DaemonClaims): { ok: true; pid: number } | { ok: false; reason: string } {
   const lock = path.join(c.stateDir, STATE_LAYOUT.lock);
-  if (!Number.isInteger(c.reportedPid) || c.reportedPid <= 1) return { ok: false, reason: `the daemon on ${c.socketPath} reports pid ${c.reportedPid}, which is not a process to signal` };
-  if (c.lockText === null) return { ok: false, reason: `${lock} is missing, so the daemon on ${c.socketPath} (pid ${c.reportedPid}) cannot be shown to be this install's` };
+  if (!Number.isInteger(c.reportedPid) || c.reportedPid <= 1)
+    return {
+      ok: false,
+      reason: `the daemon on ${c.socketPath} reports pid ${c.reportedPid}, which is not a process to signal`,
+    };
+  if (c.lockText === null)
+    return {
+      ok: false,
+      reason: `${lock} is missing, so the daemon on ${c.socketPath} (pid ${c.reportedPid}) cannot be shown to be this install's`,
+    };
   const lockPid = Number(c.lockText.trim());
   if (lockPid !== c.reportedPid) {
-    return { ok: false, reason: `the daemon on ${c.socketPath} reports pid ${c.reportedPid}, but ${lock} names ${c.lockText.trim() || 'nobody'}: it is not the linuxkitd of ${c.stateDir}` };
+    return {
+      ok: false,
+      reason: `the daemon on ${c.socketPath} reports pid ${c.reportedPid}, but ${lock} names ${c.lockText.trim() || 'nobody'}: it is not the linuxkitd of ${c.stateDir}`,
+    };
   }
-  if (c.identity === null) return { ok: false, reason: `pid ${c.reportedPid} is gone, or its command line cannot be read` };
+  if (c.identity === null)
+    return { ok: false, reason: `pid ${c.reportedPid} is gone, or its command line cannot be read` };
   const commandLine = c.identity.argv.join(' ');
-  if (!LINUXKITD.test(commandLine)) return { ok: false, reason: `pid ${c.reportedPid} runs "${commandLine.slice(0, 120)}", not linuxkitd` };
+  if (!LINUXKITD.test(commandLine))
+    return { ok: false, reason: `pid ${c.reportedPid} runs "${commandLine.slice(0, 120)}", not linuxkitd` };
   return { ok: true, pid: c.reportedPid };
 }
 
@@ -95,13 +108,21 @@ export async function stopUnmanagedDaemon(d: UnmanagedDaemon): Promise<string> {
     status = await client.status();
   } catch (err) {
     if (err instanceof DaemonUnreachableError || err instanceof ApiError) {
-      throw new UnmanagedDaemonError(`something listens on ${d.socketPath} but does not answer as linuxkitd (${err.message})`);
+      throw new UnmanagedDaemonError(
+        `something listens on ${d.socketPath} but does not answer as linuxkitd (${err.message})`,
+      );
     }
     throw err;
   }
   const lockText = await readFile(path.join(d.stateDir, STATE_LAYOUT.lock), 'utf8').catch(() => null);
   const identity = await readProcessIdentity(status.daemon.pid).catch(() => null);
-  const target = daemonToSignal({ socketPath: d.socketPath, stateDir: d.stateDir, reportedPid: status.daemon.pid, lockText, identity });
+  const target = daemonToSignal({
+    socketPath: d.socketPath,
+    stateDir: d.stateDir,
+    reportedPid: status.daemon.pid,
+    lockText,
+    identity,
+  });
   if (!target.ok) throw new UnmanagedDaemonError(target.reason);
   const pid = target.pid;
 
@@ -113,18 +134,26 @@ export async function stopUnmanagedDaemon(d: UnmanagedDaemon): Promise<string> {
     // On SIGTERM this daemon would leave the VM running for a successor that never comes.
     await client.stop();
     const vmGone = await until(async () => (await client.status()).vm.pid === null, stopTimeoutMs);
-    if (!vmGone) throw new UnmanagedDaemonError(`asked linuxkitd (pid ${pid}) to stop its VM (pid ${status.vm.pid}), and it still runs after ${stopTimeoutMs} ms`);
+    if (!vmGone)
+      throw new UnmanagedDaemonError(
+        `asked linuxkitd (pid ${pid}) to stop its VM (pid ${status.vm.pid}), and it still runs after ${stopTimeoutMs} ms`,
+      );
     vmNote = `, after stopping its VM (pid ${status.vm.pid}) through the API, since onSigterm is "leave"`;
   }
   try {
     process.kill(pid, 'SIGTERM');
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'EPERM') throw new UnmanagedDaemonError(`may not signal linuxkitd (pid ${pid}): run uninstall as the user it runs as (sudo for a system install)`);
+    if (code === 'EPERM')
+      throw new UnmanagedDaemonError(
+        `may not signal linuxkitd (pid ${pid}): run uninstall as the user it runs as (sudo for a system install)`,
+      );
     if (code !== 'ESRCH') throw err;
   }
   if (!(await until(() => processGone(pid), stopTimeoutMs))) {
-    throw new UnmanagedDaemonError(`sent SIGTERM to linuxkitd (pid ${pid}), and it still runs after ${stopTimeoutMs} ms; its log is ${path.join(d.stateDir, STATE_LAYOUT.daemonLog)}`);
+    throw new UnmanagedDaemonError(
+      `sent SIGTERM to linuxkitd (pid ${pid}), and it still runs after ${stopTimeoutMs} ms; its log is ${path.join(d.stateDir, STATE_LAYOUT.daemonLog)}`,
+    );
   }
   return `linuxkitd (pid ${pid}) ran without a service manager: stopped it with SIGTERM${vmNote}`;
 }

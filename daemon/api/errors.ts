@@ -53,13 +53,22 @@ export function errorReplyFor(err: unknown, contentType: string | undefined, bod
   if (err instanceof ConflictError) return reply(409, err.message);
   const fastifyError = err as Partial<FastifyError> & { validationContext?: string };
   if (fastifyError.validation && fastifyError.validation.length > 0) {
-    return reply(400, describeValidationError(fastifyError.validationContext ?? 'request', fastifyError.validation[0] as ValidationIssue));
+    return reply(
+      400,
+      describeValidationError(
+        fastifyError.validationContext ?? 'request',
+        fastifyError.validation[0] as ValidationIssue,
+      ),
+    );
   }
   const status = fastifyError.statusCode;
   if (typeof status === 'number' && status >= 400 && status < 500) {
     switch (fastifyError.code) {
       case 'FST_ERR_CTP_BODY_TOO_LARGE':
-        return reply(413, `body is larger than the limit of ${bodyLimit} bytes (requests here carry at most {})`);
+        return reply(
+          413,
+          `body is larger than the limit of ${bodyLimit} bytes (requests here carry at most {})`,
+        );
       case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
         return reply(415, `body must be application/json, not ${contentType ?? 'an unlabeled body'}`);
       default:

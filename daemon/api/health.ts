@@ -22,8 +22,12 @@ function unhealthyReason(status: DaemonStatus): string {
       return `waiting to restart${after}${next}`;
     }
     case 'starting':
-      return status.probe.error ? `starting: SSH probe not answering yet (${status.probe.error})` : 'starting: waiting for SSH';
+      return status.probe.error
+        ? `starting: SSH probe not answering yet (${status.probe.error})`
+        : 'starting: waiting for SSH';
     default:
-      return status.probe.error ? `SSH probe failing: ${status.probe.error}` : `${status.state}: SSH probe not ok`;
+      return status.probe.error
+        ? `SSH probe failing: ${status.probe.error}`
+        : `${status.state}: SSH probe not ok`;
   }
 }

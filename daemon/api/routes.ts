@@ -13,7 +13,14 @@ import {
   UnhealthyResponseSchema,
 } from './schemas.js';
 
-export type OperationId = 'getStatus' | 'start' | 'stop' | 'restart' | 'getHealth' | 'getLogs' | 'streamEvents';
+export type OperationId =
+  | 'getStatus'
+  | 'start'
+  | 'stop'
+  | 'restart'
+  | 'getHealth'
+  | 'getLogs'
+  | 'streamEvents';
 
 export interface RouteSpec {
   operationId: OperationId;
@@ -31,7 +38,13 @@ export interface RouteSpec {
   stream?: { status: number; contentType: string; lineSchema: TSchema };
 }
 
-const actionErrors = { 400: ErrorSchema, 409: ErrorSchema, 413: ErrorSchema, 415: ErrorSchema, 500: ErrorSchema };
+const actionErrors = {
+  400: ErrorSchema,
+  409: ErrorSchema,
+  413: ErrorSchema,
+  415: ErrorSchema,
+  500: ErrorSchema,
+};
 
 function actionRoute(operationId: 'start' | 'stop' | 'restart', summary: string): RouteSpec {
   return {
@@ -72,7 +85,10 @@ export const ROUTES: readonly RouteSpec[] = [
     method: 'GET',
     url: '/v1/logs',
     summary: "The last lines of the guest console or the daemon's log",
-    schema: { querystring: LogsQuerySchema, response: { 200: LogsResponseSchema, 400: ErrorSchema, 500: ErrorSchema } },
+    schema: {
+      querystring: LogsQuerySchema,
+      response: { 200: LogsResponseSchema, 400: ErrorSchema, 500: ErrorSchema },
+    },
   },
   {
     operationId: 'streamEvents',

@@ -40,7 +40,8 @@ export const DaemonStatusSchema = Type.Object(
     desired: StringEnum(['running', 'stopped'] as const),
     backend: StringEnum(backendNames()),
     backendReason: Type.String({
-      description: 'Why this backend and accelerator were chosen; a fallback to tcg says why hvf or kvm was not usable.',
+      description:
+        'Why this backend and accelerator were chosen; a fallback to tcg says why hvf or kvm was not usable.',
     }),
     accel: StringEnum(['hvf', 'kvm', 'tcg'] as const),
     arch: StringEnum(['x86_64', 'aarch64'] as const),
@@ -75,9 +76,13 @@ export const DaemonStatusSchema = Type.Object(
       Type.Object(
         {
           phase: StringEnum(['index', 'packages', 'image'] as const, {
-            description: 'index: reading the signed package indexes; packages: fetching and unpacking; image: writing the kernel and initramfs.',
+            description:
+              'index: reading the signed package indexes; packages: fetching and unpacking; image: writing the kernel and initramfs.',
           }),
-          packages: Type.Integer({ minimum: 0, description: 'Packages fetched (or found cached) and unpacked so far.' }),
+          packages: Type.Integer({
+            minimum: 0,
+            description: 'Packages fetched (or found cached) and unpacked so far.',
+          }),
           bytes: Type.Integer({ minimum: 0, description: 'Bytes of those packages.' }),
           message: Type.String(),
           startedAt: IsoTime,
@@ -128,7 +133,12 @@ export const LogsQuerySchema = Type.Object(
       default: 'daemon',
       description: "'console': the guest's serial console (current boot); 'daemon': linuxkitd's own log.",
     }),
-    lines: Type.Integer({ minimum: 1, maximum: 10000, default: 200, description: 'How many of the last lines.' }),
+    lines: Type.Integer({
+      minimum: 1,
+      maximum: 10000,
+      default: 200,
+      description: 'How many of the last lines.',
+    }),
   },
   { additionalProperties: false },
 );
@@ -153,7 +163,9 @@ export const StateEventSchema = Type.Object(
     from: Type.Optional(BuilderStateSchema),
     message: Type.String(),
     initial: Type.Optional(
-      Type.Boolean({ description: 'Only on the first line: a snapshot of the current state, not a transition.' }),
+      Type.Boolean({
+        description: 'Only on the first line: a snapshot of the current state, not a transition.',
+      }),
     ),
     status: Type.Optional(DaemonStatusSchema),
   },

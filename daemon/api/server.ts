@@ -54,7 +54,8 @@ export function buildApiServer(controller: DaemonController, opts: ApiServerOpti
     getStatus: async () => controller.status(),
     start: async (_req, reply) => reply.code(202).send({ accepted: true, status: await controller.start() }),
     stop: async (_req, reply) => reply.code(202).send({ accepted: true, status: await controller.stop() }),
-    restart: async (_req, reply) => reply.code(202).send({ accepted: true, status: await controller.restart() }),
+    restart: async (_req, reply) =>
+      reply.code(202).send({ accepted: true, status: await controller.restart() }),
     getHealth: async (_req, reply) => {
       const health = healthOf(controller.status());
       return reply.code(health.healthy ? 200 : 503).send(health);
@@ -62,7 +63,8 @@ export function buildApiServer(controller: DaemonController, opts: ApiServerOpti
     getLogs: async (request) => {
       const { source, lines } = request.query as LogsQuery;
       // Ajv's query coercion lets "Infinity" and 1e309 through `integer` + `maximum` (ajv#2212).
-      if (!Number.isSafeInteger(lines)) throw new ApiRequestError(400, 'querystring/lines must be an integer between 1 and 10000');
+      if (!Number.isSafeInteger(lines))
+        throw new ApiRequestError(400, 'querystring/lines must be an integer between 1 and 10000');
       return { source, lines: await controller.logs(source, lines) };
     },
     streamEvents: (_req, reply) => streams.serve(reply),
@@ -87,7 +89,10 @@ export function buildApiServer(controller: DaemonController, opts: ApiServerOpti
     const allowed = methodsByPath.get(path);
     if (allowed) {
       reply.header('allow', allowed.join(', '));
-      throw new ApiRequestError(405, `${request.method} is not allowed on ${path}; allowed: ${allowed.join(', ')}`);
+      throw new ApiRequestError(
+        405,
+        `${request.method} is not allowed on ${path}; allowed: ${allowed.join(', ')}`,
+      );
     }
     throw new ApiRequestError(404, `no route ${request.method} ${path}; the routes are ${routeList}`);
   });
@@ -123,7 +128,12 @@ function installJsonOnlyBodyParser(app: FastifyInstance): void {
     }
     // The default parser adds prototype-poisoning protection on top; valid JSON it refuses is that.
     defaultJsonParser(request, text, (err, parsed) =>
-      err ? done(new ApiRequestError(400, 'body must not contain "__proto__" or "constructor.prototype" keys'), undefined) : done(null, parsed),
+      err
+        ? done(
+            new ApiRequestError(400, 'body must not contain "__proto__" or "constructor.prototype" keys'),
+            undefined,
+          )
+        : done(null, parsed),
     );
   });
 }

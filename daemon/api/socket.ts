@@ -33,7 +33,9 @@ async function removeStaleSocket(socketPath: string): Promise<void> {
     case 'answered':
       throw new Error(`another linuxkitd is already listening on ${socketPath}`);
     case 'silent':
-      throw new Error(`the socket ${socketPath} exists but a connection to it did not complete within ${probe.timeoutMs} ms`);
+      throw new Error(
+        `the socket ${socketPath} exists but a connection to it did not complete within ${probe.timeoutMs} ms`,
+      );
     case 'unknown':
       throw new Error(`cannot tell whether ${socketPath} is in use: ${probe.code}`);
     case 'not-a-socket':

@@ -7,7 +7,10 @@ export function backendNames(registry: readonly BackendDescriptor[] = BACKENDS):
   return registry.map((d) => d.name);
 }
 
-export function findBackend(name: string, registry: readonly BackendDescriptor[] = BACKENDS): BackendDescriptor | undefined {
+export function findBackend(
+  name: string,
+  registry: readonly BackendDescriptor[] = BACKENDS,
+): BackendDescriptor | undefined {
   return registry.find((d) => d.name === name);
 }
 
@@ -19,7 +22,9 @@ export function allHostTools(registry: readonly BackendDescriptor[] = BACKENDS):
 
 /** "a, b or c": the way help texts list choices. */
 export function orList(words: readonly string[]): string {
-  return words.length <= 1 ? words.join('') : `${words.slice(0, -1).join(', ')} or ${words[words.length - 1]}`;
+  return words.length <= 1
+    ? words.join('')
+    : `${words.slice(0, -1).join(', ')} or ${words[words.length - 1]}`;
 }
 
 /** The values the `backend` setting takes, for help texts: "auto, qemu or hyperkit". */

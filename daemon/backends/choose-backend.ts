@@ -33,9 +33,11 @@ const ACCEL_PLATFORM: Partial<Record<Accelerator, NodeJS.Platform>> = { hvf: 'da
 export function accelProblem(accel: Accelerator, arch: GuestArch, host: HostFacts): string | null {
   const platform = ACCEL_PLATFORM[accel];
   if (platform === undefined) return null;
-  if (host.platform !== platform) return `${accel} needs ${platform === 'darwin' ? 'macOS' : 'Linux'}; this host is ${host.platform}`;
+  if (host.platform !== platform)
+    return `${accel} needs ${platform === 'darwin' ? 'macOS' : 'Linux'}; this host is ${host.platform}`;
   const native = NATIVE_GUEST[host.machineArch];
-  if (native !== arch) return `${accel} cannot run an ${arch} guest on this ${describeHost(host)} (it runs only ${native ?? 'native'} guests)`;
+  if (native !== arch)
+    return `${accel} cannot run an ${arch} guest on this ${describeHost(host)} (it runs only ${native ?? 'native'} guests)`;
   if (accel === 'hvf' && host.hvSupport === false) {
     return 'this Mac has no Hypervisor.framework support (sysctl kern.hv_support is 0, as inside a VM without nested virtualisation)';
   }
@@ -49,7 +51,8 @@ export function backendProblem(d: BackendDescriptor, wanted: WantedBackend, host
     const here = describeHost(host);
     return `${d.name} runs only on ${orList(d.hosts.map((h) => h.label))}; this is ${/^[aeiou]/i.test(here) ? 'an' : 'a'} ${here}`;
   }
-  if (!d.guestArchs.includes(wanted.arch)) return `${d.name} boots only ${orList(d.guestArchs)} guests; arch is ${wanted.arch}`;
+  if (!d.guestArchs.includes(wanted.arch))
+    return `${d.name} boots only ${orList(d.guestArchs)} guests; arch is ${wanted.arch}`;
   if (wanted.accel !== 'auto' && !d.accelerators.includes(wanted.accel)) {
     return `accel ${wanted.accel} is not available with ${d.name} (it uses ${orList(d.accelerators)}): use auto`;
   }
@@ -64,10 +67,17 @@ export function missingTools(d: BackendDescriptor, arch: GuestArch, host: HostFa
   return d.hostTools(arch).filter((t) => !host.tools[t]);
 }
 
-function pickBackend(wanted: WantedBackend, host: HostFacts, registry: readonly BackendDescriptor[]): { d: BackendDescriptor; why: string } {
+function pickBackend(
+  wanted: WantedBackend,
+  host: HostFacts,
+  registry: readonly BackendDescriptor[],
+): { d: BackendDescriptor; why: string } {
   if (wanted.backend !== 'auto') {
     const d = findBackend(wanted.backend, registry);
-    if (!d) throw new BackendChoiceError(`backend ${wanted.backend} is not known; use ${backendSettingChoices(registry)}`);
+    if (!d)
+      throw new BackendChoiceError(
+        `backend ${wanted.backend} is not known; use ${backendSettingChoices(registry)}`,
+      );
     const problem = backendProblem(d, wanted, host);
     if (problem) throw new BackendChoiceError(`backend ${problem}`);
     return { d, why: `backend ${d.name} in the config` };
@@ -77,7 +87,9 @@ function pickBackend(wanted: WantedBackend, host: HostFacts, registry: readonly 
   const chosen = fits.find((d) => missingTools(d, wanted.arch, host).length === 0) ?? fits[0];
   if (!chosen) {
     const why = ranked.map((d) => backendProblem(d, wanted, host)).join('; ');
-    throw new BackendChoiceError(`no backend can boot an ${wanted.arch} guest on this ${describeHost(host)}: ${why}`);
+    throw new BackendChoiceError(
+      `no backend can boot an ${wanted.arch} guest on this ${describeHost(host)}: ${why}`,
+    );
   }
   // Say why each backend auto would have preferred was passed over.
   const passed = ranked
@@ -92,20 +104,28 @@ function pickBackend(wanted: WantedBackend, host: HostFacts, registry: readonly 
   return { d: chosen, why: `auto on this ${describeHost(host)}: ${chosen.name} (${why})${note}` };
 }
 
-export function chooseBackend(wanted: WantedBackend, host: HostFacts, registry: readonly BackendDescriptor[] = BACKENDS): BackendChoice {
+export function chooseBackend(
+  wanted: WantedBackend,
+  host: HostFacts,
+  registry: readonly BackendDescriptor[] = BACKENDS,
+): BackendChoice {
   const { d, why } = pickBackend(wanted, host, registry);
   if (wanted.accel !== 'auto') {
     const problem = accelProblem(wanted.accel, wanted.arch, host);
     if (problem) {
       const usable = d.accelerators.filter((a) => accelProblem(a, wanted.arch, host) === null);
-      throw new BackendChoiceError(`accel ${wanted.accel} cannot be used: ${problem}; use ${orList([...usable, 'auto'])}`);
+      throw new BackendChoiceError(
+        `accel ${wanted.accel} cannot be used: ${problem}; use ${orList([...usable, 'auto'])}`,
+      );
     }
     return { backend: d.name, accel: wanted.accel, reason: `${why}; accel ${wanted.accel} in the config` };
   }
   // Accelerators of another platform are not a fallback worth mentioning.
   const here = d.accelerators.filter((a) => (ACCEL_PLATFORM[a] ?? host.platform) === host.platform);
   const accel = here.find((a) => accelProblem(a, wanted.arch, host) === null)!;
-  const skipped = here.slice(0, here.indexOf(accel)).map((a) => `${a} is not usable: ${accelProblem(a, wanted.arch, host)}`);
+  const skipped = here
+    .slice(0, here.indexOf(accel))
+    .map((a) => `${a} is not usable: ${accelProblem(a, wanted.arch, host)}`);
   const accelWhy =
     accel === 'tcg'
       ? `accel tcg, emulated${skipped.length > 0 ? `: ${skipped.join('; ')}` : ': no hardware accelerator on this host'}`

@@ -79,10 +79,19 @@ export interface FoundBuilder {
  * config or a socket, then the named ones in name order. A folder under builders/ counts when its
  * name is a builder name and it holds a config.json or a daemon.sock.
  */
-export async function findBuilders(base: string, names: { config: string; socket: string }): Promise<FoundBuilder[]> {
+export async function findBuilders(
+  base: string,
+  names: { config: string; socket: string },
+): Promise<FoundBuilder[]> {
   const isBuilderDir = async (dir: string) => {
     for (const file of [names.config, names.socket]) {
-      if (await stat(path.join(dir, file)).then(() => true, () => false)) return true;
+      if (
+        await stat(path.join(dir, file)).then(
+          () => true,
+          () => false,
+        )
+      )
+        return true;
     }
     return false;
   };

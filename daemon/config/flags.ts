@@ -35,7 +35,12 @@ const SETTING_FLAGS = {
   memory: 'memoryMiB',
 } as const satisfies Record<string, keyof DaemonConfig>;
 
-const PATH_FLAGS = { config: 'config', 'state-dir': 'stateDir', socket: 'socket', builder: 'builder' } as const;
+const PATH_FLAGS = {
+  config: 'config',
+  'state-dir': 'stateDir',
+  socket: 'socket',
+  builder: 'builder',
+} as const;
 
 const OPTIONS = {
   config: { type: 'string' },
@@ -83,7 +88,13 @@ const asSettingValue = (text: string): string | number => (/^-?\d+$/.test(text) 
 export function parseDaemonArgs(argv: string[]): DaemonArgsResult {
   // strict: false so unknown flags and missing values are reported here, with suggestions,
   // instead of parseArgs' generic TypeError.
-  const { values, tokens } = parseArgs({ args: argv, options: OPTIONS, strict: false, allowPositionals: true, tokens: true });
+  const { values, tokens } = parseArgs({
+    args: argv,
+    options: OPTIONS,
+    strict: false,
+    allowPositionals: true,
+    tokens: true,
+  });
   const errors: ConfigError[] = [];
   const known = Object.keys(OPTIONS);
 
@@ -92,11 +103,16 @@ export function parseDaemonArgs(argv: string[]): DaemonArgsResult {
     if (token.kind === 'positional') {
       // `--cpu 3`: the 3 belongs to the unknown option, which is already reported.
       if (!afterUnknownOption) {
-        errors.push({ key: token.value, message: `unexpected argument '${token.value}'; linuxkitd takes only options (see --help)` });
+        errors.push({
+          key: token.value,
+          message: `unexpected argument '${token.value}'; linuxkitd takes only options (see --help)`,
+        });
       }
       afterUnknownOption = false;
     } else if (token.kind === 'option') {
-      const spec = Object.hasOwn(OPTIONS, token.name) ? (OPTIONS as Record<string, { type: string }>)[token.name] : undefined;
+      const spec = Object.hasOwn(OPTIONS, token.name)
+        ? (OPTIONS as Record<string, { type: string }>)[token.name]
+        : undefined;
       afterUnknownOption = !spec && !token.inlineValue;
       if (!spec) {
         const suggestion = suggestKey(token.name, known);
@@ -106,9 +122,15 @@ export function parseDaemonArgs(argv: string[]): DaemonArgsResult {
         errors.push({ key: `--${token.name}`, message: `--${token.name} needs a value` });
       } else if (spec.type === 'string' && !token.inlineValue && token.value?.startsWith('--')) {
         // non-strict parseArgs took the next option as this one's value
-        errors.push({ key: `--${token.name}`, message: `--${token.name} needs a value; got the option '${token.value}'` });
+        errors.push({
+          key: `--${token.name}`,
+          message: `--${token.name} needs a value; got the option '${token.value}'`,
+        });
       } else if (spec.type === 'boolean' && token.inlineValue) {
-        errors.push({ key: `--${token.name}`, message: `--${token.name} takes no value; got '${token.value ?? ''}'` });
+        errors.push({
+          key: `--${token.name}`,
+          message: `--${token.name} takes no value; got '${token.value ?? ''}'`,
+        });
       }
     } else {
       afterUnknownOption = false;
@@ -119,7 +141,11 @@ export function parseDaemonArgs(argv: string[]): DaemonArgsResult {
   const flagOf: Record<string, string> = {};
   // In command-line order, so errors read in the order the flags were typed.
   const settingFlags = new Set(
-    tokens.flatMap((tok) => (tok.kind === 'option' && Object.hasOwn(SETTING_FLAGS, tok.name) ? [tok.name as keyof typeof SETTING_FLAGS] : [])),
+    tokens.flatMap((tok) =>
+      tok.kind === 'option' && Object.hasOwn(SETTING_FLAGS, tok.name)
+        ? [tok.name as keyof typeof SETTING_FLAGS]
+        : [],
+    ),
   );
   for (const flag of settingFlags) {
     const key = SETTING_FLAGS[flag];
@@ -133,7 +159,11 @@ export function parseDaemonArgs(argv: string[]): DaemonArgsResult {
     errors.push(...schemaErrors(schema, value, () => flagOf[key]));
   }
 
-  if (typeof values.builder === 'string' && values.builder !== '' && !errors.some((e) => e.key === '--builder')) {
+  if (
+    typeof values.builder === 'string' &&
+    values.builder !== '' &&
+    !errors.some((e) => e.key === '--builder')
+  ) {
     const problem = builderNameProblem(values.builder);
     if (problem) errors.push({ key: '--builder', message: `--builder: ${problem}` });
   }

@@ -36,7 +36,8 @@ function describeChar(ch: string | undefined): string {
 /** `restart.jitter`, `list[0].a`: the path as a user would write it. */
 function dottedPath(path: JSONPath): string {
   return path.reduce<string>(
-    (joined, part) => (typeof part === 'number' ? `${joined}[${part}]` : joined === '' ? part : `${joined}.${part}`),
+    (joined, part) =>
+      typeof part === 'number' ? `${joined}[${part}]` : joined === '' ? part : `${joined}.${part}`,
     '',
   );
 }
@@ -95,17 +96,27 @@ function describeSyntaxProblem(text: string, problem: SyntaxProblem): { message:
   const found = describeChar(ch);
   const at = (message: string) => ({ message, offset });
   if (STRING_ERRORS.has(code)) return stringProblem(text, offset);
-  if (code === ParseErrorCode.InvalidCommentToken || ch === '/') return at('comments are not allowed in JSON');
-  if (problem.numberBefore !== undefined && /^-?0$/.test(problem.numberBefore) && ch !== undefined && /[0-9]/.test(ch)) {
+  if (code === ParseErrorCode.InvalidCommentToken || ch === '/')
+    return at('comments are not allowed in JSON');
+  if (
+    problem.numberBefore !== undefined &&
+    /^-?0$/.test(problem.numberBefore) &&
+    ch !== undefined &&
+    /[0-9]/.test(ch)
+  ) {
     return at('numbers cannot start with 0');
   }
-  if (code === ParseErrorCode.UnexpectedEndOfNumber || (code === ParseErrorCode.InvalidSymbol && /[-0-9]/.test(ch))) {
+  if (
+    code === ParseErrorCode.UnexpectedEndOfNumber ||
+    (code === ParseErrorCode.InvalidSymbol && /[-0-9]/.test(ch))
+  ) {
     return at('invalid number');
   }
   switch (expecting) {
     case 'value':
       if (ch === "'") return at('strings need double quotes, not single quotes');
-      if (ch === ']' && container?.kind === 'array') return at('a trailing comma before ] is not allowed in JSON');
+      if (ch === ']' && container?.kind === 'array')
+        return at('a trailing comma before ] is not allowed in JSON');
       return at(`expected a value but found ${found}`);
     case 'property':
       if (ch === '}') return at('a trailing comma before } is not allowed in JSON');
@@ -127,7 +138,13 @@ function describeSyntaxProblem(text: string, problem: SyntaxProblem): { message:
  */
 export function checkJsonText(text: string): JsonProblem[] {
   if (/^[ \t\n\r]*$/.test(text)) {
-    return [{ key: '', message: 'the file is empty; expected a JSON object such as {}', ...lineColumn(text, text.length) }];
+    return [
+      {
+        key: '',
+        message: 'the file is empty; expected a JSON object such as {}',
+        ...lineColumn(text, text.length),
+      },
+    ];
   }
   const containers: Container[] = [];
   const duplicates: Array<{ key: string; offset: number }> = [];
@@ -174,7 +191,8 @@ export function checkJsonText(text: string): JsonProblem[] {
           if (syntax !== undefined) return;
           const adjacentNumber = numberBefore?.end === offset ? numberBefore.text : undefined;
           // The parser closes a container before it reports the missing } or ] of it.
-          const unclosed = code === ParseErrorCode.CloseBraceExpected || code === ParseErrorCode.CloseBracketExpected;
+          const unclosed =
+            code === ParseErrorCode.CloseBraceExpected || code === ParseErrorCode.CloseBracketExpected;
           const container = unclosed ? lastClosed : containers[containers.length - 1];
           syntax = {
             code,

@@ -44,10 +44,17 @@ const isObject = (v: unknown): v is Record<string, unknown> =>
 export function crossFieldErrors(c: DaemonConfig): ConfigError[] {
   const errors: ConfigError[] = [];
   const atLeast = (key: string, value: number, otherKey: string, other: number, why = '') => {
-    if (value < other) errors.push({ key, message: `${key} must be at least ${otherKey} (${other})${why}; got ${value}` });
+    if (value < other)
+      errors.push({ key, message: `${key} must be at least ${otherKey} (${other})${why}; got ${value}` });
   };
   atLeast('restart.maxDelayMs', c.restart.maxDelayMs, 'restart.initialDelayMs', c.restart.initialDelayMs);
-  atLeast('probe.intervalMs', c.probe.intervalMs, 'probe.timeoutMs', c.probe.timeoutMs, ' so probes do not overlap');
+  atLeast(
+    'probe.intervalMs',
+    c.probe.intervalMs,
+    'probe.timeoutMs',
+    c.probe.timeoutMs,
+    ' so probes do not overlap',
+  );
   atLeast(
     'probe.degradedRestartMs',
     c.probe.degradedRestartMs,
@@ -61,7 +68,10 @@ export function crossFieldErrors(c: DaemonConfig): ConfigError[] {
   const backend = findBackend(c.backend);
   if (backend && !backend.guestArchs.includes(c.arch)) {
     const archs = orList(backend.guestArchs);
-    errors.push({ key: 'arch', message: `arch must be ${archs} with backend ${backend.name} (it runs only ${archs} guests); got '${c.arch}'` });
+    errors.push({
+      key: 'arch',
+      message: `arch must be ${archs} with backend ${backend.name} (it runs only ${archs} guests); got '${c.arch}'`,
+    });
   }
   if (backend && c.accel !== 'auto' && !backend.accelerators.includes(c.accel)) {
     errors.push({
@@ -101,7 +111,12 @@ function validate(candidate: unknown): ConfigResult {
 /** Fills defaults into a parsed config object and validates it. `raw` is not modified. */
 export function resolveConfig(raw: unknown, host: HostInfo = currentHost()): ConfigResult {
   if (!isObject(raw)) {
-    return { ok: false, errors: [{ key: '', message: `the config must be a JSON object such as {"cpus": 4}; got ${formatValue(raw)}` }] };
+    return {
+      ok: false,
+      errors: [
+        { key: '', message: `the config must be a JSON object such as {"cpus": 4}; got ${formatValue(raw)}` },
+      ],
+    };
   }
   const c = Value.Default(DaemonConfigSchema, structuredClone(raw)) as Record<string, unknown>;
   // Defaults that depend on the host or on other keys. When what they derive from is itself
@@ -119,7 +134,8 @@ export function resolveConfig(raw: unknown, host: HostInfo = currentHost()): Con
 /** The effective config of an empty file. */
 export function defaultConfig(host: HostInfo = currentHost()): DaemonConfig {
   const result = resolveConfig({}, host);
-  if (!result.ok) throw new Error(`built-in defaults are invalid: ${result.errors.map((e) => e.message).join('; ')}`);
+  if (!result.ok)
+    throw new Error(`built-in defaults are invalid: ${result.errors.map((e) => e.message).join('; ')}`);
   return result.config;
 }
 

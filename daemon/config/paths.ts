@@ -62,7 +62,11 @@ export function defaultStateDir(
 }
 
 /** The state directory of a user's own daemon (LaunchAgent, systemd --user). */
-export function userStateDir(platform: NodeJS.Platform, homedir: string, env: { XDG_STATE_HOME?: string } = {}): string {
+export function userStateDir(
+  platform: NodeJS.Platform,
+  homedir: string,
+  env: { XDG_STATE_HOME?: string } = {},
+): string {
   if (platform === 'darwin') return path.join(homedir, 'Library', 'Application Support', APP_DIR_NAME);
   // The XDG spec says relative values are invalid and must be ignored.
   const xdg = env.XDG_STATE_HOME;
@@ -92,7 +96,12 @@ export interface HostContext {
 }
 
 export function currentHostContext(): HostContext {
-  return { platform: process.platform, homedir: os.homedir(), uid: process.getuid?.() ?? -1, cwd: process.cwd() };
+  return {
+    platform: process.platform,
+    homedir: os.homedir(),
+    uid: process.getuid?.() ?? -1,
+    cwd: process.cwd(),
+  };
 }
 
 export interface DaemonPaths extends StatePaths {

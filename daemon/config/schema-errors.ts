@@ -38,7 +38,9 @@ export function describeExpected(schema: TSchema): string {
       return 'an object';
     case 'array': {
       const item = describeExpected(s.items as TSchema);
-      return item.startsWith('a string') ? `a list of strings${item.slice('a string'.length)}` : `a list where each item is ${item}`;
+      return item.startsWith('a string')
+        ? `a list of strings${item.slice('a string'.length)}`
+        : `a list where each item is ${item}`;
     }
     case 'string': {
       const pattern = s.pattern as string | undefined;
@@ -139,13 +141,22 @@ export function schemaErrors(
         errors.push({ key, message: `${subject} is missing; it must be ${describeExpected(e.schema)}` });
         break;
       case ValueErrorType.ArrayMinItems:
-        errors.push({ key, message: `${subject} must list at least ${String((e.schema as SchemaLike).minItems)} item; got []` });
+        errors.push({
+          key,
+          message: `${subject} must list at least ${String((e.schema as SchemaLike).minItems)} item; got []`,
+        });
         break;
       case ValueErrorType.ArrayUniqueItems:
-        errors.push({ key, message: `${subject} must not list the same item twice; got ${formatValue(e.value)}` });
+        errors.push({
+          key,
+          message: `${subject} must not list the same item twice; got ${formatValue(e.value)}`,
+        });
         break;
       default:
-        errors.push({ key, message: `${subject} must be ${describeExpected(e.schema)}; got ${formatValue(e.value)}` });
+        errors.push({
+          key,
+          message: `${subject} must be ${describeExpected(e.schema)}; got ${formatValue(e.value)}`,
+        });
     }
   }
   return errors;

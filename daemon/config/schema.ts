@@ -14,14 +14,18 @@ const ms = (minimum: number, maximum: number, def: number, description: string) 
 // The names come from the backend registry: a new backend is offered here without an edit.
 export const BackendSettingSchema = Type.Union(
   [Type.Literal('auto'), ...backendNames().map((name) => Type.Literal(name))],
-  { default: 'auto', description: 'Hypervisor; auto picks the preferred backend that runs on this host (docs/backends.md)' },
+  {
+    default: 'auto',
+    description: 'Hypervisor; auto picks the preferred backend that runs on this host (docs/backends.md)',
+  },
 );
 
 export const AccelSettingSchema = Type.Union(
   [Type.Literal('auto'), Type.Literal('hvf'), Type.Literal('kvm'), Type.Literal('tcg')],
   {
     default: 'auto',
-    description: 'Accelerator; auto picks hvf on macOS when kern.hv_support is 1, kvm where /dev/kvm is usable, else tcg',
+    description:
+      'Accelerator; auto picks hvf on macOS when kern.hv_support is 1, kvm where /dev/kvm is usable, else tcg',
   },
 );
 
@@ -30,7 +34,9 @@ export const GuestArchSchema = Type.Union([Type.Literal('x86_64'), Type.Literal(
 });
 
 const mirrorUrl = (description: string) =>
-  Type.Optional(Type.String({ pattern: '^https?://[^\\s]+$', examples: ['http://deb.debian.org/debian'], description }));
+  Type.Optional(
+    Type.String({ pattern: '^https?://[^\\s]+$', examples: ['http://deb.debian.org/debian'], description }),
+  );
 
 export const DebianImageSettingsSchema = Type.Object(
   {
@@ -46,7 +52,8 @@ export const DebianImageSettingsSchema = Type.Object(
       Type.String({
         pattern: '^https?://[^\\s]+$',
         examples: ['http://snapshot.debian.org/archive/{archive}/20250520T000000Z'],
-        description: 'Pins the resolution in time: replaces both mirrors, {archive} becomes debian or debian-security',
+        description:
+          'Pins the resolution in time: replaces both mirrors, {archive} becomes debian or debian-security',
       }),
     ),
   },
@@ -56,8 +63,12 @@ export const DebianImageSettingsSchema = Type.Object(
 export const ImageSettingsSchema = Type.Object(
   {
     debian: DebianImageSettingsSchema,
-    kernel: Type.Optional(Type.String({ pattern: '^/', examples: ['/opt/builder/bzImage'], description: 'Absolute path' })),
-    initrd: Type.Optional(Type.String({ pattern: '^/', examples: ['/opt/builder/initrd'], description: 'Absolute path' })),
+    kernel: Type.Optional(
+      Type.String({ pattern: '^/', examples: ['/opt/builder/bzImage'], description: 'Absolute path' }),
+    ),
+    initrd: Type.Optional(
+      Type.String({ pattern: '^/', examples: ['/opt/builder/initrd'], description: 'Absolute path' }),
+    ),
     cmdline: Type.Optional(Type.String({ description: 'Kernel command line' })),
   },
   { ...strict, default: {}, description: 'Absent fields mean the built-in guest image' },
@@ -68,7 +79,12 @@ export const RestartPolicySchema = Type.Object(
     initialDelayMs: ms(0, 3_600_000, 1000, 'Delay before the first restart after a crash'),
     maxDelayMs: ms(0, 86_400_000, 60_000, 'Cap of the doubling restart delay'),
     multiplier: Type.Number({ minimum: 1, maximum: 10, default: 2 }),
-    jitter: Type.Number({ minimum: 0, maximum: 1, default: 0.2, description: 'Fraction of the delay added at random' }),
+    jitter: Type.Number({
+      minimum: 0,
+      maximum: 1,
+      default: 0.2,
+      description: 'Fraction of the delay added at random',
+    }),
     maxAttempts: Type.Integer({
       minimum: 1,
       maximum: 1000,
@@ -84,16 +100,36 @@ export const ProbeSettingsSchema = Type.Object(
   {
     intervalMs: ms(1000, 3_600_000, 15_000, 'Time between SSH readiness probes'),
     timeoutMs: ms(100, 600_000, 10_000, 'One probe gives up after this long'),
-    bootGraceMs: ms(0, 3_600_000, 120_000, 'Failing probes after a start are expected this long (tcg is slow)'),
-    degradedRestartMs: ms(0, 86_400_000, 180_000, 'Probe failing this long while the process is up restarts the VM'),
+    bootGraceMs: ms(
+      0,
+      3_600_000,
+      120_000,
+      'Failing probes after a start are expected this long (tcg is slow)',
+    ),
+    degradedRestartMs: ms(
+      0,
+      86_400_000,
+      180_000,
+      'Probe failing this long while the process is up restarts the VM',
+    ),
   },
   { ...strict, default: {} },
 );
 
 export const GcSettingsSchema = Type.Object(
   {
-    minFreeMiB: Type.Integer({ minimum: 0, maximum: 1_048_576, default: 256, description: 'Collect garbage below this' }),
-    maxFreeMiB: Type.Integer({ minimum: 0, maximum: 1_048_576, default: 1024, description: 'Until this much is free' }),
+    minFreeMiB: Type.Integer({
+      minimum: 0,
+      maximum: 1_048_576,
+      default: 256,
+      description: 'Collect garbage below this',
+    }),
+    maxFreeMiB: Type.Integer({
+      minimum: 0,
+      maximum: 1_048_576,
+      default: 1024,
+      description: 'Until this much is free',
+    }),
   },
   { ...strict, default: {} },
 );
@@ -105,8 +141,18 @@ export const DaemonConfigSchema = Type.Object(
     arch: GuestArchSchema,
     cpus: Type.Integer({ minimum: 1, maximum: 64, default: 2 }),
     memoryMiB: Type.Integer({ minimum: 256, maximum: 262_144, default: 2048 }),
-    diskGiB: Type.Integer({ minimum: 0, maximum: 2048, default: 0, description: '0 keeps the guest store in RAM' }),
-    sshPort: Type.Integer({ minimum: 1024, maximum: 65_535, default: 31_122, description: 'On 127.0.0.1 only' }),
+    diskGiB: Type.Integer({
+      minimum: 0,
+      maximum: 2048,
+      default: 0,
+      description: '0 keeps the guest store in RAM',
+    }),
+    sshPort: Type.Integer({
+      minimum: 1024,
+      maximum: 65_535,
+      default: 31_122,
+      description: 'On 127.0.0.1 only',
+    }),
     sshUser: Type.String({ pattern: '^[a-z_][a-z0-9_-]{0,31}$', default: 'root', examples: ['root'] }),
     image: ImageSettingsSchema,
     systems: Type.Array(Type.String({ pattern: '^[a-z0-9_]+-[a-z0-9_]+$', examples: ['x86_64-linux'] }), {
@@ -114,10 +160,13 @@ export const DaemonConfigSchema = Type.Object(
       uniqueItems: true,
       description: 'Nix systems the builder offers; default: <arch>-linux',
     }),
-    supportedFeatures: Type.Array(Type.String({ pattern: '^[A-Za-z0-9_.+-]+$', examples: ['big-parallel'] }), {
-      uniqueItems: true,
-      default: ['benchmark', 'big-parallel'],
-    }),
+    supportedFeatures: Type.Array(
+      Type.String({ pattern: '^[A-Za-z0-9_.+-]+$', examples: ['big-parallel'] }),
+      {
+        uniqueItems: true,
+        default: ['benchmark', 'big-parallel'],
+      },
+    ),
     maxJobs: Type.Integer({ minimum: 1, maximum: 1024, description: 'Default: cpus' }),
     speedFactor: Type.Integer({ minimum: 1, maximum: 1000, default: 1 }),
     restart: RestartPolicySchema,
@@ -125,7 +174,7 @@ export const DaemonConfigSchema = Type.Object(
     stopGraceMs: ms(0, 600_000, 20_000, 'How long the guest gets to power off through ACPI'),
     onSigterm: Type.Union([Type.Literal('stop'), Type.Literal('leave')], {
       default: 'stop',
-      description: "stop powers the VM off; leave keeps it running for the next daemon to adopt",
+      description: 'stop powers the VM off; leave keeps it running for the next daemon to adopt',
     }),
     gc: GcSettingsSchema,
   },

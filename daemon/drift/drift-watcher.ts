@@ -22,7 +22,11 @@ import { builderKeyPaths } from '../keys/builder-keys.js';
 import { installLayout, MANAGED_BLOCK_NAME, type InstallLayout } from '../host-files/install-layout.js';
 import { parseManifest, type InstallManifest } from '../host-files/install-manifest.js';
 import { readManagedBlock, upsertManagedBlock } from '../host-files/managed-block.js';
-import { renderRegistration, type RegistrationConfig, type RegistrationTexts } from '../host-files/registration-files.js';
+import {
+  renderRegistration,
+  type RegistrationConfig,
+  type RegistrationTexts,
+} from '../host-files/registration-files.js';
 
 /** The source of this watcher's entries in status.errors. */
 export const REGISTRATION_SOURCE = 'registration';
@@ -57,7 +61,11 @@ export interface DriftWatcherOptions {
   debounceMs?: number;
   now?: () => number;
   /** Tests replace it to count renders; the daemon uses renderRegistration. */
-  render?: (layout: InstallLayout, config: RegistrationConfig, hostPublicKeyLine: string) => RegistrationTexts;
+  render?: (
+    layout: InstallLayout,
+    config: RegistrationConfig,
+    hostPublicKeyLine: string,
+  ) => RegistrationTexts;
   /** Called after every check with what it found (tests wait on it). */
   onCheck?: (result: CheckResult) => void;
 }
@@ -115,8 +123,20 @@ export function layoutFromManifest(m: InstallManifest, manifestPath: string): In
 export function driftTargets(m: InstallManifest, texts: RegistrationTexts): Target[] {
   const blockName = (file: string) => m.blocks.find((b) => b.file === file)?.name ?? MANAGED_BLOCK_NAME;
   return [
-    { kind: 'block', file: m.paths.machinesFile, name: blockName(m.paths.machinesFile), what: 'the machines entry', body: texts.machinesBody },
-    { kind: 'block', file: m.paths.sshDropIn, name: blockName(m.paths.sshDropIn), what: `the SSH entry for ${m.alias}`, body: texts.sshDropInBody },
+    {
+      kind: 'block',
+      file: m.paths.machinesFile,
+      name: blockName(m.paths.machinesFile),
+      what: 'the machines entry',
+      body: texts.machinesBody,
+    },
+    {
+      kind: 'block',
+      file: m.paths.sshDropIn,
+      name: blockName(m.paths.sshDropIn),
+      what: `the SSH entry for ${m.alias}`,
+      body: texts.sshDropInBody,
+    },
     { kind: 'whole', file: m.paths.knownHostsFile, what: 'the pinned host key', body: texts.knownHosts },
   ];
 }
@@ -128,7 +148,9 @@ const REASON_TEXT: Record<Exclude<DriftReason, 'config'>, string> = {
 };
 
 export function repairMessage(what: string, file: string, reason: DriftReason): string {
-  return reason === 'config' ? `updated ${what} in ${file} for the new config` : `restored ${what} in ${file} (${REASON_TEXT[reason]})`;
+  return reason === 'config'
+    ? `updated ${what} in ${file} for the new config`
+    : `restored ${what} in ${file} (${REASON_TEXT[reason]})`;
 }
 
 async function readText(file: string): Promise<string | null> {
@@ -212,7 +234,11 @@ export class DriftWatcher {
       return { manifest: this.manifest, problem: `cannot read ${this.opts.manifestPath}: ${errText(err)}` };
     }
     if (text === null) {
-      if (this.manifest) this.opts.log.info({ manifest: this.opts.manifestPath }, 'the install manifest is gone (uninstalled): no longer keeping the registration files');
+      if (this.manifest)
+        this.opts.log.info(
+          { manifest: this.opts.manifestPath },
+          'the install manifest is gone (uninstalled): no longer keeping the registration files',
+        );
       this.manifest = null;
       this.manifestText = null;
       this.states.clear();
@@ -221,7 +247,15 @@ export class DriftWatcher {
     if (text === this.manifestText) return { manifest: this.manifest };
     try {
       const m = parseManifest(text, this.opts.manifestPath);
-      if (!this.manifest) this.opts.log.info({ manifest: this.opts.manifestPath, machinesFile: m.paths.machinesFile, sshDropIn: m.paths.sshDropIn }, 'keeping the registration files of this install');
+      if (!this.manifest)
+        this.opts.log.info(
+          {
+            manifest: this.opts.manifestPath,
+            machinesFile: m.paths.machinesFile,
+            sshDropIn: m.paths.sshDropIn,
+          },
+          'keeping the registration files of this install',
+        );
       this.manifest = m;
       this.manifestText = text;
       // A new install resets what was given up on: it just wrote the files.
@@ -244,7 +278,10 @@ export class DriftWatcher {
       const layout = layoutFromManifest(manifest, this.opts.manifestPath);
       let targets: Target[] = [];
       try {
-        targets = driftTargets(manifest, this.render(layout, this.opts.config(), this.opts.hostPublicKeyLine));
+        targets = driftTargets(
+          manifest,
+          this.render(layout, this.opts.config(), this.opts.hostPublicKeyLine),
+        );
       } catch (err) {
         problems.push(`cannot render the registration for the current config: ${errText(err)}`);
       }
@@ -259,7 +296,11 @@ export class DriftWatcher {
       }
     }
     for (const r of repairs) {
-      this.opts.host.reportEvent('repair', r.message, { source: REGISTRATION_SOURCE, file: r.file, reason: r.reason });
+      this.opts.host.reportEvent('repair', r.message, {
+        source: REGISTRATION_SOURCE,
+        file: r.file,
+        reason: r.reason,
+      });
     }
     if (problems.length > 0) this.opts.host.reportError(REGISTRATION_SOURCE, problems.join('; '));
     else this.opts.host.clearError(REGISTRATION_SOURCE);
@@ -275,7 +316,10 @@ export class DriftWatcher {
     const lastWanted = state.lastWanted;
     state.lastWanted = t.body;
 
-    const link = await lstat(t.file).then((st) => st.isSymbolicLink(), () => false);
+    const link = await lstat(t.file).then(
+      (st) => st.isSymbolicLink(),
+      () => false,
+    );
     const before = await readText(t.file);
     const current = before === null ? null : t.kind === 'block' ? readManagedBlock(before, t.name) : before;
     // Compared byte for byte as install would write it, so a damaged or outdated marker line counts too.
@@ -284,19 +328,32 @@ export class DriftWatcher {
       state.gaveUp = false;
       return {};
     }
-    const reason: DriftReason = before === null ? 'deleted' : current === null ? 'missing' : current === lastWanted && lastWanted !== null ? 'config' : 'changed';
+    const reason: DriftReason =
+      before === null
+        ? 'deleted'
+        : current === null
+          ? 'missing'
+          : current === lastWanted && lastWanted !== null
+            ? 'config'
+            : 'changed';
 
     if (link) {
       // nix-darwin and home-manager link /etc/nix/machines into the store: replacing the link would
       // break their next activation, and they would drop the block again anyway.
       const to = await readlink(t.file).catch(() => '?');
-      return { problem: `${t.file} is a symbolic link (to ${to}) that lacks ${t.what}: linuxkitd does not replace links another tool manages; add the entry there (see linuxkitctl install --dry-run for the lines)` };
+      return {
+        problem: `${t.file} is a symbolic link (to ${to}) that lacks ${t.what}: linuxkitd does not replace links another tool manages; add the entry there (see linuxkitctl install --dry-run for the lines)`,
+      };
     }
     if (reason !== 'config') {
       const now = this.now();
       state.repairTimes = state.repairTimes.filter((at) => now - at < REPAIR_WINDOW_MS);
       if (state.gaveUp || state.repairTimes.length >= MAX_REPAIRS_PER_WINDOW) {
-        if (!state.gaveUp) this.opts.log.warn({ file: t.file, repairs: state.repairTimes.length }, 'the registration keeps being undone: no longer repairing this file');
+        if (!state.gaveUp)
+          this.opts.log.warn(
+            { file: t.file, repairs: state.repairTimes.length },
+            'the registration keeps being undone: no longer repairing this file',
+          );
         state.gaveUp = true;
         return {
           problem: `${t.what} in ${t.file} was undone again after ${MAX_REPAIRS_PER_WINDOW} repairs within ${REPAIR_WINDOW_MS / 1000} s: something keeps rewriting the file, so linuxkitd stopped repairing it rather than fight; find what manages ${t.file}, then run linuxkitctl install`,
@@ -310,7 +367,13 @@ export class DriftWatcher {
       this.files.schedule();
       return {};
     }
-    const owner = before === null ? null : await stat(t.file).then((st) => ({ uid: st.uid, gid: st.gid }), () => null);
+    const owner =
+      before === null
+        ? null
+        : await stat(t.file).then(
+            (st) => ({ uid: st.uid, gid: st.gid }),
+            () => null,
+          );
     try {
       if (before === null) await writeFileAtomic(t.file, after, { mode: 0o644 });
       else await rewriteSharedFile(t.file, before, after);

@@ -43,7 +43,13 @@ async function fsyncDirectory(dir: string): Promise<void> {
     await handle.sync();
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    if (code !== 'EINVAL' && code !== 'ENOTSUP' && code !== 'EISDIR' && code !== 'EPERM' && code !== 'EBADF') {
+    if (
+      code !== 'EINVAL' &&
+      code !== 'ENOTSUP' &&
+      code !== 'EISDIR' &&
+      code !== 'EPERM' &&
+      code !== 'EBADF'
+    ) {
       throw err;
     }
   } finally {
@@ -93,6 +99,10 @@ export async function writeFileAtomic(
 }
 
 /** `writeFileAtomic` for JSON state files: two-space indent and a final newline. */
-export async function writeJsonAtomic(target: string, value: unknown, opts: AtomicWriteOptions = {}): Promise<void> {
+export async function writeJsonAtomic(
+  target: string,
+  value: unknown,
+  opts: AtomicWriteOptions = {},
+): Promise<void> {
   await writeFileAtomic(target, `${JSON.stringify(value, null, 2)}\n`, opts);
 }

@@ -2,7 +2,7 @@
 // admin's `echo ... >> /etc/nix/machines` or another tool may append to it at the same moment.
 // Their lines must survive our atomic replace: appended before our rename they are carried into
 // the new file; appended to the old file just after it (by a writer that had it open), they are
-// appended to the new one. A file rewritten meanwhile (not only appended to) is not replaced: the
+// appended to the new one, possibly after a line another writer already put there. A file rewritten meanwhile (not only appended to) is not replaced: the
 // caller gets ChangedMeanwhileError and computes its change again from what is there now.
 import * as fs from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -16,13 +16,20 @@ export class ChangedMeanwhileError extends Error {
 const LATE_APPEND_CHECKS_MS = [0, 20, 100];
 
 /** Replaces `target` (whose content was `before` when `after` was made from it) with `after`. */
-export async function rewriteSharedFile(target: string, before: string, after: string, opts: AtomicWriteOptions = {}): Promise<void> {
+export async function rewriteSharedFile(
+  target: string,
+  before: string,
+  after: string,
+  opts: AtomicWriteOptions = {},
+): Promise<void> {
   const old = await fs.open(target, 'r');
   try {
     const expected = Buffer.from(before);
     const current = await old.readFile();
     if (current.length < expected.length || !current.subarray(0, expected.length).equals(expected)) {
-      throw new ChangedMeanwhileError(`${target} was changed by another program while this change was prepared`);
+      throw new ChangedMeanwhileError(
+        `${target} was changed by another program while this change was prepared`,
+      );
     }
     const carried = current.subarray(expected.length);
     await writeFileAtomic(target, Buffer.concat([Buffer.from(after), carried]), opts);

@@ -47,7 +47,10 @@ export function findProjectRoot(moduleUrl: string): string {
 
 /** The daemon this install runs: the compiled entry point next to this code, under the node on PATH. */
 export function currentDaemonProgram(env: NodeJS.ProcessEnv = process.env): DaemonProgram {
-  const { node } = serviceNodePath({ pathEnv: env.PATH, platform: process.platform, isExecutable: isExecutableFile }, process.execPath);
+  const { node } = serviceNodePath(
+    { pathEnv: env.PATH, platform: process.platform, isExecutable: isExecutableFile },
+    process.execPath,
+  );
   // dist/daemon/host-files/ and daemon/host-files/ both sit below the project root.
   return { node, mainJs: path.join(findProjectRoot(import.meta.url), 'dist', 'daemon', 'main.js') };
 }
@@ -55,15 +58,36 @@ export function currentDaemonProgram(env: NodeJS.ProcessEnv = process.env): Daem
 // launchd starts jobs with PATH=/usr/bin:/bin:/usr/sbin:/sbin, where neither Homebrew's nor
 // Nix's qemu is found; systemd's default misses Nix profiles.
 const BASE_PATH: Record<InstallPlatform, string[]> = {
-  darwin: ['/opt/homebrew/bin', '/usr/local/bin', '/run/current-system/sw/bin', '/nix/var/nix/profiles/default/bin', '/usr/bin', '/bin', '/usr/sbin', '/sbin'],
-  linux: ['/run/current-system/sw/bin', '/nix/var/nix/profiles/default/bin', '/usr/local/bin', '/usr/bin', '/bin', '/usr/local/sbin', '/usr/sbin', '/sbin'],
+  darwin: [
+    '/opt/homebrew/bin',
+    '/usr/local/bin',
+    '/run/current-system/sw/bin',
+    '/nix/var/nix/profiles/default/bin',
+    '/usr/bin',
+    '/bin',
+    '/usr/sbin',
+    '/sbin',
+  ],
+  linux: [
+    '/run/current-system/sw/bin',
+    '/nix/var/nix/profiles/default/bin',
+    '/usr/local/bin',
+    '/usr/bin',
+    '/bin',
+    '/usr/local/sbin',
+    '/usr/sbin',
+    '/sbin',
+  ],
 };
 
 /**
  * PATH for the daemon: folders where the installing shell found the backends' tools first (so
  * what worked at install keeps working), then the user's Nix profiles, then the usual places.
  */
-export function servicePath(layout: Pick<InstallLayout, 'platform' | 'scope' | 'user'>, toolDirs: string[]): string {
+export function servicePath(
+  layout: Pick<InstallLayout, 'platform' | 'scope' | 'user'>,
+  toolDirs: string[],
+): string {
   const userDirs =
     layout.scope === 'user'
       ? [path.join(layout.user.home, '.nix-profile', 'bin'), `/etc/profiles/per-user/${layout.user.name}/bin`]
@@ -109,7 +133,17 @@ export function daemonServiceSpec(
 /** The daemon's command line as a shell would take it, for messages ("to try it from here: ..."). */
 export function daemonCommandLine(program: DaemonProgram, layout: InstallLayout): string {
   const q = (s: string) => (/^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);
-  return [program.node, program.mainJs, '--config', layout.configPath, '--state-dir', layout.stateDir, '--socket', layout.socketPath, ...builderArgs(layout)]
+  return [
+    program.node,
+    program.mainJs,
+    '--config',
+    layout.configPath,
+    '--state-dir',
+    layout.stateDir,
+    '--socket',
+    layout.socketPath,
+    ...builderArgs(layout),
+  ]
     .map(q)
     .join(' ');
 }

@@ -86,7 +86,8 @@ export function underRoot(root: string | null, p: string): string {
 
 export function installLayout(input: LayoutInput): InstallLayout {
   const { platform, scope, root, user } = input;
-  if (root !== null && !path.isAbsolute(root)) throw new Error(`--root must be an absolute directory; got ${JSON.stringify(root)}`);
+  if (root !== null && !path.isAbsolute(root))
+    throw new Error(`--root must be an absolute directory; got ${JSON.stringify(root)}`);
   const env = input.env ?? {};
   const at = (p: string) => underRoot(root, p);
   const names = builderNames(input.builder ?? null);
@@ -97,7 +98,8 @@ export function installLayout(input: LayoutInput): InstallLayout {
 
   let service: ServiceLayout;
   if (platform === 'darwin') {
-    const dir = scope === 'system' ? '/Library/LaunchDaemons' : path.join(user.home, 'Library', 'LaunchAgents');
+    const dir =
+      scope === 'system' ? '/Library/LaunchDaemons' : path.join(user.home, 'Library', 'LaunchAgents');
     service = {
       manager: 'launchd',
       label: names.launchdLabel,
@@ -105,9 +107,17 @@ export function installLayout(input: LayoutInput): InstallLayout {
       domain: scope === 'system' ? 'system' : `gui/${user.uid}`,
     };
   } else {
-    const xdgConfig = env.XDG_CONFIG_HOME && path.isAbsolute(env.XDG_CONFIG_HOME) ? env.XDG_CONFIG_HOME : path.join(user.home, '.config');
+    const xdgConfig =
+      env.XDG_CONFIG_HOME && path.isAbsolute(env.XDG_CONFIG_HOME)
+        ? env.XDG_CONFIG_HOME
+        : path.join(user.home, '.config');
     const dir = scope === 'system' ? '/etc/systemd/system' : path.join(xdgConfig, 'systemd', 'user');
-    service = { manager: 'systemd', unit: names.systemdUnit, file: at(path.join(dir, names.systemdUnit)), userMode: scope === 'user' };
+    service = {
+      manager: 'systemd',
+      unit: names.systemdUnit,
+      file: at(path.join(dir, names.systemdUnit)),
+      userMode: scope === 'user',
+    };
   }
 
   return {
@@ -142,7 +152,11 @@ export function installLayout(input: LayoutInput): InstallLayout {
  * nix-daemon and the builder share one machine-wide registration; a single-user Nix gets a
  * per-user one.
  */
-export function defaultScope(facts: { nixDaemonSocketExists: boolean; nixRemote?: string; processUid?: number }): InstallScope {
+export function defaultScope(facts: {
+  nixDaemonSocketExists: boolean;
+  nixRemote?: string;
+  processUid?: number;
+}): InstallScope {
   // Root means the machine's builder: a root *user* unit would run only while root is logged in.
   if (facts.processUid === 0) return 'system';
   return facts.nixDaemonSocketExists || facts.nixRemote === 'daemon' ? 'system' : 'user';

@@ -57,7 +57,9 @@ export function parseManifest(text: string, source: string): InstallManifest {
   try {
     value = JSON.parse(text);
   } catch (err) {
-    throw new Error(`${source} is not valid JSON (${(err as Error).message}); uninstall needs it to know what install added`);
+    throw new Error(
+      `${source} is not valid JSON (${(err as Error).message}); uninstall needs it to know what install added`,
+    );
   }
   const m = value as Partial<InstallManifest>;
   if (typeof m !== 'object' || m === null || m.version !== MANIFEST_VERSION) {
@@ -66,7 +68,12 @@ export function parseManifest(text: string, source: string): InstallManifest {
   for (const key of ['createdDirs', 'createdFiles', 'blocks', 'modified'] as const) {
     if (!Array.isArray(m[key])) throw new Error(`${source}: ${key} must be a list`);
   }
-  if (typeof m.paths !== 'object' || m.paths === null || typeof m.service !== 'object' || m.service === null) {
+  if (
+    typeof m.paths !== 'object' ||
+    m.paths === null ||
+    typeof m.service !== 'object' ||
+    m.service === null
+  ) {
     throw new Error(`${source}: paths and service must be objects`);
   }
   return m as InstallManifest;
@@ -79,11 +86,17 @@ export function parseManifest(text: string, source: string): InstallManifest {
 export function mergeManifest(
   prior: InstallManifest | null,
   base: Omit<InstallManifest, 'createdDirs' | 'createdFiles' | 'blocks' | 'modified'>,
-  added: { createdDirs: string[]; createdFiles: string[]; blocks: ManifestBlock[]; modified: ManifestModified[] },
+  added: {
+    createdDirs: string[];
+    createdFiles: string[];
+    blocks: ManifestBlock[];
+    modified: ManifestModified[];
+  },
 ): InstallManifest {
   const union = (a: string[], b: string[]) => [...a, ...b.filter((x) => !a.includes(x))];
   const blocks = [...(prior?.blocks ?? [])];
-  for (const b of added.blocks) if (!blocks.some((p) => p.file === b.file && p.name === b.name)) blocks.push(b);
+  for (const b of added.blocks)
+    if (!blocks.some((p) => p.file === b.file && p.name === b.name)) blocks.push(b);
   const modified = (prior?.modified ?? []).map((m) => {
     // The file was changed again: its earlier content is still the original, what we wrote is new.
     const again = added.modified.find((a) => a.file === m.file);

@@ -32,7 +32,8 @@ export const LAUNCHD_JOB_KEYS = [
 ] as const satisfies ReadonlyArray<keyof LaunchdJob>;
 
 export function launchdJob(label: string, spec: DaemonServiceSpec): LaunchdJob {
-  if (!/^[A-Za-z0-9._-]+$/.test(label)) throw new Error(`launchd label must be letters, digits, '.', '_' or '-'; got ${JSON.stringify(label)}`);
+  if (!/^[A-Za-z0-9._-]+$/.test(label))
+    throw new Error(`launchd label must be letters, digits, '.', '_' or '-'; got ${JSON.stringify(label)}`);
   for (const arg of spec.programArguments) {
     if (arg.includes('\0')) throw new Error(`program argument ${JSON.stringify(arg)} contains a NUL byte`);
   }
@@ -63,10 +64,17 @@ export function renderLaunchdPlist(job: LaunchdJob): string {
 /** Parses a plist we wrote back into a job; an unexpected shape is an error naming the file. */
 export function parseLaunchdPlist(xml: string, source = 'plist'): LaunchdJob {
   const value = parse(xml);
-  if (typeof value !== 'object' || value === null || Array.isArray(value) || value instanceof Date || value instanceof Uint8Array) {
+  if (
+    typeof value !== 'object' ||
+    value === null ||
+    Array.isArray(value) ||
+    value instanceof Date ||
+    value instanceof Uint8Array
+  ) {
     throw new Error(`${source} is not a launchd job: its top level is not a dictionary`);
   }
   const missing = LAUNCHD_JOB_KEYS.filter((k) => !(k in value));
-  if (missing.length) throw new Error(`${source} is not a linuxkit-nix launchd job: missing ${missing.join(', ')}`);
+  if (missing.length)
+    throw new Error(`${source} is not a linuxkit-nix launchd job: missing ${missing.join(', ')}`);
   return value as unknown as LaunchdJob;
 }

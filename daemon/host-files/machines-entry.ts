@@ -19,7 +19,9 @@ const FIELD_RE = /^[^\s#]+$/;
 
 function field(name: string, value: string): string {
   if (!FIELD_RE.test(value)) {
-    throw new Error(`machines entry ${name} must be non-empty without spaces or '#'; got ${JSON.stringify(value)}`);
+    throw new Error(
+      `machines entry ${name} must be non-empty without spaces or '#'; got ${JSON.stringify(value)}`,
+    );
   }
   return value;
 }
@@ -29,10 +31,13 @@ function list(name: string, values: string[]): string {
 }
 
 export function renderMachinesLine(e: MachinesEntry): string {
-  if (!/^ssh(-ng)?:\/\//.test(e.uri)) throw new Error(`machines entry uri must start with ssh:// or ssh-ng://; got ${e.uri}`);
-  if (!Number.isInteger(e.maxJobs) || e.maxJobs < 1) throw new Error(`machines entry maxJobs must be an integer >= 1; got ${e.maxJobs}`);
+  if (!/^ssh(-ng)?:\/\//.test(e.uri))
+    throw new Error(`machines entry uri must start with ssh:// or ssh-ng://; got ${e.uri}`);
+  if (!Number.isInteger(e.maxJobs) || e.maxJobs < 1)
+    throw new Error(`machines entry maxJobs must be an integer >= 1; got ${e.maxJobs}`);
   if (!(e.speedFactor > 0)) throw new Error(`machines entry speedFactor must be > 0; got ${e.speedFactor}`);
-  if (e.systems.length === 0) throw new Error('machines entry systems must name at least one system, e.g. x86_64-linux');
+  if (e.systems.length === 0)
+    throw new Error('machines entry systems must name at least one system, e.g. x86_64-linux');
   return [
     field('uri', e.uri),
     list('systems', e.systems),

@@ -45,7 +45,10 @@ function find(text: string, m: BlockMarkers): Found | null {
     }
     offset += line.length + 1;
   }
-  if (start >= 0) throw new Error(`found "${m.begin}" without its closing "${m.end}": fix the file by hand, nothing was changed`);
+  if (start >= 0)
+    throw new Error(
+      `found "${m.begin}" without its closing "${m.end}": fix the file by hand, nothing was changed`,
+    );
   return null;
 }
 

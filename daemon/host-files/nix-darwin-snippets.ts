@@ -8,7 +8,11 @@ const nixString = (s: string) => JSON.stringify(s).replace(/\$\{/g, '\\${');
 const nixList = (xs: string[]) => `[ ${xs.map(nixString).join(' ')} ]`;
 
 /** A `nix.buildMachines` entry equal to our machines line; publicHostKey only once the key exists. */
-export function renderNixBuildMachine(layout: InstallLayout, config: RegistrationConfig, hostPublicKeyLine: string | null): string {
+export function renderNixBuildMachine(
+  layout: InstallLayout,
+  config: RegistrationConfig,
+  hostPublicKeyLine: string | null,
+): string {
   const identity = machinesIdentityField(layout.keys.clientKey);
   const lines = [
     'nix.buildMachines = [ {',
@@ -19,7 +23,9 @@ export function renderNixBuildMachine(layout: InstallLayout, config: Registratio
     `  maxJobs = ${config.maxJobs};`,
     `  speedFactor = ${config.speedFactor};`,
     `  supportedFeatures = ${nixList(config.supportedFeatures)};`,
-    ...(hostPublicKeyLine === null ? [] : [`  publicHostKey = ${nixString(Buffer.from(hostPublicKeyLine.trim() + '\n').toString('base64'))};`]),
+    ...(hostPublicKeyLine === null
+      ? []
+      : [`  publicHostKey = ${nixString(Buffer.from(hostPublicKeyLine.trim() + '\n').toString('base64'))};`]),
     '} ];',
     'nix.distributedBuilds = true;',
   ];
@@ -27,8 +33,14 @@ export function renderNixBuildMachine(layout: InstallLayout, config: Registratio
 }
 
 /** The SSH Host entry as nix-darwin's `programs.ssh.extraConfig` (it writes the system ssh_config.d). */
-export function renderNixSshExtraConfig(layout: InstallLayout, config: RegistrationConfig, controlPathName: string | null): string {
-  const body = renderSshDropInBody(layout, config, controlPathName).replace(/''/g, "'''").replace(/\$\{/g, "''${");
+export function renderNixSshExtraConfig(
+  layout: InstallLayout,
+  config: RegistrationConfig,
+  controlPathName: string | null,
+): string {
+  const body = renderSshDropInBody(layout, config, controlPathName)
+    .replace(/''/g, "'''")
+    .replace(/\$\{/g, "''${");
   return `programs.ssh.extraConfig = ''\n${body.replace(/^/gm, '  ').replace(/\s+$/, '')}\n'';\n`;
 }
 

@@ -28,7 +28,10 @@ export function findNodeOnPath(search: NodeSearch): string | null {
 }
 
 /** The node for the service: the one on PATH, else the running binary. */
-export function serviceNodePath(search: NodeSearch, execPath: string): { node: string; from: 'PATH' | 'execPath' } {
+export function serviceNodePath(
+  search: NodeSearch,
+  execPath: string,
+): { node: string; from: 'PATH' | 'execPath' } {
   const found = findNodeOnPath(search);
   return found === null ? { node: execPath, from: 'execPath' } : { node: found, from: 'PATH' };
 }
@@ -49,7 +52,7 @@ export function versionedNodeProblem(node: string): { message: string; fix: stri
   if (node.includes('/Cellar/')) {
     return {
       message: `the service runs node as ${node}, a versioned Homebrew path: after brew upgrade (and its cleanup) it is gone and the service cannot start`,
-      fix: 'put Homebrew\'s stable link first on PATH (/opt/homebrew/bin/node, or /usr/local/bin/node on Intel) and run linuxkitctl install again',
+      fix: "put Homebrew's stable link first on PATH (/opt/homebrew/bin/node, or /usr/local/bin/node on Intel) and run linuxkitctl install again",
     };
   }
   if (node.startsWith('/nix/store/')) {

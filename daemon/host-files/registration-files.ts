@@ -6,7 +6,10 @@ import { chooseControlPathName, type InstallLayout } from './install-layout.js';
 import { renderMachinesLine } from './machines-entry.js';
 import { renderKnownHostsLine, renderSshHostEntry } from './ssh-config.js';
 
-export type RegistrationConfig = Pick<DaemonConfig, 'sshPort' | 'sshUser' | 'systems' | 'maxJobs' | 'speedFactor' | 'supportedFeatures'>;
+export type RegistrationConfig = Pick<
+  DaemonConfig,
+  'sshPort' | 'sshUser' | 'systems' | 'maxJobs' | 'speedFactor' | 'supportedFeatures'
+>;
 
 /** The machines file's identity field. A path with spaces cannot be a field: '-' lets ssh use the alias's IdentityFile. */
 export function machinesIdentityField(clientKey: string): string {
@@ -14,7 +17,11 @@ export function machinesIdentityField(clientKey: string): string {
 }
 
 /** The machines block body: one line for the builder, ssh-ng through the alias. */
-export function renderMachinesBody(layout: InstallLayout, config: RegistrationConfig, hostPublicKeyLine: string): string {
+export function renderMachinesBody(
+  layout: InstallLayout,
+  config: RegistrationConfig,
+  hostPublicKeyLine: string,
+): string {
   return (
     renderMachinesLine({
       uri: `ssh-ng://${layout.alias}`,
@@ -31,14 +38,20 @@ export function renderMachinesBody(layout: InstallLayout, config: RegistrationCo
 }
 
 /** The SSH drop-in block body; `controlPathName` null leaves connection sharing off. */
-export function renderSshDropInBody(layout: InstallLayout, config: RegistrationConfig, controlPathName: string | null): string {
+export function renderSshDropInBody(
+  layout: InstallLayout,
+  config: RegistrationConfig,
+  controlPathName: string | null,
+): string {
   return renderSshHostEntry({
     alias: layout.alias,
     port: config.sshPort,
     user: config.sshUser,
     identityFile: layout.keys.clientKey,
     knownHostsFile: layout.knownHostsFile,
-    ...(controlPathName === null ? {} : { controlDir: layout.controlDir, controlPathName, controlPersist: '60s' }),
+    ...(controlPathName === null
+      ? {}
+      : { controlDir: layout.controlDir, controlPathName, controlPersist: '60s' }),
   });
 }
 
@@ -47,9 +60,15 @@ export function renderKnownHosts(layout: InstallLayout, hostPublicKeyLine: strin
 }
 
 /** The ControlPath name for this install: root connects in both kinds, the user too in a user install. */
-export function controlPathNameFor(layout: InstallLayout, config: Pick<RegistrationConfig, 'sshUser'>): string | null {
+export function controlPathNameFor(
+  layout: InstallLayout,
+  config: Pick<RegistrationConfig, 'sshUser'>,
+): string | null {
   const local = layout.scope === 'system' ? ['root'] : [layout.user.name, 'root'];
-  return chooseControlPathName(layout.controlDir, layout.platform, layout.scope, { local, remote: config.sshUser });
+  return chooseControlPathName(layout.controlDir, layout.platform, layout.scope, {
+    local,
+    remote: config.sshUser,
+  });
 }
 
 export interface RegistrationTexts {
@@ -59,7 +78,11 @@ export interface RegistrationTexts {
 }
 
 /** Everything the registration files should say now; the daemon's drift repair compares against this. */
-export function renderRegistration(layout: InstallLayout, config: RegistrationConfig, hostPublicKeyLine: string): RegistrationTexts {
+export function renderRegistration(
+  layout: InstallLayout,
+  config: RegistrationConfig,
+  hostPublicKeyLine: string,
+): RegistrationTexts {
   return {
     machinesBody: renderMachinesBody(layout, config, hostPublicKeyLine),
     sshDropInBody: renderSshDropInBody(layout, config, controlPathNameFor(layout, config)),
@@ -73,7 +96,16 @@ export interface MachinesFieldDiff {
   found: string;
 }
 
-const FIELD_NAMES = ['uri', 'systems', 'identity file', 'max jobs', 'speed factor', 'supported features', 'mandatory features', 'host key'];
+const FIELD_NAMES = [
+  'uri',
+  'systems',
+  'identity file',
+  'max jobs',
+  'speed factor',
+  'supported features',
+  'mandatory features',
+  'host key',
+];
 
 /** Which fields of a machines line differ from the expected one, named for a message. */
 export function diffMachinesLine(expected: string, found: string): MachinesFieldDiff[] {
@@ -81,7 +113,8 @@ export function diffMachinesLine(expected: string, found: string): MachinesField
   const f = found.trim().split(/\s+/);
   const out: MachinesFieldDiff[] = [];
   for (let i = 0; i < Math.max(e.length, f.length, FIELD_NAMES.length); i++) {
-    if ((e[i] ?? '') !== (f[i] ?? '')) out.push({ field: FIELD_NAMES[i] ?? `field ${i + 1}`, expected: e[i] ?? '', found: f[i] ?? '' });
+    if ((e[i] ?? '') !== (f[i] ?? ''))
+      out.push({ field: FIELD_NAMES[i] ?? `field ${i + 1}`, expected: e[i] ?? '', found: f[i] ?? '' });
   }
   return out;
 }

@@ -16,14 +16,17 @@ export interface SshHostEntry {
 
 // IdentityFile, UserKnownHostsFile and ControlPath expand % tokens: a literal % is written %%.
 function quote(path: string, tokens = ''): string {
-  if (/["\n]/.test(path)) throw new Error(`path ${JSON.stringify(path)} cannot be written to an ssh_config file`);
+  if (/["\n]/.test(path))
+    throw new Error(`path ${JSON.stringify(path)} cannot be written to an ssh_config file`);
   const text = path.replace(/%/g, '%%') + tokens;
   return /\s/.test(text) ? `"${text}"` : text;
 }
 
 export function renderSshHostEntry(e: SshHostEntry): string {
-  if (!/^[A-Za-z0-9._-]+$/.test(e.alias)) throw new Error(`ssh alias must be letters, digits, '.', '_' or '-'; got ${JSON.stringify(e.alias)}`);
-  if (!Number.isInteger(e.port) || e.port < 1 || e.port > 65535) throw new Error(`ssh port must be 1..65535; got ${e.port}`);
+  if (!/^[A-Za-z0-9._-]+$/.test(e.alias))
+    throw new Error(`ssh alias must be letters, digits, '.', '_' or '-'; got ${JSON.stringify(e.alias)}`);
+  if (!Number.isInteger(e.port) || e.port < 1 || e.port > 65535)
+    throw new Error(`ssh port must be 1..65535; got ${e.port}`);
   const lines = [
     `Host ${e.alias}`,
     '  HostName 127.0.0.1',
@@ -50,6 +53,7 @@ export function renderSshHostEntry(e: SshHostEntry): string {
 /** A known_hosts line for the alias (HostKeyAlias makes ssh look the key up under it). */
 export function renderKnownHostsLine(alias: string, hostPublicKeyLine: string): string {
   const [type, key] = hostPublicKeyLine.trim().split(/\s+/);
-  if (!type || !key) throw new Error(`not an OpenSSH public key line: ${JSON.stringify(hostPublicKeyLine.slice(0, 60))}`);
+  if (!type || !key)
+    throw new Error(`not an OpenSSH public key line: ${JSON.stringify(hostPublicKeyLine.slice(0, 60))}`);
   return `${alias} ${type} ${key}\n`;
 }

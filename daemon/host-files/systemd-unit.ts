@@ -8,7 +8,8 @@ import type { DaemonServiceSpec } from './daemon-service.js';
  * backslashes are double-quoted with C escapes.
  */
 export function systemdWord(word: string): string {
-  if (/[\0\n]/.test(word)) throw new Error(`cannot put ${JSON.stringify(word)} in a systemd unit: it has a NUL or newline`);
+  if (/[\0\n]/.test(word))
+    throw new Error(`cannot put ${JSON.stringify(word)} in a systemd unit: it has a NUL or newline`);
   const escaped = word.replace(/%/g, '%%').replace(/\$/g, '$$$$');
   if (escaped !== '' && !/[\s"'\\;]/.test(escaped)) return escaped;
   return `"${escaped.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
@@ -17,7 +18,8 @@ export function systemdWord(word: string): string {
 export function renderSystemdUnit(spec: DaemonServiceSpec): string {
   const system = spec.scope === 'system';
   const env = Object.entries(spec.environment).map(([k, v]) => {
-    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) throw new Error(`environment variable name ${JSON.stringify(k)} is not valid in a systemd unit`);
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k))
+      throw new Error(`environment variable name ${JSON.stringify(k)} is not valid in a systemd unit`);
     return `Environment=${systemdWord(`${k}=${v}`)}`;
   });
   return [

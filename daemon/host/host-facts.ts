@@ -62,7 +62,11 @@ export function systemProbes(pathEnv: string | undefined = process.env.PATH): Ho
     processArch: process.arch,
     sysctl(name) {
       try {
-        return execFileSync('sysctl', ['-n', name], { encoding: 'utf8', timeout: 5000, stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+        return execFileSync('sysctl', ['-n', name], {
+          encoding: 'utf8',
+          timeout: 5000,
+          stdio: ['ignore', 'pipe', 'ignore'],
+        }).trim();
       } catch {
         return null;
       }

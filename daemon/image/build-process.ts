@@ -12,7 +12,6 @@ import type { GuestArch } from './debian/arch-profile.js';
 import { readDebianImage, type DebianImage } from './debian/cached-image.js';
 import type { DebianSettings } from './debian/settings.js';
 
-
 export interface ImageBuilderOptions {
   arch: GuestArch;
   cacheDir: string;
@@ -38,16 +37,24 @@ export function imageBuilderScript(): string {
 }
 
 /** The builder's command line: a pure function of the options. */
-export function imageBuilderArgs(o: Pick<ImageBuilderOptions, 'arch' | 'cacheDir' | 'settings' | 'guestDir'>): string[] {
+export function imageBuilderArgs(
+  o: Pick<ImageBuilderOptions, 'arch' | 'cacheDir' | 'settings' | 'guestDir'>,
+): string[] {
   const s = o.settings;
   return [
     imageBuilderScript(),
-    '--arch', o.arch,
-    '--cache', o.cacheDir,
-    '--guest-dir', o.guestDir,
-    '--mirror', s.mirror,
-    '--security-mirror', s.securityMirror,
-    '--suites', s.suites.join(','),
+    '--arch',
+    o.arch,
+    '--cache',
+    o.cacheDir,
+    '--guest-dir',
+    o.guestDir,
+    '--mirror',
+    s.mirror,
+    '--security-mirror',
+    s.securityMirror,
+    '--suites',
+    s.suites.join(','),
     ...(s.snapshot ? ['--snapshot', s.snapshot] : []),
   ];
 }
@@ -81,10 +88,12 @@ export async function runImageBuilder(o: ImageBuilderOptions): Promise<DebianIma
   });
   const onAbort = () => child.kill('SIGKILL');
   o.signal?.addEventListener('abort', onAbort, { once: true });
-  const exit = await new Promise<{ code: number | null; signal: NodeJS.Signals | null; error?: Error }>((resolve) => {
-    child.once('error', (error) => resolve({ code: null, signal: null, error }));
-    child.once('close', (code, signal) => resolve({ code, signal }));
-  });
+  const exit = await new Promise<{ code: number | null; signal: NodeJS.Signals | null; error?: Error }>(
+    (resolve) => {
+      child.once('error', (error) => resolve({ code: null, signal: null, error }));
+      child.once('close', (code, signal) => resolve({ code, signal }));
+    },
+  );
   o.signal?.removeEventListener('abort', onAbort);
   if (partial.trim() !== '') lastLines = [...lastLines.slice(-4), partial];
 
@@ -92,7 +101,8 @@ export async function runImageBuilder(o: ImageBuilderOptions): Promise<DebianIma
     if (child.pid !== undefined) await removeLeftovers(o.cacheDir, child.pid);
     throw new ImageBuildCancelledError(o.arch);
   }
-  if (exit.error) throw new Error(`cannot run the guest image builder ${imageBuilderScript()}: ${exit.error.message}`);
+  if (exit.error)
+    throw new Error(`cannot run the guest image builder ${imageBuilderScript()}: ${exit.error.message}`);
   if (exit.code !== 0) {
     if (child.pid !== undefined) await removeLeftovers(o.cacheDir, child.pid);
     const said = lastLines.map((l) => l.replace(/^error: /, '')).pop() ?? '(no output)';
@@ -106,7 +116,8 @@ export async function runImageBuilder(o: ImageBuilderOptions): Promise<DebianIma
     throw new Error(`the guest image builder printed no result: ${JSON.stringify(stdout.slice(-200))}`);
   }
   const image = await readDebianImage(result.dir, result.hash, result.built);
-  if (!image) throw new Error(`the guest image builder reported ${result.dir}, which does not hold a complete image`);
+  if (!image)
+    throw new Error(`the guest image builder reported ${result.dir}, which does not hold a complete image`);
   return image;
 }
 
@@ -115,12 +126,19 @@ export async function runImageBuilder(o: ImageBuilderOptions): Promise<DebianIma
  * of its atomic writes (`.<name>.<pid>.<random>.tmp`) in the cache and its .deb folder.
  */
 export function isLeftoverOf(name: string, pid: number): boolean {
-  return (name.startsWith('.build-') && name.includes(`-${pid}-`)) || (name.startsWith('.') && name.endsWith('.tmp') && name.includes(`.${pid}.`));
+  return (
+    (name.startsWith('.build-') && name.includes(`-${pid}-`)) ||
+    (name.startsWith('.') && name.endsWith('.tmp') && name.includes(`.${pid}.`))
+  );
 }
 
 async function removeLeftovers(cacheDir: string, pid: number): Promise<void> {
   for (const dir of [cacheDir, join(cacheDir, 'debs')]) {
     const names = await readdir(dir).catch(() => [] as string[]);
-    await Promise.all(names.filter((n) => isLeftoverOf(n, pid)).map((n) => rm(join(dir, n), { recursive: true, force: true })));
+    await Promise.all(
+      names
+        .filter((n) => isLeftoverOf(n, pid))
+        .map((n) => rm(join(dir, n), { recursive: true, force: true })),
+    );
   }
 }

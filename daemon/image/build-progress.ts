@@ -25,7 +25,12 @@ export function parseProgressLine(line: string): ImageBuildProgress | null {
   if (!line.startsWith(PROGRESS_LINE_PREFIX)) return null;
   try {
     const p = JSON.parse(line.slice(PROGRESS_LINE_PREFIX.length)) as ImageBuildProgress;
-    return typeof p.phase === 'string' && typeof p.packages === 'number' && typeof p.bytes === 'number' && typeof p.message === 'string' ? p : null;
+    return typeof p.phase === 'string' &&
+      typeof p.packages === 'number' &&
+      typeof p.bytes === 'number' &&
+      typeof p.message === 'string'
+      ? p
+      : null;
   } catch {
     return null;
   }

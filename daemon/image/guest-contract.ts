@@ -39,13 +39,17 @@ export function guestKernelCmdline(base: string, opts: GuestBootOptions = {}): s
   const args = base.trim() === '' ? [] : [base.trim()];
   if (opts.disk !== undefined) {
     if (!DEVICE.test(opts.disk)) {
-      throw new Error(`disk must be a device path like ${GUEST_DISK_DEVICE}; got ${JSON.stringify(opts.disk)}`);
+      throw new Error(
+        `disk must be a device path like ${GUEST_DISK_DEVICE}; got ${JSON.stringify(opts.disk)}`,
+      );
     }
     args.push(`linuxkit.disk=${opts.disk}`);
   }
   if (opts.storeSize !== undefined) {
     if (!SIZE.test(opts.storeSize)) {
-      throw new Error(`storeSize must be a tmpfs size like "50%" or "2g"; got ${JSON.stringify(opts.storeSize)}`);
+      throw new Error(
+        `storeSize must be a tmpfs size like "50%" or "2g"; got ${JSON.stringify(opts.storeSize)}`,
+      );
     }
     args.push(`linuxkit.store_size=${opts.storeSize}`);
   }

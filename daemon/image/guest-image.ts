@@ -9,7 +9,12 @@ import { projectRoot } from '../project-root.js';
 import type { ImageBuildProgress } from './build-progress.js';
 import { runImageBuilder } from './build-process.js';
 import { ARCH_PROFILES, type GuestArch } from './debian/arch-profile.js';
-import { isFreshResolution, readRecordedImage, resolutionRecordPath, type DebianImage } from './debian/cached-image.js';
+import {
+  isFreshResolution,
+  readRecordedImage,
+  resolutionRecordPath,
+  type DebianImage,
+} from './debian/cached-image.js';
 import { readGuestContract } from './debian/guest-files.js';
 import { suiteSources, type DebianSettings } from './debian/settings.js';
 
@@ -53,20 +58,37 @@ export function defaultGuestDir(): string {
 /** Returns the cached image for these settings, running the builder first when the cache has none. */
 export async function ensureGuestImage(opts: EnsureGuestImageOptions): Promise<DebianImage> {
   if (!ARCH_PROFILES[opts.arch]) {
-    throw new Error(`guest image arch ${JSON.stringify(opts.arch)} is not supported; expected x86_64 or aarch64`);
+    throw new Error(
+      `guest image arch ${JSON.stringify(opts.arch)} is not supported; expected x86_64 or aarch64`,
+    );
   }
   const guestDir = opts.guestDir ?? defaultGuestDir();
   const cacheDir = resolve(opts.cacheDir);
   const contract = await readGuestContract(guestDir);
-  const found = await readRecordedImage(resolutionRecordPath(cacheDir, opts.arch, contract.digest, suiteSources(opts.settings)), cacheDir);
+  const found = await readRecordedImage(
+    resolutionRecordPath(cacheDir, opts.arch, contract.digest, suiteSources(opts.settings)),
+    cacheDir,
+  );
   if (found && isFreshResolution(found.record, Date.now())) {
     // The folder's mtime records the last use, which pruning goes by.
     const now = new Date();
     await utimes(found.image.dir, now, now).catch(() => undefined);
     return found.image;
   }
-  const image = await runImageBuilder({ arch: opts.arch, cacheDir, settings: opts.settings, guestDir, signal: opts.signal, log: opts.log, onProgress: opts.onProgress });
-  const removed = await pruneGuestImages(cacheDir, { keep: KEEP_IMAGES, current: image.hash, arch: opts.arch });
+  const image = await runImageBuilder({
+    arch: opts.arch,
+    cacheDir,
+    settings: opts.settings,
+    guestDir,
+    signal: opts.signal,
+    log: opts.log,
+    onProgress: opts.onProgress,
+  });
+  const removed = await pruneGuestImages(cacheDir, {
+    keep: KEEP_IMAGES,
+    current: image.hash,
+    arch: opts.arch,
+  });
   if (removed.length > 0) opts.log?.(`removed unused guest images ${removed.join(', ')}`);
   return image;
 }
@@ -77,7 +99,10 @@ export async function ensureGuestImage(opts: EnsureGuestImageOptions): Promise<D
  * prune each other's. A VM booted from a removed image is unaffected: QEMU reads the kernel and
  * initrd only at start.
  */
-export async function pruneGuestImages(cacheDir: string, opts: { keep: number; current?: string; arch?: GuestImageArch }): Promise<string[]> {
+export async function pruneGuestImages(
+  cacheDir: string,
+  opts: { keep: number; current?: string; arch?: GuestImageArch },
+): Promise<string[]> {
   const names = await readdir(cacheDir).catch(() => [] as string[]);
   const images = (
     await Promise.all(

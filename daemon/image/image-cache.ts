@@ -58,7 +58,8 @@ export interface PruneReport {
  * made from; removes the rest. `keep` 1 leaves what each architecture boots now.
  */
 export async function pruneImageCache(cacheDir: string, opts: { keep: number }): Promise<PruneReport> {
-  if (!Number.isInteger(opts.keep) || opts.keep < 1) throw new Error(`--keep must be a whole number of at least 1; got ${opts.keep}`);
+  if (!Number.isInteger(opts.keep) || opts.keep < 1)
+    throw new Error(`--keep must be a whole number of at least 1; got ${opts.keep}`);
   const before = await completeImages(cacheDir);
   const sizeOf = (i: DebianImage) => i.sizeBytes;
   const removedImages: string[] = [];

@@ -40,7 +40,10 @@ export interface BuilderKeys extends BuilderKeyPaths {
  * ssh-keygen. Existing keys are never replaced: the host key is pinned in Nix's machines file.
  * Private keys are 0600; modes are corrected if something loosened them.
  */
-export async function ensureBuilderKeys(dir: string, opts: { sshKeygen?: string } = {}): Promise<BuilderKeys> {
+export async function ensureBuilderKeys(
+  dir: string,
+  opts: { sshKeygen?: string } = {},
+): Promise<BuilderKeys> {
   const paths = builderKeyPaths(dir);
   await mkdir(dir, { recursive: true, mode: 0o700 });
   await chmod(dir, 0o700);
@@ -52,7 +55,9 @@ export async function ensureBuilderKeys(dir: string, opts: { sshKeygen?: string 
     if (await exists(priv)) {
       await chmod(priv, 0o600);
       if (!(await exists(`${priv}.pub`))) {
-        throw new Error(`key ${priv} has no public half ${priv}.pub: restore it or delete both to make a new pair`);
+        throw new Error(
+          `key ${priv} has no public half ${priv}.pub: restore it or delete both to make a new pair`,
+        );
       }
       continue;
     }
@@ -87,7 +92,8 @@ async function generateKeyPair(privatePath: string, comment: string, sshKeygen: 
       await link(`${tmpKey}.pub`, `${privatePath}.pub`);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      for (let i = 0; i < 100 && !(await exists(privatePath)); i++) await new Promise((r) => setTimeout(r, 50));
+      for (let i = 0; i < 100 && !(await exists(privatePath)); i++)
+        await new Promise((r) => setTimeout(r, 50));
       return;
     }
     await rename(tmpKey, privatePath);

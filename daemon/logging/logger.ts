@@ -33,7 +33,11 @@ export interface DaemonLoggerOptions {
 }
 
 export function createDaemonLogger(opts: DaemonLoggerOptions): Logger {
-  const file = new RotatingFile({ path: opts.file, maxBytes: opts.maxBytes ?? 5 * 1024 * 1024, keep: opts.keep ?? 3 });
+  const file = new RotatingFile({
+    path: opts.file,
+    maxBytes: opts.maxBytes ?? 5 * 1024 * 1024,
+    keep: opts.keep ?? 3,
+  });
   const streams: pino.StreamEntry[] = [{ stream: file }];
   if (opts.foreground) streams.push({ stream: process.stdout });
   return pino(

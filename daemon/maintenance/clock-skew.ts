@@ -28,7 +28,11 @@ export interface SkewMeasurement {
  * `hostBeforeMs` (the SSH command was sent) and `hostAfterMs` (its output arrived). The skew is
  * then known to within that round trip plus one second.
  */
-export function measureSkew(m: { guestEpochS: number; hostBeforeMs: number; hostAfterMs: number }): SkewMeasurement {
+export function measureSkew(m: {
+  guestEpochS: number;
+  hostBeforeMs: number;
+  hostAfterMs: number;
+}): SkewMeasurement {
   if (!(m.hostAfterMs >= m.hostBeforeMs)) throw new Error('hostAfterMs must not be before hostBeforeMs');
   const minMs = m.guestEpochS * 1000 - m.hostAfterMs;
   const maxMs = (m.guestEpochS + 1) * 1000 - m.hostBeforeMs;
@@ -39,16 +43,24 @@ export type ClockDecision = { correct: false; reason: string } | { correct: true
 
 /** Sets the clock only when it is certainly off by more than `maxSkewMs`, whatever the round trip. */
 export function decideClockCorrection(s: SkewMeasurement, maxSkewMs: number): ClockDecision {
-  if (s.minMs > maxSkewMs) return { correct: true, reason: `the guest clock is ${formatSkew(s.skewMs)} ahead of the host` };
-  if (s.maxMs < -maxSkewMs) return { correct: true, reason: `the guest clock is ${formatSkew(s.skewMs)} behind the host` };
-  return { correct: false, reason: `guest clock within ${formatSkew(Math.max(Math.abs(s.minMs), Math.abs(s.maxMs)))} of the host` };
+  if (s.minMs > maxSkewMs)
+    return { correct: true, reason: `the guest clock is ${formatSkew(s.skewMs)} ahead of the host` };
+  if (s.maxMs < -maxSkewMs)
+    return { correct: true, reason: `the guest clock is ${formatSkew(s.skewMs)} behind the host` };
+  return {
+    correct: false,
+    reason: `guest clock within ${formatSkew(Math.max(Math.abs(s.minMs), Math.abs(s.maxMs)))} of the host`,
+  };
 }
 
 /**
  * The command that sets the guest clock to the host's. It runs `expectedDelayMs` after it is
  * sent (an SSH handshake, about one round trip of the last command), so it aims at that moment.
  */
-export function setClockCommand(hostNowMs: number, expectedDelayMs: number): { epochS: number; command: string } {
+export function setClockCommand(
+  hostNowMs: number,
+  expectedDelayMs: number,
+): { epochS: number; command: string } {
   const epochS = Math.round((hostNowMs + Math.max(0, expectedDelayMs)) / 1000);
   return { epochS, command: `date -u -s @${epochS} >/dev/null && date +%s` };
 }

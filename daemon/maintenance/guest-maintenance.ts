@@ -6,8 +6,23 @@ import type { EventEmitter } from 'node:events';
 import type { BuilderState, StateEvent } from '../controller.js';
 import type { GuestCommandResult } from '../probe/guest-ssh.js';
 import { systemClock, type Clock } from '../supervisor/types.js';
-import { decideClockCorrection, formatSkew, measureSkew, parseGuestEpoch, setClockCommand, type SkewMeasurement } from './clock-skew.js';
-import { decideGc, formatMiB, gcCommand, parseDfOutput, parseGcSummary, type GcThresholds, type StoreSpace } from './store-space.js';
+import {
+  decideClockCorrection,
+  formatSkew,
+  measureSkew,
+  parseGuestEpoch,
+  setClockCommand,
+  type SkewMeasurement,
+} from './clock-skew.js';
+import {
+  decideGc,
+  formatMiB,
+  gcCommand,
+  parseDfOutput,
+  parseGcSummary,
+  type GcThresholds,
+  type StoreSpace,
+} from './store-space.js';
 
 /** Maintenance runs once per this many probe intervals (every minute with the default 15 s). */
 export const PROBE_INTERVALS_PER_PASS = 4;
@@ -77,7 +92,8 @@ export interface PassReport {
 /** Splits the check command's output into the df part and the date part. */
 export function parseCheckOutput(stdout: string): { df: string; date: string } {
   const at = stdout.indexOf(DATE_MARK);
-  if (at < 0) throw new Error(`the maintenance check printed no date marker: ${JSON.stringify(stdout.slice(0, 200))}`);
+  if (at < 0)
+    throw new Error(`the maintenance check printed no date marker: ${JSON.stringify(stdout.slice(0, 200))}`);
   return { df: stdout.slice(0, at), date: stdout.slice(at + DATE_MARK.length) };
 }
 
@@ -95,7 +111,8 @@ export class GuestMaintenance {
   // Soon after the builder becomes healthy (its clock may be stale since it booted), and after
   // a config edit (gc.minFreeMiB may just have been raised), rather than a whole interval later.
   private readonly onEvent = (e: StateEvent): void => {
-    if ((e.type === 'state' && e.state === 'running') || e.type === 'config') this.schedule(FIRST_PASS_DELAY_MS);
+    if ((e.type === 'state' && e.state === 'running') || e.type === 'config')
+      this.schedule(FIRST_PASS_DELAY_MS);
   };
 
   constructor(private readonly opts: GuestMaintenanceOptions) {
@@ -139,12 +156,15 @@ export class GuestMaintenance {
   private schedule(ms: number): void {
     if (this.stopped) return;
     if (this.timer !== null) this.clock.clearTimeout(this.timer);
-    this.timer = this.clock.setTimeout(() => {
-      this.timer = null;
-      void this.runOnce()
-        .catch((err: Error) => this.opts.log.warn({ err }, `guest maintenance failed: ${err.message}`))
-        .finally(() => this.schedule(this.opts.settings().intervalMs));
-    }, Math.max(0, ms));
+    this.timer = this.clock.setTimeout(
+      () => {
+        this.timer = null;
+        void this.runOnce()
+          .catch((err: Error) => this.opts.log.warn({ err }, `guest maintenance failed: ${err.message}`))
+          .finally(() => this.schedule(this.opts.settings().intervalMs));
+      },
+      Math.max(0, ms),
+    );
   }
 
   private healthy(): boolean {
@@ -170,8 +190,14 @@ export class GuestMaintenance {
     if (!gc.collect) {
       this.futileGcAvailableKiB = null;
       this.opts.host.clearError(STORE_ERROR_SOURCE);
-    } else if (this.futileGcAvailableKiB !== null && reading.space.availableKiB >= this.futileGcAvailableKiB - 1024) {
-      this.opts.log.debug?.({ freeMiB: reading.space.availableKiB / 1024 }, 'guest store still short; nothing more to collect');
+    } else if (
+      this.futileGcAvailableKiB !== null &&
+      reading.space.availableKiB >= this.futileGcAvailableKiB - 1024
+    ) {
+      this.opts.log.debug?.(
+        { freeMiB: reading.space.availableKiB / 1024 },
+        'guest store still short; nothing more to collect',
+      );
     } else if (this.healthy()) {
       report.gc = await this.collect(reading.space, gc, settings);
     }
@@ -185,12 +211,20 @@ export class GuestMaintenance {
     const parts = parseCheckOutput(res.stdout);
     return {
       space: parseDfOutput(parts.df),
-      skew: measureSkew({ guestEpochS: parseGuestEpoch(parts.date), hostBeforeMs: before, hostAfterMs: after }),
+      skew: measureSkew({
+        guestEpochS: parseGuestEpoch(parts.date),
+        hostBeforeMs: before,
+        hostAfterMs: after,
+      }),
       latencyMs: after - before,
     };
   }
 
-  private async setClock(reading: CheckReading, settings: MaintenanceSettings, why: string): Promise<PassReport['clock']> {
+  private async setClock(
+    reading: CheckReading,
+    settings: MaintenanceSettings,
+    why: string,
+  ): Promise<PassReport['clock']> {
     const sent = this.clock.now();
     const { epochS, command } = setClockCommand(sent, reading.latencyMs);
     const res = await this.opts.run(command, { deadlineMs: settings.commandTimeoutMs });
@@ -201,7 +235,11 @@ export class GuestMaintenance {
       throw new Error(message);
     }
     this.opts.host.clearError(CLOCK_ERROR_SOURCE);
-    const after = measureSkew({ guestEpochS: parseGuestEpoch(res.stdout), hostBeforeMs: sent, hostAfterMs: arrived });
+    const after = measureSkew({
+      guestEpochS: parseGuestEpoch(res.stdout),
+      hostBeforeMs: sent,
+      hostAfterMs: arrived,
+    });
     const result = { skewBeforeMs: reading.skew.skewMs, skewAfterMs: after.skewMs };
     this.opts.host.reportEvent(
       'repair',
@@ -217,7 +255,10 @@ export class GuestMaintenance {
     settings: MaintenanceSettings,
   ): Promise<PassReport['gc']> {
     const command = gcCommand(decision);
-    this.opts.log.info({ freeMiB: space.availableKiB / 1024, command }, `collecting garbage in the guest: ${decision.reason}`);
+    this.opts.log.info(
+      { freeMiB: space.availableKiB / 1024, command },
+      `collecting garbage in the guest: ${decision.reason}`,
+    );
     const res = await this.opts.run(command, { deadlineMs: GC_DEADLINE_MS });
     if (res.code !== 0) {
       const message = `garbage collection in the guest failed (${decision.reason}): ${command} exited ${res.code}: ${(res.stderr || res.stdout).trim().slice(-300)}`;
@@ -228,7 +269,9 @@ export class GuestMaintenance {
     const afterRead = await this.check(settings.commandTimeoutMs);
     const freeBeforeMiB = space.availableKiB / 1024;
     const freeAfterMiB = afterRead.space.availableKiB / 1024;
-    const what = summary ? `${summary.paths} store paths deleted, ${summary.freed} freed` : 'nothing to delete';
+    const what = summary
+      ? `${summary.paths} store paths deleted, ${summary.freed} freed`
+      : 'nothing to delete';
     const result = { freeBeforeMiB, freeAfterMiB, summary: what };
     this.opts.host.reportEvent(
       'repair',

@@ -26,7 +26,10 @@ export function parseDfOutput(output: string): StoreSpace {
   }
   const row = lines[header + 1];
   const m = row === undefined ? null : DF_LINE.exec(row);
-  if (!m) throw new Error(`df printed no filesystem line after its header: ${JSON.stringify(output.slice(0, 200))}`);
+  if (!m)
+    throw new Error(
+      `df printed no filesystem line after its header: ${JSON.stringify(output.slice(0, 200))}`,
+    );
   return {
     filesystem: m[1],
     sizeKiB: Number(m[2]),
@@ -45,7 +48,7 @@ export interface GcThresholds {
 
 export type GcDecision =
   | { collect: false; reason: string }
-  | { collect: true; reason: string; /** For `nix-store --gc --max-freed`. */ maxFreedBytes: number };
+  | { collect: true; reason: string /** For `nix-store --gc --max-freed`. */; maxFreedBytes: number };
 
 const MiB = 1024 * 1024;
 

@@ -67,21 +67,31 @@ export function runGuestCommand(
       else resolve(result!);
     };
     const deadline = setTimeout(
-      () => finish(new GuestSshTimeoutError(`no answer from ${where} to ${JSON.stringify(command)} within ${opts.deadlineMs} ms`)),
+      () =>
+        finish(
+          new GuestSshTimeoutError(
+            `no answer from ${where} to ${JSON.stringify(command)} within ${opts.deadlineMs} ms`,
+          ),
+        ),
       opts.deadlineMs,
     );
     client.on('error', (err) => finish(mismatch ?? new Error(`ssh to ${where} failed: ${err.message}`)));
-    client.on('close', () => finish(mismatch ?? new Error(`ssh connection to ${where} closed before the command finished`)));
+    client.on('close', () =>
+      finish(mismatch ?? new Error(`ssh connection to ${where} closed before the command finished`)),
+    );
     client.on('ready', () => {
       client.exec(command, (err, channel) => {
-        if (err) return finish(new Error(`could not run ${JSON.stringify(command)} on ${where}: ${err.message}`));
+        if (err)
+          return finish(new Error(`could not run ${JSON.stringify(command)} on ${where}: ${err.message}`));
         let stdout = '';
         let stderr = '';
         let code: number | null = null;
         channel.on('data', (d: Buffer) => (stdout += d.toString('utf8')));
         channel.stderr.on('data', (d: Buffer) => (stderr += d.toString('utf8')));
         channel.on('exit', (c: number | null) => (code = c));
-        channel.on('close', () => finish(null, { stdout, stderr, code, latencyMs: performance.now() - started }));
+        channel.on('close', () =>
+          finish(null, { stdout, stderr, code, latencyMs: performance.now() - started }),
+        );
         if (opts.stdin !== undefined) channel.end(opts.stdin);
         else channel.end();
       });

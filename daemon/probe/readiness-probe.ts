@@ -14,7 +14,10 @@ export function parseNixVersion(output: string): string | null {
   return m ? m[1] : null;
 }
 
-export async function probeBuilder(target: GuestSshTarget, opts: { deadlineMs: number }): Promise<ProbeResult> {
+export async function probeBuilder(
+  target: GuestSshTarget,
+  opts: { deadlineMs: number },
+): Promise<ProbeResult> {
   const res = await runGuestCommand(target, 'nix-store --version', opts);
   const version = parseNixVersion(res.stdout);
   if (res.code !== 0 || !version) {
@@ -44,5 +47,7 @@ export async function waitUntilReady(
     }
     await new Promise((r) => setTimeout(r, opts.intervalMs ?? 250));
   }
-  throw new Error(`builder not ready after ${opts.timeoutMs} ms: ${lastError?.message ?? 'no attempt finished'}`);
+  throw new Error(
+    `builder not ready after ${opts.timeoutMs} ms: ${lastError?.message ?? 'no attempt finished'}`,
+  );
 }

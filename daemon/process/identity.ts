@@ -34,7 +34,9 @@ export function identitySource(platform: NodeJS.Platform, env: NodeJS.ProcessEnv
 
 export async function readProcessIdentity(pid: number): Promise<ProcessIdentity | null> {
   if (!Number.isInteger(pid) || pid <= 0) throw new Error(`pid must be a positive integer, got ${pid}`);
-  return identitySource(process.platform, process.env) === 'proc' ? readProcIdentity(pid) : readPsIdentity(pid);
+  return identitySource(process.platform, process.env) === 'proc'
+    ? readProcIdentity(pid)
+    : readPsIdentity(pid);
 }
 
 /** Linux marks the executable of a process whose binary was replaced (e.g. upgraded) this way. */

@@ -30,7 +30,10 @@ const DAYS = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'];
  * lstart is the C locale's %c ("%a %b %e %H:%M:%S %Y") in UTC; comm may contain spaces.
  */
 export function parsePsStatLine(line: string): PsIdentity {
-  const m = /^\s*(\S+)\s+([A-Z][a-z]{2}) +([A-Z][a-z]{2}) +(\d{1,2}) (\d\d):(\d\d):(\d\d) (\d{4})\s+(.+?)\s*$/.exec(line);
+  const m =
+    /^\s*(\S+)\s+([A-Z][a-z]{2}) +([A-Z][a-z]{2}) +(\d{1,2}) (\d\d):(\d\d):(\d\d) (\d{4})\s+(.+?)\s*$/.exec(
+      line,
+    );
   const month = m ? MONTHS.indexOf(m[3]) : -1;
   if (!m || month < 0 || !DAYS.includes(m[2])) {
     throw new Error(
@@ -50,7 +53,10 @@ export interface PsReaderOptions {
 
 const defaultPs = () => (process.platform === 'darwin' ? '/bin/ps' : 'ps');
 
-export async function readPsIdentity(pid: number, opts: PsReaderOptions = {}): Promise<ProcessIdentity | null> {
+export async function readPsIdentity(
+  pid: number,
+  opts: PsReaderOptions = {},
+): Promise<ProcessIdentity | null> {
   const ps = opts.ps ?? defaultPs();
   const env = { ...process.env, ...PS_ENV_PINS };
   try {

@@ -49,7 +49,9 @@ export function reconcileStep(input: StepInput): StepResult {
   }
 
   const d =
-    desired === 'stopped' ? whenStopped(h, o, now, p, actions) : whenRunning(h, o, now, p, random, actions, fresh);
+    desired === 'stopped'
+      ? whenStopped(h, o, now, p, actions)
+      : whenRunning(h, o, now, p, random, actions, fresh);
   if (d.state !== input.memory.state) h.lastStateChangeAt = now;
   h.state = d.state;
   return {
@@ -105,14 +107,22 @@ function whenStopped(h: StepMemory, o: Observed, now: number, p: Policy, actions
   h.failedReason = null;
   if (o.process === 'up') {
     const stop = stopWhenDue(o, now, p, actions, { type: 'stop', reason: 'stop requested' });
-    return { state: 'stopping', wake: stop.wake, reason: stop.reason ?? 'stop requested: powering the VM off' };
+    return {
+      state: 'stopping',
+      wake: stop.wake,
+      reason: stop.reason ?? 'stop requested: powering the VM off',
+    };
   }
   if (o.process === 'stopping') {
     return { state: 'stopping', wake: stopRetry(p), reason: 'waiting for the VM to power off' };
   }
   if (o.start) {
     if (!o.start.cancelling) actions.push({ type: 'cancel-start', reason: 'stop requested' });
-    return { state: 'stopping', wake: stopRetry(p), reason: 'stop requested: cancelling the start in progress' };
+    return {
+      state: 'stopping',
+      wake: stopRetry(p),
+      reason: 'stop requested: cancelling the start in progress',
+    };
   }
   return { state: 'stopped', wake: null, reason: 'stopped on request' };
 }
@@ -128,7 +138,8 @@ function whenRunning(
 ): Decision {
   if (h.failedReason !== null) {
     let wake: number | null = null;
-    if (o.process === 'up') wake = stopWhenDue(o, now, p, actions, { type: 'stop', reason: h.failedReason }).wake;
+    if (o.process === 'up')
+      wake = stopWhenDue(o, now, p, actions, { type: 'stop', reason: h.failedReason }).wake;
     else if (o.process === 'stopping') wake = stopRetry(p);
     if (o.start) {
       if (!o.start.cancelling) actions.push({ type: 'cancel-start', reason: h.failedReason });
@@ -137,16 +148,25 @@ function whenRunning(
     return { state: 'failed', wake, reason: h.failedReason };
   }
   if (o.process === 'stopping') {
-    return { state: 'stopping', wake: stopRetry(p), reason: 'waiting for the VM to exit before starting it again' };
+    return {
+      state: 'stopping',
+      wake: stopRetry(p),
+      reason: 'waiting for the VM to exit before starting it again',
+    };
   }
-  if (o.process === 'none') return o.start ? whileStarting(o.start, p) : withoutProcess(h, now, p, actions, fresh);
+  if (o.process === 'none')
+    return o.start ? whileStarting(o.start, p) : withoutProcess(h, now, p, actions, fresh);
   return withProcess(h, o, now, p, random, actions);
 }
 
 /** A start is in flight: its result (a VM, or a failed start) wakes the loop; the wake-up is a safety net. */
 function whileStarting(start: ObservedStart, p: Policy): Decision {
   if (start.cancelling) {
-    return { state: 'starting', wake: stopRetry(p), reason: 'waiting for the cancelled start to end, then starting again' };
+    return {
+      state: 'starting',
+      wake: stopRetry(p),
+      reason: 'waiting for the cancelled start to end, then starting again',
+    };
   }
   const reason =
     start.phase === 'preparing'
@@ -175,16 +195,28 @@ function withoutProcess(h: StepMemory, now: number, p: Policy, actions: Action[]
   return { state: 'starting', wake: p.bootProbeIntervalMs, reason: startReason(cause, last) };
 }
 
-function withProcess(h: StepMemory, o: Observed, now: number, p: Policy, random: number, actions: Action[]): Decision {
+function withProcess(
+  h: StepMemory,
+  o: Observed,
+  now: number,
+  p: Policy,
+  random: number,
+  actions: Action[],
+): Decision {
   if (o.stopFailure) {
     // A stop of this VM was asked for and failed: that decision stands (and was counted once);
     // only the stop is tried again.
     const stop = stopWhenDue(o, now, p, actions, { type: 'stop', reason: 'the last stop failed' });
-    return { state: 'stopping', wake: stop.wake, reason: stop.reason ?? 'stopping the VM again: the last stop failed' };
+    return {
+      state: 'stopping',
+      wake: stop.wake,
+      reason: stop.reason ?? 'stopping the VM again: the last stop failed',
+    };
   }
   if (o.configNeedsRestart || o.restartRequested) {
     const cause = o.configNeedsRestart ? 'config' : 'requested';
-    const reason = cause === 'config' ? 'the config changed in a way that needs a new VM' : 'restart requested';
+    const reason =
+      cause === 'config' ? 'the config changed in a way that needs a new VM' : 'restart requested';
     const stop = stopWhenDue(o, now, p, actions, { type: 'restart', cause, reason });
     h.healthySince = null;
     return { state: 'stopping', wake: stop.wake, reason: stop.reason ?? `restarting: ${reason}` };
@@ -211,7 +243,11 @@ function withProcess(h: StepMemory, o: Observed, now: number, p: Policy, random:
     resetIfStable(h, now, p, actions);
     actions.push(...probeActions);
     const stableWake = h.consecutiveFailures > 0 ? healthySince + p.stablePeriodMs - now : Infinity;
-    return { state: 'running', wake: Math.min(probeWake, stableWake), reason: 'healthy: Nix answers over SSH' };
+    return {
+      state: 'running',
+      wake: Math.min(probeWake, stableWake),
+      reason: 'healthy: Nix answers over SSH',
+    };
   }
 
   // The healthy stretch, if any, lasted until the last good probe.
@@ -219,7 +255,9 @@ function withProcess(h: StepMemory, o: Observed, now: number, p: Policy, random:
   h.healthySince = null;
   const booting = lastOkAt === null;
   // A booting VM is unhealthy only once the grace is over; a VM that was healthy, from its first failure.
-  const unhealthySince = booting ? startedAt + p.bootGraceMs : Math.max(startedAt, probe.firstFailureAt ?? at ?? now);
+  const unhealthySince = booting
+    ? startedAt + p.bootGraceMs
+    : Math.max(startedAt, probe.firstFailureAt ?? at ?? now);
   const detail = probe.error ? `: ${probe.error}` : '';
   if (now < unhealthySince) {
     actions.push(...probeActions);

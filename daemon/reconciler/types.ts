@@ -29,7 +29,10 @@ export interface Policy {
 
 /** The config file's settings (daemon/config/schema.ts), structurally, to build a Policy from. */
 export interface PolicySettings {
-  restart: Pick<Policy, 'initialDelayMs' | 'maxDelayMs' | 'multiplier' | 'jitter' | 'maxAttempts' | 'stablePeriodMs'>;
+  restart: Pick<
+    Policy,
+    'initialDelayMs' | 'maxDelayMs' | 'multiplier' | 'jitter' | 'maxAttempts' | 'stablePeriodMs'
+  >;
   probe: { intervalMs: number; bootGraceMs: number; degradedRestartMs: number };
   stopGraceMs: number;
 }

@@ -10,7 +10,8 @@ export function consoleLogName(bootedAt: Date, seq: number): string {
 /** Returns the console log path for a new boot and prunes all but the newest `keep` older ones. */
 export async function newConsoleLog(dir: string, bootedAt: Date, seq: number, keep = 5): Promise<string> {
   const names = (await readdir(dir).catch(() => [] as string[])).filter((n) => n.endsWith('.log')).sort();
-  for (const old of names.slice(0, Math.max(0, names.length - (keep - 1)))) await rm(join(dir, old), { force: true });
+  for (const old of names.slice(0, Math.max(0, names.length - (keep - 1))))
+    await rm(join(dir, old), { force: true });
   return join(dir, consoleLogName(bootedAt, seq));
 }
 

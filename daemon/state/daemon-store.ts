@@ -46,7 +46,8 @@ export function fileStore(paths: { desired: string; vmRecord: string; stepMemory
       try {
         return parseStepMemoryFile(text);
       } catch (err) {
-        if (err instanceof StepMemoryFileError) throw new StepMemoryFileError(`${paths.stepMemory}: ${err.message}`);
+        if (err instanceof StepMemoryFileError)
+          throw new StepMemoryFileError(`${paths.stepMemory}: ${err.message}`);
         throw err;
       }
     },

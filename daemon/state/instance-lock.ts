@@ -56,5 +56,7 @@ export async function acquireInstanceLock(path: string, stateDir: string): Promi
     const again = (await readFile(path, 'utf8').catch(() => '')).trim();
     if (again === content) await unlink(path).catch(() => {});
   }
-  throw new StateDirLockedError(`could not take the lock ${path}: it keeps changing; is another linuxkitd starting?`);
+  throw new StateDirLockedError(
+    `could not take the lock ${path}: it keeps changing; is another linuxkitd starting?`,
+  );
 }

@@ -7,7 +7,15 @@ import type { ExitKind, StepMemory } from '../reconciler/types.js';
 
 export const STEP_MEMORY_VERSION = 1;
 
-const STATES: readonly BuilderState[] = ['stopped', 'starting', 'running', 'degraded', 'stopping', 'backoff', 'failed'];
+const STATES: readonly BuilderState[] = [
+  'stopped',
+  'starting',
+  'running',
+  'degraded',
+  'stopping',
+  'backoff',
+  'failed',
+];
 const EXIT_KINDS: readonly ExitKind[] = ['crash', 'reboot', 'requested'];
 
 export class StepMemoryFileError extends Error {
@@ -28,7 +36,9 @@ export function parseStepMemoryFile(text: string): StepMemory {
   }
   const top = record(doc, 'the file');
   if (top.version !== STEP_MEMORY_VERSION) {
-    throw new StepMemoryFileError(`version is ${JSON.stringify(top.version)}, expected ${STEP_MEMORY_VERSION}`);
+    throw new StepMemoryFileError(
+      `version is ${JSON.stringify(top.version)}, expected ${STEP_MEMORY_VERSION}`,
+    );
   }
   const m = record(top.memory, 'memory');
   const state = oneOf(m.state, STATES, 'memory.state');
@@ -45,7 +55,10 @@ export function parseStepMemoryFile(text: string): StepMemory {
 
 function lastExit(v: unknown): StepMemory['lastExit'] {
   const e = record(v, 'memory.lastExit');
-  const reboot = e.reboot === undefined ? {} : { reboot: nullable(e.reboot, 'boolean', 'memory.lastExit.reboot') === true };
+  const reboot =
+    e.reboot === undefined
+      ? {}
+      : { reboot: nullable(e.reboot, 'boolean', 'memory.lastExit.reboot') === true };
   return {
     at: time(e.at, 'memory.lastExit.at', false)!,
     code: nullable(e.code, 'number', 'memory.lastExit.code') as number | null,
@@ -57,7 +70,8 @@ function lastExit(v: unknown): StepMemory['lastExit'] {
 }
 
 function record(v: unknown, what: string): Record<string, unknown> {
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new StepMemoryFileError(`${what} must be an object`);
+  if (typeof v !== 'object' || v === null || Array.isArray(v))
+    throw new StepMemoryFileError(`${what} must be an object`);
   return v as Record<string, unknown>;
 }
 
@@ -78,8 +92,15 @@ function time(v: unknown, what: string, mayBeNull: boolean): number | null {
   throw new StepMemoryFileError(`${what} is ${JSON.stringify(v)}, expected ${want}`);
 }
 
-function nullable(v: unknown, type: 'string' | 'number' | 'boolean', what: string, mayBeNull = true): unknown {
+function nullable(
+  v: unknown,
+  type: 'string' | 'number' | 'boolean',
+  what: string,
+  mayBeNull = true,
+): unknown {
   if (v === null && mayBeNull) return null;
   if (typeof v === type) return v;
-  throw new StepMemoryFileError(`${what} is ${JSON.stringify(v)}, expected a ${type}${mayBeNull ? ' or null' : ''}`);
+  throw new StepMemoryFileError(
+    `${what} is ${JSON.stringify(v)}, expected a ${type}${mayBeNull ? ' or null' : ''}`,
+  );
 }

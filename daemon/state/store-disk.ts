@@ -11,7 +11,10 @@ export async function ensureStoreDisk(stateDir: string, diskGiB: number): Promis
   if (diskGiB <= 0) return undefined;
   const path = join(stateDir, STORE_DISK_NAME);
   const want = diskGiB * 1024 ** 3;
-  const have = await stat(path).then((s) => s.size, () => -1);
+  const have = await stat(path).then(
+    (s) => s.size,
+    () => -1,
+  );
   if (have >= want) return path;
   // Sparse: truncate only sets the size; blocks are allocated as the guest writes.
   const fh = await open(path, have < 0 ? 'wx' : 'r+', 0o600);

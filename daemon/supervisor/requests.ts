@@ -37,10 +37,14 @@ export function planRequest(request: Request, s: RequestContext): RequestPlan {
       return { ok: true, desired: 'running', effect: 'explicit-start' };
     case 'restart':
       if (s.state === 'starting' && s.vmUp) {
-        const conflict = 'the builder is still booting; restart it once it is running or degraded, or stop it';
+        const conflict =
+          'the builder is still booting; restart it once it is running or degraded, or stop it';
         return { ok: false, conflict };
       }
-      if (s.desired === 'running' && (s.state === 'stopping' || (s.state === 'starting' && s.startInFlight))) {
+      if (
+        s.desired === 'running' &&
+        (s.state === 'stopping' || (s.state === 'starting' && s.startInFlight))
+      ) {
         // The VM is being replaced or started already: the VM it ends with is a new one.
         return { ok: true, desired: 'running', effect: 'none' };
       }

@@ -18,7 +18,11 @@ export class SavedState {
   ) {
     this.memoryWriter = new LatestValueWriter(
       (m) => this.store.saveMemory(m),
-      (err) => this.log.error({ err }, 'could not save the step memory; a daemon restart may forget a backoff or failed'),
+      (err) =>
+        this.log.error(
+          { err },
+          'could not save the step memory; a daemon restart may forget a backoff or failed',
+        ),
     );
   }
 

@@ -88,8 +88,16 @@ export function renderStatus(v: StatusView): DaemonStatus {
     failedReason: h.state === 'failed' ? h.failedReason : null,
     configPath: v.info.configPath,
     stateDir: v.info.stateDir,
-    errors: [...v.errors].map(([source, e]) => ({ source, message: e.message, at: new Date(e.at).toISOString() })),
+    errors: [...v.errors].map(([source, e]) => ({
+      source,
+      message: e.message,
+      at: new Date(e.at).toISOString(),
+    })),
     image: v.image,
-    daemon: { pid: v.daemon.pid, version: v.info.version, startedAt: new Date(v.daemon.startedAt).toISOString() },
+    daemon: {
+      pid: v.daemon.pid,
+      version: v.info.version,
+      startedAt: new Date(v.daemon.startedAt).toISOString(),
+    },
   };
 }

@@ -80,7 +80,14 @@ export class Supervisor implements DaemonController {
     this.events = this.announcer.events;
     this.imageProgress = new ImageProgress(
       () => this.clock.now(),
-      (p) => this.emit({ type: 'image', message: p.message, phase: p.phase, packages: p.packages, bytes: p.bytes }),
+      (p) =>
+        this.emit({
+          type: 'image',
+          message: p.message,
+          phase: p.phase,
+          packages: p.packages,
+          bytes: p.bytes,
+        }),
     );
   }
 
@@ -101,7 +108,10 @@ export class Supervisor implements DaemonController {
       const signal = exit.signal as NodeJS.Signals | null;
       this.lastExit = { code: exit.code, signal, reason: exit.reason, at: new Date(exit.at).toISOString() };
     }
-    this.deps.log.info({ state: memory.state, failures: memory.consecutiveFailures }, 'resuming from the saved step memory');
+    this.deps.log.info(
+      { state: memory.state, failures: memory.consecutiveFailures },
+      'resuming from the saved step memory',
+    );
   }
 
   /** Loads (if not yet), adopts a VM left by an earlier daemon, and runs the first step. */
@@ -289,7 +299,10 @@ export class Supervisor implements DaemonController {
         return;
       case 'cancel-start':
         if (this.startOp && !this.startOp.cancelling) {
-          this.deps.log.info({ phase: this.startOp.phase, reason: action.reason }, 'cancelling the start in progress');
+          this.deps.log.info(
+            { phase: this.startOp.phase, reason: action.reason },
+            'cancelling the start in progress',
+          );
           this.startOp.cancel();
         }
         return;
@@ -297,7 +310,10 @@ export class Supervisor implements DaemonController {
         if (this.vm) void this.runProbe(this.vm);
         return;
       case 'reset-backoff':
-        this.deps.log.info({ failures: action.failures }, 'healthy for the stable period; the failure count is reset');
+        this.deps.log.info(
+          { failures: action.failures },
+          'healthy for the stable period; the failure count is reset',
+        );
         return;
     }
   }
@@ -409,7 +425,13 @@ export class Supervisor implements DaemonController {
   private runProbe(vm: Vm): Promise<void> {
     vm.probing ??= this.deps.probe().then(
       (r) => this.onProbe(vm, { ok: true, latencyMs: r.latencyMs, nixVersion: r.nixVersion, error: null }),
-      (err) => this.onProbe(vm, { ok: false, latencyMs: null, nixVersion: vm.probe.nixVersion, error: messageOf(err) }),
+      (err) =>
+        this.onProbe(vm, {
+          ok: false,
+          latencyMs: null,
+          nixVersion: vm.probe.nixVersion,
+          error: messageOf(err),
+        }),
     );
     return vm.probing;
   }
@@ -420,7 +442,9 @@ export class Supervisor implements DaemonController {
     vm.probe = nextProbeView(before, r, this.clock.now());
     if (this.vm !== vm) return;
     if (before.at === null || before.ok !== r.ok || before.error !== r.error) {
-      const message = r.ok ? `probe ok: Nix ${r.nixVersion} answered in ${r.latencyMs} ms` : `probe failed: ${r.error}`;
+      const message = r.ok
+        ? `probe ok: Nix ${r.nixVersion} answered in ${r.latencyMs} ms`
+        : `probe failed: ${r.error}`;
       this.emit({ type: 'probe', message, ok: r.ok });
     }
     void this.loop.wake();
@@ -441,7 +465,10 @@ export class Supervisor implements DaemonController {
       await this.runProbe(vm);
       return;
     }
-    this.deps.log.info({ pid: record.pid, backend: record.backend }, 'the recorded VM is gone; cleaning up after it');
+    this.deps.log.info(
+      { pid: record.pid, backend: record.backend },
+      'the recorded VM is gone; cleaning up after it',
+    );
     const spec = await attempt(this.deps.log, 'build the VM spec for the clean-up', () =>
       this.deps.buildSpec(`adopt-${record.pid}`, { adopting: true }),
     );

@@ -10,7 +10,11 @@ t.test('a healthy builder is healthy with its state and no reason', async (t) =>
 });
 
 const cases: Array<[string, Parameters<typeof sampleStatus>[0], string]> = [
-  ['failed names the failure', { state: 'failed', failedReason: '5 crashes in 10 minutes' }, 'failed: 5 crashes in 10 minutes'],
+  [
+    'failed names the failure',
+    { state: 'failed', failedReason: '5 crashes in 10 minutes' },
+    'failed: 5 crashes in 10 minutes',
+  ],
   ['stopped on request says so', { state: 'stopped', desired: 'stopped' }, 'stopped on request'],
   ['stopping', { state: 'stopping' }, 'stopping'],
   [
@@ -23,8 +27,16 @@ const cases: Array<[string, Parameters<typeof sampleStatus>[0], string]> = [
     'waiting to restart (last exit: exited with code 1); next start at 2025-01-01T00:00:04.000Z',
   ],
   ['starting without a probe error', { state: 'starting' }, 'starting: waiting for SSH'],
-  ['starting with a probe error', { state: 'starting', probe: probeDown }, 'starting: SSH probe not answering yet (connection refused)'],
-  ['degraded names the probe error', { state: 'degraded', probe: probeDown }, 'SSH probe failing: connection refused'],
+  [
+    'starting with a probe error',
+    { state: 'starting', probe: probeDown },
+    'starting: SSH probe not answering yet (connection refused)',
+  ],
+  [
+    'degraded names the probe error',
+    { state: 'degraded', probe: probeDown },
+    'SSH probe failing: connection refused',
+  ],
 ];
 for (const [name, patch, reason] of cases) {
   t.test(`unhealthy: ${name}`, async (t) => {

@@ -20,16 +20,24 @@ t.test('every route the server registers is documented, and nothing else', async
   t.teardown(() => app.close());
   await app.ready();
   const doc = buildOpenApiDocument({ version }) as { paths: Record<string, Record<string, unknown>> };
-  const documented = Object.entries(doc.paths).flatMap(([path, ops]) => Object.keys(ops).map((m) => `${m.toUpperCase()} ${path}`));
+  const documented = Object.entries(doc.paths).flatMap(([path, ops]) =>
+    Object.keys(ops).map((m) => `${m.toUpperCase()} ${path}`),
+  );
   t.same(documented.sort(), ROUTES.map((r) => `${r.method} ${r.url}`).sort());
   for (const route of ROUTES) {
-    t.ok(app.hasRoute({ method: route.method, url: route.url }), `${route.method} ${route.url} is registered`);
+    t.ok(
+      app.hasRoute({ method: route.method, url: route.url }),
+      `${route.method} ${route.url} is registered`,
+    );
   }
 });
 
 t.test('shared schemas are components referenced by $ref', async (t) => {
   const doc = buildOpenApiDocument({ version }) as {
-    paths: Record<string, Record<string, { responses: Record<string, { content: Record<string, { schema: unknown }> }> }>>;
+    paths: Record<
+      string,
+      Record<string, { responses: Record<string, { content: Record<string, { schema: unknown }> }> }>
+    >;
     components: { schemas: Record<string, unknown> };
   };
   t.same(doc.paths['/v1/status']!.get!.responses['200']!.content['application/json']!.schema, {
@@ -38,5 +46,7 @@ t.test('shared schemas are components referenced by $ref', async (t) => {
   t.same(doc.paths['/v1/events']!.get!.responses['200']!.content['application/x-ndjson']!.schema, {
     $ref: '#/components/schemas/StateEvent',
   });
-  t.match(doc.components.schemas.ActionResponse, { properties: { status: { $ref: '#/components/schemas/DaemonStatus' } } });
+  t.match(doc.components.schemas.ActionResponse, {
+    properties: { status: { $ref: '#/components/schemas/DaemonStatus' } },
+  });
 });

@@ -4,7 +4,11 @@ import t from 'tap';
 import { buildApiServer } from '../../daemon/api/server.js';
 import { ConflictError, FakeController } from './fixtures/fake-controller.js';
 
-function setup(t: { teardown: (fn: () => unknown) => void }, fake = new FakeController(), opts: { bodyLimit?: number } = {}) {
+function setup(
+  t: { teardown: (fn: () => unknown) => void },
+  fake = new FakeController(),
+  opts: { bodyLimit?: number } = {},
+) {
   const app = buildApiServer(fake, { logger: false, ...opts });
   t.teardown(() => app.close());
   return { app, fake };
@@ -90,7 +94,10 @@ t.test('a body that sets __proto__ is a 400, not a poisoned object', async (t) =
     payload: '{"__proto__": {"admin": true}}',
   });
   t.equal(res.statusCode, 400);
-  t.same(res.json(), { error: 'bad_request', message: 'body must not contain "__proto__" or "constructor.prototype" keys' });
+  t.same(res.json(), {
+    error: 'bad_request',
+    message: 'body must not contain "__proto__" or "constructor.prototype" keys',
+  });
   t.same(fake.calls, []);
 });
 
@@ -103,7 +110,12 @@ t.test('a malformed URL is a 400 in the same error shape', async (t) => {
 
 t.test('a JSON body that is not an object is a 400 naming the body', async (t) => {
   const { app } = setup(t);
-  const res = await app.inject({ method: 'POST', url: '/v1/start', headers: { 'content-type': 'application/json' }, payload: '[1]' });
+  const res = await app.inject({
+    method: 'POST',
+    url: '/v1/start',
+    headers: { 'content-type': 'application/json' },
+    payload: '[1]',
+  });
   t.equal(res.statusCode, 400);
   t.same(res.json(), { error: 'bad_request', message: 'body must be object' });
 });
@@ -143,7 +155,10 @@ t.test('a body that is not JSON is a 415 naming the content type', async (t) => 
     payload: 'please',
   });
   t.equal(res.statusCode, 415);
-  t.same(res.json(), { error: 'unsupported_media_type', message: 'body must be application/json, not text/plain' });
+  t.same(res.json(), {
+    error: 'unsupported_media_type',
+    message: 'body must be application/json, not text/plain',
+  });
   t.same(fake.calls, []);
 });
 
@@ -158,12 +173,22 @@ t.test('GET /v1/health answers 503 with a reason when unhealthy', async (t) => {
   const fake = new FakeController({
     state: 'degraded',
     healthy: false,
-    probe: { ok: false, latencyMs: null, nixVersion: null, at: '2025-01-01T00:06:00.000Z', error: 'banner exchange timed out' },
+    probe: {
+      ok: false,
+      latencyMs: null,
+      nixVersion: null,
+      at: '2025-01-01T00:06:00.000Z',
+      error: 'banner exchange timed out',
+    },
   });
   const { app } = setup(t, fake);
   const res = await app.inject({ method: 'GET', url: '/v1/health' });
   t.equal(res.statusCode, 503);
-  t.same(res.json(), { healthy: false, state: 'degraded', reason: 'SSH probe failing: banner exchange timed out' });
+  t.same(res.json(), {
+    healthy: false,
+    state: 'degraded',
+    reason: 'SSH probe failing: banner exchange timed out',
+  });
 });
 
 t.test('GET /v1/logs defaults to the last 200 daemon lines', async (t) => {
@@ -220,7 +245,10 @@ t.test('a wrong method on a known path is a 405 with an Allow header', async (t)
   const post = await app.inject({ method: 'POST', url: '/v1/status' });
   t.equal(post.statusCode, 405);
   t.equal(post.headers.allow, 'GET');
-  t.same(post.json(), { error: 'method_not_allowed', message: 'POST is not allowed on /v1/status; allowed: GET' });
+  t.same(post.json(), {
+    error: 'method_not_allowed',
+    message: 'POST is not allowed on /v1/status; allowed: GET',
+  });
   const get = await app.inject({ method: 'GET', url: '/v1/restart' });
   t.equal(get.statusCode, 405);
   t.equal(get.headers.allow, 'POST');
@@ -263,26 +291,36 @@ t.test('GET /v1/events starts with the current state as an initial event', async
   const res = await pending;
   t.equal(res.statusCode, 200);
   t.match(res.headers['content-type'], /^application\/x-ndjson/);
-  const lines = res.body.trim().split('\n').map((line) => JSON.parse(line));
+  const lines = res.body
+    .trim()
+    .split('\n')
+    .map((line) => JSON.parse(line));
   t.equal(lines.length, 1);
   t.match(lines[0], { type: 'state', state: 'running', initial: true, status: fake.current });
   t.equal(fake.listenerCount(), 0, 'closing the server removed the listener');
 });
 
-t.test('a 500 is logged with its stack for the operator; accepted actions are logged; status polls are not', async (t) => {
-  const records: Array<Record<string, unknown>> = [];
-  const logger = pino({ level: 'info' }, { write: (line: string) => void records.push(JSON.parse(line)) });
-  const fake = new FakeController();
-  fake.failWith('logs', new Error('console log missing'));
-  const app = buildApiServer(fake, { logger });
-  t.teardown(() => app.close());
-  await app.inject({ method: 'GET', url: '/v1/status' });
-  await app.inject({ method: 'POST', url: '/v1/restart' });
-  await app.inject({ method: 'GET', url: '/v1/logs' });
-  t.same(
-    records.map((r) => r.msg),
-    ['API action accepted', 'API request failed'],
-  );
-  t.match(records[0], { level: 30, url: '/v1/restart' });
-  t.match(records[1], { level: 50, url: '/v1/logs', err: { message: 'console log missing', stack: /Error: console log missing\n\s+at / } });
-});
+t.test(
+  'a 500 is logged with its stack for the operator; accepted actions are logged; status polls are not',
+  async (t) => {
+    const records: Array<Record<string, unknown>> = [];
+    const logger = pino({ level: 'info' }, { write: (line: string) => void records.push(JSON.parse(line)) });
+    const fake = new FakeController();
+    fake.failWith('logs', new Error('console log missing'));
+    const app = buildApiServer(fake, { logger });
+    t.teardown(() => app.close());
+    await app.inject({ method: 'GET', url: '/v1/status' });
+    await app.inject({ method: 'POST', url: '/v1/restart' });
+    await app.inject({ method: 'GET', url: '/v1/logs' });
+    t.same(
+      records.map((r) => r.msg),
+      ['API action accepted', 'API request failed'],
+    );
+    t.match(records[0], { level: 30, url: '/v1/restart' });
+    t.match(records[1], {
+      level: 50,
+      url: '/v1/logs',
+      err: { message: 'console log missing', stack: /Error: console log missing\n\s+at / },
+    });
+  },
+);

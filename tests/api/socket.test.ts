@@ -99,7 +99,9 @@ t.test('a socket path too long for the kernel is refused with its length', async
   const app = buildApiServer(new FakeController());
   t.teardown(() => app.close());
   await t.rejects(listenOnUnixSocket(app, socketPath), {
-    message: new RegExp(`^socket path ${socketPath} is ${bytes} bytes; on ${process.platform} a Unix socket path may have at most`),
+    message: new RegExp(
+      `^socket path ${socketPath} is ${bytes} bytes; on ${process.platform} a Unix socket path may have at most`,
+    ),
   });
   t.notOk(existsSync(socketPath));
 });
@@ -107,52 +109,64 @@ t.test('a socket path too long for the kernel is refused with its length', async
 t.test('the path limit counts the terminating NUL: 104 on macOS, 108 on Linux', async (t) => {
   const path = (bytes: number) => `/${'x'.repeat(bytes - 1)}`;
   t.doesNotThrow(() => checkSocketPath(path(103), 'darwin'));
-  t.throws(() => checkSocketPath(path(104), 'darwin'), { message: /is 104 bytes; on darwin a Unix socket path may have at most 103 bytes \(104 with the terminating NUL\)/ });
-  t.doesNotThrow(() => checkSocketPath(path(107), 'linux'));
-  t.throws(() => checkSocketPath(path(108), 'linux'), { message: /at most 107 bytes \(108 with the terminating NUL\)/ });
-  t.throws(() => checkSocketPath(`/${'é'.repeat(52)}`, 'darwin'), { message: /is 105 bytes/ }, 'bytes, not characters');
-});
-
-t.test('/v1/events streams lines over the socket and drops its listener when the client leaves', async (t) => {
-  const socketPath = join(tempDir(t), 'daemon.sock');
-  const fake = new FakeController();
-  const app = buildApiServer(fake);
-  t.teardown(() => app.close());
-  await listenOnUnixSocket(app, socketPath);
-
-  const lines: Array<Record<string, unknown>> = [];
-  let contentType = '';
-  const req = request({ socketPath, path: '/v1/events' }, (res) => {
-    contentType = String(res.headers['content-type']);
-    let buffered = '';
-    res.setEncoding('utf8');
-    res.on('data', (chunk: string) => {
-      buffered += chunk;
-      let newline: number;
-      while ((newline = buffered.indexOf('\n')) >= 0) {
-        lines.push(JSON.parse(buffered.slice(0, newline)));
-        buffered = buffered.slice(newline + 1);
-      }
-    });
+  t.throws(() => checkSocketPath(path(104), 'darwin'), {
+    message:
+      /is 104 bytes; on darwin a Unix socket path may have at most 103 bytes \(104 with the terminating NUL\)/,
   });
-  req.on('error', () => {});
-  req.end();
-
-  await until(() => lines.length === 1, 'the initial line');
-  t.match(contentType, /^application\/x-ndjson/);
-  t.match(lines[0], { type: 'state', state: 'running', initial: true });
-  t.equal(fake.listenerCount(), 1, 'one listener while the client is connected');
-
-  fake.set({ state: 'stopping', healthy: false }, 'stop requested');
-  fake.set({ state: 'stopped' }, 'guest powered off');
-  await until(() => lines.length === 3, 'two streamed events');
-  t.match(lines[1], { type: 'state', from: 'running', state: 'stopping', message: 'stop requested' });
-  t.match(lines[2], { type: 'state', from: 'stopping', state: 'stopped', message: 'guest powered off' });
-
-  req.destroy();
-  await until(() => fake.listenerCount() === 0, 'the listener to be removed');
-  t.equal(fake.listenerCount(), 0, 'no listener left after the client disconnected');
+  t.doesNotThrow(() => checkSocketPath(path(107), 'linux'));
+  t.throws(() => checkSocketPath(path(108), 'linux'), {
+    message: /at most 107 bytes \(108 with the terminating NUL\)/,
+  });
+  t.throws(
+    () => checkSocketPath(`/${'é'.repeat(52)}`, 'darwin'),
+    { message: /is 105 bytes/ },
+    'bytes, not characters',
+  );
 });
+
+t.test(
+  '/v1/events streams lines over the socket and drops its listener when the client leaves',
+  async (t) => {
+    const socketPath = join(tempDir(t), 'daemon.sock');
+    const fake = new FakeController();
+    const app = buildApiServer(fake);
+    t.teardown(() => app.close());
+    await listenOnUnixSocket(app, socketPath);
+
+    const lines: Array<Record<string, unknown>> = [];
+    let contentType = '';
+    const req = request({ socketPath, path: '/v1/events' }, (res) => {
+      contentType = String(res.headers['content-type']);
+      let buffered = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => {
+        buffered += chunk;
+        let newline: number;
+        while ((newline = buffered.indexOf('\n')) >= 0) {
+          lines.push(JSON.parse(buffered.slice(0, newline)));
+          buffered = buffered.slice(newline + 1);
+        }
+      });
+    });
+    req.on('error', () => {});
+    req.end();
+
+    await until(() => lines.length === 1, 'the initial line');
+    t.match(contentType, /^application\/x-ndjson/);
+    t.match(lines[0], { type: 'state', state: 'running', initial: true });
+    t.equal(fake.listenerCount(), 1, 'one listener while the client is connected');
+
+    fake.set({ state: 'stopping', healthy: false }, 'stop requested');
+    fake.set({ state: 'stopped' }, 'guest powered off');
+    await until(() => lines.length === 3, 'two streamed events');
+    t.match(lines[1], { type: 'state', from: 'running', state: 'stopping', message: 'stop requested' });
+    t.match(lines[2], { type: 'state', from: 'stopping', state: 'stopped', message: 'guest powered off' });
+
+    req.destroy();
+    await until(() => fake.listenerCount() === 0, 'the listener to be removed');
+    t.equal(fake.listenerCount(), 0, 'no listener left after the client disconnected');
+  },
+);
 
 t.test('closing the server ends open event streams instead of waiting for clients', async (t) => {
   const socketPath = join(tempDir(t), 'daemon.sock');
@@ -190,7 +204,9 @@ t.test('an event JSON cannot encode becomes an error line, and never throws into
   req.end();
   t.teardown(() => req.destroy());
   await until(() => body.includes('\n'), 'the initial line');
-  t.doesNotThrow(() => fake.emit({ at: '2025-01-01T00:00:00.000Z', type: 'probe', message: 'odd', size: 1n }));
+  t.doesNotThrow(() =>
+    fake.emit({ at: '2025-01-01T00:00:00.000Z', type: 'probe', message: 'odd', size: 1n }),
+  );
   await until(() => body.split('\n').length > 2, 'the error line');
   const second = JSON.parse(body.split('\n')[1]!);
   t.match(second, { type: 'error', message: /^an event of type probe could not be sent: / });

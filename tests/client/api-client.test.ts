@@ -1,7 +1,12 @@
 // The typed client scripts import, against a real API server on a temporary socket.
 import { createServer } from 'node:net';
 import t from 'tap';
-import { ApiError, DaemonUnreachableError, LinuxkitClient, type StateEvent } from '../../client/api-client.js';
+import {
+  ApiError,
+  DaemonUnreachableError,
+  LinuxkitClient,
+  type StateEvent,
+} from '../../client/api-client.js';
 import { ConflictError, FakeController } from '../api/fixtures/fake-controller.js';
 import { startApi, tempSocketPath, until } from './fixtures/harness.js';
 
@@ -39,7 +44,11 @@ t.test('a missing socket is DaemonUnreachableError ENOENT naming the path', asyn
   const socketPath = tempSocketPath(t);
   const err = await new LinuxkitClient({ socketPath }).status().catch((e: unknown) => e);
   t.ok(err instanceof DaemonUnreachableError);
-  t.match(err, { code: 'ENOENT', socketPath, message: new RegExp(`^linuxkitd is not reachable at ${socketPath}: no socket there`) });
+  t.match(err, {
+    code: 'ENOENT',
+    socketPath,
+    message: new RegExp(`^linuxkitd is not reachable at ${socketPath}: no socket there`),
+  });
 });
 
 t.test('a daemon that accepts but never answers is DaemonUnreachableError after the timeout', async (t) => {
@@ -51,7 +60,10 @@ t.test('a daemon that accepts but never answers is DaemonUnreachableError after 
   });
   const err = await new LinuxkitClient({ socketPath, timeoutMs: 200 }).status().catch((e: unknown) => e);
   t.ok(err instanceof DaemonUnreachableError);
-  t.match(err, { code: 'ETIMEDOUT', message: `linuxkitd is not reachable at ${socketPath}: no answer within 200 ms` });
+  t.match(err, {
+    code: 'ETIMEDOUT',
+    message: `linuxkitd is not reachable at ${socketPath}: no answer within 200 ms`,
+  });
 });
 
 t.test('events delivers the snapshot then each event, and close() ends it without a trace', async (t) => {
@@ -63,7 +75,12 @@ t.test('events delivers the snapshot then each event, and close() ends it withou
   t.match(seen[0], { type: 'state', initial: true, state: 'running' });
   fake.emit({ at: '2025-01-01T00:00:00.000Z', type: 'probe', message: 'probe ok in 600 ms', latencyMs: 600 });
   await until(() => seen.length === 2, 'the probe event');
-  t.same(seen[1], { at: '2025-01-01T00:00:00.000Z', type: 'probe', message: 'probe ok in 600 ms', latencyMs: 600 });
+  t.same(seen[1], {
+    at: '2025-01-01T00:00:00.000Z',
+    type: 'probe',
+    message: 'probe ok in 600 ms',
+    latencyMs: 600,
+  });
   sub.close();
   await sub.done;
   await until(() => fake.listenerCount() === 0, 'the server to drop the listener');

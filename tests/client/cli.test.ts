@@ -11,7 +11,13 @@ assertFreshBuild();
 const unhealthy = {
   state: 'degraded' as const,
   healthy: false,
-  probe: { ok: false, latencyMs: null, nixVersion: null, at: '2025-01-01T00:06:00.000Z', error: 'banner exchange timed out' },
+  probe: {
+    ok: false,
+    latencyMs: null,
+    nixVersion: null,
+    at: '2025-01-01T00:06:00.000Z',
+    error: 'banner exchange timed out',
+  },
   lastExit: { code: null, signal: 'SIGKILL', reason: 'killed by SIGKILL', at: '2025-01-01T00:01:00.000Z' },
   errors: [{ source: 'config', message: 'cpus must be a positive integer', at: '2025-01-01T00:02:00.000Z' }],
 };
@@ -21,7 +27,10 @@ t.test('status prints one line for a healthy builder and exits 0', async (t) => 
   const { code, stdout, stderr } = await runCli(['--socket', socket, 'status']);
   t.equal(code, 0);
   t.equal(stderr, '');
-  t.match(stdout, /^builder: running \(healthy\) {2}backend qemu\/tcg {2}guest x86_64 {2}pid 1234 up \S+ {2}restarts 0 {2}probe 612 ms {2}Nix 2\.8\.0\n$/);
+  t.match(
+    stdout,
+    /^builder: running \(healthy\) {2}backend qemu\/tcg {2}guest x86_64 {2}pid 1234 up \S+ {2}restarts 0 {2}probe 612 ms {2}Nix 2\.8\.0\n$/,
+  );
 });
 
 t.test('status --json prints the API answer', async (t) => {
@@ -32,27 +41,36 @@ t.test('status --json prints the API answer', async (t) => {
   t.same(JSON.parse(stdout), fake.current);
 });
 
-t.test('status of an unhealthy builder exits 4 and shows the probe error, last exit and errors', async (t) => {
-  const socket = await startApi(t, new FakeController(unhealthy));
-  const { code, stdout } = await runCli(['status'], { LINUXKIT_SOCKET: socket });
-  t.equal(code, 4);
-  t.match(stdout, /^builder: degraded \(not healthy\)/);
-  t.match(stdout, /\n {2}probe: banner exchange timed out\n/);
-  t.match(stdout, /\n {2}last exit: killed by SIGKILL \(signal SIGKILL\) \S+ ago\n/);
-  t.match(stdout, /\n {2}error \(config\): cpus must be a positive integer\n/);
-});
+t.test(
+  'status of an unhealthy builder exits 4 and shows the probe error, last exit and errors',
+  async (t) => {
+    const socket = await startApi(t, new FakeController(unhealthy));
+    const { code, stdout } = await runCli(['status'], { LINUXKIT_SOCKET: socket });
+    t.equal(code, 4);
+    t.match(stdout, /^builder: degraded \(not healthy\)/);
+    t.match(stdout, /\n {2}probe: banner exchange timed out\n/);
+    t.match(stdout, /\n {2}last exit: killed by SIGKILL \(signal SIGKILL\) \S+ ago\n/);
+    t.match(stdout, /\n {2}error \(config\): cpus must be a positive integer\n/);
+  },
+);
 
 t.test('status with no socket exits 3 and names the socket path', async (t) => {
   const socket = tempSocketPath(t);
   const { code, stdout, stderr } = await runCli(['status'], { LINUXKIT_SOCKET: socket });
   t.equal(code, 3);
   t.equal(stdout, '');
-  t.equal(stderr, `linuxkitctl: linuxkitd is not reachable at ${socket}: no socket there (is linuxkitd running? is --socket or LINUXKIT_SOCKET right?)\n`);
+  t.equal(
+    stderr,
+    `linuxkitctl: linuxkitd is not reachable at ${socket}: no socket there (is linuxkitd running? is --socket or LINUXKIT_SOCKET right?)\n`,
+  );
 });
 
 t.test('status with a stale socket nobody listens on exits 3', async (t) => {
   const socket = tempSocketPath(t);
-  spawnSync(process.execPath, ['-e', `require('net').createServer().listen(${JSON.stringify(socket)}, () => process.kill(process.pid, 'SIGKILL'))`]);
+  spawnSync(process.execPath, [
+    '-e',
+    `require('net').createServer().listen(${JSON.stringify(socket)}, () => process.kill(process.pid, 'SIGKILL'))`,
+  ]);
   const { code, stderr } = await runCli(['status'], { LINUXKIT_SOCKET: socket });
   t.equal(code, 3);
   t.match(stderr, `not reachable at ${socket}: nothing listens on it`);
@@ -60,7 +78,9 @@ t.test('status with a stale socket nobody listens on exits 3', async (t) => {
 
 t.test('--socket wins over LINUXKIT_SOCKET', async (t) => {
   const socket = await startApi(t, new FakeController());
-  const { code } = await runCli(['--socket', socket, 'health'], { LINUXKIT_SOCKET: '/nonexistent/daemon.sock' });
+  const { code } = await runCli(['--socket', socket, 'health'], {
+    LINUXKIT_SOCKET: '/nonexistent/daemon.sock',
+  });
   t.equal(code, 0);
 });
 
@@ -76,7 +96,11 @@ t.test('health exits 0 when healthy and 4 with the reason when not', async (t) =
   t.equal(bad.stdout, 'not healthy (degraded): SSH probe failing: banner exchange timed out\n');
   const json = await runCli(['health', '--json'], { LINUXKIT_SOCKET: sick });
   t.equal(json.code, 4);
-  t.same(JSON.parse(json.stdout), { healthy: false, state: 'degraded', reason: 'SSH probe failing: banner exchange timed out' });
+  t.same(JSON.parse(json.stdout), {
+    healthy: false,
+    state: 'degraded',
+    reason: 'SSH probe failing: banner exchange timed out',
+  });
 });
 
 for (const action of ['start', 'stop', 'restart'] as const) {
@@ -99,24 +123,32 @@ t.test('restart refused with a conflict exits 1 with the daemon message', async 
   t.equal(stderr, 'linuxkitctl: conflict: a stop is in progress; start after it finishes\n');
 });
 
-t.test('restart --wait returns once the builder is healthy on a new VM, not on the old healthy one', async (t) => {
-  const fake = new FakeController();
-  const newVm = { pid: 5678, startedAt: new Date().toISOString(), adopted: false };
-  // restart() answers with the old VM still healthy; the new one comes later.
-  fake.restartSteps = [
-    { afterMs: 100, patch: { state: 'stopping', healthy: false } },
-    { afterMs: 300, patch: { state: 'starting', vm: newVm, restarts: 1 } },
-    { afterMs: 600, patch: { state: 'running', healthy: true } },
-  ];
-  const socket = await startApi(t, fake);
-  const { code, stdout, stderr } = await runCli(['restart', '--wait', '--timeout', '30'], { LINUXKIT_SOCKET: socket });
-  t.equal(code, 0);
-  t.equal(stderr, 'waiting up to 30 s for the builder to be healthy...\n');
-  const [accepted, final] = stdout.trimEnd().split('\n');
-  t.equal(accepted, 'restart accepted (builder running, VM pid 1234)');
-  t.match(final, /^builder: running \(healthy\) {2}backend qemu\/tcg {2}guest x86_64 {2}pid 5678 up \S+ {2}restarts 1/);
-  t.equal(fake.current.vm.pid, 5678);
-});
+t.test(
+  'restart --wait returns once the builder is healthy on a new VM, not on the old healthy one',
+  async (t) => {
+    const fake = new FakeController();
+    const newVm = { pid: 5678, startedAt: new Date().toISOString(), adopted: false };
+    // restart() answers with the old VM still healthy; the new one comes later.
+    fake.restartSteps = [
+      { afterMs: 100, patch: { state: 'stopping', healthy: false } },
+      { afterMs: 300, patch: { state: 'starting', vm: newVm, restarts: 1 } },
+      { afterMs: 600, patch: { state: 'running', healthy: true } },
+    ];
+    const socket = await startApi(t, fake);
+    const { code, stdout, stderr } = await runCli(['restart', '--wait', '--timeout', '30'], {
+      LINUXKIT_SOCKET: socket,
+    });
+    t.equal(code, 0);
+    t.equal(stderr, 'waiting up to 30 s for the builder to be healthy...\n');
+    const [accepted, final] = stdout.trimEnd().split('\n');
+    t.equal(accepted, 'restart accepted (builder running, VM pid 1234)');
+    t.match(
+      final,
+      /^builder: running \(healthy\) {2}backend qemu\/tcg {2}guest x86_64 {2}pid 5678 up \S+ {2}restarts 1/,
+    );
+    t.equal(fake.current.vm.pid, 5678);
+  },
+);
 
 t.test('restart --wait exits 4 when no new VM becomes healthy in time', async (t) => {
   const fake = new FakeController(); // the old VM stays healthy: that must not count
@@ -129,11 +161,16 @@ t.test('restart --wait exits 4 when no new VM becomes healthy in time', async (t
 t.test('restart --wait exits 4 at once when the builder fails', async (t) => {
   const fake = new FakeController();
   fake.restartSteps = [
-    { afterMs: 100, patch: { state: 'starting', healthy: false, vm: { pid: null, startedAt: null, adopted: false } } },
+    {
+      afterMs: 100,
+      patch: { state: 'starting', healthy: false, vm: { pid: null, startedAt: null, adopted: false } },
+    },
     { afterMs: 200, patch: { state: 'failed', failedReason: 'qemu exited at once: cannot open kernel' } },
   ];
   const socket = await startApi(t, fake);
-  const { code, stderr } = await runCli(['restart', '--wait', '--timeout', '60'], { LINUXKIT_SOCKET: socket });
+  const { code, stderr } = await runCli(['restart', '--wait', '--timeout', '60'], {
+    LINUXKIT_SOCKET: socket,
+  });
   t.equal(code, 4);
   t.match(stderr, 'linuxkitctl: restart: the builder failed: qemu exited at once: cannot open kernel');
 });
@@ -209,7 +246,10 @@ t.test('events --json prints one JSON document per line', async (t) => {
   await until(() => child.output.stdout.split('\n').length > 2, 'the second event');
   child.kill('SIGINT');
   await child.exited;
-  const events = child.output.stdout.trim().split('\n').map((line) => JSON.parse(line));
+  const events = child.output.stdout
+    .trim()
+    .split('\n')
+    .map((line) => JSON.parse(line));
   t.match(events[0], { type: 'state', initial: true, status: { state: 'running' } });
   t.match(events[1], { type: 'state', from: 'running', state: 'degraded', message: 'probe failed twice' });
 });
@@ -228,10 +268,23 @@ t.test('help lists the commands and exit codes, with the default socket path', a
   for (const args of [['help'], [], ['--help']]) {
     const { code, stdout } = await runCli(args);
     t.equal(code, 0);
-    for (const command of ['status', 'health', 'start', 'stop', 'restart', 'logs', 'events', 'version', 'help']) {
+    for (const command of [
+      'status',
+      'health',
+      'start',
+      'stop',
+      'restart',
+      'logs',
+      'events',
+      'version',
+      'help',
+    ]) {
       t.match(stdout, new RegExp(`\\n {2}${command}\\b`), `mentions ${command}`);
     }
-    t.match(stdout, /Exit codes:\n {2}0 {2}ok\n {2}1 {2}error.*\n {2}3 {2}the daemon is not reachable.*\n {2}4 {2}the builder is not healthy/);
+    t.match(
+      stdout,
+      /Exit codes:\n {2}0 {2}ok\n {2}1 {2}error.*\n {2}3 {2}the daemon is not reachable.*\n {2}4 {2}the builder is not healthy/,
+    );
     const uid = process.getuid?.() ?? -1;
     t.match(stdout, `here: ${defaultSocketPath(process.platform, uid, process.env.HOME ?? '')}`);
   }
@@ -239,12 +292,18 @@ t.test('help lists the commands and exit codes, with the default socket path', a
 
 t.test('bad usage exits 1 with a message naming what was wrong', async (t) => {
   const cases: Array<[string[], string]> = [
-    [['frobnicate'], 'linuxkitctl: unknown command "frobnicate"; commands: status, health, start, stop, restart, logs, events, version, help'],
+    [
+      ['frobnicate'],
+      'linuxkitctl: unknown command "frobnicate"; commands: status, health, start, stop, restart, logs, events, version, help',
+    ],
     [['status', '--bogus'], 'linuxkitctl: unknown option --bogus'],
     [['stop', '--lines', '3'], 'linuxkitctl: --lines is not an option of stop (it takes --json)'],
     [['status', 'now'], 'linuxkitctl: status takes no arguments, got "now"'],
     [['restart', '--timeout', '5'], 'linuxkitctl: --timeout only applies with --wait'],
-    [['restart', '--wait', '--timeout', 'soon'], 'linuxkitctl: --timeout must be a positive number, not "soon"'],
+    [
+      ['restart', '--wait', '--timeout', 'soon'],
+      'linuxkitctl: --timeout must be a positive number, not "soon"',
+    ],
     [['logs', '-f', '--json'], 'linuxkitctl: --json cannot be combined with -f'],
   ];
   const fake = new FakeController();

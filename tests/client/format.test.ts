@@ -1,7 +1,13 @@
 // linuxkitctl's wording, its default socket path, and how `logs -f` finds the new lines.
 import t from 'tap';
 import { newLinesSince } from '../../client/follow.js';
-import { formatAccepted, formatDuration, formatEvent, formatHealth, formatStatus } from '../../client/format.js';
+import {
+  formatAccepted,
+  formatDuration,
+  formatEvent,
+  formatHealth,
+  formatStatus,
+} from '../../client/format.js';
 import { defaultSocketPath, resolveSocketPath } from '../../client/socket-path.js';
 import { defaultPaths } from '../../daemon/config/paths.js';
 import { sampleStatus } from '../api/fixtures/fake-controller.js';
@@ -38,9 +44,15 @@ t.test('a builder in backoff shows why and when it starts next', async (t) => {
 t.test('a stopped, failed or adopted builder says so', async (t) => {
   const stopped = formatStatus(sampleStatus({ state: 'stopped', healthy: false, desired: 'stopped' }), now);
   t.match(stopped, /\n {2}desired: stopped \(linuxkitctl start to run it again\)$/);
-  const failed = formatStatus(sampleStatus({ state: 'failed', healthy: false, failedReason: '5 crashes in 10 minutes' }), now);
+  const failed = formatStatus(
+    sampleStatus({ state: 'failed', healthy: false, failedReason: '5 crashes in 10 minutes' }),
+    now,
+  );
   t.match(failed, /\n {2}failed: 5 crashes in 10 minutes$/);
-  const adopted = formatStatus(sampleStatus({ vm: { pid: 77, startedAt: '2024-12-30T22:00:00.000Z', adopted: true } }), now);
+  const adopted = formatStatus(
+    sampleStatus({ vm: { pid: 77, startedAt: '2024-12-30T22:00:00.000Z', adopted: true } }),
+    now,
+  );
   t.match(adopted, /pid 77 \(adopted\) up 1d2h/);
 });
 
@@ -55,23 +67,51 @@ t.test('durations stay short', async (t) => {
 
 t.test('health, events and accepted actions', async (t) => {
   t.equal(formatHealth({ healthy: true, state: 'running' }), 'healthy (running)');
-  t.equal(formatHealth({ healthy: false, state: 'starting', reason: 'starting: waiting for SSH' }), 'not healthy (starting): starting: waiting for SSH');
   t.equal(
-    formatEvent({ at: '2025-01-01T00:00:00.000Z', type: 'state', from: 'running', state: 'stopping', message: 'stop requested' }),
+    formatHealth({ healthy: false, state: 'starting', reason: 'starting: waiting for SSH' }),
+    'not healthy (starting): starting: waiting for SSH',
+  );
+  t.equal(
+    formatEvent({
+      at: '2025-01-01T00:00:00.000Z',
+      type: 'state',
+      from: 'running',
+      state: 'stopping',
+      message: 'stop requested',
+    }),
     '2025-01-01T00:00:00.000Z  state    running -> stopping  stop requested',
   );
-  t.equal(formatEvent({ at: '2025-01-01T00:00:00.000Z', type: 'exit', message: 'guest powered off' }), '2025-01-01T00:00:00.000Z  exit     guest powered off');
-  t.equal(formatAccepted('stop', sampleStatus({ state: 'stopping' })), 'stop accepted (builder stopping, VM pid 1234)');
+  t.equal(
+    formatEvent({ at: '2025-01-01T00:00:00.000Z', type: 'exit', message: 'guest powered off' }),
+    '2025-01-01T00:00:00.000Z  exit     guest powered off',
+  );
+  t.equal(
+    formatAccepted('stop', sampleStatus({ state: 'stopping' })),
+    'stop accepted (builder stopping, VM pid 1234)',
+  );
 });
 
-t.test('the default socket: system daemon for root, Application Support on macOS, XDG state dir on Linux', async (t) => {
-  t.equal(defaultSocketPath('linux', 0, '/root'), '/var/lib/linuxkit-nix/daemon.sock');
-  t.equal(defaultSocketPath('darwin', 0, '/var/root'), '/var/lib/linuxkit-nix/daemon.sock');
-  t.equal(defaultSocketPath('darwin', 501, '/Users/ada'), '/Users/ada/Library/Application Support/linuxkit-nix/daemon.sock');
-  t.equal(defaultSocketPath('linux', 1000, '/home/ada'), '/home/ada/.local/state/linuxkit-nix/daemon.sock');
-  t.equal(defaultSocketPath('linux', 1000, '/home/ada', { XDG_STATE_HOME: '/srv/state' }), '/srv/state/linuxkit-nix/daemon.sock');
-  t.equal(defaultSocketPath('linux', 1000, '/home/ada', { XDG_STATE_HOME: 'rel' }), '/home/ada/.local/state/linuxkit-nix/daemon.sock', 'a relative XDG_STATE_HOME is ignored');
-});
+t.test(
+  'the default socket: system daemon for root, Application Support on macOS, XDG state dir on Linux',
+  async (t) => {
+    t.equal(defaultSocketPath('linux', 0, '/root'), '/var/lib/linuxkit-nix/daemon.sock');
+    t.equal(defaultSocketPath('darwin', 0, '/var/root'), '/var/lib/linuxkit-nix/daemon.sock');
+    t.equal(
+      defaultSocketPath('darwin', 501, '/Users/ada'),
+      '/Users/ada/Library/Application Support/linuxkit-nix/daemon.sock',
+    );
+    t.equal(defaultSocketPath('linux', 1000, '/home/ada'), '/home/ada/.local/state/linuxkit-nix/daemon.sock');
+    t.equal(
+      defaultSocketPath('linux', 1000, '/home/ada', { XDG_STATE_HOME: '/srv/state' }),
+      '/srv/state/linuxkit-nix/daemon.sock',
+    );
+    t.equal(
+      defaultSocketPath('linux', 1000, '/home/ada', { XDG_STATE_HOME: 'rel' }),
+      '/home/ada/.local/state/linuxkit-nix/daemon.sock',
+      'a relative XDG_STATE_HOME is ignored',
+    );
+  },
+);
 
 t.test("the CLI's default socket is the daemon's default socket", async (t) => {
   const cases: Array<[NodeJS.Platform, number, string, { XDG_STATE_HOME?: string }]> = [
@@ -83,15 +123,29 @@ t.test("the CLI's default socket is the daemon's default socket", async (t) => {
     ['linux', 1000, '/home/ada', { XDG_STATE_HOME: 'relative' }],
   ];
   for (const [platform, uid, home, env] of cases) {
-    t.equal(defaultSocketPath(platform, uid, home, env), defaultPaths(platform, home, uid, env).socketPath, `${platform} uid ${uid} ${JSON.stringify(env)}`);
+    t.equal(
+      defaultSocketPath(platform, uid, home, env),
+      defaultPaths(platform, home, uid, env).socketPath,
+      `${platform} uid ${uid} ${JSON.stringify(env)}`,
+    );
   }
 });
 
 t.test('--socket wins over LINUXKIT_SOCKET, then LINUXKIT_NIX_STATE_DIR, then the default', async (t) => {
   const fallback = () => '/default.sock';
   t.equal(resolveSocketPath('/flag.sock', { LINUXKIT_SOCKET: '/env.sock' }, fallback), '/flag.sock');
-  t.equal(resolveSocketPath(undefined, { LINUXKIT_SOCKET: '/env.sock', LINUXKIT_NIX_STATE_DIR: '/state' }, fallback), '/env.sock');
-  t.equal(resolveSocketPath(undefined, { LINUXKIT_NIX_STATE_DIR: '/state/' }, fallback), '/state/daemon.sock');
+  t.equal(
+    resolveSocketPath(
+      undefined,
+      { LINUXKIT_SOCKET: '/env.sock', LINUXKIT_NIX_STATE_DIR: '/state' },
+      fallback,
+    ),
+    '/env.sock',
+  );
+  t.equal(
+    resolveSocketPath(undefined, { LINUXKIT_NIX_STATE_DIR: '/state/' }, fallback),
+    '/state/daemon.sock',
+  );
   t.equal(resolveSocketPath(undefined, {}, fallback), '/default.sock');
 });
 
@@ -100,5 +154,9 @@ t.test('logs -f prints only what came after the previous answer', async (t) => {
   t.same(newLinesSince(['a', 'b'], ['a', 'b', 'c', 'd']), ['c', 'd'], 'the log grew within the window');
   t.same(newLinesSince(['a', 'b', 'c'], ['c', 'd', 'e']), ['d', 'e'], 'the window slid');
   t.same(newLinesSince([], ['a']), ['a'], 'the first lines of an empty log');
-  t.same(newLinesSince(['x', 'y'], ['boot 1', 'boot 2']), ['boot 1', 'boot 2'], 'a new boot: everything is new');
+  t.same(
+    newLinesSince(['x', 'y'], ['boot 1', 'boot 2']),
+    ['boot 1', 'boot 2'],
+    'a new boot: everything is new',
+  );
 });

@@ -32,7 +32,9 @@ function importsOf(file: string): { static: string[]; lazy: string[] } {
 
 // Only outputs of current sources: a file moved in client/ leaves its old .js behind in dist/.
 const sources = fileURLToPath(new URL('../../client/', import.meta.url));
-const files = jsFiles(dist).filter((f) => existsSync(join(sources, relative(dist, f).replace(/\.js$/, '.ts'))));
+const files = jsFiles(dist).filter((f) =>
+  existsSync(join(sources, relative(dist, f).replace(/\.js$/, '.ts'))),
+);
 const resolveFrom = (file: string, specifier: string) => resolve(dirname(file), specifier);
 
 /** Every file main.js loads before it runs a command: the closure of its static imports. */
@@ -47,22 +49,31 @@ function staticClosure(entry: string): Set<string> {
   return seen;
 }
 
-t.test('main.js and everything it imports statically are node: built-ins or files of dist/client/', async (t) => {
-  const closure = staticClosure(join(dist, 'main.js'));
-  t.ok(closure.has(join(dist, 'api-client.js')), 'the closure holds the API client');
-  for (const file of closure) {
-    const name = relative(dist, file);
-    t.notOk(name.startsWith('..'), `${name} is a file of dist/client/`);
-    t.notOk(name.startsWith('commands/'), `${name}: the install/doctor commands are not loaded up front`);
-    for (const specifier of importsOf(file).static) {
-      t.match(specifier, /^(node:|\.\/[\w-]+\.js$)/, `${name} imports ${specifier}`);
+t.test(
+  'main.js and everything it imports statically are node: built-ins or files of dist/client/',
+  async (t) => {
+    const closure = staticClosure(join(dist, 'main.js'));
+    t.ok(closure.has(join(dist, 'api-client.js')), 'the closure holds the API client');
+    for (const file of closure) {
+      const name = relative(dist, file);
+      t.notOk(name.startsWith('..'), `${name} is a file of dist/client/`);
+      t.notOk(name.startsWith('commands/'), `${name}: the install/doctor commands are not loaded up front`);
+      for (const specifier of importsOf(file).static) {
+        t.match(specifier, /^(node:|\.\/[\w-]+\.js$)/, `${name} imports ${specifier}`);
+      }
     }
-  }
-});
+  },
+);
 
 t.test('every other file under dist/client/ is loaded only lazily, from a file of the client', async (t) => {
   const closure = staticClosure(join(dist, 'main.js'));
-  const lazyTargets = new Set(files.flatMap((f) => importsOf(f).lazy.filter((s) => s.startsWith('.')).map((s) => resolveFrom(f, s))));
+  const lazyTargets = new Set(
+    files.flatMap((f) =>
+      importsOf(f)
+        .lazy.filter((s) => s.startsWith('.'))
+        .map((s) => resolveFrom(f, s)),
+    ),
+  );
   const lazyRoots = files.filter((f) => lazyTargets.has(f));
   t.ok(lazyRoots.length > 0, 'install, uninstall and doctor are loaded by import()');
   const reachedLazily = new Set(lazyRoots.flatMap((f) => [...staticClosure(f)]));
@@ -70,7 +81,11 @@ t.test('every other file under dist/client/ is loaded only lazily, from a file o
     const name = relative(dist, file);
     t.ok(closure.has(file) || reachedLazily.has(file), `${name} is loaded at start or behind an import()`);
     for (const specifier of importsOf(file).lazy) {
-      t.match(specifier, /^(node:|\.\.?\/)/, `${name} lazily imports a built-in or a file of the project (${specifier})`);
+      t.match(
+        specifier,
+        /^(node:|\.\.?\/)/,
+        `${name} lazily imports a built-in or a file of the project (${specifier})`,
+      );
     }
   }
 });
@@ -97,15 +112,28 @@ export async function resolve(specifier, context, next) {
   writeFileSync(log, '');
   const run = spawnSync(
     process.execPath,
-    ['--import', pathToFileURL(join(dir, 'register.mjs')).href, CLI, 'status', '--socket', join(dir, 'none.sock')],
+    [
+      '--import',
+      pathToFileURL(join(dir, 'register.mjs')).href,
+      CLI,
+      'status',
+      '--socket',
+      join(dir, 'none.sock'),
+    ],
     { encoding: 'utf8', env: { PATH: process.env.PATH, HOME: process.env.HOME } },
   );
   t.equal(run.status, 3, `status without a daemon exits 3 (${run.stderr.trim()})`);
-  const loaded = readFileSync(log, 'utf8').split('\n').filter((u) => u !== '' && !u.endsWith('/register.mjs'));
-  t.ok(loaded.some((u) => u.endsWith('/dist/client/main.js')), 'the hook saw main.js load');
+  const loaded = readFileSync(log, 'utf8')
+    .split('\n')
+    .filter((u) => u !== '' && !u.endsWith('/register.mjs'));
+  t.ok(
+    loaded.some((u) => u.endsWith('/dist/client/main.js')),
+    'the hook saw main.js load',
+  );
   const clientUrl = pathToFileURL(dist).href;
   for (const url of new Set(loaded)) {
-    const ok = url.startsWith('node:') || (url.startsWith(clientUrl) && !url.startsWith(`${clientUrl}commands/`));
+    const ok =
+      url.startsWith('node:') || (url.startsWith(clientUrl) && !url.startsWith(`${clientUrl}commands/`));
     t.ok(ok, `status loads ${url}`);
   }
 });

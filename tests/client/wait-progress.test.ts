@@ -6,15 +6,36 @@ import { sampleStatus } from '../api/fixtures/fake-controller.js';
 
 const t0 = Date.parse('2026-01-01T00:00:00.000Z');
 const building = (phase: 'index' | 'packages' | 'image', packages: number, message: string) =>
-  sampleStatus({ state: 'starting', healthy: false, image: { phase, packages, bytes: packages * 2 ** 20, message, startedAt: new Date(t0).toISOString(), updatedAt: new Date(t0).toISOString() } });
+  sampleStatus({
+    state: 'starting',
+    healthy: false,
+    image: {
+      phase,
+      packages,
+      bytes: packages * 2 ** 20,
+      message,
+      startedAt: new Date(t0).toISOString(),
+      updatedAt: new Date(t0).toISOString(),
+    },
+  });
 const tty = { isTTY: true, columns: 60 };
 const log = { isTTY: false, columns: 80 };
 
 t.test('a terminal gets one line, redrawn and cut to its width, closed when the build ends', async (t) => {
-  const first = progressOutput(NO_PROGRESS, building('packages', 3, 'unpacking libc6 2.36-9'), new Date(t0 + 42_000), tty);
+  const first = progressOutput(
+    NO_PROGRESS,
+    building('packages', 3, 'unpacking libc6 2.36-9'),
+    new Date(t0 + 42_000),
+    tty,
+  );
   t.equal(first.text, '\r\x1b[Kbuilding the guest image for 42s: 3 packages (3.0 MiB) rea…');
   t.ok(first.text!.length - '\r\x1b[K'.length <= 59, 'fits the width');
-  const ended = progressOutput(first.next, sampleStatus({ state: 'starting', healthy: false }), new Date(t0 + 50_000), tty);
+  const ended = progressOutput(
+    first.next,
+    sampleStatus({ state: 'starting', healthy: false }),
+    new Date(t0 + 50_000),
+    tty,
+  );
   t.equal(ended.text, '\n');
 });
 

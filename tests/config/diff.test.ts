@@ -20,25 +20,48 @@ t.test('changes that need a new VM', async (t) => {
     ['diskGiB', (c) => (c.diskGiB = 20), ['diskGiB']],
     ['sshPort', (c) => (c.sshPort = 40022), ['sshPort']],
     ['image.kernel added', (c) => (c.image.kernel = '/k'), ['image.kernel']],
-    ['image.cmdline and initrd', (c) => ((c.image.cmdline = 'quiet'), (c.image.initrd = '/i')), ['image.initrd', 'image.cmdline']],
+    [
+      'image.cmdline and initrd',
+      (c) => ((c.image.cmdline = 'quiet'), (c.image.initrd = '/i')),
+      ['image.initrd', 'image.cmdline'],
+    ],
   ];
   for (const [name, change, keys] of cases) {
     const diff = configChangeNeedsRestart(base, withChange(change));
     t.equal(diff.restart, true, name);
     t.same(diff.keys.sort(), keys.sort(), name);
   }
-  const removed = configChangeNeedsRestart(withChange((c) => (c.image.kernel = '/k')), base);
+  const removed = configChangeNeedsRestart(
+    withChange((c) => (c.image.kernel = '/k')),
+    base,
+  );
   t.same(removed, { restart: true, keys: ['image.kernel'], live: [] }, 'image.kernel removed');
 });
 
 t.test('changes applied live', async (t) => {
   const cases: Array<[string, (c: DaemonConfig) => void, string[]]> = [
-    ['restart policy', (c) => ((c.restart.maxDelayMs = 120000), (c.restart.jitter = 0)), ['restart.maxDelayMs', 'restart.jitter']],
+    [
+      'restart policy',
+      (c) => ((c.restart.maxDelayMs = 120000), (c.restart.jitter = 0)),
+      ['restart.maxDelayMs', 'restart.jitter'],
+    ],
     ['probe', (c) => (c.probe.intervalMs = 30000), ['probe.intervalMs']],
-    ['registration', (c) => ((c.systems = ['x86_64-linux', 'i686-linux']), (c.maxJobs = 8)), ['systems', 'maxJobs']],
-    ['features and speed', (c) => ((c.supportedFeatures = ['kvm']), (c.speedFactor = 2)), ['supportedFeatures', 'speedFactor']],
+    [
+      'registration',
+      (c) => ((c.systems = ['x86_64-linux', 'i686-linux']), (c.maxJobs = 8)),
+      ['systems', 'maxJobs'],
+    ],
+    [
+      'features and speed',
+      (c) => ((c.supportedFeatures = ['kvm']), (c.speedFactor = 2)),
+      ['supportedFeatures', 'speedFactor'],
+    ],
     ['gc', (c) => (c.gc.minFreeMiB = 512), ['gc.minFreeMiB']],
-    ['stop behaviour', (c) => ((c.stopGraceMs = 5000), (c.onSigterm = 'leave')), ['stopGraceMs', 'onSigterm']],
+    [
+      'stop behaviour',
+      (c) => ((c.stopGraceMs = 5000), (c.onSigterm = 'leave')),
+      ['stopGraceMs', 'onSigterm'],
+    ],
     ['ssh user', (c) => (c.sshUser = 'builder'), ['sshUser']],
   ];
   for (const [name, change, live] of cases) {
@@ -48,7 +71,10 @@ t.test('changes applied live', async (t) => {
 
 t.test('a mixed change lists both kinds, and no change lists nothing', async (t) => {
   t.same(
-    configChangeNeedsRestart(base, withChange((c) => ((c.cpus = 4), (c.maxJobs = 4)))),
+    configChangeNeedsRestart(
+      base,
+      withChange((c) => ((c.cpus = 4), (c.maxJobs = 4))),
+    ),
     { restart: true, keys: ['cpus'], live: ['maxJobs'] },
   );
   t.same(configChangeNeedsRestart(base, structuredClone(base)), { restart: false, keys: [], live: [] });

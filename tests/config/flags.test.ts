@@ -16,10 +16,30 @@ t.test('valid command lines', async (t) => {
       { ...none, paths: { config: '/etc/l/config.json', stateDir: '/var/lib/l', socket: 'rel/d.sock' } },
     ],
     [
-      ['--backend', 'qemu', '--accel', 'tcg', '--arch', 'aarch64', '--cpus', '4', '--memory', '4096', '--ssh-port', '40022'],
+      [
+        '--backend',
+        'qemu',
+        '--accel',
+        'tcg',
+        '--arch',
+        'aarch64',
+        '--cpus',
+        '4',
+        '--memory',
+        '4096',
+        '--ssh-port',
+        '40022',
+      ],
       {
         ...none,
-        overrides: { backend: 'qemu', accel: 'tcg', arch: 'aarch64', cpus: 4, memoryMiB: 4096, sshPort: 40022 },
+        overrides: {
+          backend: 'qemu',
+          accel: 'tcg',
+          arch: 'aarch64',
+          cpus: 4,
+          memoryMiB: 4096,
+          sshPort: 40022,
+        },
       },
     ],
     [['--cpus=8'], { ...none, overrides: { cpus: 8 } }],
@@ -48,25 +68,40 @@ t.test('bad flag values get the same messages as the config file, naming the fla
 t.test('malformed command lines', async (t) => {
   const cases: Array<[string[], Array<{ key: string; message: string }>]> = [
     [['--cpu', '4'], [{ key: '--cpu', message: "unknown option '--cpu' (did you mean '--cpus'?)" }]],
-    [['--statedir', '/x'], [{ key: '--statedir', message: "unknown option '--statedir' (did you mean '--state-dir'?)" }]],
+    [
+      ['--statedir', '/x'],
+      [{ key: '--statedir', message: "unknown option '--statedir' (did you mean '--state-dir'?)" }],
+    ],
     [['--frobnicate'], [{ key: '--frobnicate', message: "unknown option '--frobnicate'; see --help" }]],
     [['-x'], [{ key: '-x', message: "unknown option '-x'; see --help" }]],
-    [['--toString', '--constructor=1'], [
-      { key: '--toString', message: "unknown option '--toString'; see --help" },
-      { key: '--constructor', message: "unknown option '--constructor'; see --help" },
-    ]],
+    [
+      ['--toString', '--constructor=1'],
+      [
+        { key: '--toString', message: "unknown option '--toString'; see --help" },
+        { key: '--constructor', message: "unknown option '--constructor'; see --help" },
+      ],
+    ],
     [['--cpus'], [{ key: '--cpus', message: '--cpus needs a value' }]],
     [['--config='], [{ key: '--config', message: '--config needs a value' }]],
-    [['--cpus', '--memory', '4096'], [
-      { key: '--cpus', message: "--cpus needs a value; got the option '--memory'" },
-      { key: '4096', message: "unexpected argument '4096'; linuxkitd takes only options (see --help)" },
-    ]],
+    [
+      ['--cpus', '--memory', '4096'],
+      [
+        { key: '--cpus', message: "--cpus needs a value; got the option '--memory'" },
+        { key: '4096', message: "unexpected argument '4096'; linuxkitd takes only options (see --help)" },
+      ],
+    ],
     [['--foreground=yes'], [{ key: '--foreground', message: "--foreground takes no value; got 'yes'" }]],
-    [['start'], [{ key: 'start', message: "unexpected argument 'start'; linuxkitd takes only options (see --help)" }]],
-    [['--cpus', '0', '--arch', 'arm'], [
-      { key: '--cpus', message: '--cpus must be an integer between 1 and 64; got 0' },
-      { key: '--arch', message: "--arch must be one of x86_64, aarch64; got 'arm'" },
-    ]],
+    [
+      ['start'],
+      [{ key: 'start', message: "unexpected argument 'start'; linuxkitd takes only options (see --help)" }],
+    ],
+    [
+      ['--cpus', '0', '--arch', 'arm'],
+      [
+        { key: '--cpus', message: '--cpus must be an integer between 1 and 64; got 0' },
+        { key: '--arch', message: "--arch must be one of x86_64, aarch64; got 'arm'" },
+      ],
+    ],
   ];
   for (const [argv, errors] of cases) {
     t.same(parseDaemonArgs(argv), { ok: false, errors }, argv.join(' '));
@@ -74,7 +109,20 @@ t.test('malformed command lines', async (t) => {
 });
 
 t.test('the usage text lists every flag', async (t) => {
-  for (const flag of ['--config', '--state-dir', '--socket', '--ssh-port', '--backend', '--accel', '--arch', '--cpus', '--memory', '--foreground', '--version', '--help']) {
+  for (const flag of [
+    '--config',
+    '--state-dir',
+    '--socket',
+    '--ssh-port',
+    '--backend',
+    '--accel',
+    '--arch',
+    '--cpus',
+    '--memory',
+    '--foreground',
+    '--version',
+    '--help',
+  ]) {
     t.match(DAEMON_USAGE, flag);
   }
 });

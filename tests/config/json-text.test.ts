@@ -7,10 +7,15 @@ t.test('syntax errors name the first problem with its line and column', async (t
     ['  \n ', 2, 2, 'the file is empty; expected a JSON object such as {}'],
     ['{"cpus": 4,}', 1, 12, 'a trailing comma before } is not allowed in JSON'],
     ['{"systems": ["a-b",]}', 1, 20, 'a trailing comma before ] is not allowed in JSON'],
-    ['{\n  "cpus": 4\n  "accel": "tcg"\n}', 3, 3, `expected ',' or '}' after the value of "cpus" but found '"'`],
+    [
+      '{\n  "cpus": 4\n  "accel": "tcg"\n}',
+      3,
+      3,
+      `expected ',' or '}' after the value of "cpus" but found '"'`,
+    ],
     ['{"cpus" 4}', 1, 9, `expected ':' after the property name "cpus" but found '4'`],
     ["{'cpus': 4}", 1, 2, 'property names need double quotes, not single quotes'],
-    ["{\"backend\": 'qemu'}", 1, 13, 'strings need double quotes, not single quotes'],
+    ['{"backend": \'qemu\'}', 1, 13, 'strings need double quotes, not single quotes'],
     ['{cpus: 4}', 1, 2, "expected a property name in double quotes but found 'c'"],
     ['// comment\n{}', 1, 1, 'comments are not allowed in JSON'],
     ['{\n  // comment\n}', 2, 3, 'comments are not allowed in JSON'],
@@ -32,19 +37,57 @@ t.test('syntax errors name the first problem with its line and column', async (t
 });
 
 t.test('duplicate keys are reported with their dotted path, each one', async (t) => {
-  const text = '{\n "cpus": 1,\n "restart": {"jitter": 0, "jitter": 1},\n "cpus": 2,\n "list": [{"a": 1, "a": 2}]\n}';
+  const text =
+    '{\n "cpus": 1,\n "restart": {"jitter": 0, "jitter": 1},\n "cpus": 2,\n "list": [{"a": 1, "a": 2}]\n}';
   t.same(checkJsonText(text), [
-    { key: 'restart.jitter', message: "duplicate key 'restart.jitter': JSON would silently keep only the last one", line: 3, column: 27 },
-    { key: 'cpus', message: "duplicate key 'cpus': JSON would silently keep only the last one", line: 4, column: 2 },
-    { key: 'list[0].a', message: "duplicate key 'list[0].a': JSON would silently keep only the last one", line: 5, column: 20 },
+    {
+      key: 'restart.jitter',
+      message: "duplicate key 'restart.jitter': JSON would silently keep only the last one",
+      line: 3,
+      column: 27,
+    },
+    {
+      key: 'cpus',
+      message: "duplicate key 'cpus': JSON would silently keep only the last one",
+      line: 4,
+      column: 2,
+    },
+    {
+      key: 'list[0].a',
+      message: "duplicate key 'list[0].a': JSON would silently keep only the last one",
+      line: 5,
+      column: 20,
+    },
   ]);
   t.same(checkJsonText('{"a": {"x": 1}, "b": {"x": 1}}'), [], 'the same key in different objects is fine');
 });
 
 t.test('the scanner accepts exactly what JSON.parse accepts', async (t) => {
   const texts = [
-    '{}', '[]', '0', '-0', '1.5e+10', '-2E-3', '"\\u00e9\\n\\t\\"\\\\\\/"', 'true', 'null', ' {"a" : [ 1 , {"b":false} ] } ',
-    '{"a":"é ✓ 😀"}', '[[[[]]]]', '1.', '.5', '+1', '1e', '0x10', '[1,]', '{"a":1,}', 'tru', '"\t"', '{"a" 1}', '[1]x', '\u00a0{}',
+    '{}',
+    '[]',
+    '0',
+    '-0',
+    '1.5e+10',
+    '-2E-3',
+    '"\\u00e9\\n\\t\\"\\\\\\/"',
+    'true',
+    'null',
+    ' {"a" : [ 1 , {"b":false} ] } ',
+    '{"a":"é ✓ 😀"}',
+    '[[[[]]]]',
+    '1.',
+    '.5',
+    '+1',
+    '1e',
+    '0x10',
+    '[1,]',
+    '{"a":1,}',
+    'tru',
+    '"\t"',
+    '{"a" 1}',
+    '[1]x',
+    '\u00a0{}',
   ];
   for (const text of texts) {
     let parses = true;

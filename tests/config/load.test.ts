@@ -35,7 +35,14 @@ t.test('an empty object gives every default', async (t) => {
     supportedFeatures: ['benchmark', 'big-parallel'],
     maxJobs: 2,
     speedFactor: 1,
-    restart: { initialDelayMs: 1000, maxDelayMs: 60000, multiplier: 2, jitter: 0.2, maxAttempts: 5, stablePeriodMs: 60000 },
+    restart: {
+      initialDelayMs: 1000,
+      maxDelayMs: 60000,
+      multiplier: 2,
+      jitter: 0.2,
+      maxAttempts: 5,
+      stablePeriodMs: 60000,
+    },
     probe: { intervalMs: 15000, timeoutMs: 10000, bootGraceMs: 120000, degradedRestartMs: 180000 },
     stopGraceMs: 20000,
     onSigterm: 'stop',
@@ -52,21 +59,57 @@ t.test('the effective config lists keys in schema order', async (t) => {
 t.test('host-dependent and derived defaults', async (t) => {
   const cases: Array<[string, HostInfo, string, Partial<DaemonConfig>]> = [
     ['linux host defaults to x86_64', linux, '{}', { arch: 'x86_64', systems: ['x86_64-linux'] }],
-    ['apple silicon defaults to aarch64', appleSilicon, '{}', { arch: 'aarch64', systems: ['aarch64-linux'] }],
+    [
+      'apple silicon defaults to aarch64',
+      appleSilicon,
+      '{}',
+      { arch: 'aarch64', systems: ['aarch64-linux'] },
+    ],
     ['intel mac defaults to x86_64', intelMac, '{}', { arch: 'x86_64', systems: ['x86_64-linux'] }],
-    ['linux arm64 host still defaults to x86_64', { platform: 'linux', arch: 'arm64' }, '{}', { arch: 'x86_64' }],
+    [
+      'linux arm64 host still defaults to x86_64',
+      { platform: 'linux', arch: 'arm64' },
+      '{}',
+      { arch: 'x86_64' },
+    ],
     ['systems follow an explicit arch', linux, '{"arch": "aarch64"}', { systems: ['aarch64-linux'] }],
     ['maxJobs follows cpus', linux, '{"cpus": 6}', { cpus: 6, maxJobs: 6 }],
     ['an explicit maxJobs wins', linux, '{"cpus": 6, "maxJobs": 2}', { maxJobs: 2 }],
-    ['nested objects get the missing defaults', linux, '{"restart": {"maxAttempts": 9}}', {
-      restart: { initialDelayMs: 1000, maxDelayMs: 60000, multiplier: 2, jitter: 0.2, maxAttempts: 9, stablePeriodMs: 60000 },
-    }],
-    ['image fields are kept as given', linux, '{"image": {"kernel": "/k", "cmdline": "console=ttyS0"}}', {
-      image: { kernel: '/k', cmdline: 'console=ttyS0', debian: { suites: ['bookworm', 'bookworm-updates', 'bookworm-security'] } },
-    }],
-    ['image.debian mirrors are kept as given', linux, '{"image": {"debian": {"mirror": "http://m.example/debian", "suites": ["trixie"]}}}', {
-      image: { debian: { mirror: 'http://m.example/debian', suites: ['trixie'] } },
-    }],
+    [
+      'nested objects get the missing defaults',
+      linux,
+      '{"restart": {"maxAttempts": 9}}',
+      {
+        restart: {
+          initialDelayMs: 1000,
+          maxDelayMs: 60000,
+          multiplier: 2,
+          jitter: 0.2,
+          maxAttempts: 9,
+          stablePeriodMs: 60000,
+        },
+      },
+    ],
+    [
+      'image fields are kept as given',
+      linux,
+      '{"image": {"kernel": "/k", "cmdline": "console=ttyS0"}}',
+      {
+        image: {
+          kernel: '/k',
+          cmdline: 'console=ttyS0',
+          debian: { suites: ['bookworm', 'bookworm-updates', 'bookworm-security'] },
+        },
+      },
+    ],
+    [
+      'image.debian mirrors are kept as given',
+      linux,
+      '{"image": {"debian": {"mirror": "http://m.example/debian", "suites": ["trixie"]}}}',
+      {
+        image: { debian: { mirror: 'http://m.example/debian', suites: ['trixie'] } },
+      },
+    ],
   ];
   for (const [name, host, text, expected] of cases) {
     t.match(config(parseConfig(text, 'config.json', host)), expected, name);
@@ -87,20 +130,56 @@ t.test('invalid settings name the key, what is allowed and what was found', asyn
     ['{"sshPort": 22}', 'sshPort', 'sshPort must be an integer between 1024 and 65535; got 22'],
     ['{"sshUser": "Root User"}', 'sshUser', "sshUser must be a string like 'root'; got 'Root User'"],
     ['{"onSigterm": "kill"}', 'onSigterm', "onSigterm must be one of stop, leave; got 'kill'"],
-    ['{"restart": {"jitter": 1.5}}', 'restart.jitter', 'restart.jitter must be a number between 0 and 1; got 1.5'],
-    ['{"restart": {"maxAttempts": 0}}', 'restart.maxAttempts', 'restart.maxAttempts must be an integer between 1 and 1000; got 0'],
+    [
+      '{"restart": {"jitter": 1.5}}',
+      'restart.jitter',
+      'restart.jitter must be a number between 0 and 1; got 1.5',
+    ],
+    [
+      '{"restart": {"maxAttempts": 0}}',
+      'restart.maxAttempts',
+      'restart.maxAttempts must be an integer between 1 and 1000; got 0',
+    ],
     ['{"restart": 5}', 'restart', 'restart must be an object; got 5'],
-    ['{"probe": {"intervalMs": 10}}', 'probe.intervalMs', 'probe.intervalMs must be an integer between 1000 and 3600000; got 10'],
-    ['{"image": {"kernel": "bzImage"}}', 'image.kernel', "image.kernel must be an absolute path; got 'bzImage'"],
+    [
+      '{"probe": {"intervalMs": 10}}',
+      'probe.intervalMs',
+      'probe.intervalMs must be an integer between 1000 and 3600000; got 10',
+    ],
+    [
+      '{"image": {"kernel": "bzImage"}}',
+      'image.kernel',
+      "image.kernel must be an absolute path; got 'bzImage'",
+    ],
     ['{"systems": []}', 'systems', 'systems must list at least 1 item; got []'],
-    ['{"systems": "x86_64-linux"}', 'systems', "systems must be a list of strings like 'x86_64-linux'; got 'x86_64-linux'"],
-    ['{"systems": ["x86_64-linux", "x86"]}', 'systems[1]', "systems[1] must be a string like 'x86_64-linux'; got 'x86'"],
-    ['{"systems": ["x86_64-linux", "x86_64-linux"]}', 'systems', 'systems must not list the same item twice; got ["x86_64-linux","x86_64-linux"]'],
-    ['{"supportedFeatures": ["big parallel"]}', 'supportedFeatures[0]', "supportedFeatures[0] must be a string like 'big-parallel'; got 'big parallel'"],
+    [
+      '{"systems": "x86_64-linux"}',
+      'systems',
+      "systems must be a list of strings like 'x86_64-linux'; got 'x86_64-linux'",
+    ],
+    [
+      '{"systems": ["x86_64-linux", "x86"]}',
+      'systems[1]',
+      "systems[1] must be a string like 'x86_64-linux'; got 'x86'",
+    ],
+    [
+      '{"systems": ["x86_64-linux", "x86_64-linux"]}',
+      'systems',
+      'systems must not list the same item twice; got ["x86_64-linux","x86_64-linux"]',
+    ],
+    [
+      '{"supportedFeatures": ["big parallel"]}',
+      'supportedFeatures[0]',
+      "supportedFeatures[0] must be a string like 'big-parallel'; got 'big parallel'",
+    ],
     ['{"cpu": 4}', 'cpu', "unknown key 'cpu' (did you mean 'cpus'?)"],
     ['{"memory": 4096}', 'memory', "unknown key 'memory' (did you mean 'memoryMiB'?)"],
     ['{"Backend": "qemu"}', 'Backend', "unknown key 'Backend' (did you mean 'backend'?)"],
-    ['{"restart": {"maxDelay": 5}}', 'restart.maxDelay', "unknown key 'restart.maxDelay' (did you mean 'restart.maxDelayMs'?)"],
+    [
+      '{"restart": {"maxDelay": 5}}',
+      'restart.maxDelay',
+      "unknown key 'restart.maxDelay' (did you mean 'restart.maxDelayMs'?)",
+    ],
     ['{"gc": {"x": 1}}', 'gc.x', "unknown key 'gc.x'; known keys of gc: minFreeMiB, maxFreeMiB"],
     ['[1, 2]', '', 'the config must be a JSON object such as {"cpus": 4}; got [1,2]'],
     ['"hello"', '', `the config must be a JSON object such as {"cpus": 4}; got 'hello'`],
@@ -143,7 +222,11 @@ t.test('cross-field checks', async (t) => {
       'probe.degradedRestartMs',
       'probe.degradedRestartMs must be at least probe.intervalMs (15000) so one failed probe does not restart the VM; got 1000',
     ],
-    ['{"gc": {"minFreeMiB": 2048}}', 'gc.maxFreeMiB', 'gc.maxFreeMiB must be at least gc.minFreeMiB (2048); got 1024'],
+    [
+      '{"gc": {"minFreeMiB": 2048}}',
+      'gc.maxFreeMiB',
+      'gc.maxFreeMiB must be at least gc.minFreeMiB (2048); got 1024',
+    ],
     [
       '{"backend": "hyperkit", "arch": "aarch64"}',
       'arch',
@@ -163,8 +246,14 @@ t.test('cross-field checks', async (t) => {
   for (const [text, key, message] of cases) {
     t.same(parseConfig(text, 'config.json', linux), { ok: false, errors: [{ key, message }] }, text);
   }
-  t.ok(parseConfig('{"systems": ["x86_64-linux", "i686-linux"]}', 'c', linux).ok, 'extra systems are allowed');
-  t.ok(parseConfig('{"restart": {"initialDelayMs": 5000, "maxDelayMs": 5000}}', 'c', linux).ok, 'equal delays are allowed');
+  t.ok(
+    parseConfig('{"systems": ["x86_64-linux", "i686-linux"]}', 'c', linux).ok,
+    'extra systems are allowed',
+  );
+  t.ok(
+    parseConfig('{"restart": {"initialDelayMs": 5000, "maxDelayMs": 5000}}', 'c', linux).ok,
+    'equal delays are allowed',
+  );
 });
 
 t.test('JSON syntax errors carry the source, line and column', async (t) => {
@@ -182,7 +271,12 @@ t.test('JSON syntax errors carry the source, line and column', async (t) => {
   });
   const dup = parseConfig('{\n  "cpus": 4,\n  "cpus": 8\n}', 'c.json', linux);
   t.same(dup.ok ? [] : dup.errors, [
-    { key: 'cpus', message: "c.json:3:3: duplicate key 'cpus': JSON would silently keep only the last one", line: 3, column: 3 },
+    {
+      key: 'cpus',
+      message: "c.json:3:3: duplicate key 'cpus': JSON would silently keep only the last one",
+      line: 3,
+      column: 3,
+    },
   ]);
 });
 
@@ -210,7 +304,7 @@ t.test('defaultConfig equals parsing an empty object', async (t) => {
 });
 
 t.test('loadConfigFile reads a file and names the path when it cannot', async (t) => {
-  const dir = t.testdir({ 'config.json': '{"cpus": 3}', 'bad.json': '{"cpus": 0}', 'sub': {} });
+  const dir = t.testdir({ 'config.json': '{"cpus": 3}', 'bad.json': '{"cpus": 0}', sub: {} });
   t.equal(config(await loadConfigFile(path.join(dir, 'config.json'), linux)).cpus, 3);
   t.same(await loadConfigFile(path.join(dir, 'bad.json'), linux), {
     ok: false,
@@ -239,10 +333,20 @@ t.test('loadConfigFile reads a file and names the path when it cannot', async (t
 t.test('applyOverrides: flags win over the file, derived values follow', async (t) => {
   const base = config(parseConfig('{}', 'c', linux));
   const cases: Array<[string, DaemonConfig, Partial<DaemonConfig>, Partial<DaemonConfig>]> = [
-    ['a plain override replaces the value', base, { memoryMiB: 4096, sshPort: 40000 }, { memoryMiB: 4096, sshPort: 40000 }],
+    [
+      'a plain override replaces the value',
+      base,
+      { memoryMiB: 4096, sshPort: 40000 },
+      { memoryMiB: 4096, sshPort: 40000 },
+    ],
     ['maxJobs that equalled cpus follows --cpus', base, { cpus: 8 }, { cpus: 8, maxJobs: 8 }],
     ['an explicit maxJobs stays', { ...base, cpus: 4, maxJobs: 1 }, { cpus: 8 }, { cpus: 8, maxJobs: 1 }],
-    ['default systems follow --arch', base, { arch: 'aarch64' }, { arch: 'aarch64', systems: ['aarch64-linux'] }],
+    [
+      'default systems follow --arch',
+      base,
+      { arch: 'aarch64' },
+      { arch: 'aarch64', systems: ['aarch64-linux'] },
+    ],
     ['an undefined override changes nothing', base, { cpus: undefined }, { cpus: 2 }],
   ];
   for (const [name, cfg, overrides, expected] of cases) {
@@ -263,6 +367,9 @@ t.test('applyOverrides rejects a combination the file could not have', async (t)
     ],
   });
   const base = config(parseConfig('{}', 'c', linux));
-  t.match(applyOverrides(base, { backend: 'hyperkit', accel: 'kvm' }), { ok: false, errors: [{ key: 'accel' }] });
+  t.match(applyOverrides(base, { backend: 'hyperkit', accel: 'kvm' }), {
+    ok: false,
+    errors: [{ key: 'accel' }],
+  });
   t.match(applyOverrides(base, { cpus: 0 }), { ok: false, errors: [{ key: 'cpus' }] });
 });

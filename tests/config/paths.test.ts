@@ -13,13 +13,41 @@ import {
 
 t.test('default paths by platform and user', async (t) => {
   const cases: Array<[string, NodeJS.Platform, string, number, Record<string, string>, string]> = [
-    ['macOS user agent', 'darwin', '/Users/ana', 501, {}, '/Users/ana/Library/Application Support/linuxkit-nix'],
+    [
+      'macOS user agent',
+      'darwin',
+      '/Users/ana',
+      501,
+      {},
+      '/Users/ana/Library/Application Support/linuxkit-nix',
+    ],
     ['macOS root daemon', 'darwin', '/var/root', 0, {}, '/var/lib/linuxkit-nix'],
     ['Linux root', 'linux', '/root', 0, {}, '/var/lib/linuxkit-nix'],
     ['Linux user', 'linux', '/home/ana', 1000, {}, '/home/ana/.local/state/linuxkit-nix'],
-    ['Linux user with XDG_STATE_HOME', 'linux', '/home/ana', 1000, { XDG_STATE_HOME: '/data/state' }, '/data/state/linuxkit-nix'],
-    ['a relative XDG_STATE_HOME is ignored', 'linux', '/home/ana', 1000, { XDG_STATE_HOME: 'state' }, '/home/ana/.local/state/linuxkit-nix'],
-    ['XDG does not apply on macOS', 'darwin', '/Users/ana', 501, { XDG_STATE_HOME: '/x' }, '/Users/ana/Library/Application Support/linuxkit-nix'],
+    [
+      'Linux user with XDG_STATE_HOME',
+      'linux',
+      '/home/ana',
+      1000,
+      { XDG_STATE_HOME: '/data/state' },
+      '/data/state/linuxkit-nix',
+    ],
+    [
+      'a relative XDG_STATE_HOME is ignored',
+      'linux',
+      '/home/ana',
+      1000,
+      { XDG_STATE_HOME: 'state' },
+      '/home/ana/.local/state/linuxkit-nix',
+    ],
+    [
+      'XDG does not apply on macOS',
+      'darwin',
+      '/Users/ana',
+      501,
+      { XDG_STATE_HOME: '/x' },
+      '/Users/ana/Library/Application Support/linuxkit-nix',
+    ],
   ];
   for (const [name, platform, home, uid, env, stateDir] of cases) {
     t.same(
@@ -50,36 +78,71 @@ t.test('the state directory layout is named in one place', async (t) => {
 t.test('resolveDaemonPaths: flags, then the environment, then the default', async (t) => {
   const host: HostContext = { platform: 'linux', homedir: '/home/ana', uid: 1000, cwd: '/work' };
   const cases: Array<[string, Parameters<typeof resolveDaemonPaths>[0], NodeJS.ProcessEnv, object]> = [
-    ['defaults', {}, {}, {
-      stateDir: '/home/ana/.local/state/linuxkit-nix',
-      configPath: '/home/ana/.local/state/linuxkit-nix/config.json',
-      socketPath: '/home/ana/.local/state/linuxkit-nix/daemon.sock',
-      vmRecord: '/home/ana/.local/state/linuxkit-nix/vm.json',
-      configExplicit: false,
-    }],
-    ['--state-dir moves the config and the socket with it', { stateDir: '/srv/lk' }, {}, {
-      stateDir: '/srv/lk',
-      configPath: '/srv/lk/config.json',
-      socketPath: '/srv/lk/daemon.sock',
-      keysDir: '/srv/lk/keys',
-      configExplicit: false,
-    }],
-    ['--config keeps the default state dir', { config: '/etc/lk.json' }, {}, {
-      stateDir: '/home/ana/.local/state/linuxkit-nix',
-      configPath: '/etc/lk.json',
-      configExplicit: true,
-    }],
-    ['relative paths are made absolute against cwd', { stateDir: 'st', config: 'c.json', socket: 's.sock' }, {}, {
-      stateDir: '/work/st',
-      configPath: '/work/c.json',
-      socketPath: '/work/s.sock',
-    }],
-    [`${STATE_DIR_ENV} is used without --state-dir`, {}, { [STATE_DIR_ENV]: '/env/lk' }, {
-      stateDir: '/env/lk',
-      configPath: '/env/lk/config.json',
-    }],
-    [`--state-dir wins over ${STATE_DIR_ENV}`, { stateDir: '/flag' }, { [STATE_DIR_ENV]: '/env/lk' }, { stateDir: '/flag' }],
-    ['an empty environment value is ignored', {}, { [STATE_DIR_ENV]: '' }, { stateDir: '/home/ana/.local/state/linuxkit-nix' }],
+    [
+      'defaults',
+      {},
+      {},
+      {
+        stateDir: '/home/ana/.local/state/linuxkit-nix',
+        configPath: '/home/ana/.local/state/linuxkit-nix/config.json',
+        socketPath: '/home/ana/.local/state/linuxkit-nix/daemon.sock',
+        vmRecord: '/home/ana/.local/state/linuxkit-nix/vm.json',
+        configExplicit: false,
+      },
+    ],
+    [
+      '--state-dir moves the config and the socket with it',
+      { stateDir: '/srv/lk' },
+      {},
+      {
+        stateDir: '/srv/lk',
+        configPath: '/srv/lk/config.json',
+        socketPath: '/srv/lk/daemon.sock',
+        keysDir: '/srv/lk/keys',
+        configExplicit: false,
+      },
+    ],
+    [
+      '--config keeps the default state dir',
+      { config: '/etc/lk.json' },
+      {},
+      {
+        stateDir: '/home/ana/.local/state/linuxkit-nix',
+        configPath: '/etc/lk.json',
+        configExplicit: true,
+      },
+    ],
+    [
+      'relative paths are made absolute against cwd',
+      { stateDir: 'st', config: 'c.json', socket: 's.sock' },
+      {},
+      {
+        stateDir: '/work/st',
+        configPath: '/work/c.json',
+        socketPath: '/work/s.sock',
+      },
+    ],
+    [
+      `${STATE_DIR_ENV} is used without --state-dir`,
+      {},
+      { [STATE_DIR_ENV]: '/env/lk' },
+      {
+        stateDir: '/env/lk',
+        configPath: '/env/lk/config.json',
+      },
+    ],
+    [
+      `--state-dir wins over ${STATE_DIR_ENV}`,
+      { stateDir: '/flag' },
+      { [STATE_DIR_ENV]: '/env/lk' },
+      { stateDir: '/flag' },
+    ],
+    [
+      'an empty environment value is ignored',
+      {},
+      { [STATE_DIR_ENV]: '' },
+      { stateDir: '/home/ana/.local/state/linuxkit-nix' },
+    ],
     ['XDG_STATE_HOME is honoured', {}, { XDG_STATE_HOME: '/xdg' }, { stateDir: '/xdg/linuxkit-nix' }],
   ];
   for (const [name, flags, env, expected] of cases) {

@@ -15,7 +15,11 @@ t.test('the effective default config satisfies the schema (compiled)', async (t)
 t.test('fastify accepts the schema for bodies and responses', async (t) => {
   const app = Fastify();
   t.teardown(() => app.close());
-  app.post('/config', { schema: { body: DaemonConfigSchema, response: { 200: DaemonConfigSchema } } }, async (req) => req.body);
+  app.post(
+    '/config',
+    { schema: { body: DaemonConfigSchema, response: { 200: DaemonConfigSchema } } },
+    async (req) => req.body,
+  );
   const ok = await app.inject({ method: 'POST', url: '/config', payload: config });
   t.equal(ok.statusCode, 200);
   t.same(ok.json(), config);

@@ -17,8 +17,9 @@ function load(text: string, overrides: Partial<DaemonConfig> = {}): DaemonConfig
 }
 
 type Seen = { [K in keyof ConfigWatcherEvents]: { type: K; event: ConfigWatcherEvents[K][0] } }[
-  'change' | 'invalid' | 'recovered'
-];
+  | 'change'
+  | 'invalid'
+  | 'recovered'];
 
 // The next event of any kind, so a wrong kind fails the test instead of hanging it. The limit
 // only turns a lost event into a failure; it is far above any real latency.
@@ -84,7 +85,10 @@ t.test('an invalid edit keeps the last good config; fixing it emits change again
   t.equal(got.type, 'invalid');
   if (got.type === 'invalid') {
     t.same(got.event.errors, [
-      { key: 'restart.maxDelayMs', message: 'restart.maxDelayMs must be an integer between 0 and 86400000; got -1' },
+      {
+        key: 'restart.maxDelayMs',
+        message: 'restart.maxDelayMs must be an integer between 0 and 86400000; got -1',
+      },
     ]);
   }
   t.equal(w.current, good, 'current is still the last good config');
@@ -132,7 +136,17 @@ t.test('a deleted file is invalid until it comes back', async (t) => {
   let seen = nextEvent(w);
   await fs.unlink(file);
   const got = await seen;
-  t.match(got, { type: 'invalid', event: { errors: [{ key: '', message: `config file ${file} does not exist; create it (an empty object {} means all defaults) or pass --config FILE` }] } });
+  t.match(got, {
+    type: 'invalid',
+    event: {
+      errors: [
+        {
+          key: '',
+          message: `config file ${file} does not exist; create it (an empty object {} means all defaults) or pass --config FILE`,
+        },
+      ],
+    },
+  });
   t.equal(w.current.cpus, 2);
   seen = nextEvent(w);
   await fs.writeFile(file, '{"cpus": 3}');

@@ -18,13 +18,23 @@ import {
   REPAIR_WINDOW_MS,
   type CheckResult,
 } from '../../daemon/drift/drift-watcher.js';
-import { installLayout, MANAGED_BLOCK_NAME, type InstallLayout } from '../../daemon/host-files/install-layout.js';
-import { blockMarkers, readManagedBlock, removeManagedBlock, upsertManagedBlock } from '../../daemon/host-files/managed-block.js';
+import {
+  installLayout,
+  MANAGED_BLOCK_NAME,
+  type InstallLayout,
+} from '../../daemon/host-files/install-layout.js';
+import {
+  blockMarkers,
+  readManagedBlock,
+  removeManagedBlock,
+  upsertManagedBlock,
+} from '../../daemon/host-files/managed-block.js';
 import { renderRegistration } from '../../daemon/host-files/registration-files.js';
 import { cli, pretendMachine, treeSnapshot } from '../install/install-fixtures.js';
 
 const host = { platform: 'linux' as const, arch: 'x64' };
-const FOREIGN_MACHINES = '# builders kept by hand\nssh://nix@big.example.org x86_64-linux /etc/nix/id_big 8 2 big-parallel - -';
+const FOREIGN_MACHINES =
+  '# builders kept by hand\nssh://nix@big.example.org x86_64-linux /etc/nix/id_big 8 2 big-parallel - -';
 const FOREIGN_DROPIN = '# an admin line before ours\nHost other\n  Port 2222\n';
 const CHECK_LIMIT_MS = 10_000;
 
@@ -69,7 +79,12 @@ async function rig(t: Test, opts: { install?: boolean } = {}): Promise<Rig> {
   await writeFile(join(root, 'etc/nix/machines'), FOREIGN_MACHINES);
   await writeFile(join(root, 'etc/ssh/ssh_config.d/linuxkit-nix.conf'), FOREIGN_DROPIN);
   const facts = pretendMachine('linux');
-  const layout = installLayout({ platform: 'linux', scope: 'system', root, user: { name: 'root', uid: 0, gid: 0, home: '/root' } });
+  const layout = installLayout({
+    platform: 'linux',
+    scope: 'system',
+    root,
+    user: { name: 'root', uid: 0, gid: 0, home: '/root' },
+  });
   if (opts.install !== false) {
     const r = await cli('install', ['--root', root, '--system', '--ssh-port', '31500'], { facts });
     t.equal(r.code, 0, r.err);
@@ -97,7 +112,10 @@ async function rig(t: Test, opts: { install?: boolean } = {}): Promise<Rig> {
   t.teardown(() => watcher.close());
   const nextCheck = () =>
     new Promise<CheckResult>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`no check within ${CHECK_LIMIT_MS} ms`)), CHECK_LIMIT_MS);
+      const timer = setTimeout(
+        () => reject(new Error(`no check within ${CHECK_LIMIT_MS} ms`)),
+        CHECK_LIMIT_MS,
+      );
       waiters.push((r) => {
         clearTimeout(timer);
         resolve(r);
@@ -174,9 +192,20 @@ t.test('the machines block deleted by hand comes back; the foreign lines keep ev
   t.equal(res.repairs[0].reason, 'missing');
   t.equal(res.repairs[0].message, `restored the machines entry in ${r.layout.machinesFile} (it was missing)`);
   t.equal(await readFile(r.layout.machinesFile, 'utf8'), installed, 'byte for byte what install wrote');
-  t.ok((await readFile(r.layout.machinesFile, 'utf8')).startsWith(FOREIGN_MACHINES), 'foreign lines first, unchanged');
-  t.same(r.host.repairs.map((x) => x.message), [res.repairs[0].message], 'one repair event');
-  t.match(r.host.repairs[0].details, { source: 'registration', file: r.layout.machinesFile, reason: 'missing' });
+  t.ok(
+    (await readFile(r.layout.machinesFile, 'utf8')).startsWith(FOREIGN_MACHINES),
+    'foreign lines first, unchanged',
+  );
+  t.same(
+    r.host.repairs.map((x) => x.message),
+    [res.repairs[0].message],
+    'one repair event',
+  );
+  t.match(r.host.repairs[0].details, {
+    source: 'registration',
+    file: r.layout.machinesFile,
+    reason: 'missing',
+  });
   await ownWriteIsQuiet(t, quiet);
   t.equal(r.host.repairs.length, 1, 'still one repair event: our own write did not start a loop');
 });
@@ -204,26 +233,38 @@ t.test('our line changed by hand is restored in place', async (t) => {
   const fields = block.trim().split(' ');
   fields[3] = '64'; // max jobs
   const next = r.nextCheck();
-  await writeFile(r.layout.machinesFile, upsertManagedBlock(installed, MANAGED_BLOCK_NAME, `${fields.join(' ')}\n`));
+  await writeFile(
+    r.layout.machinesFile,
+    upsertManagedBlock(installed, MANAGED_BLOCK_NAME, `${fields.join(' ')}\n`),
+  );
   const res = await next;
   const quiet = r.nextCheck();
   t.equal(res.repairs.length, 1);
-  t.equal(res.repairs[0].message, `restored the machines entry in ${r.layout.machinesFile} (it had been changed)`);
+  t.equal(
+    res.repairs[0].message,
+    `restored the machines entry in ${r.layout.machinesFile} (it had been changed)`,
+  );
   t.equal(await readFile(r.layout.machinesFile, 'utf8'), installed);
   await ownWriteIsQuiet(t, quiet);
 });
 
-t.test("a block with the earlier marker (the ';' Nix misreads) is rewritten with the current one", async (t) => {
-  const r = await rig(t);
-  const installed = await readFile(r.layout.machinesFile, 'utf8');
-  const { begin, legacyBegin } = blockMarkers(MANAGED_BLOCK_NAME);
-  const old = installed.replace(begin, legacyBegin[0]);
-  t.not(old, installed);
-  await writeFile(r.layout.machinesFile, old);
-  const first = await r.watcher.start();
-  t.same(first.repairs.map((x) => x.reason), ['changed']);
-  t.equal(await readFile(r.layout.machinesFile, 'utf8'), installed);
-});
+t.test(
+  "a block with the earlier marker (the ';' Nix misreads) is rewritten with the current one",
+  async (t) => {
+    const r = await rig(t);
+    const installed = await readFile(r.layout.machinesFile, 'utf8');
+    const { begin, legacyBegin } = blockMarkers(MANAGED_BLOCK_NAME);
+    const old = installed.replace(begin, legacyBegin[0]);
+    t.not(old, installed);
+    await writeFile(r.layout.machinesFile, old);
+    const first = await r.watcher.start();
+    t.same(
+      first.repairs.map((x) => x.reason),
+      ['changed'],
+    );
+    t.equal(await readFile(r.layout.machinesFile, 'utf8'), installed);
+  },
+);
 
 t.test('the machines file deleted is recreated with only our block, mode 0644', async (t) => {
   const r = await rig(t);
@@ -233,7 +274,10 @@ t.test('the machines file deleted is recreated with only our block, mode 0644', 
   const res = await next;
   const quiet = r.nextCheck();
   t.equal(res.repairs.length, 1);
-  t.equal(res.repairs[0].message, `restored the machines entry in ${r.layout.machinesFile} (the file was deleted)`);
+  t.equal(
+    res.repairs[0].message,
+    `restored the machines entry in ${r.layout.machinesFile} (the file was deleted)`,
+  );
   const text = await readFile(r.layout.machinesFile, 'utf8');
   t.equal(text, upsertManagedBlock('', MANAGED_BLOCK_NAME, r.expectedBlock('machines')));
   t.equal(text.split('\n').filter((l) => l && !l.startsWith('#')).length, 1, 'one machines line: ours');
@@ -250,14 +294,20 @@ t.test('the drop-in with another port and the deleted known_hosts are both resto
   let next = r.nextCheck();
   await writeFile(r.layout.sshDropIn, dropIn.replace('Port 31500', 'Port 2200'));
   let res = await next;
-  t.same(res.repairs.map((x) => x.message), [`restored the SSH entry for linuxkit-builder in ${r.layout.sshDropIn} (it had been changed)`]);
+  t.same(
+    res.repairs.map((x) => x.message),
+    [`restored the SSH entry for linuxkit-builder in ${r.layout.sshDropIn} (it had been changed)`],
+  );
   t.equal(await readFile(r.layout.sshDropIn, 'utf8'), dropIn);
   await ownWriteIsQuiet(t, r.nextCheck());
 
   next = r.nextCheck();
   await unlink(r.layout.knownHostsFile);
   res = await next;
-  t.same(res.repairs.map((x) => x.message), [`restored the pinned host key in ${r.layout.knownHostsFile} (the file was deleted)`]);
+  t.same(
+    res.repairs.map((x) => x.message),
+    [`restored the pinned host key in ${r.layout.knownHostsFile} (the file was deleted)`],
+  );
   t.equal(await readFile(r.layout.knownHostsFile, 'utf8'), knownHosts);
 });
 
@@ -265,7 +315,13 @@ t.test('a config change updates the blocks in place, as an update rather than dr
   const r = await rig(t);
   await r.watcher.start();
   const before = await readFile(r.layout.machinesFile, 'utf8');
-  r.config = { ...r.config, maxJobs: 7, systems: ['x86_64-linux', 'i686-linux'], supportedFeatures: ['big-parallel'], sshPort: 31501 };
+  r.config = {
+    ...r.config,
+    maxJobs: 7,
+    systems: ['x86_64-linux', 'i686-linux'],
+    supportedFeatures: ['big-parallel'],
+    sshPort: 31501,
+  };
   const next = r.nextCheck();
   r.host.configChanged();
   const res = await next;
@@ -281,7 +337,11 @@ t.test('a config change updates the blocks in place, as an update rather than dr
   t.equal(line[1], 'x86_64-linux,i686-linux');
   t.equal(line[3], '7');
   t.equal(line[5], 'big-parallel');
-  t.equal(after, upsertManagedBlock(before, MANAGED_BLOCK_NAME, r.expectedBlock('machines')), 'only the block changed');
+  t.equal(
+    after,
+    upsertManagedBlock(before, MANAGED_BLOCK_NAME, r.expectedBlock('machines')),
+    'only the block changed',
+  );
   t.ok(after.startsWith(FOREIGN_MACHINES));
   t.match(await readFile(r.layout.sshDropIn, 'utf8'), /^ {2}Port 31501$/m);
 });
@@ -307,7 +367,11 @@ t.test('a file something keeps rewriting is given up on after a few repairs, and
   await writeFileAtomic(r.layout.machinesFile, without);
   const res = await next;
   t.same(res.repairs, [], 'no fourth repair within the window');
-  t.equal(await readFile(r.layout.machinesFile, 'utf8'), without, 'the file is left as the other tool wrote it');
+  t.equal(
+    await readFile(r.layout.machinesFile, 'utf8'),
+    without,
+    'the file is left as the other tool wrote it',
+  );
   t.match(r.host.error, /something keeps rewriting the file, so linuxkitd stopped repairing it/);
   t.match(r.host.error, r.layout.machinesFile);
   t.equal(r.host.repairs.length, MAX_REPAIRS_PER_WINDOW);
@@ -318,68 +382,87 @@ t.test('a file something keeps rewriting is given up on after a few repairs, and
   await writeFileAtomic(r.layout.machinesFile, `${without}\n# touched again`);
   t.same((await later).repairs, []);
   const fixed = r.nextCheck();
-  const inst = await cli('install', ['--root', r.root, '--system', '--ssh-port', '31500'], { facts: pretendMachine('linux') });
+  const inst = await cli('install', ['--root', r.root, '--system', '--ssh-port', '31500'], {
+    facts: pretendMachine('linux'),
+  });
   t.equal(inst.code, 0, inst.err);
   t.same((await fixed).repairs, []);
   t.equal(r.host.error, null, 'the error clears once install put the block back');
   const again = r.nextCheck();
-  await writeFileAtomic(r.layout.machinesFile, removeManagedBlock(await readFile(r.layout.machinesFile, 'utf8'), MANAGED_BLOCK_NAME));
+  await writeFileAtomic(
+    r.layout.machinesFile,
+    removeManagedBlock(await readFile(r.layout.machinesFile, 'utf8'), MANAGED_BLOCK_NAME),
+  );
   t.equal((await again).repairs.length, 1, 'and drift is repaired again');
 });
 
-t.test('a machines file that is a symlink (nix-darwin, home-manager) is reported, never replaced', async (t) => {
-  const r = await rig(t);
-  await r.watcher.start();
-  const target = join(r.root, 'etc/nix/machines.from-store');
-  await writeFile(target, `${FOREIGN_MACHINES}\n`);
-  const next = r.nextCheck();
-  await unlink(r.layout.machinesFile);
-  await symlink(target, r.layout.machinesFile);
-  const res = await next;
-  t.same(res.repairs, []);
-  t.ok((await lstat(r.layout.machinesFile)).isSymbolicLink(), 'still a link');
-  t.equal(await readlink(r.layout.machinesFile), target);
-  t.equal(await readFile(target, 'utf8'), `${FOREIGN_MACHINES}\n`, 'the linked file untouched');
-  t.match(r.host.error, /is a symbolic link .* that lacks the machines entry/);
-});
+t.test(
+  'a machines file that is a symlink (nix-darwin, home-manager) is reported, never replaced',
+  async (t) => {
+    const r = await rig(t);
+    await r.watcher.start();
+    const target = join(r.root, 'etc/nix/machines.from-store');
+    await writeFile(target, `${FOREIGN_MACHINES}\n`);
+    const next = r.nextCheck();
+    await unlink(r.layout.machinesFile);
+    await symlink(target, r.layout.machinesFile);
+    const res = await next;
+    t.same(res.repairs, []);
+    t.ok((await lstat(r.layout.machinesFile)).isSymbolicLink(), 'still a link');
+    t.equal(await readlink(r.layout.machinesFile), target);
+    t.equal(await readFile(target, 'utf8'), `${FOREIGN_MACHINES}\n`, 'the linked file untouched');
+    t.match(r.host.error, /is a symbolic link .* that lacks the machines entry/);
+  },
+);
 
-t.test('the manifest gone (uninstall) ends the watch: nothing comes back; an install made later is picked up', async (t) => {
-  const r = await rig(t, { install: false });
-  const before = treeSnapshot(r.root);
-  const first = await r.watcher.start();
-  t.equal(first.active, false, 'no manifest: nothing to watch');
-  t.same(first.repairs, []);
+t.test(
+  'the manifest gone (uninstall) ends the watch: nothing comes back; an install made later is picked up',
+  async (t) => {
+    const r = await rig(t, { install: false });
+    const before = treeSnapshot(r.root);
+    const first = await r.watcher.start();
+    t.equal(first.active, false, 'no manifest: nothing to watch');
+    t.same(first.repairs, []);
 
-  // An install made while the daemon runs is picked up through the manifest.
-  const picked = r.nextCheck();
-  const inst = await cli('install', ['--root', r.root, '--system', '--ssh-port', '31500'], { facts: pretendMachine('linux') });
-  t.equal(inst.code, 0, inst.err);
-  r.config = await loadOk(r.layout.configPath);
-  let res = await picked;
-  while (!res.active) res = await r.nextCheck();
-  t.same(res.repairs, [], 'the new install is right as written');
-  const next = r.nextCheck();
-  await writeFileAtomic(r.layout.machinesFile, removeManagedBlock(await readFile(r.layout.machinesFile, 'utf8'), MANAGED_BLOCK_NAME));
-  t.equal((await next).repairs.length, 1, 'and its files are kept from then on');
-  await r.nextCheck();
+    // An install made while the daemon runs is picked up through the manifest.
+    const picked = r.nextCheck();
+    const inst = await cli('install', ['--root', r.root, '--system', '--ssh-port', '31500'], {
+      facts: pretendMachine('linux'),
+    });
+    t.equal(inst.code, 0, inst.err);
+    r.config = await loadOk(r.layout.configPath);
+    let res = await picked;
+    while (!res.active) res = await r.nextCheck();
+    t.same(res.repairs, [], 'the new install is right as written');
+    const next = r.nextCheck();
+    await writeFileAtomic(
+      r.layout.machinesFile,
+      removeManagedBlock(await readFile(r.layout.machinesFile, 'utf8'), MANAGED_BLOCK_NAME),
+    );
+    t.equal((await next).repairs.length, 1, 'and its files are kept from then on');
+    await r.nextCheck();
 
-  // Uninstall deletes the manifest last; a watcher that sees it gone leaves the files alone.
-  const manifest = await readFile(r.layout.manifestPath, 'utf8');
-  const gone = r.nextCheck();
-  await unlink(r.layout.manifestPath);
-  t.equal((await gone).active, false);
-  await writeFileAtomic(r.layout.machinesFile, removeManagedBlock(await readFile(r.layout.machinesFile, 'utf8'), MANAGED_BLOCK_NAME));
-  // Its folder is no longer watched; a check for any other reason (a config change) finds nothing to keep.
-  res = await r.watcher.check();
-  t.equal(res.active, false);
-  t.same(res.repairs, [], 'the block stays removed');
-  t.equal(await readFile(r.layout.machinesFile, 'utf8'), FOREIGN_MACHINES);
-  t.equal(r.host.repairs.length, 1, 'no repair after the manifest went');
+    // Uninstall deletes the manifest last; a watcher that sees it gone leaves the files alone.
+    const manifest = await readFile(r.layout.manifestPath, 'utf8');
+    const gone = r.nextCheck();
+    await unlink(r.layout.manifestPath);
+    t.equal((await gone).active, false);
+    await writeFileAtomic(
+      r.layout.machinesFile,
+      removeManagedBlock(await readFile(r.layout.machinesFile, 'utf8'), MANAGED_BLOCK_NAME),
+    );
+    // Its folder is no longer watched; a check for any other reason (a config change) finds nothing to keep.
+    res = await r.watcher.check();
+    t.equal(res.active, false);
+    t.same(res.repairs, [], 'the block stays removed');
+    t.equal(await readFile(r.layout.machinesFile, 'utf8'), FOREIGN_MACHINES);
+    t.equal(r.host.repairs.length, 1, 'no repair after the manifest went');
 
-  // The real uninstall (with the manifest back, so it knows what to remove) leaves the tree as before.
-  await writeFile(r.layout.manifestPath, manifest);
-  await r.watcher.close();
-  const un = await cli('uninstall', ['--root', r.root, '--system'], { facts: pretendMachine('linux') });
-  t.equal(un.code, 0, un.err);
-  t.equal(treeSnapshot(r.root), before, 'byte-identical to before install');
-});
+    // The real uninstall (with the manifest back, so it knows what to remove) leaves the tree as before.
+    await writeFile(r.layout.manifestPath, manifest);
+    await r.watcher.close();
+    const un = await cli('uninstall', ['--root', r.root, '--system'], { facts: pretendMachine('linux') });
+    t.equal(un.code, 0, un.err);
+    t.equal(treeSnapshot(r.root), before, 'byte-identical to before install');
+  },
+);

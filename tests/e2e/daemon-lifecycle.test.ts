@@ -53,34 +53,55 @@ t.test('logs show the guest console of this boot and the daemon log', async (t) 
   t.equal(console.code, 0);
   t.match(console.stdout, /linuxkit-nix: ssh ready/);
   const own = await daemon.client.logs({ source: 'daemon', lines: 50 });
-  t.ok(own.lines.some((l) => l.includes('linuxkitd started')), 'the daemon log has the start line');
+  t.ok(
+    own.lines.some((l) => l.includes('linuxkitd started')),
+    'the daemon log has the start line',
+  );
 });
 
-t.test('an invalid edit of the config file is reported naming the key, and the VM is untouched', async (t) => {
-  const before = await daemon.client.status();
-  const configPath = join(stateDir, 'config.json');
-  const good = await readFile(configPath, 'utf8');
-  const config = JSON.parse(good);
-  await writeFile(configPath, JSON.stringify({ ...config, cpus: 0 }, null, 2));
-  const s = await daemon.waitFor((s) => s.errors.some((e) => e.source === 'config'), 20_000, 'the config error in status');
-  const err = s.errors.find((e) => e.source === 'config')!;
-  t.match(err.message, /cpus/);
-  t.match(err.message, /between 1 and 64/);
-  t.equal(s.vm.pid, before.vm.pid, 'same VM');
-  t.equal(s.state, 'running');
-  await writeFile(configPath, good);
-  const fixed = await daemon.waitFor((s) => !s.errors.some((e) => e.source === 'config'), 20_000, 'the error to clear');
-  t.equal(fixed.vm.pid, before.vm.pid, 'fixing the file did not restart the VM either');
-});
+t.test(
+  'an invalid edit of the config file is reported naming the key, and the VM is untouched',
+  async (t) => {
+    const before = await daemon.client.status();
+    const configPath = join(stateDir, 'config.json');
+    const good = await readFile(configPath, 'utf8');
+    const config = JSON.parse(good);
+    await writeFile(configPath, JSON.stringify({ ...config, cpus: 0 }, null, 2));
+    const s = await daemon.waitFor(
+      (s) => s.errors.some((e) => e.source === 'config'),
+      20_000,
+      'the config error in status',
+    );
+    const err = s.errors.find((e) => e.source === 'config')!;
+    t.match(err.message, /cpus/);
+    t.match(err.message, /between 1 and 64/);
+    t.equal(s.vm.pid, before.vm.pid, 'same VM');
+    t.equal(s.state, 'running');
+    await writeFile(configPath, good);
+    const fixed = await daemon.waitFor(
+      (s) => !s.errors.some((e) => e.source === 'config'),
+      20_000,
+      'the error to clear',
+    );
+    t.equal(fixed.vm.pid, before.vm.pid, 'fixing the file did not restart the VM either');
+  },
+);
 
-t.test('kill -9 of QEMU: the daemon brings the builder back to healthy unasked and counts the restart', async (t) => {
-  const before = await daemon.client.status();
-  process.kill(before.vm.pid!, 'SIGKILL');
-  const after = await daemon.waitFor((s) => isHealthy(s) && s.vm.pid !== before.vm.pid, BOOT_MS, 'recovery after kill -9');
-  t.equal(after.restarts, before.restarts + 1);
-  t.match(after.lastExit?.reason ?? '', /SIGKILL/);
-  t.equal(after.lastExit?.signal, 'SIGKILL');
-});
+t.test(
+  'kill -9 of QEMU: the daemon brings the builder back to healthy unasked and counts the restart',
+  async (t) => {
+    const before = await daemon.client.status();
+    process.kill(before.vm.pid!, 'SIGKILL');
+    const after = await daemon.waitFor(
+      (s) => isHealthy(s) && s.vm.pid !== before.vm.pid,
+      BOOT_MS,
+      'recovery after kill -9',
+    );
+    t.equal(after.restarts, before.restarts + 1);
+    t.match(after.lastExit?.reason ?? '', /SIGKILL/);
+    t.equal(after.lastExit?.signal, 'SIGKILL');
+  },
+);
 
 t.test('linuxkitctl restart --wait returns once healthy again, with a new VM pid', async (t) => {
   const before = await daemon.client.status();

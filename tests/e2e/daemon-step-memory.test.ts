@@ -46,38 +46,46 @@ async function killHard(d: DaemonUnderTest): Promise<void> {
   await d.exited;
 }
 
-const starts = (events: StateEvent[]) => events.filter((e) => e.type === 'state' && e.state === 'starting').length;
+const starts = (events: StateEvent[]) =>
+  events.filter((e) => e.type === 'state' && e.state === 'starting').length;
 
-t.test('a daemon killed while failed comes back failed, with the same reason, and starts no VM', async (t) => {
-  const stateDir = await brokenBuilder({ initialDelayMs: 200, maxDelayMs: 1000, maxAttempts: 2 });
-  const first = await daemonOn(stateDir);
-  const failed = await first.waitFor((s) => s.state === 'failed', 60_000, 'state failed');
-  t.match(failed.failedReason, /^gave up after 2 failed starts in a row/);
-  const saved = JSON.parse(await readFile(join(stateDir, 'step-memory.json'), 'utf8'));
-  t.match(saved, { version: 1, memory: { state: 'failed', failedReason: failed.failedReason } }, 'the memory file says failed');
-  await killHard(first);
+t.test(
+  'a daemon killed while failed comes back failed, with the same reason, and starts no VM',
+  async (t) => {
+    const stateDir = await brokenBuilder({ initialDelayMs: 200, maxDelayMs: 1000, maxAttempts: 2 });
+    const first = await daemonOn(stateDir);
+    const failed = await first.waitFor((s) => s.state === 'failed', 60_000, 'state failed');
+    t.match(failed.failedReason, /^gave up after 2 failed starts in a row/);
+    const saved = JSON.parse(await readFile(join(stateDir, 'step-memory.json'), 'utf8'));
+    t.match(
+      saved,
+      { version: 1, memory: { state: 'failed', failedReason: failed.failedReason } },
+      'the memory file says failed',
+    );
+    await killHard(first);
 
-  const second = await daemonOn(stateDir, first.sshPort);
-  const rec = recordEvents(second);
-  t.teardown(() => rec.close());
-  const now = await second.client.status();
-  t.not(now.daemon.pid, failed.daemon.pid, 'a new daemon');
-  t.equal(now.state, 'failed', 'failed at once');
-  t.equal(now.failedReason, failed.failedReason, 'the same reason');
-  t.equal(now.vm.pid, null);
-  t.match(now.lastExit, { reason: failed.lastExit!.reason }, 'the last exit is remembered too');
-  await new Promise((r) => setTimeout(r, 4000));
-  t.equal(starts(rec.events), 0, 'no start in 4 s');
-  t.same(qemuPidsFor(stateDir), [], 'no QEMU for this state directory');
-  t.equal((await second.client.status()).state, 'failed', 'still failed');
-  const log = await readFile(join(stateDir, 'log', 'daemon.log'), 'utf8');
-  t.match(log, /resuming from the saved step memory/);
+    const second = await daemonOn(stateDir, first.sshPort);
+    const rec = recordEvents(second);
+    t.teardown(() => rec.close());
+    const now = await second.client.status();
+    t.not(now.daemon.pid, failed.daemon.pid, 'a new daemon');
+    t.equal(now.state, 'failed', 'failed at once');
+    t.equal(now.failedReason, failed.failedReason, 'the same reason');
+    t.equal(now.vm.pid, null);
+    t.match(now.lastExit, { reason: failed.lastExit!.reason }, 'the last exit is remembered too');
+    await new Promise((r) => setTimeout(r, 4000));
+    t.equal(starts(rec.events), 0, 'no start in 4 s');
+    t.same(qemuPidsFor(stateDir), [], 'no QEMU for this state directory');
+    t.equal((await second.client.status()).state, 'failed', 'still failed');
+    const log = await readFile(join(stateDir, 'log', 'daemon.log'), 'utf8');
+    t.match(log, /resuming from the saved step memory/);
 
-  // An explicit start still gets a full set of attempts (and fails again here).
-  const accepted = await second.client.start();
-  t.equal(accepted.status.state, 'starting');
-  await killHard(second);
-});
+    // An explicit start still gets a full set of attempts (and fails again here).
+    const accepted = await second.client.start();
+    t.equal(accepted.status.state, 'starting');
+    await killHard(second);
+  },
+);
 
 t.test('a daemon killed during backoff resumes the same backoff deadline', async (t) => {
   const stateDir = await brokenBuilder({ initialDelayMs: 120_000, maxDelayMs: 600_000, maxAttempts: 5 });
@@ -92,7 +100,11 @@ t.test('a daemon killed during backoff resumes the same backoff deadline', async
   t.teardown(() => rec.close());
   const now = await second.client.status();
   t.equal(now.state, 'backoff');
-  t.same(now.backoff, { attempt: backoff.backoff!.attempt, nextStartAt: deadline }, 'the same attempt and deadline');
+  t.same(
+    now.backoff,
+    { attempt: backoff.backoff!.attempt, nextStartAt: deadline },
+    'the same attempt and deadline',
+  );
   await new Promise((r) => setTimeout(r, 3000));
   t.equal(starts(rec.events), 0, 'no start before the deadline');
   t.same(qemuPidsFor(stateDir), []);

@@ -6,7 +6,16 @@ import { readFileSync } from 'node:fs';
 import type { StateEvent } from '../../daemon/controller.js';
 import { requireTool, tempDir } from '../helpers/env.js';
 import { isHealthy, startTestDaemon } from '../helpers/daemon-process.js';
-import { PATIENT_BOOT_MS, PATIENT_FILE_TIMEOUT_MS, PATIENT_TEST_CONFIG, killQemus, qemuPidsFor, recordEvents, waitForEvent, writeConfig } from '../reliability/vm-helpers.js';
+import {
+  PATIENT_BOOT_MS,
+  PATIENT_FILE_TIMEOUT_MS,
+  PATIENT_TEST_CONFIG,
+  killQemus,
+  qemuPidsFor,
+  recordEvents,
+  waitForEvent,
+  writeConfig,
+} from '../reliability/vm-helpers.js';
 
 requireTool('qemu-system-x86_64');
 
@@ -37,51 +46,68 @@ function processState(pid: number): string | null {
   }
 }
 
-t.test('SIGSTOP of QEMU: degraded, then restarted after degradedRestartMs, healthy on a new VM', async (t) => {
-  const booted = Date.now();
-  const first = await daemon.waitFor(isHealthy, BOOT_MS, 'the first boot');
-  t.comment(`daemon start to healthy: ${Date.now() - booted} ms`);
-  const rec = recordEvents(daemon);
-  t.teardown(() => rec.close());
-  await waitForEvent(rec, (e) => e.initial === true, 10_000, 'the initial snapshot');
-  const hungPid = first.vm.pid!;
+t.test(
+  'SIGSTOP of QEMU: degraded, then restarted after degradedRestartMs, healthy on a new VM',
+  async (t) => {
+    const booted = Date.now();
+    const first = await daemon.waitFor(isHealthy, BOOT_MS, 'the first boot');
+    t.comment(`daemon start to healthy: ${Date.now() - booted} ms`);
+    const rec = recordEvents(daemon);
+    t.teardown(() => rec.close());
+    await waitForEvent(rec, (e) => e.initial === true, 10_000, 'the initial snapshot');
+    const hungPid = first.vm.pid!;
 
-  const stoppedAt = Date.now();
-  process.kill(hungPid, 'SIGSTOP');
-  // The stop is delivered asynchronously: /proc shows T once every thread has stopped.
-  for (let i = 0; i < 100 && processState(hungPid) !== 'T'; i++) await new Promise((r) => setTimeout(r, 100));
-  t.equal(processState(hungPid), 'T', 'QEMU is frozen, not gone');
-  const isState = (state: string) => (e: StateEvent) => e.type === 'state' && e.state === state && e.initial !== true;
+    const stoppedAt = Date.now();
+    process.kill(hungPid, 'SIGSTOP');
+    // The stop is delivered asynchronously: /proc shows T once every thread has stopped.
+    for (let i = 0; i < 100 && processState(hungPid) !== 'T'; i++)
+      await new Promise((r) => setTimeout(r, 100));
+    t.equal(processState(hungPid), 'T', 'QEMU is frozen, not gone');
+    const isState = (state: string) => (e: StateEvent) =>
+      e.type === 'state' && e.state === state && e.initial !== true;
 
-  const degraded = await waitForEvent(rec, isState('degraded'), 60_000, 'degraded');
-  const degradedAt = Date.now();
-  t.comment(`SIGSTOP to degraded: ${degradedAt - stoppedAt} ms (probe every 15 s, timeout 15 s)`);
-  t.match(degraded.message, /SSH probe is failing/);
-  const mid = await daemon.client.status();
-  t.equal(mid.state, 'degraded');
-  t.equal(mid.healthy, false);
-  t.equal(mid.vm.pid, hungPid, 'still the frozen VM while degraded');
+    const degraded = await waitForEvent(rec, isState('degraded'), 60_000, 'degraded');
+    const degradedAt = Date.now();
+    t.comment(`SIGSTOP to degraded: ${degradedAt - stoppedAt} ms (probe every 15 s, timeout 15 s)`);
+    t.match(degraded.message, /SSH probe is failing/);
+    const mid = await daemon.client.status();
+    t.equal(mid.state, 'degraded');
+    t.equal(mid.healthy, false);
+    t.equal(mid.vm.pid, hungPid, 'still the frozen VM while degraded');
 
-  const stopping = await waitForEvent(rec, isState('stopping'), DEGRADED_RESTART_MS + 90_000, 'the restart');
-  const restartAt = Date.now();
-  t.comment(`degraded to restart: ${restartAt - degradedAt} ms (degradedRestartMs ${DEGRADED_RESTART_MS})`);
-  t.match(stopping.message, /unhealthy for/);
-  t.ok(restartAt - degradedAt >= DEGRADED_RESTART_MS - 1000, 'not restarted before degradedRestartMs (less the test\'s polling)');
+    const stopping = await waitForEvent(
+      rec,
+      isState('stopping'),
+      DEGRADED_RESTART_MS + 90_000,
+      'the restart',
+    );
+    const restartAt = Date.now();
+    t.comment(`degraded to restart: ${restartAt - degradedAt} ms (degradedRestartMs ${DEGRADED_RESTART_MS})`);
+    t.match(stopping.message, /unhealthy for/);
+    t.ok(
+      restartAt - degradedAt >= DEGRADED_RESTART_MS - 1000,
+      "not restarted before degradedRestartMs (less the test's polling)",
+    );
 
-  const after = await daemon.waitFor((s) => isHealthy(s) && s.vm.pid !== hungPid, BOOT_MS, 'a new healthy VM');
-  t.comment(`SIGSTOP to healthy on a new VM: ${Date.now() - stoppedAt} ms`);
-  t.equal(processState(hungPid), null, 'the frozen QEMU is gone (killed, reaped)');
-  t.same(qemuPidsFor(stateDir), [after.vm.pid], 'exactly one QEMU: the new one');
-  t.equal(after.desired, 'running');
+    const after = await daemon.waitFor(
+      (s) => isHealthy(s) && s.vm.pid !== hungPid,
+      BOOT_MS,
+      'a new healthy VM',
+    );
+    t.comment(`SIGSTOP to healthy on a new VM: ${Date.now() - stoppedAt} ms`);
+    t.equal(processState(hungPid), null, 'the frozen QEMU is gone (killed, reaped)');
+    t.same(qemuPidsFor(stateDir), [after.vm.pid], 'exactly one QEMU: the new one');
+    t.equal(after.desired, 'running');
 
-  // The order the events came in: degraded, stopping, starting, running.
-  const order = rec.events
-    .filter((e) => e.type === 'state' && e.initial !== true)
-    .map((e) => e.state)
-    .filter((s, i, all) => s !== all[i - 1]);
-  t.comment(`state events: ${order.join(' → ')}`);
-  const at = (s: string) => order.indexOf(s as never);
-  t.ok(at('degraded') >= 0 && at('degraded') < at('stopping'), 'degraded before stopping');
-  t.ok(at('stopping') < order.lastIndexOf('starting' as never), 'stopping before the new start');
-  t.equal(order[order.length - 1], 'running', 'ends running');
-});
+    // The order the events came in: degraded, stopping, starting, running.
+    const order = rec.events
+      .filter((e) => e.type === 'state' && e.initial !== true)
+      .map((e) => e.state)
+      .filter((s, i, all) => s !== all[i - 1]);
+    t.comment(`state events: ${order.join(' → ')}`);
+    const at = (s: string) => order.indexOf(s as never);
+    t.ok(at('degraded') >= 0 && at('degraded') < at('stopping'), 'degraded before stopping');
+    t.ok(at('stopping') < order.lastIndexOf('starting' as never), 'stopping before the new start');
+    t.equal(order[order.length - 1], 'running', 'ends running');
+  },
+);

@@ -25,16 +25,23 @@ import { isExecutableFile, serviceNodePath } from '../../daemon/host-files/node-
 requireTool('qemu-system-x86_64');
 requireTool('nix-build');
 requireTool('ssh');
-if (!existsSync(daemonMain) || !existsSync(ctlMain)) throw new Error(`${daemonMain} is missing: build first (npx tsc -p tsconfig.json)`);
+if (!existsSync(daemonMain) || !existsSync(ctlMain))
+  throw new Error(`${daemonMain} is missing: build first (npx tsc -p tsconfig.json)`);
 
 const BOOT_MS = 240_000;
 const REPAIR_MS = 15_000;
-const FOREIGN_MACHINES = '# builders kept by hand\nssh://nix@arm.example.org aarch64-linux /etc/nix/id_arm 4 1 big-parallel - -';
+const FOREIGN_MACHINES =
+  '# builders kept by hand\nssh://nix@arm.example.org aarch64-linux /etc/nix/id_arm 4 1 big-parallel - -';
 
 // Short, under /tmp: socket and ControlPath lengths depend on it.
 const root = await mkdtemp('/tmp/lk-ib-');
 const sshPort = await freePort();
-const layout = installLayout({ platform: 'linux', scope: 'system', root, user: { name: 'root', uid: 0, gid: 0, home: '/root' } });
+const layout = installLayout({
+  platform: 'linux',
+  scope: 'system',
+  root,
+  user: { name: 'root', uid: 0, gid: 0, home: '/root' },
+});
 
 // What a machine has before install: a machines file with someone else's builder (no final
 // newline), a nix.conf whose builders reads that file, ssh_config including the drop-in folder,
@@ -43,7 +50,10 @@ await mkdir(join(root, 'etc/nix'), { recursive: true });
 await writeFile(layout.machinesFile, FOREIGN_MACHINES);
 await writeHostNixConf(join(root, 'etc/nix'), layout.machinesFile);
 await mkdir(join(root, 'etc/ssh/ssh_config.d'), { recursive: true });
-await writeFile(join(root, 'etc/ssh/ssh_config'), 'Include /etc/ssh/ssh_config.d/*.conf\n\nHost *\n    SendEnv LANG LC_*\n');
+await writeFile(
+  join(root, 'etc/ssh/ssh_config'),
+  'Include /etc/ssh/ssh_config.d/*.conf\n\nHost *\n    SendEnv LANG LC_*\n',
+);
 await writeFile(join(root, 'etc/ssh/ssh_config.d/other.conf'), 'Host example\n  User someone\n');
 await mkdir(join(root, 'var/lib/other-app'), { recursive: true });
 await writeFile(join(root, 'var/lib/other-app/data'), 'not ours\n');
@@ -58,7 +68,10 @@ for (const tool of ['systemctl', 'launchctl']) {
 }
 const cliEnv = { ...process.env, PATH: `${stubDir}:${process.env.PATH}` };
 /** The node install records in the unit: the first on the CLI's PATH, unresolved. */
-const serviceNode = serviceNodePath({ pathEnv: cliEnv.PATH, platform: process.platform, isExecutable: isExecutableFile }, process.execPath).node;
+const serviceNode = serviceNodePath(
+  { pathEnv: cliEnv.PATH, platform: process.platform, isExecutable: isExecutableFile },
+  process.execPath,
+).node;
 
 interface Run {
   code: number;
@@ -67,10 +80,19 @@ interface Run {
 }
 function ctl(args: string[]): Promise<Run> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [ctlMain, ...args], { env: cliEnv, timeout: 120_000, maxBuffer: 8 << 20 }, (err, stdout, stderr) => {
-      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : -1) : 0;
-      resolve({ code, stdout, stderr });
-    });
+    execFile(
+      process.execPath,
+      [ctlMain, ...args],
+      { env: cliEnv, timeout: 120_000, maxBuffer: 8 << 20 },
+      (err, stdout, stderr) => {
+        const code = err
+          ? typeof (err as { code?: unknown }).code === 'number'
+            ? (err as { code: number }).code
+            : -1
+          : 0;
+        resolve({ code, stdout, stderr });
+      },
+    );
   });
 }
 
@@ -92,18 +114,26 @@ function startDaemonFromUnit(): void {
   const [program, ...args] = unit.execStart;
   // systemd passes the unit's Environment= and little else; the image cache is shared by every
   // test so the guest image is not rebuilt here.
-  const proc = spawn(program, args, { env: { ...unit.environment, LINUXKIT_IMAGE_CACHE: imageCacheDir }, stdio: ['ignore', 'ignore', 'pipe'] });
+  const proc = spawn(program, args, {
+    env: { ...unit.environment, LINUXKIT_IMAGE_CACHE: imageCacheDir },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   daemonStderr = '';
   proc.stderr!.on('data', (d: Buffer) => (daemonStderr += d.toString()));
   daemonExit = new Promise((resolve) => proc.once('exit', (code, signal) => resolve({ code, signal })));
   daemon = proc;
 }
 
-async function waitForStatus(pred: (s: DaemonStatus) => boolean, timeoutMs: number, what: string): Promise<DaemonStatus> {
+async function waitForStatus(
+  pred: (s: DaemonStatus) => boolean,
+  timeoutMs: number,
+  what: string,
+): Promise<DaemonStatus> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown = null;
   while (Date.now() < deadline) {
-    if (daemon && (daemon.exitCode !== null || daemon.signalCode !== null)) throw new Error(`linuxkitd exited while waiting for ${what}: ${daemonStderr}`);
+    if (daemon && (daemon.exitCode !== null || daemon.signalCode !== null))
+      throw new Error(`linuxkitd exited while waiting for ${what}: ${daemonStderr}`);
     try {
       const s = await client.status();
       if (pred(s)) return s;
@@ -135,7 +165,15 @@ function followEvents() {
       const found = seen.find(pred);
       if (found) return Promise.resolve(found);
       return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`no ${what} event within ${timeoutMs} ms; saw: ${seen.map((e) => e.message).join(' | ')}`)), timeoutMs);
+        const timer = setTimeout(
+          () =>
+            reject(
+              new Error(
+                `no ${what} event within ${timeoutMs} ms; saw: ${seen.map((e) => e.message).join(' | ')}`,
+              ),
+            ),
+          timeoutMs,
+        );
         waiters.push({ pred, resolve: (e) => (clearTimeout(timer), resolve(e)) });
       });
     },
@@ -144,7 +182,9 @@ function followEvents() {
 
 /** ssh's connection-sharing master for the alias, started by Nix's ssh through the drop-in. */
 async function closeSshMaster(): Promise<void> {
-  await new Promise<void>((resolve) => execFile('ssh', ['-F', layout.sshDropIn, '-O', 'exit', layout.alias], () => resolve()));
+  await new Promise<void>((resolve) =>
+    execFile('ssh', ['-F', layout.sshDropIn, '-O', 'exit', layout.alias], () => resolve()),
+  );
 }
 
 t.teardown(async () => {
@@ -166,13 +206,25 @@ let installedMachines = '';
 let installedDropIn = '';
 
 t.test('linuxkitctl install --root writes every file and calls no service manager', async (t) => {
-  const r = await ctl(['install', '--root', root, '--system', '--accel', 'tcg', '--ssh-port', String(sshPort)]);
+  const r = await ctl([
+    'install',
+    '--root',
+    root,
+    '--system',
+    '--accel',
+    'tcg',
+    '--ssh-port',
+    String(sshPort),
+  ]);
   t.equal(r.code, 0, r.stderr + r.stdout);
   t.match(r.stdout, /--root: no service manager was called/);
   t.notOk(existsSync(stubLog), 'neither systemctl nor launchctl was run');
   installedMachines = await readFile(layout.machinesFile, 'utf8');
   installedDropIn = await readFile(layout.sshDropIn, 'utf8');
-  t.ok(installedMachines.startsWith(`${FOREIGN_MACHINES}\n`), 'the foreign builder line stays first, byte for byte');
+  t.ok(
+    installedMachines.startsWith(`${FOREIGN_MACHINES}\n`),
+    'the foreign builder line stays first, byte for byte',
+  );
   const line = readManagedBlock(installedMachines, MANAGED_BLOCK_NAME)!.trim().split(' ');
   t.equal(line[0], 'ssh-ng://linuxkit-builder');
   t.equal(line[2], layout.keys.clientKey, 'the key installed under the root');
@@ -181,25 +233,38 @@ t.test('linuxkitctl install --root writes every file and calls no service manage
   t.equal(config.accel, 'tcg');
   t.equal(config.sshPort, sshPort);
   unit = parseSystemdUnit(await readFile(layout.service.file, 'utf8'));
-  t.same(unit.execStart, [serviceNode, daemonMain, '--config', layout.configPath, '--state-dir', layout.stateDir, '--socket', layout.socketPath]);
-  for (const arg of unit.execStart.slice(2).filter((a) => a.startsWith('/'))) t.ok(arg.startsWith(`${root}/`), `${arg} is under the root`);
+  t.same(unit.execStart, [
+    serviceNode,
+    daemonMain,
+    '--config',
+    layout.configPath,
+    '--state-dir',
+    layout.stateDir,
+    '--socket',
+    layout.socketPath,
+  ]);
+  for (const arg of unit.execStart.slice(2).filter((a) => a.startsWith('/')))
+    t.ok(arg.startsWith(`${root}/`), `${arg} is under the root`);
 });
 
-t.test('the daemon started with the unit\'s ExecStart boots the builder to healthy, finding the registration right', async (t) => {
-  const started = Date.now();
-  startDaemonFromUnit();
-  const s = await waitForStatus(healthy, BOOT_MS, 'the builder to become healthy');
-  t.comment(`daemon start to healthy: ${Date.now() - started} ms`);
-  t.equal(s.stateDir, layout.stateDir);
-  t.equal(s.configPath, layout.configPath);
-  t.equal(s.accel, 'tcg');
-  t.equal(s.ssh.port, sshPort);
-  t.same(s.errors, [], 'no current problems (no registration error)');
-  const log = await readFile(join(layout.stateDir, 'log', 'daemon.log'), 'utf8');
-  t.match(log, /keeping the registration files of this install/);
-  t.notMatch(log, /"type":"repair"/, 'nothing to repair right after install');
-  t.equal(await readFile(layout.machinesFile, 'utf8'), installedMachines);
-});
+t.test(
+  "the daemon started with the unit's ExecStart boots the builder to healthy, finding the registration right",
+  async (t) => {
+    const started = Date.now();
+    startDaemonFromUnit();
+    const s = await waitForStatus(healthy, BOOT_MS, 'the builder to become healthy');
+    t.comment(`daemon start to healthy: ${Date.now() - started} ms`);
+    t.equal(s.stateDir, layout.stateDir);
+    t.equal(s.configPath, layout.configPath);
+    t.equal(s.accel, 'tcg');
+    t.equal(s.ssh.port, sshPort);
+    t.same(s.errors, [], 'no current problems (no registration error)');
+    const log = await readFile(join(layout.stateDir, 'log', 'daemon.log'), 'utf8');
+    t.match(log, /keeping the registration files of this install/);
+    t.notMatch(log, /"type":"repair"/, 'nothing to repair right after install');
+    t.equal(await readFile(layout.machinesFile, 'utf8'), installedMachines);
+  },
+);
 
 t.test("the host's Nix builds on the VM through the machines file and drop-in install wrote", async (t) => {
   const { output, log } = await buildWhereItRuns({
@@ -222,7 +287,18 @@ t.test('doctor --root passes every check that applies on the healthy builder', a
   t.equal(d.run.code, 0, d.run.stdout);
   t.equal(d.ok, true);
   t.equal(d.checks.get('service-loaded')?.skipped, true, 'no service manager under --root');
-  for (const id of ['install', 'daemon-answers', 'builder-healthy', 'ssh-alias', 'host-key', 'machines-entry', 'nix-builders', 'key-permissions', 'guest-disk', 'guest-clock']) {
+  for (const id of [
+    'install',
+    'daemon-answers',
+    'builder-healthy',
+    'ssh-alias',
+    'host-key',
+    'machines-entry',
+    'nix-builders',
+    'key-permissions',
+    'guest-disk',
+    'guest-clock',
+  ]) {
     const c = d.checks.get(id);
     t.ok(c?.ok && !c.skipped, `${id}: ${c?.message}`);
   }
@@ -233,69 +309,90 @@ t.test('drift: the drop-in given another port is repaired by the daemon, and doc
   t.teardown(() => events.close());
   await events.waitFor((e) => e.initial === true, 10_000, 'initial');
   await writeFile(layout.sshDropIn, installedDropIn.replace(`Port ${sshPort}`, 'Port 2200'));
-  const e = await events.waitFor((e) => e.type === 'repair' && e.file === layout.sshDropIn, REPAIR_MS, 'drop-in repair');
-  t.equal(e.message, `restored the SSH entry for linuxkit-builder in ${layout.sshDropIn} (it had been changed)`);
+  const e = await events.waitFor(
+    (e) => e.type === 'repair' && e.file === layout.sshDropIn,
+    REPAIR_MS,
+    'drop-in repair',
+  );
+  t.equal(
+    e.message,
+    `restored the SSH entry for linuxkit-builder in ${layout.sshDropIn} (it had been changed)`,
+  );
   t.equal(await readFile(layout.sshDropIn, 'utf8'), installedDropIn, 'byte for byte what install wrote');
   const d = await doctor();
   t.equal(d.checks.get('ssh-alias')?.ok, true, d.checks.get('ssh-alias')?.message ?? '');
   t.equal(d.ok, true);
 });
 
-t.test('drift: the machines block removed while the daemon runs comes back, with a repair event on /v1/events', async (t) => {
-  const events = followEvents();
-  t.teardown(() => events.close());
-  await events.waitFor((e) => e.initial === true, 10_000, 'initial');
-  const without = removeManagedBlock(installedMachines, MANAGED_BLOCK_NAME);
-  t.equal(without, FOREIGN_MACHINES, 'only the foreign lines are left');
-  const removedAt = Date.now();
-  await writeFile(layout.machinesFile, without);
-  const e = await events.waitFor((e) => e.type === 'repair' && e.file === layout.machinesFile, REPAIR_MS, 'machines repair');
-  t.comment(`block removed to repair event: ${Date.now() - removedAt} ms`);
-  t.equal(e.message, `restored the machines entry in ${layout.machinesFile} (it was missing)`);
-  t.equal(e.reason, 'missing');
-  t.equal(await readFile(layout.machinesFile, 'utf8'), installedMachines, 'byte for byte what install wrote');
-  // Our own write must not start another round.
-  await new Promise((r) => setTimeout(r, 2000));
-  t.equal(events.seen.filter((x) => x.type === 'repair').length, 1, 'exactly one repair event');
-  const s = await client.status();
-  t.same(s.errors, []);
-  t.ok(healthy(s), 'the builder stayed healthy');
-});
+t.test(
+  'drift: the machines block removed while the daemon runs comes back, with a repair event on /v1/events',
+  async (t) => {
+    const events = followEvents();
+    t.teardown(() => events.close());
+    await events.waitFor((e) => e.initial === true, 10_000, 'initial');
+    const without = removeManagedBlock(installedMachines, MANAGED_BLOCK_NAME);
+    t.equal(without, FOREIGN_MACHINES, 'only the foreign lines are left');
+    const removedAt = Date.now();
+    await writeFile(layout.machinesFile, without);
+    const e = await events.waitFor(
+      (e) => e.type === 'repair' && e.file === layout.machinesFile,
+      REPAIR_MS,
+      'machines repair',
+    );
+    t.comment(`block removed to repair event: ${Date.now() - removedAt} ms`);
+    t.equal(e.message, `restored the machines entry in ${layout.machinesFile} (it was missing)`);
+    t.equal(e.reason, 'missing');
+    t.equal(
+      await readFile(layout.machinesFile, 'utf8'),
+      installedMachines,
+      'byte for byte what install wrote',
+    );
+    // Our own write must not start another round.
+    await new Promise((r) => setTimeout(r, 2000));
+    t.equal(events.seen.filter((x) => x.type === 'repair').length, 1, 'exactly one repair event');
+    const s = await client.status();
+    t.same(s.errors, []);
+    t.ok(healthy(s), 'the builder stayed healthy');
+  },
+);
 
-t.test('the daemon stopped: doctor reports "daemon answers" failing with its fix, and a drop-in nobody repairs', async (t) => {
-  const before = await client.status();
-  // kill -9, as a crash: the VM keeps running for the next daemon to adopt.
-  daemon!.kill('SIGKILL');
-  await daemonExit;
-  daemon = null;
-  await writeFile(layout.sshDropIn, installedDropIn.replace(`Port ${sshPort}`, 'Port 2200'));
-  const d = await doctor();
-  t.equal(d.run.code, 1);
-  t.equal(d.ok, false);
-  const answers = d.checks.get('daemon-answers')!;
-  t.equal(answers.ok, false);
-  t.match(answers.message, `linuxkitd does not answer on ${layout.socketPath}`);
-  t.match(answers.fix, `start it: ${serviceNode} ${daemonMain} --config ${layout.configPath}`);
-  t.match(answers.fix, join(layout.stateDir, 'log', 'daemon.log'));
-  t.equal(d.checks.get('builder-healthy')?.skipped, true);
-  const alias = d.checks.get('ssh-alias')!;
-  t.equal(alias.ok, false);
-  t.match(alias.message, `port is 2200, expected ${sshPort}`);
-  t.match(alias.fix, 'run linuxkitctl install again');
-  t.equal(d.checks.get('host-key')?.ok, true, 'the VM itself still answers with the pinned key');
-  t.equal(pidsMatching(`${layout.stateDir}/qmp.sock`).length, 1, 'the VM outlived its daemon');
+t.test(
+  'the daemon stopped: doctor reports "daemon answers" failing with its fix, and a drop-in nobody repairs',
+  async (t) => {
+    const before = await client.status();
+    // kill -9, as a crash: the VM keeps running for the next daemon to adopt.
+    daemon!.kill('SIGKILL');
+    await daemonExit;
+    daemon = null;
+    await writeFile(layout.sshDropIn, installedDropIn.replace(`Port ${sshPort}`, 'Port 2200'));
+    const d = await doctor();
+    t.equal(d.run.code, 1);
+    t.equal(d.ok, false);
+    const answers = d.checks.get('daemon-answers')!;
+    t.equal(answers.ok, false);
+    t.match(answers.message, `linuxkitd does not answer on ${layout.socketPath}`);
+    t.match(answers.fix, `start it: ${serviceNode} ${daemonMain} --config ${layout.configPath}`);
+    t.match(answers.fix, join(layout.stateDir, 'log', 'daemon.log'));
+    t.equal(d.checks.get('builder-healthy')?.skipped, true);
+    const alias = d.checks.get('ssh-alias')!;
+    t.equal(alias.ok, false);
+    t.match(alias.message, `port is 2200, expected ${sshPort}`);
+    t.match(alias.fix, 'run linuxkitctl install again');
+    t.equal(d.checks.get('host-key')?.ok, true, 'the VM itself still answers with the pinned key');
+    t.equal(pidsMatching(`${layout.stateDir}/qmp.sock`).length, 1, 'the VM outlived its daemon');
 
-  // The next daemon repairs the drop-in when it starts and adopts the VM.
-  startDaemonFromUnit();
-  const s = await waitForStatus(healthy, 60_000, 'the new daemon to adopt a healthy VM');
-  t.equal(s.vm.pid, before.vm.pid, 'same VM');
-  t.equal(s.vm.adopted, true);
-  t.equal(await readFile(layout.sshDropIn, 'utf8'), installedDropIn, 'restored at start');
-  const log = await readFile(join(layout.stateDir, 'log', 'daemon.log'), 'utf8');
-  t.match(log, `restored the SSH entry for linuxkit-builder in ${layout.sshDropIn} (it had been changed)`);
-  const again = await doctor();
-  t.equal(again.ok, true, again.run.stdout);
-});
+    // The next daemon repairs the drop-in when it starts and adopts the VM.
+    startDaemonFromUnit();
+    const s = await waitForStatus(healthy, 60_000, 'the new daemon to adopt a healthy VM');
+    t.equal(s.vm.pid, before.vm.pid, 'same VM');
+    t.equal(s.vm.adopted, true);
+    t.equal(await readFile(layout.sshDropIn, 'utf8'), installedDropIn, 'restored at start');
+    const log = await readFile(join(layout.stateDir, 'log', 'daemon.log'), 'utf8');
+    t.match(log, `restored the SSH entry for linuxkit-builder in ${layout.sshDropIn} (it had been changed)`);
+    const again = await doctor();
+    t.equal(again.ok, true, again.run.stdout);
+  },
+);
 
 t.test('uninstall --root puts the tree back as it was before install, and no process is left', async (t) => {
   daemon!.kill('SIGTERM');
@@ -311,10 +408,19 @@ t.test('uninstall --root puts the tree back as it was before install, and no pro
   // The state folder holds the daemon's own log and console: uninstall keeps it and says so.
   t.match(r.stdout, `kept folder ${layout.stateDir}`);
   const left = (await readdir(layout.stateDir)).sort();
-  for (const mine of ['keys', 'config.json', 'install-manifest.json']) t.notOk(left.includes(mine), `${mine} is gone`);
+  for (const mine of ['keys', 'config.json', 'install-manifest.json'])
+    t.notOk(left.includes(mine), `${mine} is gone`);
   t.ok(left.includes('log'), `what is left is the daemon's: ${left.join(', ')}`);
-  const strip = (snapshot: string) => snapshot.split('\n').filter((l) => !l.includes(' var/lib/linuxkit-nix')).join('\n');
-  t.equal(strip(treeSnapshot(root)), strip(treeBefore), 'outside the kept state folder, byte for byte as before install');
+  const strip = (snapshot: string) =>
+    snapshot
+      .split('\n')
+      .filter((l) => !l.includes(' var/lib/linuxkit-nix'))
+      .join('\n');
+  t.equal(
+    strip(treeSnapshot(root)),
+    strip(treeBefore),
+    'outside the kept state folder, byte for byte as before install',
+  );
   // The fix uninstall prints for the kept folder; then the whole tree is as before.
   await rm(layout.stateDir, { recursive: true });
   t.equal(treeSnapshot(root), treeBefore, 'the whole tree hashes as before install');

@@ -10,7 +10,13 @@ import { join } from 'node:path';
 import type { StateEvent } from '../../daemon/controller.js';
 import { requireTool, tempDir } from '../helpers/env.js';
 import { ctlMain, isHealthy, startTestDaemon } from '../helpers/daemon-process.js';
-import { PATIENT_BOOT_MS, PATIENT_FILE_TIMEOUT_MS, PATIENT_TEST_CONFIG, killQemus, writeConfig } from '../reliability/vm-helpers.js';
+import {
+  PATIENT_BOOT_MS,
+  PATIENT_FILE_TIMEOUT_MS,
+  PATIENT_TEST_CONFIG,
+  killQemus,
+  writeConfig,
+} from '../reliability/vm-helpers.js';
 
 requireTool('qemu-system-x86_64');
 
@@ -45,7 +51,9 @@ interface Follower {
   exited: Promise<number | null>;
 }
 function ctlChild(args: string[]): Follower {
-  const proc = spawn(process.execPath, [ctlMain, '--socket', daemon.socket, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(process.execPath, [ctlMain, '--socket', daemon.socket, ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const out: string[] = [];
   let partial = '';
   proc.stdout!.on('data', (d: Buffer) => {
@@ -66,7 +74,8 @@ t.teardown(() => {
   killQemus(stateDir);
 });
 
-const parsedEvents = () => events.out.filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as StateEvent);
+const parsedEvents = () =>
+  events.out.filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as StateEvent);
 async function until(pred: () => boolean, timeoutMs: number, what: string): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!pred()) {
@@ -76,37 +85,47 @@ async function until(pred: () => boolean, timeoutMs: number, what: string): Prom
 }
 const lines = (text: string) => text.split('\n').filter((l) => l !== '');
 
-t.test('the daemon rotates its log while running: daemon.log.1 holds the old log, the oldest is dropped', async (t) => {
-  const booted = Date.now();
-  await daemon.waitFor(isHealthy, BOOT_MS, 'the first boot');
-  t.comment(`daemon start to healthy: ${Date.now() - booted} ms`);
-  // Each accepted action is one log line: ask until the log rotates.
-  let requests = 0;
-  const started = Date.now();
-  while ((await stat(daemonLog)).size > HEADROOM && requests < 5000) {
-    await daemon.client.start();
-    requests++;
-  }
-  t.comment(`log rotated after ${requests} accepted actions in ${Date.now() - started} ms`);
-  t.ok(requests < 5000, 'the log rotated');
-  const one = await readFile(`${daemonLog}.1`, 'utf8');
-  t.ok(one.startsWith(`${filler[0]}\n`), 'daemon.log.1 is the old daemon.log');
-  t.match(one, /linuxkitd started/, 'with the lines of this start');
-  t.ok(one.length <= ROTATE_BYTES, `daemon.log.1 is ${one.length} bytes, not over ${ROTATE_BYTES}`);
-  t.equal(await readFile(`${daemonLog}.2`, 'utf8'), 'rotated file 1\n');
-  t.equal(await readFile(`${daemonLog}.3`, 'utf8'), 'rotated file 2\n', `the oldest (rotated file ${KEEP}) is gone`);
-  t.equal((await stat(daemonLog)).mode & 0o777, 0o600, 'the new log is 0600');
+t.test(
+  'the daemon rotates its log while running: daemon.log.1 holds the old log, the oldest is dropped',
+  async (t) => {
+    const booted = Date.now();
+    await daemon.waitFor(isHealthy, BOOT_MS, 'the first boot');
+    t.comment(`daemon start to healthy: ${Date.now() - booted} ms`);
+    // Each accepted action is one log line: ask until the log rotates.
+    let requests = 0;
+    const started = Date.now();
+    while ((await stat(daemonLog)).size > HEADROOM && requests < 5000) {
+      await daemon.client.start();
+      requests++;
+    }
+    t.comment(`log rotated after ${requests} accepted actions in ${Date.now() - started} ms`);
+    t.ok(requests < 5000, 'the log rotated');
+    const one = await readFile(`${daemonLog}.1`, 'utf8');
+    t.ok(one.startsWith(`${filler[0]}\n`), 'daemon.log.1 is the old daemon.log');
+    t.match(one, /linuxkitd started/, 'with the lines of this start');
+    t.ok(one.length <= ROTATE_BYTES, `daemon.log.1 is ${one.length} bytes, not over ${ROTATE_BYTES}`);
+    t.equal(await readFile(`${daemonLog}.2`, 'utf8'), 'rotated file 1\n');
+    t.equal(
+      await readFile(`${daemonLog}.3`, 'utf8'),
+      'rotated file 2\n',
+      `the oldest (rotated file ${KEEP}) is gone`,
+    );
+    t.equal((await stat(daemonLog)).mode & 0o777, 0o600, 'the new log is 0600');
 
-  // Something worth following after the rotation: a restart of the builder.
-  const before = await daemon.client.status();
-  const r = daemon.ctl(['restart', '--wait', '--timeout', '240']);
-  t.equal(r.code, 0, r.stderr + r.stdout);
-  const after = await daemon.client.status();
-  t.not(after.vm.pid, before.vm.pid);
-});
+    // Something worth following after the rotation: a restart of the builder.
+    const before = await daemon.client.status();
+    const r = daemon.ctl(['restart', '--wait', '--timeout', '240']);
+    t.equal(r.code, 0, r.stderr + r.stdout);
+    const after = await daemon.client.status();
+    t.not(after.vm.pid, before.vm.pid);
+  },
+);
 
 t.test('logs -f printed every line the daemon wrote, once and in order, across the rotation', async (t) => {
-  const written = [...lines(await readFile(`${daemonLog}.1`, 'utf8')), ...lines(await readFile(daemonLog, 'utf8'))];
+  const written = [
+    ...lines(await readFile(`${daemonLog}.1`, 'utf8')),
+    ...lines(await readFile(daemonLog, 'utf8')),
+  ];
   const last = written[written.length - 1];
   // The follower polls once a second.
   await until(() => follower.out.includes(last), 15_000, 'the follower to print the last line');
@@ -115,9 +134,14 @@ t.test('logs -f printed every line the daemon wrote, once and in order, across t
   const from = written.indexOf(first[2]) + 1;
   t.ok(from > 0, 'the follower began with the tail of the log');
   const expected = written.slice(from);
-  t.comment(`logs -f: ${follower.out.length} lines printed, ${expected.length} written while following, ${lines(await readFile(daemonLog, 'utf8')).length} of them after the rotation`);
+  t.comment(
+    `logs -f: ${follower.out.length} lines printed, ${expected.length} written while following, ${lines(await readFile(daemonLog, 'utf8')).length} of them after the rotation`,
+  );
   t.same(follower.out.slice(3), expected, 'exactly the written lines, in order, none twice');
-  t.ok(follower.out.some((l) => l.includes('"msg":"stopping the VM"')), 'including the restart after the rotation');
+  t.ok(
+    follower.out.some((l) => l.includes('"msg":"stopping the VM"')),
+    'including the restart after the rotation',
+  );
 });
 
 t.test('events printed the restart in order: stopping, starting, running', async (t) => {
@@ -127,8 +151,17 @@ t.test('events printed the restart in order: stopping, starting, running', async
   t.comment(`events: ${all.length} lines; states ${states.join(' → ')}`);
   const stopAt = states.lastIndexOf('stopping');
   t.ok(stopAt >= 0, 'a stopping event');
-  t.same(states.slice(stopAt).filter((s, i, a) => s !== a[i - 1]).slice(-3), ['stopping', 'starting', 'running']);
-  t.ok(all.some((e) => e.type === 'exit'), 'the old VM\'s exit');
+  t.same(
+    states
+      .slice(stopAt)
+      .filter((s, i, a) => s !== a[i - 1])
+      .slice(-3),
+    ['stopping', 'starting', 'running'],
+  );
+  t.ok(
+    all.some((e) => e.type === 'exit'),
+    "the old VM's exit",
+  );
   const human = ctlChild(['events']);
   // Generous: node alone can take a minute to start on a loaded machine.
   await until(() => human.out.length > 0, 180_000, 'the first human-readable event line');
@@ -141,6 +174,8 @@ t.test('the daemon ends the stream when it stops: events exits 3', async (t) => 
   daemon.proc.kill('SIGTERM');
   t.equal((await daemon.exited).code, 0);
   t.equal(await events.exited, 3, 'linuxkitctl events: the daemon ended the stream');
-  const states = parsedEvents().filter((e) => e.type === 'state').map((e) => e.state);
+  const states = parsedEvents()
+    .filter((e) => e.type === 'state')
+    .map((e) => e.state);
   t.comment(`the last state events before the stream ended: ${states.slice(-3).join(' → ')}`);
 });

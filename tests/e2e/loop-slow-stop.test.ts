@@ -38,7 +38,11 @@ t.test('with a 20-second stop in progress the daemon answers, accepts, and acts 
   const oldPid = healthy.vm.pid!;
   // No acpid: QEMU takes system_powerdown, the guest ignores it, the stop waits out its grace.
   // SIGKILL is delivered at once, but the process is gone only a moment later: wait for that.
-  await guestRun(stateDir, daemon.sshPort, 'kill -9 $(pidof acpid); for i in $(seq 50); do pidof acpid >/dev/null || exit 0; sleep 0.1; done; exit 1');
+  await guestRun(
+    stateDir,
+    daemon.sshPort,
+    'kill -9 $(pidof acpid); for i in $(seq 50); do pidof acpid >/dev/null || exit 0; sleep 0.1; done; exit 1',
+  );
 
   const sampler = statusSampler(daemon.client);
   const timed = async <T>(fn: () => Promise<T>): Promise<{ value: T; ms: number }> => {
@@ -66,7 +70,12 @@ t.test('with a 20-second stop in progress the daemon answers, accepts, and acts 
   const config = await readConfig(stateDir);
   const editedAt = Date.now();
   await writeConfig(stateDir, { ...config, probe: { ...FAST_TEST_CONFIG.probe, intervalMs: 6000 } });
-  const configEvent = await waitForEvent(rec, (e) => e.type === 'config' && Date.parse(e.at) >= editedAt - 1000, 10_000, 'the config event');
+  const configEvent = await waitForEvent(
+    rec,
+    (e) => e.type === 'config' && Date.parse(e.at) >= editedAt - 1000,
+    10_000,
+    'the config event',
+  );
   t.comment(`config change seen ${Date.parse(configEvent.at) - editedAt} ms after the edit`);
   t.equal((await daemon.client.status()).state, 'stopping', 'while the stop still runs');
 
@@ -74,9 +83,15 @@ t.test('with a 20-second stop in progress the daemon answers, accepts, and acts 
   await new Promise((r) => setTimeout(r, 1000));
   const killedAt = Date.now();
   process.kill(oldPid, 'SIGKILL');
-  const next = await daemon.waitFor((s) => s.vm.pid !== null && s.vm.pid !== oldPid, 15_000, 'a new VM after the kill');
+  const next = await daemon.waitFor(
+    (s) => s.vm.pid !== null && s.vm.pid !== oldPid,
+    15_000,
+    'a new VM after the kill',
+  );
   const actedMs = Date.now() - killedAt;
-  t.comment(`new VM (pid ${next.vm.pid}) ${actedMs} ms after the kill, ${Date.now() - stopAt} ms after the stop began`);
+  t.comment(
+    `new VM (pid ${next.vm.pid}) ${actedMs} ms after the kill, ${Date.now() - stopAt} ms after the stop began`,
+  );
   t.ok(Date.now() - stopAt < STOP_GRACE_MS, 'acted on before the stop grace would have ended');
 
   const figures = sampler.stop();

@@ -73,9 +73,13 @@ t.test('a host key other than the pinned one is refused with a mismatch error', 
     probeBuilder({ ...target, hostPublicKeyLine: other.hostPublicKeyLine }, { deadlineMs: 10_000 }),
     HostKeyMismatchError,
   );
-  await t.rejects(probeBuilder({ ...target, hostPublicKeyLine: other.hostPublicKeyLine }, { deadlineMs: 10_000 }), {
-    message: /host key mismatch for root@127\.0\.0\.1:\d+: the guest presented SHA256:\S+ but SHA256:\S+ is pinned/,
-  });
+  await t.rejects(
+    probeBuilder({ ...target, hostPublicKeyLine: other.hostPublicKeyLine }, { deadlineMs: 10_000 }),
+    {
+      message:
+        /host key mismatch for root@127\.0\.0\.1:\d+: the guest presented SHA256:\S+ but SHA256:\S+ is pinned/,
+    },
+  );
 });
 
 t.test('the SSH forward listens on 127.0.0.1 only', async (t) => {
@@ -83,7 +87,8 @@ t.test('the SSH forward listens on 127.0.0.1 only', async (t) => {
     .split('\n')
     .filter((l) => l.includes(`:${sshPort} `));
   t.ok(listeners.length >= 1, 'QEMU listens on the SSH port');
-  for (const l of listeners) t.match(l, new RegExp(`\\s127\\.0\\.0\\.1:${sshPort}\\s`), `bound to loopback: ${l.trim()}`);
+  for (const l of listeners)
+    t.match(l, new RegExp(`\\s127\\.0\\.0\\.1:${sshPort}\\s`), `bound to loopback: ${l.trim()}`);
 });
 
 for (const scheme of ['ssh', 'ssh-ng'] as const) {
@@ -95,7 +100,13 @@ for (const scheme of ['ssh', 'ssh-ng'] as const) {
     const sshConfig = join(dir, 'ssh_config');
     await writeFile(
       sshConfig,
-      renderSshHostEntry({ alias, port: sshPort, user: 'root', identityFile: keys.clientKey, knownHostsFile: knownHosts }),
+      renderSshHostEntry({
+        alias,
+        port: sshPort,
+        user: 'root',
+        identityFile: keys.clientKey,
+        knownHostsFile: knownHosts,
+      }),
     );
     const machines = join(dir, 'machines');
     await writeFile(
@@ -122,7 +133,9 @@ for (const scheme of ['ssh', 'ssh-ng'] as const) {
     const [builtOn, kernel, arch] = output.split(' ');
     t.equal(builtOn, 'linuxkit-builder', 'the output names the guest, not the host');
     t.not(builtOn, hostname());
-    const manifest = JSON.parse(await readFile(join(image.dir, 'manifest.json'), 'utf8')) as { kernelVersion: string };
+    const manifest = JSON.parse(await readFile(join(image.dir, 'manifest.json'), 'utf8')) as {
+      kernelVersion: string;
+    };
     t.equal(kernel, manifest.kernelVersion, `built under the guest kernel ${kernel}`);
     t.equal(arch, 'x86_64');
   });

@@ -6,7 +6,15 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { requireTool, tempDir } from '../helpers/env.js';
 import { isHealthy, startTestDaemon, type DaemonUnderTest } from '../helpers/daemon-process.js';
-import { PATIENT_BOOT_MS, PATIENT_FILE_TIMEOUT_MS, PATIENT_TEST_CONFIG, QemuWatch, killQemus, qemuPidsFor, writeConfig } from '../reliability/vm-helpers.js';
+import {
+  PATIENT_BOOT_MS,
+  PATIENT_FILE_TIMEOUT_MS,
+  PATIENT_TEST_CONFIG,
+  QemuWatch,
+  killQemus,
+  qemuPidsFor,
+  writeConfig,
+} from '../reliability/vm-helpers.js';
 
 requireTool('qemu-system-x86_64');
 

@@ -32,7 +32,13 @@ export function statusSampler(client: LinuxkitClient, pauseMs = 20): { stop(): S
       running = false;
       const sorted = [...times].sort((a, b) => a - b);
       const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN;
-      return { count: times.length, errors, maxMs: sorted[sorted.length - 1] ?? NaN, p99Ms: at(0.99), medianMs: at(0.5) };
+      return {
+        count: times.length,
+        errors,
+        maxMs: sorted[sorted.length - 1] ?? NaN,
+        p99Ms: at(0.99),
+        medianMs: at(0.5),
+      };
     },
   };
 }

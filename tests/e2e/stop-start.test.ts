@@ -7,7 +7,15 @@ import { join } from 'node:path';
 import type { DaemonStatus } from '../../daemon/controller.js';
 import { requireTool, tempDir } from '../helpers/env.js';
 import { isHealthy, startTestDaemon, type DaemonUnderTest } from '../helpers/daemon-process.js';
-import { PATIENT_BOOT_MS, PATIENT_FILE_TIMEOUT_MS, PATIENT_TEST_CONFIG, QemuWatch, killQemus, qemuPidsFor, writeConfig } from '../reliability/vm-helpers.js';
+import {
+  PATIENT_BOOT_MS,
+  PATIENT_FILE_TIMEOUT_MS,
+  PATIENT_TEST_CONFIG,
+  QemuWatch,
+  killQemus,
+  qemuPidsFor,
+  writeConfig,
+} from '../reliability/vm-helpers.js';
 
 requireTool('qemu-system-x86_64');
 
@@ -25,7 +33,8 @@ t.teardown(() => {
 });
 
 const json = (r: { stdout: string }) => JSON.parse(r.stdout) as DaemonStatus;
-const desiredOnDisk = async () => (JSON.parse(await readFile(join(stateDir, 'desired.json'), 'utf8')) as { desired: string }).desired;
+const desiredOnDisk = async () =>
+  (JSON.parse(await readFile(join(stateDir, 'desired.json'), 'utf8')) as { desired: string }).desired;
 
 t.test('linuxkitctl stop powers the VM off; the daemon stays and reports stopped', async (t) => {
   const booted = Date.now();

@@ -21,10 +21,19 @@ import { backupDirs, restoreDirs } from '../helpers/dir-backup.js';
 import { freePort, imageCacheDir, requireTool } from '../helpers/env.js';
 import { buildWhereItRuns } from '../helpers/host-nix.js';
 import { treeSnapshot } from '../install/install-fixtures.js';
-import { PATIENT_BOOT_MS, PATIENT_FILE_TIMEOUT_MS, PATIENT_TEST_CONFIG, guestRun, killQemus, readConfig, writeConfig } from '../reliability/vm-helpers.js';
+import {
+  PATIENT_BOOT_MS,
+  PATIENT_FILE_TIMEOUT_MS,
+  PATIENT_TEST_CONFIG,
+  guestRun,
+  killQemus,
+  readConfig,
+  writeConfig,
+} from '../reliability/vm-helpers.js';
 
 for (const tool of ['qemu-system-x86_64', 'nix-daemon', 'nix-build', 'ssh', 'useradd']) requireTool(tool);
-if (process.getuid?.() !== 0) throw new Error('this test installs into the real /etc: run it as root (on a disposable machine)');
+if (process.getuid?.() !== 0)
+  throw new Error('this test installs into the real /etc: run it as root (on a disposable machine)');
 
 const BUILDER = 'e2e';
 const TEST_USER = 'linuxkit-e2e-nix';
@@ -33,7 +42,13 @@ const BOOT_MS = PATIENT_BOOT_MS;
 t.setTimeout(PATIENT_FILE_TIMEOUT_MS);
 const NIX_SOCKET = '/nix/var/nix/daemon-socket/socket';
 const sshPort = await freePort();
-const layout = installLayout({ platform: 'linux', scope: 'system', root: null, builder: BUILDER, user: { name: 'root', uid: 0, gid: 0, home: '/root' } });
+const layout = installLayout({
+  platform: 'linux',
+  scope: 'system',
+  root: null,
+  builder: BUILDER,
+  user: { name: 'root', uid: 0, gid: 0, home: '/root' },
+});
 // Every folder install writes into; /etc/ssh/ssh_config is only read.
 const etcDirs = ['/etc/nix', '/etc/ssh/ssh_config.d', '/etc/systemd/system'];
 
@@ -44,12 +59,20 @@ const answers = (path: string) =>
     s.once('connect', () => (s.destroy(), resolve(true)));
     s.once('error', () => resolve(false));
   });
-if (await answers(NIX_SOCKET)) throw new Error(`a nix-daemon already answers on ${NIX_SOCKET}: this test starts its own with its /etc/nix/nix.conf; stop that one first`);
-if (existsSync(layout.stateDir)) throw new Error(`${layout.stateDir} exists: a builder named ${BUILDER} is installed already (linuxkitctl uninstall --builder ${BUILDER})`);
+if (await answers(NIX_SOCKET))
+  throw new Error(
+    `a nix-daemon already answers on ${NIX_SOCKET}: this test starts its own with its /etc/nix/nix.conf; stop that one first`,
+  );
+if (existsSync(layout.stateDir))
+  throw new Error(
+    `${layout.stateDir} exists: a builder named ${BUILDER} is installed already (linuxkitctl uninstall --builder ${BUILDER})`,
+  );
 
 // ---- the machine before: a multi-user Nix (nix.conf, a running nix-daemon) and a plain user ----
 const original = backupDirs(etcDirs);
-const varLibExisted = ['/var/lib/linuxkit-nix', '/var/lib/linuxkit-nix/builders'].filter((d) => existsSync(d));
+const varLibExisted = ['/var/lib/linuxkit-nix', '/var/lib/linuxkit-nix/builders'].filter((d) =>
+  existsSync(d),
+);
 let userCreated = false;
 let nixDaemon: ChildProcess | null = null;
 let daemon: ChildProcess | null = null;
@@ -60,7 +83,11 @@ t.teardown(async () => {
   daemon?.kill('SIGKILL');
   killQemus(layout.stateDir);
   spawnSync('ssh', ['-O', 'exit', layout.alias], { stdio: 'ignore', timeout: 10_000 });
-  if (installed) spawnSync(process.execPath, [ctlMain, 'uninstall', '--system', '--builder', BUILDER], { stdio: 'ignore', timeout: 60_000 });
+  if (installed)
+    spawnSync(process.execPath, [ctlMain, 'uninstall', '--system', '--builder', BUILDER], {
+      stdio: 'ignore',
+      timeout: 60_000,
+    });
   const undone = restoreDirs(original);
   if (undone.length) console.error(`teardown put /etc back: ${undone.join('; ')}`);
   rmSync(layout.stateDir, { recursive: true, force: true });
@@ -77,7 +104,16 @@ if (!existsSync('/etc/nix/nix.conf')) {
   // (@/etc/nix/machines), and users are not trusted: the builders are the daemon's to choose.
   await writeFile(
     '/etc/nix/nix.conf',
-    ['build-users-group =', 'sandbox = false', 'substituters =', 'builders-use-substitutes = false', 'max-jobs = 0', 'connect-timeout = 5', 'allowed-users = *', ''].join('\n'),
+    [
+      'build-users-group =',
+      'sandbox = false',
+      'substituters =',
+      'builders-use-substitutes = false',
+      'max-jobs = 0',
+      'connect-timeout = 5',
+      'allowed-users = *',
+      '',
+    ].join('\n'),
   );
 }
 if (spawnSync('id', [TEST_USER], { stdio: 'ignore' }).status !== 0) {
@@ -99,42 +135,75 @@ const etcBefore = new Map(etcDirs.map((d) => [d, existsSync(d) ? treeSnapshot(d)
 const sshConfigBefore = await readFile('/etc/ssh/ssh_config', 'utf8');
 
 const client = new LinuxkitClient({ socketPath: layout.socketPath, timeoutMs: 10_000 });
-async function waitForStatus(pred: (s: DaemonStatus) => boolean, timeoutMs: number, what: string): Promise<DaemonStatus> {
+async function waitForStatus(
+  pred: (s: DaemonStatus) => boolean,
+  timeoutMs: number,
+  what: string,
+): Promise<DaemonStatus> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown = null;
   while (Date.now() < deadline) {
-    if (daemon && daemon.exitCode !== null) throw new Error(`linuxkitd exited while waiting for ${what}: ${daemonStderr}`);
+    if (daemon && daemon.exitCode !== null)
+      throw new Error(`linuxkitd exited while waiting for ${what}: ${daemonStderr}`);
     last = await client.status().catch((err: Error) => err.message);
     if (typeof last === 'object' && pred(last as DaemonStatus)) return last as DaemonStatus;
     await new Promise((r) => setTimeout(r, 500));
   }
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; last: ${JSON.stringify(last)}`);
 }
-const ctl = (args: string[]) => spawnSync(process.execPath, [ctlMain, ...args], { encoding: 'utf8', timeout: 120_000 });
+const ctl = (args: string[]) =>
+  spawnSync(process.execPath, [ctlMain, ...args], { encoding: 'utf8', timeout: 120_000 });
 
-t.test('linuxkitctl install --system --no-service writes the real /etc and names the command to run', async (t) => {
-  const r = ctl(['install', '--system', '--no-service', '--builder', BUILDER, '--accel', 'tcg', '--ssh-port', String(sshPort), '--cpus', '1', '--memory', '1024']);
-  installed = true;
-  t.equal(r.status, 0, `install exits 0${r.status === 0 ? '' : `: ${r.stderr}${r.stdout}`}`);
-  t.match(r.stdout, /--no-service: no service manager was called; run the daemon with: /);
-  t.notMatch(r.stdout, /^ran: /m, 'no systemctl was run');
-  const machines = await readFile('/etc/nix/machines', 'utf8');
-  const line = readManagedBlock(machines, `linuxkit-nix-${BUILDER}`)!.trim().split(' ');
-  t.equal(line[0], `ssh-ng://${layout.alias}`);
-  t.equal(line[2], layout.keys.clientKey);
-  t.match(await readFile(layout.sshDropIn, 'utf8'), new RegExp(`^  Port ${sshPort}$`, 'm'));
-  t.equal(await readFile('/etc/ssh/ssh_config', 'utf8'), sshConfigBefore, 'ssh_config itself is only read');
-  t.notMatch(r.stdout, /does not include|Include/, 'Debian\'s ssh_config already includes the drop-in folder');
-  // As a user may: a probe that waits out a slow guest on this loaded machine (the file install
-  // created is removed by uninstall all the same).
-  await writeConfig(layout.stateDir, { ...(await readConfig(layout.stateDir)), probe: PATIENT_TEST_CONFIG.probe });
-});
+t.test(
+  'linuxkitctl install --system --no-service writes the real /etc and names the command to run',
+  async (t) => {
+    const r = ctl([
+      'install',
+      '--system',
+      '--no-service',
+      '--builder',
+      BUILDER,
+      '--accel',
+      'tcg',
+      '--ssh-port',
+      String(sshPort),
+      '--cpus',
+      '1',
+      '--memory',
+      '1024',
+    ]);
+    installed = true;
+    t.equal(r.status, 0, `install exits 0${r.status === 0 ? '' : `: ${r.stderr}${r.stdout}`}`);
+    t.match(r.stdout, /--no-service: no service manager was called; run the daemon with: /);
+    t.notMatch(r.stdout, /^ran: /m, 'no systemctl was run');
+    const machines = await readFile('/etc/nix/machines', 'utf8');
+    const line = readManagedBlock(machines, `linuxkit-nix-${BUILDER}`)!.trim().split(' ');
+    t.equal(line[0], `ssh-ng://${layout.alias}`);
+    t.equal(line[2], layout.keys.clientKey);
+    t.match(await readFile(layout.sshDropIn, 'utf8'), new RegExp(`^  Port ${sshPort}$`, 'm'));
+    t.equal(await readFile('/etc/ssh/ssh_config', 'utf8'), sshConfigBefore, 'ssh_config itself is only read');
+    t.notMatch(
+      r.stdout,
+      /does not include|Include/,
+      "Debian's ssh_config already includes the drop-in folder",
+    );
+    // As a user may: a probe that waits out a slow guest on this loaded machine (the file install
+    // created is removed by uninstall all the same).
+    await writeConfig(layout.stateDir, {
+      ...(await readConfig(layout.stateDir)),
+      probe: PATIENT_TEST_CONFIG.probe,
+    });
+  },
+);
 
 t.test('the daemon, started exactly as the unit says, boots the builder to healthy', async (t) => {
   const unit = parseSystemdUnit(await readFile(layout.service.file, 'utf8'));
   const [program, ...args] = unit.execStart;
   const started = Date.now();
-  daemon = spawn(program, args, { env: { ...unit.environment, LINUXKIT_IMAGE_CACHE: imageCacheDir }, stdio: ['ignore', 'ignore', 'pipe'] });
+  daemon = spawn(program, args, {
+    env: { ...unit.environment, LINUXKIT_IMAGE_CACHE: imageCacheDir },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   daemon.stderr!.on('data', (d: Buffer) => (daemonStderr += d.toString()));
   const proc = daemon;
   daemonExit = new Promise((resolve) => proc.once('exit', (code, signal) => resolve({ code, signal })));
@@ -146,9 +215,16 @@ t.test('the daemon, started exactly as the unit says, boots the builder to healt
 });
 
 t.test(`a plain user's nix-build goes through nix-daemon and the system SSH config to the VM`, async (t) => {
-  const guest = (await guestRun(layout.stateDir, sshPort, 'echo $(uname -n) $(uname -r) $(uname -m)')).stdout.trim();
+  const guest = (
+    await guestRun(layout.stateDir, sshPort, 'echo $(uname -n) $(uname -r) $(uname -m)')
+  ).stdout.trim();
   const started = Date.now();
-  const { output, log } = await buildWhereItRuns({ asUser: testUser, system: 'x86_64-linux', nonce: `system-${Date.now()}`, timeoutMs: 600_000 });
+  const { output, log } = await buildWhereItRuns({
+    asUser: testUser,
+    system: 'x86_64-linux',
+    nonce: `system-${Date.now()}`,
+    timeoutMs: 600_000,
+  });
   t.comment(`nix-build as ${TEST_USER} through nix-daemon: ${Date.now() - started} ms; built on ${output}`);
   t.equal(output, guest, 'the output names the guest: its uname -n -r -m');
   t.not(output.split(' ')[0], hostname(), 'not the host');
@@ -166,8 +242,13 @@ t.test('uninstall after the daemon is stopped puts /etc back byte for byte', asy
   t.equal(r.status, 0, `uninstall exits 0${r.status === 0 ? '' : `: ${r.stderr}${r.stdout}`}`);
   installed = false;
   const removed = r.stdout.split('\n').filter((l) => /^\s+removed /.test(l)).length;
-  const files = [...etcBefore.values()].join('').split('\n').filter((l) => l.startsWith('f ')).length;
-  t.comment(`uninstall removed ${removed} files and folders; ${files} files under ${etcDirs.join(', ')} hashed before and after`);
+  const files = [...etcBefore.values()]
+    .join('')
+    .split('\n')
+    .filter((l) => l.startsWith('f ')).length;
+  t.comment(
+    `uninstall removed ${removed} files and folders; ${files} files under ${etcDirs.join(', ')} hashed before and after`,
+  );
   for (const d of etcDirs) {
     const after = existsSync(d) ? treeSnapshot(d) : null;
     t.equal(after, etcBefore.get(d), `${d}: every file and its hash as before install`);
@@ -175,6 +256,7 @@ t.test('uninstall after the daemon is stopped puts /etc back byte for byte', asy
   t.equal(await readFile('/etc/ssh/ssh_config', 'utf8'), sshConfigBefore);
   t.match(r.stdout, `kept folder ${layout.stateDir}`, 'the state folder is kept for its logs, and named');
   const left = readdirSync(layout.stateDir);
-  for (const mine of ['keys', 'config.json', 'install-manifest.json']) t.notOk(left.includes(mine), `${mine} is gone`);
+  for (const mine of ['keys', 'config.json', 'install-manifest.json'])
+    t.notOk(left.includes(mine), `${mine} is gone`);
   t.ok(left.includes('log'), `what is left is the daemon's: ${left.join(', ')}`);
 });

@@ -26,7 +26,7 @@ t.test('replaces the content and keeps the existing mode when none is given', as
 });
 
 t.test('an explicit mode is applied exactly, past the umask', async (t) => {
-  const dir = t.testdir({ 'f': 'x' });
+  const dir = t.testdir({ f: 'x' });
   const target = path.join(dir, 'f');
   await writeFileAtomic(target, 'y', { mode: 0o666 });
   t.equal(await modeOf(target), 0o666);
@@ -50,7 +50,7 @@ t.test('a very long file name still fits its temp name', async (t) => {
 });
 
 t.test('a failing rename (target is a directory) removes the temp file and keeps the target', async (t) => {
-  const dir = t.testdir({ 'config.json': { 'inside': 'kept' } });
+  const dir = t.testdir({ 'config.json': { inside: 'kept' } });
   const target = path.join(dir, 'config.json');
   await t.rejects(writeFileAtomic(target, '{}'), { code: 'EISDIR' });
   t.same(await fs.readdir(dir), ['config.json']);
@@ -64,32 +64,47 @@ t.test('a missing directory fails with ENOENT naming the path and creates nothin
   t.same(await fs.readdir(dir), []);
 });
 
-t.test('a write failing half-way (file size limit, which binds root too) keeps the old file intact', async (t) => {
-  const dir = t.testdir({ 'vm.json': 'old content' });
-  const target = path.join(dir, 'vm.json');
-  const moduleUrl = pathToFileURL(path.resolve('daemon/fs/atomic-write.ts')).href;
-  const script = `
+t.test(
+  'a write failing half-way (file size limit, which binds root too) keeps the old file intact',
+  async (t) => {
+    const dir = t.testdir({ 'vm.json': 'old content' });
+    const target = path.join(dir, 'vm.json');
+    const moduleUrl = pathToFileURL(path.resolve('daemon/fs/atomic-write.ts')).href;
+    const script = `
     import { writeFileAtomic } from ${JSON.stringify(moduleUrl)};
     try { await writeFileAtomic(process.argv[1], Buffer.alloc(1 << 20, 120)); console.log('wrote'); }
     catch (e) { console.log('failed ' + e.code); }`;
-  // Keep only the TypeScript loader from tap's flags so the child can import the .ts module.
-  // tap's process tracker (NODE_OPTIONS) writes a report at exit, which the size limit would
-  // kill, so the child runs without it.
-  const loader = process.execArgv.filter((a) => a.includes('typescript'));
-  const child = spawn(
-    'sh',
-    ['-c', 'unset NODE_OPTIONS; ulimit -f 16 && exec "$@"', 'sh', process.execPath, ...loader, '--input-type=module', '-e', script, target],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  let out = '';
-  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (out += d.toString()));
-  const exit = await new Promise((resolve) => child.on('close', (code, signal) => resolve({ code, signal })));
-  t.same(exit, { code: 0, signal: null });
-  t.equal(out.trim(), 'failed EFBIG');
-  t.equal(await fs.readFile(target, 'utf8'), 'old content');
-  t.same(await fs.readdir(dir), ['vm.json']);
-});
+    // Keep only the TypeScript loader from tap's flags so the child can import the .ts module.
+    // tap's process tracker (NODE_OPTIONS) writes a report at exit, which the size limit would
+    // kill, so the child runs without it.
+    const loader = process.execArgv.filter((a) => a.includes('typescript'));
+    const child = spawn(
+      'sh',
+      [
+        '-c',
+        'unset NODE_OPTIONS; ulimit -f 16 && exec "$@"',
+        'sh',
+        process.execPath,
+        ...loader,
+        '--input-type=module',
+        '-e',
+        script,
+        target,
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    const exit = await new Promise((resolve) =>
+      child.on('close', (code, signal) => resolve({ code, signal })),
+    );
+    t.same(exit, { code: 0, signal: null });
+    t.equal(out.trim(), 'failed EFBIG');
+    t.equal(await fs.readFile(target, 'utf8'), 'old content');
+    t.same(await fs.readdir(dir), ['vm.json']);
+  },
+);
 
 t.test('exclusive never replaces an existing file', async (t) => {
   const dir = t.testdir({ 'config.json': 'mine' });

@@ -47,8 +47,20 @@ export async function startTestDaemon(opts: DaemonOptions = {}): Promise<DaemonU
   const socket = join(stateDir, 'daemon.sock');
   const proc = spawn(
     process.execPath,
-    [daemonMain, '--state-dir', stateDir, '--accel', 'tcg', '--ssh-port', String(sshPort), ...(opts.args ?? [])],
-    { env: { ...process.env, LINUXKIT_IMAGE_CACHE: imageCacheDir, ...opts.env }, stdio: ['ignore', 'ignore', 'pipe'] },
+    [
+      daemonMain,
+      '--state-dir',
+      stateDir,
+      '--accel',
+      'tcg',
+      '--ssh-port',
+      String(sshPort),
+      ...(opts.args ?? []),
+    ],
+    {
+      env: { ...process.env, LINUXKIT_IMAGE_CACHE: imageCacheDir, ...opts.env },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    },
   );
   let stderr = '';
   proc.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
@@ -71,10 +83,15 @@ export async function startTestDaemon(opts: DaemonOptions = {}): Promise<DaemonU
       }
       await new Promise((r) => setTimeout(r, 250));
     }
-    throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; last: ${last instanceof Error ? last.message : JSON.stringify(last)}`);
+    throw new Error(
+      `timed out after ${timeoutMs} ms waiting for ${what}; last: ${last instanceof Error ? last.message : JSON.stringify(last)}`,
+    );
   };
   const ctl = (args: string[]) => {
-    const r = spawnSync(process.execPath, [ctlMain, '--socket', socket, ...args], { encoding: 'utf8', timeout: 300_000 });
+    const r = spawnSync(process.execPath, [ctlMain, '--socket', socket, ...args], {
+      encoding: 'utf8',
+      timeout: 300_000,
+    });
     return { code: r.status, stdout: r.stdout, stderr: r.stderr };
   };
   // Ready to test once the API answers (the first boot goes on in the background). A deadline,

@@ -9,8 +9,13 @@ import { imageCacheDir } from './env.js';
 
 export async function hostDebianSettings(): Promise<DebianSettings> {
   const chosen = await debianSettingsForHost({ suites: DEFAULT_SUITES });
-  if (!chosen.from.mirror.startsWith('apt sources') || !chosen.from.securityMirror.startsWith('apt sources')) {
-    throw new Error(`this machine's apt sources name no Debian ${DEFAULT_SUITES[0]} mirror and security mirror (got ${JSON.stringify(chosen)})`);
+  if (
+    !chosen.from.mirror.startsWith('apt sources') ||
+    !chosen.from.securityMirror.startsWith('apt sources')
+  ) {
+    throw new Error(
+      `this machine's apt sources name no Debian ${DEFAULT_SUITES[0]} mirror and security mirror (got ${JSON.stringify(chosen)})`,
+    );
   }
   return chosen.settings;
 }

@@ -1,7 +1,17 @@
 // For tests that change the real machine (/etc, /var/lib): a copy of folders taken before, and a
 // restore that puts them back (files added are removed, files changed or removed are rewritten,
 // folders added are removed), so a failing test still leaves the machine as it found it.
-import { existsSync, lstatSync, readdirSync, readFileSync, rmSync, writeFileSync, chmodSync, chownSync, mkdirSync } from 'node:fs';
+import {
+  existsSync,
+  lstatSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+  chmodSync,
+  chownSync,
+  mkdirSync,
+} from 'node:fs';
 import { join } from 'node:path';
 
 interface Entry {

@@ -17,11 +17,18 @@ export interface GoldenAsserts {
 }
 
 /** Compares `actual` with the golden file, rewriting the file first when goldenMode says so. */
-export async function checkGolden(t: GoldenAsserts, file: string, actual: string, env: NodeJS.ProcessEnv = process.env): Promise<void> {
+export async function checkGolden(
+  t: GoldenAsserts,
+  file: string,
+  actual: string,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<void> {
   const mode = goldenMode(env);
   if (mode === 'rewrite') await writeFile(file, actual);
   if (mode === 'refused') {
-    t.fail(`UPDATE_GOLDEN=1 is refused because CI is set (CI=${env.CI}): goldens change only in a reviewed commit; ${file} was compared, not rewritten`);
+    t.fail(
+      `UPDATE_GOLDEN=1 is refused because CI is set (CI=${env.CI}): goldens change only in a reviewed commit; ${file} was compared, not rewritten`,
+    );
   }
   t.equal(actual, await readFile(file, 'utf8'), `matches ${file}`);
 }

@@ -46,7 +46,13 @@ export async function buildWhereItRuns(opts: {
     args = [ "-c" "echo $(uname -n) $(uname -r) $(uname -m) > $out" ];
   }`;
   const env: NodeJS.ProcessEnv = opts.asUser
-    ? { PATH: process.env.PATH, HOME: opts.asUser.home, USER: opts.asUser.name, LOGNAME: opts.asUser.name, NIX_REMOTE: 'daemon' }
+    ? {
+        PATH: process.env.PATH,
+        HOME: opts.asUser.home,
+        USER: opts.asUser.name,
+        LOGNAME: opts.asUser.name,
+        NIX_REMOTE: 'daemon',
+      }
     : { ...process.env };
   if (opts.nixConfDir) env.NIX_CONF_DIR = opts.nixConfDir;
   if (opts.sshConfigFile) env.NIX_SSHOPTS = `-F ${opts.sshConfigFile}`;

@@ -16,14 +16,24 @@ export function ensureSystemUser(name: string): number {
 }
 
 /** Runs `argv` as `user` through runuser, from `cwd`, with a minimal environment and no tap in it. */
-export function runAsUser(user: string, argv: string[], cwd = '/', timeoutMs = 30_000): SpawnSyncReturns<string> {
+export function runAsUser(
+  user: string,
+  argv: string[],
+  cwd = '/',
+  timeoutMs = 30_000,
+): SpawnSyncReturns<string> {
   // `env -i`, not spawn's env option: tap's process tracking adds its loader to NODE_OPTIONS of
   // every child it sees spawned, whatever env the test passes.
   const env = [`PATH=${process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin'}`, 'LANG=C.UTF-8', 'HOME=/'];
-  return spawnSync('runuser', ['-u', user, '--', 'env', '-i', ...env, ...argv], { encoding: 'utf8', timeout: timeoutMs, cwd });
+  return spawnSync('runuser', ['-u', user, '--', 'env', '-i', ...env, ...argv], {
+    encoding: 'utf8',
+    timeout: timeoutMs,
+    cwd,
+  });
 }
 
-const SPECIFIERS = /(?:^|[;\s])(?:import|export)\s[^'"]*?from\s*['"]([^'"]+)['"]|\bimport\(\s*['"]([^'"]+)['"]\s*\)|^import\s*['"]([^'"]+)['"]/gm;
+const SPECIFIERS =
+  /(?:^|[;\s])(?:import|export)\s[^'"]*?from\s*['"]([^'"]+)['"]|\bimport\(\s*['"]([^'"]+)['"]\s*\)|^import\s*['"]([^'"]+)['"]/gm;
 
 /** The package a bare specifier names: `ssh2`, `@sinclair/typebox` (from `@sinclair/typebox/value`). */
 function packageName(specifier: string): string {
@@ -37,7 +47,10 @@ function addPackage(modules: string, name: string, into: Set<string>): void {
   const manifest = join(modules, name, 'package.json');
   if (!existsSync(manifest)) return; // an optional dependency that was not installed
   into.add(name);
-  const pkg = JSON.parse(readFileSync(manifest, 'utf8')) as Record<string, Record<string, string> | undefined>;
+  const pkg = JSON.parse(readFileSync(manifest, 'utf8')) as Record<
+    string,
+    Record<string, string> | undefined
+  >;
   for (const dep of Object.keys({ ...pkg.dependencies, ...pkg.optionalDependencies })) {
     // A copy nested in the package's own node_modules travels with the package.
     if (!existsSync(join(modules, name, 'node_modules', dep))) addPackage(modules, dep, into);
@@ -70,7 +83,8 @@ export async function readableCopy(entryJs: string): Promise<{ dir: string; entr
     mkdirSync(dirname(to), { recursive: true, mode: 0o755 });
     cpSync(file, to);
   }
-  for (const name of packages) cpSync(join(modules, name), join(dir, 'node_modules', name), { recursive: true, dereference: true });
+  for (const name of packages)
+    cpSync(join(modules, name), join(dir, 'node_modules', name), { recursive: true, dereference: true });
   // The compiled code is ES modules, as the checkout's package.json says.
   writeFileSync(join(dir, 'package.json'), '{ "type": "module" }\n');
   return { dir, entry: join(dir, relative(repoRoot, resolve(entryJs))) };

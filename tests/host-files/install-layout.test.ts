@@ -2,7 +2,11 @@
 // ControlPath fits the socket path limit.
 import t from 'tap';
 import { resolveServiceUser, type ProcessFacts } from '../../client/commands/cli-context.js';
-import { chooseControlPathName, defaultScope, installLayout } from '../../daemon/host-files/install-layout.js';
+import {
+  chooseControlPathName,
+  defaultScope,
+  installLayout,
+} from '../../daemon/host-files/install-layout.js';
 
 const alice = { name: 'alice', uid: 501, gid: 20, home: '/Users/alice' };
 const root = { name: 'root', uid: 0, gid: 0, home: '/var/root' };
@@ -27,43 +31,133 @@ t.test('paths per platform and scope', async (t) => {
   t.match(ls.service, { manager: 'systemd', userMode: false });
 
   const bob = { name: 'bob', uid: 1000, gid: 1000, home: '/home/bob' };
-  const lu = installLayout({ platform: 'linux', scope: 'user', root: null, user: bob, env: { XDG_STATE_HOME: '/x/state', XDG_CONFIG_HOME: '/x/config' } });
+  const lu = installLayout({
+    platform: 'linux',
+    scope: 'user',
+    root: null,
+    user: bob,
+    env: { XDG_STATE_HOME: '/x/state', XDG_CONFIG_HOME: '/x/config' },
+  });
   t.equal(lu.stateDir, '/x/state/linuxkit-nix');
   t.equal(lu.service.file, '/x/config/systemd/user/linuxkit-nix.service');
-  const lu2 = installLayout({ platform: 'linux', scope: 'user', root: null, user: bob, env: { XDG_STATE_HOME: 'relative' } });
+  const lu2 = installLayout({
+    platform: 'linux',
+    scope: 'user',
+    root: null,
+    user: bob,
+    env: { XDG_STATE_HOME: 'relative' },
+  });
   t.equal(lu2.stateDir, '/home/bob/.local/state/linuxkit-nix', 'a relative XDG value is ignored');
   t.equal(lu2.service.file, '/home/bob/.config/systemd/user/linuxkit-nix.service');
 
   const r = installLayout({ platform: 'linux', scope: 'system', root: '/tmp/r', user: root });
-  for (const p of [r.stateDir, r.machinesFile, r.sshDropIn, r.service.file, r.socketPath, r.manifestPath, r.sshConfig]) t.ok(p.startsWith('/tmp/r/'), p);
-  t.throws(() => installLayout({ platform: 'linux', scope: 'system', root: 'rel', user: root }), /--root must be an absolute directory; got "rel"/);
+  for (const p of [
+    r.stateDir,
+    r.machinesFile,
+    r.sshDropIn,
+    r.service.file,
+    r.socketPath,
+    r.manifestPath,
+    r.sshConfig,
+  ])
+    t.ok(p.startsWith('/tmp/r/'), p);
+  t.throws(
+    () => installLayout({ platform: 'linux', scope: 'system', root: 'rel', user: root }),
+    /--root must be an absolute directory; got "rel"/,
+  );
 });
 
 t.test('a multi-user Nix gets a system install by default', async (t) => {
   t.equal(defaultScope({ nixDaemonSocketExists: true }), 'system');
   t.equal(defaultScope({ nixDaemonSocketExists: false, nixRemote: 'daemon' }), 'system');
   t.equal(defaultScope({ nixDaemonSocketExists: false }), 'user');
-  t.equal(defaultScope({ nixDaemonSocketExists: false, processUid: 0 }), 'system', 'root without --system/--user: the system service, not a root user unit');
+  t.equal(
+    defaultScope({ nixDaemonSocketExists: false, processUid: 0 }),
+    'system',
+    'root without --system/--user: the system service, not a root user unit',
+  );
   t.equal(defaultScope({ nixDaemonSocketExists: false, processUid: 1000 }), 'user');
 });
 
-t.test('ControlPath: %C for root, %u-%C for a user, shorter tokens or none when the socket path would be too long', async (t) => {
-  t.equal(chooseControlPathName('/var/lib/linuxkit-nix/ssh', 'darwin', 'system', { local: ['root'], remote: 'root' }), '%C');
-  t.equal(chooseControlPathName('/home/bob/.local/state/linuxkit-nix/ssh', 'linux', 'user', { local: ['bob', 'root'], remote: 'root' }), '%u-%C');
-  // A Mac user's state folder is deep: 58 bytes plus the name leave no room for a 40-byte hash.
-  t.equal(chooseControlPathName('/Users/alice/Library/Application Support/linuxkit-nix/ssh', 'darwin', 'user', { local: ['alice', 'root'], remote: 'root' }), '%u-%r-%p');
-  t.equal(chooseControlPathName(`/Users/${'x'.repeat(40)}/Library/Application Support/linuxkit-nix/ssh`, 'darwin', 'user', { local: ['x'.repeat(40), 'root'], remote: 'root' }), null);
-});
+t.test(
+  'ControlPath: %C for root, %u-%C for a user, shorter tokens or none when the socket path would be too long',
+  async (t) => {
+    t.equal(
+      chooseControlPathName('/var/lib/linuxkit-nix/ssh', 'darwin', 'system', {
+        local: ['root'],
+        remote: 'root',
+      }),
+      '%C',
+    );
+    t.equal(
+      chooseControlPathName('/home/bob/.local/state/linuxkit-nix/ssh', 'linux', 'user', {
+        local: ['bob', 'root'],
+        remote: 'root',
+      }),
+      '%u-%C',
+    );
+    // A Mac user's state folder is deep: 58 bytes plus the name leave no room for a 40-byte hash.
+    t.equal(
+      chooseControlPathName('/Users/alice/Library/Application Support/linuxkit-nix/ssh', 'darwin', 'user', {
+        local: ['alice', 'root'],
+        remote: 'root',
+      }),
+      '%u-%r-%p',
+    );
+    t.equal(
+      chooseControlPathName(
+        `/Users/${'x'.repeat(40)}/Library/Application Support/linuxkit-nix/ssh`,
+        'darwin',
+        'user',
+        { local: ['x'.repeat(40), 'root'], remote: 'root' },
+      ),
+      null,
+    );
+  },
+);
 
-const facts = (over: Partial<ProcessFacts>): ProcessFacts => ({ platform: 'linux', uid: 1000, gid: 1000, username: 'bob', home: '/home/bob', env: {}, ...over });
+const facts = (over: Partial<ProcessFacts>): ProcessFacts => ({
+  platform: 'linux',
+  uid: 1000,
+  gid: 1000,
+  username: 'bob',
+  home: '/home/bob',
+  env: {},
+  ...over,
+});
 
 t.test('who the daemon runs as', async (t) => {
   t.same(resolveServiceUser('system', null, facts({})).user, { name: 'root', uid: 0, gid: 0, home: '/root' });
   t.same(resolveServiceUser('system', null, facts({ platform: 'darwin' })).user.home, '/var/root');
   const me = resolveServiceUser('user', null, facts({ env: { XDG_STATE_HOME: '/s' } }));
-  t.same(me, { user: { name: 'bob', uid: 1000, gid: 1000, home: '/home/bob' }, xdg: { XDG_STATE_HOME: '/s', XDG_CONFIG_HOME: undefined } });
-  const sudo = resolveServiceUser('user', null, facts({ uid: 0, gid: 0, username: 'root', home: '/root', env: { SUDO_USER: 'bob', SUDO_UID: '1000', SUDO_GID: '100' } }), (n) => `/home/${n}`);
-  t.same(sudo, { user: { name: 'bob', uid: 1000, gid: 100, home: '/home/bob' }, actingForUser: 'bob', xdg: {} }, 'sudo --user installs for the sudo caller');
-  t.throws(() => resolveServiceUser('user', null, facts({ uid: 0, username: 'root' })), /--user installs for the user who runs it, and that is root here/);
-  t.equal(resolveServiceUser('user', '/tmp/r', facts({ uid: 0, username: 'root', home: '/root' })).user.name, 'root', 'allowed under --root, for trying');
+  t.same(me, {
+    user: { name: 'bob', uid: 1000, gid: 1000, home: '/home/bob' },
+    xdg: { XDG_STATE_HOME: '/s', XDG_CONFIG_HOME: undefined },
+  });
+  const sudo = resolveServiceUser(
+    'user',
+    null,
+    facts({
+      uid: 0,
+      gid: 0,
+      username: 'root',
+      home: '/root',
+      env: { SUDO_USER: 'bob', SUDO_UID: '1000', SUDO_GID: '100' },
+    }),
+    (n) => `/home/${n}`,
+  );
+  t.same(
+    sudo,
+    { user: { name: 'bob', uid: 1000, gid: 100, home: '/home/bob' }, actingForUser: 'bob', xdg: {} },
+    'sudo --user installs for the sudo caller',
+  );
+  t.throws(
+    () => resolveServiceUser('user', null, facts({ uid: 0, username: 'root' })),
+    /--user installs for the user who runs it, and that is root here/,
+  );
+  t.equal(
+    resolveServiceUser('user', '/tmp/r', facts({ uid: 0, username: 'root', home: '/root' })).user.name,
+    'root',
+    'allowed under --root, for trying',
+  );
 });

@@ -52,13 +52,20 @@ t.test("the markers hold no ';': Nix splits machines specs on it before dropping
   t.notMatch(b + ' [newline added]', /;/);
 });
 
-t.test('a block with the earlier marker (with a ;) is found, updated to the new marker, and removed', async (t) => {
-  const [legacy] = blockMarkers(NAME).legacyBegin;
-  t.match(legacy, /;/);
-  const old = `a\n${legacy}\nold\n${end}\nb\n`;
-  t.equal(readManagedBlock(old, NAME), 'old\n');
-  t.equal(upsertManagedBlock(old, NAME, 'old\n'), `a\n${begin}\nold\n${end}\nb\n`, 'same body, new marker: a rewrite');
-  t.equal(removeManagedBlock(old, NAME), 'a\nb\n');
-  const noNewline = `x\n${legacy} [newline added]\nold\n${end}\n`;
-  t.equal(removeManagedBlock(noNewline, NAME), 'x');
-});
+t.test(
+  'a block with the earlier marker (with a ;) is found, updated to the new marker, and removed',
+  async (t) => {
+    const [legacy] = blockMarkers(NAME).legacyBegin;
+    t.match(legacy, /;/);
+    const old = `a\n${legacy}\nold\n${end}\nb\n`;
+    t.equal(readManagedBlock(old, NAME), 'old\n');
+    t.equal(
+      upsertManagedBlock(old, NAME, 'old\n'),
+      `a\n${begin}\nold\n${end}\nb\n`,
+      'same body, new marker: a rewrite',
+    );
+    t.equal(removeManagedBlock(old, NAME), 'a\nb\n');
+    const noNewline = `x\n${legacy} [newline added]\nold\n${end}\n`;
+    t.equal(removeManagedBlock(noNewline, NAME), 'x');
+  },
+);

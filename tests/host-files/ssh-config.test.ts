@@ -40,6 +40,9 @@ t.test('bad alias or port is refused with the field named', async (t) => {
 });
 
 t.test('known_hosts line names the alias and drops the comment', async (t) => {
-  t.equal(renderKnownHostsLine('linuxkit-builder', 'ssh-ed25519 AAAAkey linuxkit-nix host\n'), 'linuxkit-builder ssh-ed25519 AAAAkey\n');
+  t.equal(
+    renderKnownHostsLine('linuxkit-builder', 'ssh-ed25519 AAAAkey linuxkit-nix host\n'),
+    'linuxkit-builder ssh-ed25519 AAAAkey\n',
+  );
   t.throws(() => renderKnownHostsLine('b', 'garbage'), /not an OpenSSH public key line/);
 });

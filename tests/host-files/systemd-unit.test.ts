@@ -8,7 +8,12 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import t from 'tap';
 import { daemonServiceSpec } from '../../daemon/host-files/daemon-service.js';
-import { parseSystemdUnit, parseSystemdWords, renderSystemdUnit, systemdWord } from '../../daemon/host-files/systemd-unit.js';
+import {
+  parseSystemdUnit,
+  parseSystemdWords,
+  renderSystemdUnit,
+  systemdWord,
+} from '../../daemon/host-files/systemd-unit.js';
 import { installLayout } from '../../daemon/host-files/install-layout.js';
 import { requireTool, tempDir } from '../helpers/env.js';
 
@@ -31,7 +36,12 @@ t.test('parseSystemdWords and parseSystemdUnit read back exactly what the unit s
   const words = ['/usr/bin/node', '/a b/c', '/50%/x', '$HOME', 'a"b\\c d', '', "it's;here", 'plain'];
   t.same(parseSystemdWords(words.map(systemdWord).join(' ')), words);
   const layout = installLayout({ platform: 'linux', scope: 'user', root: '/tmp/r 50%', user: alice });
-  const spec = daemonServiceSpec(layout, { node: '/opt/node $v/bin/node', mainJs: '/srv/lk nix/dist/daemon/main.js' }, { stopGraceMs: 20_000 }, ['/opt/q emu/bin']);
+  const spec = daemonServiceSpec(
+    layout,
+    { node: '/opt/node $v/bin/node', mainJs: '/srv/lk nix/dist/daemon/main.js' },
+    { stopGraceMs: 20_000 },
+    ['/opt/q emu/bin'],
+  );
   const parsed = parseSystemdUnit(renderSystemdUnit(spec));
   t.same(parsed.execStart, spec.programArguments);
   t.same(parsed.environment, spec.environment);
@@ -68,7 +78,10 @@ t.test('systemd-analyze verify does catch a broken unit (the check above means s
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   const file = join(dir, 'linuxkit-nix.service');
   await writeFile(file, '[Service]\nExecStart=/nonexistent/node x\nKillMode=bogus\n');
-  const err = await run('systemd-analyze', ['verify', file]).then(() => null, (e: { stderr: string }) => e);
+  const err = await run('systemd-analyze', ['verify', file]).then(
+    () => null,
+    (e: { stderr: string }) => e,
+  );
   t.ok(err, 'verify fails');
   t.match(err?.stderr ?? '', /kill mode|not executable/);
 });

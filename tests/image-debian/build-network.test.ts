@@ -12,18 +12,29 @@ import { startLocalMirror } from './local-mirror.js';
 
 async function aptSourceTexts(): Promise<string[]> {
   const texts: string[] = [];
-  for (const f of ['/etc/apt/sources.list', ...(await readdir('/etc/apt/sources.list.d').catch(() => [] as string[])).map((n) => `/etc/apt/sources.list.d/${n}`)]) {
+  for (const f of [
+    '/etc/apt/sources.list',
+    ...(await readdir('/etc/apt/sources.list.d').catch(() => [] as string[])).map(
+      (n) => `/etc/apt/sources.list.d/${n}`,
+    ),
+  ]) {
     if (/\.(list|sources)$/.test(f)) texts.push(await readFile(f, 'utf8').catch(() => ''));
   }
   return texts;
 }
 
 const upstream = aptMirrors(await aptSourceTexts());
-if (!upstream.mirror || !upstream.securityMirror) throw new Error(`this machine's apt sources name no Debian mirror and security mirror (found ${JSON.stringify(upstream)})`);
+if (!upstream.mirror || !upstream.securityMirror)
+  throw new Error(
+    `this machine's apt sources name no Debian mirror and security mirror (found ${JSON.stringify(upstream)})`,
+  );
 const work = await tempDir('debian-image');
 // The mirror copy is kept beside the shared image cache: a warm run reads the archive from disk,
 // a cold one fills it from the real mirror. The builders' own caches are always cold.
-const mirror = await startLocalMirror({ mirror: upstream.mirror, securityMirror: upstream.securityMirror }, join(imageCacheDir, '..', 'mirror-copy'));
+const mirror = await startLocalMirror(
+  { mirror: upstream.mirror, securityMirror: upstream.securityMirror },
+  join(imageCacheDir, '..', 'mirror-copy'),
+);
 t.teardown(() => mirror.close());
 
 // A PATH with node alone: the builder must need no Debian tool, nor xz, lz4 or cpio.
@@ -39,14 +50,27 @@ interface BuildResult {
 }
 
 function build(arch: string, cache: string): Promise<BuildResult> {
-  const args = [...process.execArgv, join(repoRoot, 'daemon/image/debian/cli.ts'), '--arch', arch, '--cache', cache, '--mirror', mirror.mirror, '--security-mirror', mirror.securityMirror];
+  const args = [
+    ...process.execArgv,
+    join(repoRoot, 'daemon/image/debian/cli.ts'),
+    '--arch',
+    arch,
+    '--cache',
+    cache,
+    '--mirror',
+    mirror.mirror,
+    '--security-mirror',
+    mirror.securityMirror,
+  ];
   return new Promise((ok) => {
     const child = spawn(process.execPath, args, { env, cwd: repoRoot });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
     child.stderr.on('data', (d) => (stderr += d));
-    child.on('close', (code) => ok({ code: code ?? -1, stderr, out: code === 0 ? JSON.parse(stdout) : null }));
+    child.on('close', (code) =>
+      ok({ code: code ?? -1, stderr, out: code === 0 ? JSON.parse(stdout) : null }),
+    );
   });
 }
 
@@ -54,7 +78,10 @@ function build(arch: string, cache: string): Promise<BuildResult> {
 async function listing(dir: string): Promise<string[]> {
   const out: string[] = [];
   for (const e of await readdir(dir, { withFileTypes: true, recursive: true })) {
-    if (e.isFile()) out.push(`${join(e.parentPath, e.name).slice(dir.length)} ${(await stat(join(e.parentPath, e.name))).size}`);
+    if (e.isFile())
+      out.push(
+        `${join(e.parentPath, e.name).slice(dir.length)} ${(await stat(join(e.parentPath, e.name))).size}`,
+      );
   }
   return out.sort();
 }
@@ -76,16 +103,33 @@ for (const arch of ['x86_64', 'aarch64']) {
     t.equal(cold.code, 0, cold.stderr.split('\n').slice(-5).join('\n'));
     const m = cold.out!.manifest;
     t.equal(m.arch, arch);
-    t.ok(m.packages['nix-bin'] && m.packages['busybox-static'] && m.packages['dropbear-bin'], 'nix, busybox and dropbear are in');
-    t.ok(m.debian.packages.every((p: { sha256: string }) => /^[0-9a-f]{64}$/.test(p.sha256)), 'every package with its SHA256');
+    t.ok(
+      m.packages['nix-bin'] && m.packages['busybox-static'] && m.packages['dropbear-bin'],
+      'nix, busybox and dropbear are in',
+    );
+    t.ok(
+      m.debian.packages.every((p: { sha256: string }) => /^[0-9a-f]{64}$/.test(p.sha256)),
+      'every package with its SHA256',
+    );
     t.equal(m.kernel.format, arch === 'x86_64' ? 'bzImage' : 'Image');
     const initrd = await readFile(join(cold.out!.dir, 'initrd'));
     t.equal(initrd.subarray(0, 6).toString(), '070701', 'a cpio newc initramfs');
     const triplet = arch === 'x86_64' ? 'x86_64-linux-gnu' : 'aarch64-linux-gnu';
-    for (const name of ['init', 'usr/bin/nix', 'usr/bin/nix-daemon', 'usr/sbin/dropbear', 'usr/sbin/mke2fs', `usr/lib/${triplet}/libnss_dns.so.2`, 'etc/linuxkit/modules.base', 'etc/mke2fs.conf']) {
+    for (const name of [
+      'init',
+      'usr/bin/nix',
+      'usr/bin/nix-daemon',
+      'usr/sbin/dropbear',
+      'usr/sbin/mke2fs',
+      `usr/lib/${triplet}/libnss_dns.so.2`,
+      'etc/linuxkit/modules.base',
+      'etc/mke2fs.conf',
+    ]) {
       t.ok(initrd.includes(Buffer.from(`${name}\0`)), `${name} is in the initramfs`);
     }
-    t.comment(`${arch} cold build: ${cold.out!.seconds} s; kernel ${m.kernel.bytes} bytes (${(m.kernel.bytes / 2 ** 20).toFixed(1)} MiB), initrd ${m.initrd.bytes} bytes (${(m.initrd.bytes / 2 ** 20).toFixed(1)} MiB), ${m.debian.packages.length} packages, ${mirror.requests.length} requests so far`);
+    t.comment(
+      `${arch} cold build: ${cold.out!.seconds} s; kernel ${m.kernel.bytes} bytes (${(m.kernel.bytes / 2 ** 20).toFixed(1)} MiB), initrd ${m.initrd.bytes} bytes (${(m.initrd.bytes / 2 ** 20).toFixed(1)} MiB), ${m.debian.packages.length} packages, ${mirror.requests.length} requests so far`,
+    );
 
     const before = mirror.requests.length;
     const warm = await build(arch, cache);
@@ -97,28 +141,43 @@ for (const arch of ['x86_64', 'aarch64']) {
   });
 }
 
-t.test('one byte changed in InRelease, Packages or a .deb fails the build naming that file; the cache is left as it was', async (t) => {
-  const cold = JSON.parse(await readFile(join(caches.x86_64, (await readdir(caches.x86_64)).find((n) => /^[0-9a-f]{24}$/.test(n))!, 'manifest.json'), 'utf8'));
-  const busybox = cold.debian.packages.find((p: { name: string }) => p.name === 'busybox-static');
-  const tampered = [
-    '/debian/dists/bookworm/InRelease',
-    mirror.requests.find((p) => /^\/debian\/dists\/bookworm\/main\/binary-amd64\/Packages\.(xz|gz)$/.test(p))!,
-    `/debian/${busybox.filename}`,
-  ];
-  for (const path of tampered) {
-    // A cache holding every verified .deb of the build but the one to be tampered with.
-    const cache = join(work, `tamper-${tampered.indexOf(path)}`);
-    await mkdir(join(cache, 'debs'), { recursive: true });
-    for (const name of await readdir(join(caches.x86_64, 'debs'))) {
-      if (name !== `${busybox.sha256}.deb`) await link(join(caches.x86_64, 'debs', name), join(cache, 'debs', name));
+t.test(
+  'one byte changed in InRelease, Packages or a .deb fails the build naming that file; the cache is left as it was',
+  async (t) => {
+    const cold = JSON.parse(
+      await readFile(
+        join(
+          caches.x86_64,
+          (await readdir(caches.x86_64)).find((n) => /^[0-9a-f]{24}$/.test(n))!,
+          'manifest.json',
+        ),
+        'utf8',
+      ),
+    );
+    const busybox = cold.debian.packages.find((p: { name: string }) => p.name === 'busybox-static');
+    const tampered = [
+      '/debian/dists/bookworm/InRelease',
+      mirror.requests.find((p) =>
+        /^\/debian\/dists\/bookworm\/main\/binary-amd64\/Packages\.(xz|gz)$/.test(p),
+      )!,
+      `/debian/${busybox.filename}`,
+    ];
+    for (const path of tampered) {
+      // A cache holding every verified .deb of the build but the one to be tampered with.
+      const cache = join(work, `tamper-${tampered.indexOf(path)}`);
+      await mkdir(join(cache, 'debs'), { recursive: true });
+      for (const name of await readdir(join(caches.x86_64, 'debs'))) {
+        if (name !== `${busybox.sha256}.deb`)
+          await link(join(caches.x86_64, 'debs', name), join(cache, 'debs', name));
+      }
+      const before = await listing(cache);
+      mirror.tamper = path;
+      const r = await build('x86_64', cache);
+      mirror.tamper = null;
+      t.not(r.code, 0, `${path}: the build fails`);
+      t.match(r.stderr, path, `${path}: the error names it`);
+      t.same(await listing(cache), before, `${path}: the cache is as it was`);
+      t.comment(r.stderr.trim().split('\n').pop()!);
     }
-    const before = await listing(cache);
-    mirror.tamper = path;
-    const r = await build('x86_64', cache);
-    mirror.tamper = null;
-    t.not(r.code, 0, `${path}: the build fails`);
-    t.match(r.stderr, path, `${path}: the error names it`);
-    t.same(await listing(cache), before, `${path}: the cache is as it was`);
-    t.comment(r.stderr.trim().split('\n').pop()!);
-  }
-});
+  },
+);

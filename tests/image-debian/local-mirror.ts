@@ -17,9 +17,21 @@ export interface LocalMirror {
 
 const INDEX_MAX_AGE_MS = 12 * 60 * 60 * 1000;
 
-export async function startLocalMirror(upstream: { mirror: string; securityMirror: string }, copyDir: string): Promise<LocalMirror> {
-  const bases: Record<string, string> = { debian: upstream.mirror, 'debian-security': upstream.securityMirror };
-  const state: LocalMirror = { mirror: '', securityMirror: '', requests: [], tamper: null, close: async () => undefined };
+export async function startLocalMirror(
+  upstream: { mirror: string; securityMirror: string },
+  copyDir: string,
+): Promise<LocalMirror> {
+  const bases: Record<string, string> = {
+    debian: upstream.mirror,
+    'debian-security': upstream.securityMirror,
+  };
+  const state: LocalMirror = {
+    mirror: '',
+    securityMirror: '',
+    requests: [],
+    tamper: null,
+    close: async () => undefined,
+  };
   const server: Server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     state.requests.push(path);
@@ -33,7 +45,12 @@ export async function startLocalMirror(upstream: { mirror: string; securityMirro
       const local = join(copyDir, archive, ...rest);
       // Index files (dists/) are fetched again once a copy is half a day old: a kept copy must not
       // point at packages the real mirror has since dropped. Packages themselves never change.
-      const stale = rest[0] === 'dists' && (await stat(local).then((s) => Date.now() - s.mtimeMs > INDEX_MAX_AGE_MS, () => true));
+      const stale =
+        rest[0] === 'dists' &&
+        (await stat(local).then(
+          (s) => Date.now() - s.mtimeMs > INDEX_MAX_AGE_MS,
+          () => true,
+        ));
       let data = stale ? null : await readFile(local).catch(() => null);
       if (!data) {
         const upstreamRes = await fetch(`${base}/${rest.join('/')}`);

@@ -4,7 +4,11 @@ import t from 'tap';
 import { open, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { testGuestImage } from '../helpers/debian-mirror.js';
-import { GUEST_DISK_DEVICE, GUEST_READY_MARKER, guestKernelCmdline } from '../../daemon/image/guest-contract.js';
+import {
+  GUEST_DISK_DEVICE,
+  GUEST_READY_MARKER,
+  guestKernelCmdline,
+} from '../../daemon/image/guest-contract.js';
 import { requireTool, tempDir } from '../helpers/env.js';
 import { bootVm, makeKeys, powerDown, sshUntilOk, waitForConsole, type TestVm } from './vm-harness.js';
 
@@ -52,8 +56,17 @@ t.test('second boot finds the same store, without formatting again', async (t) =
   const vm = await bootVm({ image: withDisk, dir, keys, disk });
   vms.push(vm);
   await waitForConsole(vm, GUEST_READY_MARKER, 180_000);
-  const { stdout } = await sshUntilOk(vm, keys, `nix-store --verify-path ${added} && cat ${added}; dmesg | grep -c 'recovery complete' || true`, 60_000);
-  t.match(stdout, /^kept\n0\n$/, 'the path is valid and intact; the clean unmount needed no journal recovery');
+  const { stdout } = await sshUntilOk(
+    vm,
+    keys,
+    `nix-store --verify-path ${added} && cat ${added}; dmesg | grep -c 'recovery complete' || true`,
+    60_000,
+  );
+  t.match(
+    stdout,
+    /^kept\n0\n$/,
+    'the path is valid and intact; the clean unmount needed no journal recovery',
+  );
   t.notMatch(await readFile(vm.consoleLog, 'utf8'), /formatting/);
   const exit = await powerDown(vm, 10_000);
   t.equal(exit.code, 0);

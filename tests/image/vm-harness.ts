@@ -119,7 +119,8 @@ export async function waitForConsole(vm: TestVm, text: string, timeoutMs: number
     const log = await readFile(vm.consoleLog, 'utf8').catch(() => '');
     if (log.includes(text)) return performance.now();
     if (!vm.isRunning()) throw new Error(`QEMU exited before the console showed "${text}"; console:\n${log}`);
-    if (performance.now() > deadline) throw new Error(`no "${text}" on the console within ${timeoutMs} ms; console:\n${log}`);
+    if (performance.now() > deadline)
+      throw new Error(`no "${text}" on the console within ${timeoutMs} ms; console:\n${log}`);
     await sleep(50);
   }
 }
@@ -139,7 +140,12 @@ export function sshArgs(keys: TestKeys, knownHosts: string, port: number): strin
 }
 
 /** Runs `command` on the guest over the system ssh client; retries until it succeeds once. */
-export async function sshUntilOk(vm: TestVm, keys: TestKeys, command: string, timeoutMs: number): Promise<{ stdout: string; atMs: number }> {
+export async function sshUntilOk(
+  vm: TestVm,
+  keys: TestKeys,
+  command: string,
+  timeoutMs: number,
+): Promise<{ stdout: string; atMs: number }> {
   const knownHosts = await keys.knownHostsFor(vm.port);
   const deadline = performance.now() + timeoutMs;
   let last = '';

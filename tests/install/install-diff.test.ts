@@ -38,7 +38,10 @@ t.test('a removed file is all deletions to /dev/null', async (t) => {
 t.test('a changed line in the middle keeps three lines of context', async (t) => {
   const before = 'l1\nl2\nl3\nl4\nl5\nl6\nl7\nl8\n';
   const after = 'l1\nl2\nl3\nL4\nl5\nl6\nl7\nl8\n';
-  t.equal(unifiedDiff(before, after, labels), '--- a/f\n+++ b/f\n@@ -1,7 +1,7 @@\n l1\n l2\n l3\n-l4\n+L4\n l5\n l6\n l7\n');
+  t.equal(
+    unifiedDiff(before, after, labels),
+    '--- a/f\n+++ b/f\n@@ -1,7 +1,7 @@\n l1\n l2\n l3\n-l4\n+L4\n l5\n l6\n l7\n',
+  );
 });
 
 t.test('a missing final newline is shown and kept', async (t) => {

@@ -13,7 +13,14 @@ import type { CommandResult, CommandRunner } from '../../client/install/run-comm
 export const PROGRAM = { node: '/usr/local/bin/node', mainJs: '/opt/linuxkit-nix/dist/daemon/main.js' };
 
 export function pretendMachine(platform: 'darwin' | 'linux'): ProcessFacts {
-  return { platform, uid: 1000, gid: 1000, username: 'alice', home: platform === 'darwin' ? '/Users/alice' : '/home/alice', env: {} };
+  return {
+    platform,
+    uid: 1000,
+    gid: 1000,
+    username: 'alice',
+    home: platform === 'darwin' ? '/Users/alice' : '/home/alice',
+    env: {},
+  };
 }
 
 export interface RecordingRunner {
@@ -22,7 +29,9 @@ export interface RecordingRunner {
 }
 
 /** A runner that answers from `answer` (default: exit 0) and remembers every command. */
-export function recordingRunner(answer: (argv: string[]) => CommandResult = () => ({ code: 0, stdout: '', stderr: '' })): RecordingRunner {
+export function recordingRunner(
+  answer: (argv: string[]) => CommandResult = () => ({ code: 0, stdout: '', stderr: '' }),
+): RecordingRunner {
   const calls: string[][] = [];
   return {
     calls,
@@ -41,7 +50,16 @@ export interface CliRun {
 
 type Command = 'install' | 'uninstall' | 'doctor';
 
-export async function cli(command: Command, argv: string[], opts: { platform?: 'darwin' | 'linux'; runner?: RecordingRunner; facts?: ProcessFacts; program?: typeof PROGRAM } = {}): Promise<CliRun> {
+export async function cli(
+  command: Command,
+  argv: string[],
+  opts: {
+    platform?: 'darwin' | 'linux';
+    runner?: RecordingRunner;
+    facts?: ProcessFacts;
+    program?: typeof PROGRAM;
+  } = {},
+): Promise<CliRun> {
   const facts = opts.facts ?? pretendMachine(opts.platform ?? 'linux');
   const runner = opts.runner ?? recordingRunner();
   let out = '';

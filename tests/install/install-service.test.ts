@@ -19,31 +19,47 @@ function fingerprint(): string {
   return TARGETS.map((p) => {
     const st = statSync(p, { throwIfNoEntry: false });
     if (!st) return `${p} missing`;
-    return st.isDirectory() ? `${p} dir ${st.mode}` : `${p} ${st.mode} ${createHash('sha256').update(readFileSync(p)).digest('hex')}`;
+    return st.isDirectory()
+      ? `${p} dir ${st.mode}`
+      : `${p} ${st.mode} ${createHash('sha256').update(readFileSync(p)).digest('hex')}`;
   }).join('\n');
 }
 
-t.test('a real --dry-run asks systemd what is loaded and lists what it would run, changing nothing', async (t) => {
-  const before = fingerprint();
-  // systemd says: not active, not enabled.
-  const runner = recordingRunner(() => ({ code: 3, stdout: 'inactive\n', stderr: '' }));
-  const run = await cli('install', ['--system', '--dry-run'], { platform: 'linux', runner });
-  t.equal(run.code, 0, run.err);
-  t.same(runner.calls, [
-    ['systemctl', 'is-active', '--quiet', 'linuxkit-nix.service'],
-    ['systemctl', 'is-enabled', '--quiet', 'linuxkit-nix.service'],
-  ], 'only questions are asked');
-  t.match(run.out, /^would run: systemctl enable --now linuxkit-nix\.service$/m);
-  t.equal(fingerprint(), before, 'nothing under / changed');
-});
+t.test(
+  'a real --dry-run asks systemd what is loaded and lists what it would run, changing nothing',
+  async (t) => {
+    const before = fingerprint();
+    // systemd says: not active, not enabled.
+    const runner = recordingRunner(() => ({ code: 3, stdout: 'inactive\n', stderr: '' }));
+    const run = await cli('install', ['--system', '--dry-run'], { platform: 'linux', runner });
+    t.equal(run.code, 0, run.err);
+    t.same(
+      runner.calls,
+      [
+        ['systemctl', 'is-active', '--quiet', 'linuxkit-nix.service'],
+        ['systemctl', 'is-enabled', '--quiet', 'linuxkit-nix.service'],
+      ],
+      'only questions are asked',
+    );
+    t.match(run.out, /^would run: systemctl enable --now linuxkit-nix\.service$/m);
+    t.equal(fingerprint(), before, 'nothing under / changed');
+  },
+);
 
 t.test('a real --dry-run on macOS asks launchctl print and would bootstrap the LaunchDaemon', async (t) => {
   const before = fingerprint();
-  const runner = recordingRunner(() => ({ code: 113, stdout: '', stderr: 'Could not find service "org.nix-community.linuxkit-nix" in domain for system\n' }));
+  const runner = recordingRunner(() => ({
+    code: 113,
+    stdout: '',
+    stderr: 'Could not find service "org.nix-community.linuxkit-nix" in domain for system\n',
+  }));
   const run = await cli('install', ['--system', '--dry-run'], { platform: 'darwin', runner });
   t.equal(run.code, 0, run.err);
   t.same(runner.calls, [['launchctl', 'print', 'system/org.nix-community.linuxkit-nix']]);
-  t.match(run.out, 'would run: launchctl enable system/org.nix-community.linuxkit-nix\nwould run: launchctl bootstrap system /Library/LaunchDaemons/org.nix-community.linuxkit-nix.plist\n');
+  t.match(
+    run.out,
+    'would run: launchctl enable system/org.nix-community.linuxkit-nix\nwould run: launchctl bootstrap system /Library/LaunchDaemons/org.nix-community.linuxkit-nix.plist\n',
+  );
   t.equal(fingerprint(), before);
 });
 
@@ -56,6 +72,9 @@ t.test('uninstall with nothing installed for real asks no service manager and sa
     return;
   }
   t.equal(run.code, 1);
-  t.match(run.err, 'nothing to uninstall: no install manifest at /var/lib/linuxkit-nix/install-manifest.json');
+  t.match(
+    run.err,
+    'nothing to uninstall: no install manifest at /var/lib/linuxkit-nix/install-manifest.json',
+  );
   t.same(runner.calls, []);
 });

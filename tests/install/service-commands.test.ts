@@ -3,7 +3,14 @@
 // when nothing changed.
 import t from 'tap';
 import { installLayout } from '../../daemon/host-files/install-layout.js';
-import { installCommands, restartHint, serviceQueries, startHint, uninstallAfterCommands, uninstallStopCommands } from '../../client/install/service-commands.js';
+import {
+  installCommands,
+  restartHint,
+  serviceQueries,
+  startHint,
+  uninstallAfterCommands,
+  uninstallStopCommands,
+} from '../../client/install/service-commands.js';
 
 const alice = { name: 'alice', uid: 501, gid: 20, home: '/Users/alice' };
 const root = { name: 'root', uid: 0, gid: 0, home: '/var/root' };
@@ -22,27 +29,46 @@ const keys = { serviceFileChanged: false, restartNeeded: true };
 const off = { loaded: false, enabled: false };
 const on = { loaded: true, enabled: true };
 
-t.test('launchd: bootstrap, bootout + bootstrap on a new plist, kickstart -k for new keys, else nothing', async (t) => {
-  t.same(installCommands(daemon, off, changed), [
-    ['launchctl', 'enable', 'system/org.nix-community.linuxkit-nix'],
-    ['launchctl', 'bootstrap', 'system', plist],
-  ]);
-  t.same(installCommands(daemon, on, changed), [
-    ['launchctl', 'bootout', 'system/org.nix-community.linuxkit-nix'],
-    ['launchctl', 'enable', 'system/org.nix-community.linuxkit-nix'],
-    ['launchctl', 'bootstrap', 'system', plist],
-  ]);
-  t.same(installCommands(daemon, on, keys), [['launchctl', 'kickstart', '-k', 'system/org.nix-community.linuxkit-nix']]);
-  t.same(installCommands(daemon, on, none), [], 'a second install runs nothing');
-  t.same(installCommands(daemon, off, none).map((c) => c[1]), ['enable', 'bootstrap'], 'not loaded: load it even if nothing changed');
-  t.same(installCommands(agent, off, changed)[1], ['launchctl', 'bootstrap', 'gui/501', '/Users/alice/Library/LaunchAgents/org.nix-community.linuxkit-nix.plist']);
-  t.same(serviceQueries(agent), { loaded: ['launchctl', 'print', 'gui/501/org.nix-community.linuxkit-nix'], enabled: null });
-  t.same(uninstallStopCommands(daemon, on), [['launchctl', 'bootout', 'system/org.nix-community.linuxkit-nix']]);
-  t.same(uninstallStopCommands(daemon, off), []);
-  t.same(uninstallAfterCommands(daemon, true), []);
-  t.equal(restartHint(daemon), 'launchctl kickstart -k system/org.nix-community.linuxkit-nix');
-  t.equal(startHint(daemon), `launchctl bootstrap system '${plist}'`);
-});
+t.test(
+  'launchd: bootstrap, bootout + bootstrap on a new plist, kickstart -k for new keys, else nothing',
+  async (t) => {
+    t.same(installCommands(daemon, off, changed), [
+      ['launchctl', 'enable', 'system/org.nix-community.linuxkit-nix'],
+      ['launchctl', 'bootstrap', 'system', plist],
+    ]);
+    t.same(installCommands(daemon, on, changed), [
+      ['launchctl', 'bootout', 'system/org.nix-community.linuxkit-nix'],
+      ['launchctl', 'enable', 'system/org.nix-community.linuxkit-nix'],
+      ['launchctl', 'bootstrap', 'system', plist],
+    ]);
+    t.same(installCommands(daemon, on, keys), [
+      ['launchctl', 'kickstart', '-k', 'system/org.nix-community.linuxkit-nix'],
+    ]);
+    t.same(installCommands(daemon, on, none), [], 'a second install runs nothing');
+    t.same(
+      installCommands(daemon, off, none).map((c) => c[1]),
+      ['enable', 'bootstrap'],
+      'not loaded: load it even if nothing changed',
+    );
+    t.same(installCommands(agent, off, changed)[1], [
+      'launchctl',
+      'bootstrap',
+      'gui/501',
+      '/Users/alice/Library/LaunchAgents/org.nix-community.linuxkit-nix.plist',
+    ]);
+    t.same(serviceQueries(agent), {
+      loaded: ['launchctl', 'print', 'gui/501/org.nix-community.linuxkit-nix'],
+      enabled: null,
+    });
+    t.same(uninstallStopCommands(daemon, on), [
+      ['launchctl', 'bootout', 'system/org.nix-community.linuxkit-nix'],
+    ]);
+    t.same(uninstallStopCommands(daemon, off), []);
+    t.same(uninstallAfterCommands(daemon, true), []);
+    t.equal(restartHint(daemon), 'launchctl kickstart -k system/org.nix-community.linuxkit-nix');
+    t.equal(startHint(daemon), `launchctl bootstrap system '${plist}'`);
+  },
+);
 
 t.test('systemd: daemon-reload on a new unit, enable --now, restart when running and changed', async (t) => {
   t.same(installCommands(unit, off, changed), [
@@ -55,7 +81,9 @@ t.test('systemd: daemon-reload on a new unit, enable --now, restart when running
   ]);
   t.same(installCommands(unit, on, keys), [['systemctl', 'restart', 'linuxkit-nix.service']]);
   t.same(installCommands(unit, on, none), []);
-  t.same(installCommands(unit, { loaded: true, enabled: false }, none), [['systemctl', 'enable', '--now', 'linuxkit-nix.service']]);
+  t.same(installCommands(unit, { loaded: true, enabled: false }, none), [
+    ['systemctl', 'enable', '--now', 'linuxkit-nix.service'],
+  ]);
   t.same(uninstallStopCommands(unit, on), [['systemctl', 'disable', '--now', 'linuxkit-nix.service']]);
   t.same(uninstallStopCommands(unit, off), []);
   t.same(uninstallAfterCommands(unit, true), [['systemctl', 'daemon-reload']]);
@@ -75,5 +103,8 @@ t.test('systemd --user: --user, and --machine=<user>@ when root acts for the use
     ['systemctl', '--user', '--machine=alice@', 'enable', '--now', 'linuxkit-nix.service'],
   ]);
   t.equal(restartHint(userUnit), 'systemctl --user restart linuxkit-nix.service');
-  t.equal(startHint({ ...userUnit, actingForUser: 'alice' }), 'systemctl --user --machine=alice@ enable --now linuxkit-nix.service');
+  t.equal(
+    startHint({ ...userUnit, actingForUser: 'alice' }),
+    'systemctl --user --machine=alice@ enable --now linuxkit-nix.service',
+  );
 });

@@ -12,14 +12,25 @@ const program = { node: '/opt/homebrew/bin/node', mainJs: '/opt/linuxkit-nix/dis
 for (const scope of ['system', 'user'] as const) {
   t.test(`the ${scope} job parses back to the same object with exactly the documented keys`, async (t) => {
     const layout = installLayout({ platform: 'darwin', scope, root: null, user: alice });
-    const job = launchdJob('org.nix-community.linuxkit-nix', daemonServiceSpec(layout, program, { stopGraceMs: 20_000 }, ['/opt/homebrew/bin']));
+    const job = launchdJob(
+      'org.nix-community.linuxkit-nix',
+      daemonServiceSpec(layout, program, { stopGraceMs: 20_000 }, ['/opt/homebrew/bin']),
+    );
     const xml = renderLaunchdPlist(job);
     const back = parse(xml) as Record<string, unknown>;
     t.same(back, job, 'plist.parse gives back the object that was built');
     t.same(Object.keys(back), [...LAUNCHD_JOB_KEYS], 'exactly these keys, in this order');
     t.same(Object.keys(back).sort(), [
-      'EnvironmentVariables', 'ExitTimeOut', 'KeepAlive', 'Label', 'ProcessType', 'ProgramArguments',
-      'RunAtLoad', 'StandardErrorPath', 'StandardOutPath', 'ThrottleInterval',
+      'EnvironmentVariables',
+      'ExitTimeOut',
+      'KeepAlive',
+      'Label',
+      'ProcessType',
+      'ProgramArguments',
+      'RunAtLoad',
+      'StandardErrorPath',
+      'StandardOutPath',
+      'ThrottleInterval',
     ]);
     t.equal(back.KeepAlive, true);
     t.equal(back.RunAtLoad, true);
@@ -35,16 +46,26 @@ for (const scope of ['system', 'user'] as const) {
     ]);
     t.equal(back.StandardOutPath, `${layout.stateDir}/log/service.stdout.log`);
     t.equal(back.StandardErrorPath, `${layout.stateDir}/log/service.stderr.log`);
-    t.match((back.EnvironmentVariables as Record<string, string>).PATH, /^\/opt\/homebrew\/bin:/, 'the folder qemu was found in comes first, once');
+    t.match(
+      (back.EnvironmentVariables as Record<string, string>).PATH,
+      /^\/opt\/homebrew\/bin:/,
+      'the folder qemu was found in comes first, once',
+    );
     t.equal(parseLaunchdPlist(xml, 'job.plist').Label, 'org.nix-community.linuxkit-nix');
-    t.ok(xml.startsWith('<?xml version="1.0" encoding="UTF-8"?>\n<!DOCTYPE plist'), 'an XML plist launchd reads');
+    t.ok(
+      xml.startsWith('<?xml version="1.0" encoding="UTF-8"?>\n<!DOCTYPE plist'),
+      'an XML plist launchd reads',
+    );
     t.ok(xml.endsWith('</plist>\n'));
   });
 }
 
 t.test('paths with spaces and XML characters survive the round trip', async (t) => {
   const layout = installLayout({ platform: 'darwin', scope: 'user', root: '/tmp/a & <b>', user: alice });
-  const job = launchdJob('org.nix-community.linuxkit-nix', daemonServiceSpec(layout, program, { stopGraceMs: 1500 }));
+  const job = launchdJob(
+    'org.nix-community.linuxkit-nix',
+    daemonServiceSpec(layout, program, { stopGraceMs: 1500 }),
+  );
   const xml = renderLaunchdPlist(job);
   t.match(xml, '/tmp/a &amp; &lt;b&gt;/Users/alice/Library/Application Support/linuxkit-nix');
   t.same(parse(xml), job);
@@ -54,7 +75,14 @@ t.test('paths with spaces and XML characters survive the round trip', async (t) 
 t.test('a bad label or a plist of something else is an error naming it', async (t) => {
   const layout = installLayout({ platform: 'darwin', scope: 'system', root: null, user: alice });
   const spec = daemonServiceSpec(layout, program, { stopGraceMs: 20_000 });
-  t.throws(() => launchdJob('my label', spec), /launchd label must be letters, digits, '\.', '_' or '-'; got "my label"/);
-  const other = '<?xml version="1.0"?><plist version="1.0"><dict><key>Label</key><string>x</string></dict></plist>';
-  t.throws(() => parseLaunchdPlist(other, '/Library/LaunchDaemons/x.plist'), /\/Library\/LaunchDaemons\/x\.plist is not a linuxkit-nix launchd job: missing ProgramArguments/);
+  t.throws(
+    () => launchdJob('my label', spec),
+    /launchd label must be letters, digits, '\.', '_' or '-'; got "my label"/,
+  );
+  const other =
+    '<?xml version="1.0"?><plist version="1.0"><dict><key>Label</key><string>x</string></dict></plist>';
+  t.throws(
+    () => parseLaunchdPlist(other, '/Library/LaunchDaemons/x.plist'),
+    /\/Library\/LaunchDaemons\/x\.plist is not a linuxkit-nix launchd job: missing ProgramArguments/,
+  );
 });

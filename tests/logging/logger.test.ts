@@ -5,7 +5,8 @@ import { createDaemonLogger, scrubSecrets } from '../../daemon/logging/logger.js
 import { RotatingFile, tailRotatedLog } from '../../daemon/logging/rotating-file.js';
 import { tempDir } from '../helpers/env.js';
 
-const PRIVATE_KEY = '-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----';
+const PRIVATE_KEY =
+  '-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----';
 
 t.test('private keys never reach the log file, as fields or inside messages', async (t) => {
   const dir = await tempDir('log');
@@ -47,8 +48,20 @@ t.test('the tail of a rotated log reaches into daemon.log.1 for what daemon.log 
   for (let i = 0; i < 5; i++) file.write(`line ${i} ${'x'.repeat(40)}\n`);
   await new Promise<void>((r) => file.end(r));
   // 46 bytes a line, 100 bytes a file: lines 0-1, 2-3 and 4 in daemon.log.2, .1 and daemon.log.
-  t.same((await tailRotatedLog(path, 3)).map((l) => l.split(' ')[1]), ['2', '3', '4'], 'what a follower polled before the rotation lines up');
-  t.same((await tailRotatedLog(path, 1)).map((l) => l.split(' ')[1]), ['4'], 'the current file alone when it has enough');
-  t.same((await tailRotatedLog(path, 10)).map((l) => l.split(' ')[1]), ['2', '3', '4'], 'one rotated file at most');
+  t.same(
+    (await tailRotatedLog(path, 3)).map((l) => l.split(' ')[1]),
+    ['2', '3', '4'],
+    'what a follower polled before the rotation lines up',
+  );
+  t.same(
+    (await tailRotatedLog(path, 1)).map((l) => l.split(' ')[1]),
+    ['4'],
+    'the current file alone when it has enough',
+  );
+  t.same(
+    (await tailRotatedLog(path, 10)).map((l) => l.split(' ')[1]),
+    ['2', '3', '4'],
+    'one rotated file at most',
+  );
   t.same(await tailRotatedLog(join(dir, 'missing.log'), 5), []);
 });

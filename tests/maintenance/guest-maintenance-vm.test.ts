@@ -5,7 +5,11 @@ import t from 'tap';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { decideClockCorrection, measureSkew, parseGuestEpoch } from '../../daemon/maintenance/clock-skew.js';
-import { FIRST_PASS_DELAY_MS, MAX_CLOCK_SKEW_MS, maintenanceIntervalMs } from '../../daemon/maintenance/guest-maintenance.js';
+import {
+  FIRST_PASS_DELAY_MS,
+  MAX_CLOCK_SKEW_MS,
+  maintenanceIntervalMs,
+} from '../../daemon/maintenance/guest-maintenance.js';
 import { parseDfOutput } from '../../daemon/maintenance/store-space.js';
 import { requireTool, tempDir } from '../helpers/env.js';
 import { isHealthy, startTestDaemon } from '../helpers/daemon-process.js';
@@ -39,7 +43,11 @@ const guest = (command: string) => guestRun(stateDir, daemon.sshPort, command);
 async function guestSkew(): Promise<ReturnType<typeof measureSkew>> {
   const before = Date.now();
   const res = await guest('date +%s');
-  return measureSkew({ guestEpochS: parseGuestEpoch(res.stdout), hostBeforeMs: before, hostAfterMs: Date.now() });
+  return measureSkew({
+    guestEpochS: parseGuestEpoch(res.stdout),
+    hostBeforeMs: before,
+    hostAfterMs: Date.now(),
+  });
 }
 
 async function freeKiB(): Promise<number> {
@@ -61,13 +69,20 @@ t.test('a guest clock set an hour behind is noticed and set to the host time', a
     'the clock repair event',
   );
   const noticedMs = Date.now() - setBack;
-  t.match(e.message, /^set the guest clock to the host's: the guest clock is 36\d\d s behind the host; now within/);
+  t.match(
+    e.message,
+    /^set the guest clock to the host's: the guest clock is 36\d\d s behind the host; now within/,
+  );
   t.ok((e.skewBeforeMs as number) < -3_590_000, `skew before: ${e.skewBeforeMs} ms`);
   const after = await guestSkew();
   // In sync by the daemon's own rule (what its next pass decides), not by a fixed bound: a slow
   // SSH round trip on a loaded machine widens the measured interval without the clock being off.
   const again = decideClockCorrection(after, MAX_CLOCK_SKEW_MS);
-  t.equal(again.correct, false, `the next pass would leave it alone: ${again.reason} (bounds ${after.minMs}..${after.maxMs} ms)`);
+  t.equal(
+    again.correct,
+    false,
+    `the next pass would leave it alone: ${again.reason} (bounds ${after.minMs}..${after.maxMs} ms)`,
+  );
   const log = await readFile(join(stateDir, 'log', 'daemon.log'), 'utf8');
   t.match(log, /"type":"repair".*set the guest clock to the host's/, 'in the daemon log too');
   t.comment(
@@ -89,7 +104,11 @@ t.test('garbage that takes the store below gc.minFreeMiB is collected in the gue
   t.equal(paths.length, 2, `added ${paths.join(' ')}`);
   const free1 = await freeKiB();
   t.ok(free0 - free1 >= 30 * 1024, `the store lost ${Math.round((free0 - free1) / 1024)} MiB`);
-  t.same(rec.events.slice(mark).filter((e) => e.type === 'repair' && e.action === 'gc'), [], 'no collection while above the threshold');
+  t.same(
+    rec.events.slice(mark).filter((e) => e.type === 'repair' && e.action === 'gc'),
+    [],
+    'no collection while above the threshold',
+  );
   rec.assertOpen(t, 'no collection event');
 
   // A threshold between the free space before and after: the store is now "full".
@@ -104,13 +123,21 @@ t.test('garbage that takes the store below gc.minFreeMiB is collected in the gue
     'the garbage collection repair event',
   );
   const tookMs = Date.now() - editedAt;
-  t.match(e.message, new RegExp(`^collected garbage in the guest store: only \\d+ MiB free in the guest store, below gc\\.minFreeMiB ${minFreeMiB} MiB; [12] store paths deleted`));
+  t.match(
+    e.message,
+    new RegExp(
+      `^collected garbage in the guest store: only \\d+ MiB free in the guest store, below gc\\.minFreeMiB ${minFreeMiB} MiB; [12] store paths deleted`,
+    ),
+  );
   t.ok((e.freeBeforeMiB as number) < minFreeMiB, `free before: ${Math.round(e.freeBeforeMiB as number)} MiB`);
   t.ok((e.freeAfterMiB as number) >= minFreeMiB, `free after: ${Math.round(e.freeAfterMiB as number)} MiB`);
   const free2 = await freeKiB();
   t.ok(free2 - free1 >= 15 * 1024, `the store regained ${Math.round((free2 - free1) / 1024)} MiB`);
   const gone = await guest(`for p in ${paths.join(' ')}; do test -e $p && echo "$p still there"; done; true`);
-  t.ok(gone.stdout.trim().split('\n').filter(Boolean).length < paths.length, `collected: ${gone.stdout.trim() || 'all of them'}`);
+  t.ok(
+    gone.stdout.trim().split('\n').filter(Boolean).length < paths.length,
+    `collected: ${gone.stdout.trim() || 'all of them'}`,
+  );
   const s = await daemon.client.status();
   t.same(s.errors, [], 'no maintenance error: the store has room again');
   t.equal(s.vm.pid, booted.vm.pid, 'the same VM throughout');

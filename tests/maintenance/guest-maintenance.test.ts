@@ -30,7 +30,12 @@ class SimGuest {
 
   run = async (command: string): Promise<GuestCommandResult> => {
     this.commands.push(command);
-    const ok = (stdout: string, stderr = ''): GuestCommandResult => ({ stdout, stderr, code: 0, latencyMs: 5 });
+    const ok = (stdout: string, stderr = ''): GuestCommandResult => ({
+      stdout,
+      stderr,
+      code: 0,
+      latencyMs: 5,
+    });
     const epoch = () => Math.floor((this.now() + this.clockOffsetMs) / 1000);
     if (command === CHECK_COMMAND) {
       const used = this.liveKiB + this.garbageKiB;
@@ -40,18 +45,28 @@ class SimGuest {
       );
     }
     const set = /^date -u -s @(\d+) >\/dev\/null && date \+%s$/.exec(command);
-    if (set && this.clockFails) return { stdout: '', stderr: 'date: cannot set date: Operation not permitted', code: 1, latencyMs: 5 };
+    if (set && this.clockFails)
+      return { stdout: '', stderr: 'date: cannot set date: Operation not permitted', code: 1, latencyMs: 5 };
     if (set) {
       this.clockOffsetMs = Number(set[1]) * 1000 - this.now();
       return ok(`${epoch()}\n`);
     }
     const gc = /^nix-store --gc --max-freed (\d+)$/.exec(command);
     if (gc) {
-      if (this.gcFails) return { stdout: '', stderr: 'error: getting status of /nix/var/nix/gcroots: Permission denied', code: 1, latencyMs: 5 };
+      if (this.gcFails)
+        return {
+          stdout: '',
+          stderr: 'error: getting status of /nix/var/nix/gcroots: Permission denied',
+          code: 1,
+          latencyMs: 5,
+        };
       const freedMiB = this.garbageKiB / 1024;
       const paths = this.garbageKiB > 0 ? 3 : 0;
       this.garbageKiB = 0;
-      return ok('', `finding garbage collector roots...\ndeleting garbage...\n${paths} store paths deleted, ${freedMiB.toFixed(2)} MiB freed\n`);
+      return ok(
+        '',
+        `finding garbage collector roots...\ndeleting garbage...\n${paths} store paths deleted, ${freedMiB.toFixed(2)} MiB freed\n`,
+      );
     }
     throw new Error(`unexpected guest command ${command}`);
   };
@@ -82,7 +97,13 @@ async function rig(t: Test, over: Partial<MaintenanceSettings> = {}): Promise<Ri
     commandTimeoutMs: 10_000,
     ...over,
   };
-  const m = new GuestMaintenance({ host: h.sup, run: guest.run, settings: () => settings, log, clock: h.clock });
+  const m = new GuestMaintenance({
+    host: h.sup,
+    run: guest.run,
+    settings: () => settings,
+    log,
+    clock: h.clock,
+  });
   m.start();
   t.teardown(() => m.stop());
   await h.sup.init();
@@ -95,24 +116,31 @@ t.test('the interval is four probe intervals', async (t) => {
   t.equal(maintenanceIntervalMs(1000), 4000);
 });
 
-t.test('a healthy builder gets a first pass soon after it becomes running, then one per interval', async (t) => {
-  const r = await rig(t);
-  t.equal(r.h.sup.status().state, 'running');
-  t.same(r.guest.commands, [], 'nothing before the first-pass delay');
-  await r.h.clock.advance(FIRST_PASS_DELAY_MS);
-  t.same(r.guest.commands, [CHECK_COMMAND], 'one check: the store has room and the clock is right');
-  await r.h.clock.advance(r.settings.intervalMs - 1);
-  t.equal(r.guest.commands.length, 1);
-  await r.h.clock.advance(1);
-  t.equal(r.guest.commands.length, 2, 'the next one an interval later');
-  t.same(r.repairs(), [], 'nothing to repair, nothing reported');
-});
+t.test(
+  'a healthy builder gets a first pass soon after it becomes running, then one per interval',
+  async (t) => {
+    const r = await rig(t);
+    t.equal(r.h.sup.status().state, 'running');
+    t.same(r.guest.commands, [], 'nothing before the first-pass delay');
+    await r.h.clock.advance(FIRST_PASS_DELAY_MS);
+    t.same(r.guest.commands, [CHECK_COMMAND], 'one check: the store has room and the clock is right');
+    await r.h.clock.advance(r.settings.intervalMs - 1);
+    t.equal(r.guest.commands.length, 1);
+    await r.h.clock.advance(1);
+    t.equal(r.guest.commands.length, 2, 'the next one an interval later');
+    t.same(r.repairs(), [], 'nothing to repair, nothing reported');
+  },
+);
 
 t.test('a store below gc.minFreeMiB is collected, reported as a repair event and logged', async (t) => {
   const r = await rig(t);
   r.guest.garbageKiB = 450 * 1024; // 52 MiB free of 512
   await r.h.clock.advance(FIRST_PASS_DELAY_MS);
-  t.same(r.guest.commands, [CHECK_COMMAND, `nix-store --gc --max-freed ${200 * 1048576 - 52 * 1048576}`, CHECK_COMMAND]);
+  t.same(r.guest.commands, [
+    CHECK_COMMAND,
+    `nix-store --gc --max-freed ${200 * 1048576 - 52 * 1048576}`,
+    CHECK_COMMAND,
+  ]);
   const [e] = r.repairs();
   t.match(e, {
     type: 'repair',
@@ -120,30 +148,48 @@ t.test('a store below gc.minFreeMiB is collected, reported as a repair event and
     freeBeforeMiB: 52,
     freeAfterMiB: 502,
     summary: '3 store paths deleted, 450.00 MiB freed',
-    message: /^collected garbage in the guest store: only 52 MiB free in the guest store, below gc\.minFreeMiB 100 MiB; 3 store paths deleted, 450\.00 MiB freed; 502 MiB free now$/,
+    message:
+      /^collected garbage in the guest store: only 52 MiB free in the guest store, below gc\.minFreeMiB 100 MiB; 3 store paths deleted, 450\.00 MiB freed; 502 MiB free now$/,
   });
-  t.ok(r.logged.some((l) => l.startsWith('info collected garbage in the guest store')), 'the supervisor logged the event');
-  t.ok(r.logged.some((l) => l.startsWith('info collecting garbage in the guest: only 52 MiB free')), 'and the runner the decision');
+  t.ok(
+    r.logged.some((l) => l.startsWith('info collected garbage in the guest store')),
+    'the supervisor logged the event',
+  );
+  t.ok(
+    r.logged.some((l) => l.startsWith('info collecting garbage in the guest: only 52 MiB free')),
+    'and the runner the decision',
+  );
   await r.h.clock.advance(r.settings.intervalMs);
-  t.equal(r.guest.commands.filter((c) => c.startsWith('nix-store')).length, 1, 'no second collection with room to spare');
+  t.equal(
+    r.guest.commands.filter((c) => c.startsWith('nix-store')).length,
+    1,
+    'no second collection with room to spare',
+  );
   t.same(r.h.sup.status().errors, []);
 });
 
-t.test('a guest clock an hour behind is set to the host time, reported, and left alone afterwards', async (t) => {
-  const r = await rig(t);
-  r.guest.clockOffsetMs = -3_600_000;
-  await r.h.clock.advance(FIRST_PASS_DELAY_MS);
-  t.equal(r.guest.commands.length, 2);
-  t.match(r.guest.commands[1], /^date -u -s @\d+ >\/dev\/null && date \+%s$/);
-  t.ok(Math.abs(r.guest.clockOffsetMs) < 1000, `guest clock now ${r.guest.clockOffsetMs} ms off`);
-  const [e] = r.repairs();
-  t.match(e, { type: 'repair', action: 'clock', message: /^set the guest clock to the host's: the guest clock is 3600 s behind the host; now within/ });
-  t.ok((e.skewBeforeMs as number) < -3_598_000);
-  t.ok(Math.abs(e.skewAfterMs as number) < 1500);
-  await r.h.clock.advance(r.settings.intervalMs);
-  t.equal(r.guest.commands.length, 3, 'the next pass only checks');
-  t.equal(r.repairs().length, 1);
-});
+t.test(
+  'a guest clock an hour behind is set to the host time, reported, and left alone afterwards',
+  async (t) => {
+    const r = await rig(t);
+    r.guest.clockOffsetMs = -3_600_000;
+    await r.h.clock.advance(FIRST_PASS_DELAY_MS);
+    t.equal(r.guest.commands.length, 2);
+    t.match(r.guest.commands[1], /^date -u -s @\d+ >\/dev\/null && date \+%s$/);
+    t.ok(Math.abs(r.guest.clockOffsetMs) < 1000, `guest clock now ${r.guest.clockOffsetMs} ms off`);
+    const [e] = r.repairs();
+    t.match(e, {
+      type: 'repair',
+      action: 'clock',
+      message: /^set the guest clock to the host's: the guest clock is 3600 s behind the host; now within/,
+    });
+    t.ok((e.skewBeforeMs as number) < -3_598_000);
+    t.ok(Math.abs(e.skewAfterMs as number) < 1500);
+    await r.h.clock.advance(r.settings.intervalMs);
+    t.equal(r.guest.commands.length, 3, 'the next pass only checks');
+    t.equal(r.repairs().length, 1);
+  },
+);
 
 t.test('a clock that cannot be set is an error in status until a later pass sets it', async (t) => {
   const r = await rig(t);
@@ -151,7 +197,10 @@ t.test('a clock that cannot be set is an error in status until a later pass sets
   r.guest.clockFails = true;
   await r.h.clock.advance(FIRST_PASS_DELAY_MS);
   const err = r.h.sup.status().errors.find((x) => x.source === 'guest-clock');
-  t.match(err?.message, /could not set the guest clock \(the guest clock is 3600 s behind the host\): date -s exited 1: date: cannot set date: Operation not permitted/);
+  t.match(
+    err?.message,
+    /could not set the guest clock \(the guest clock is 3600 s behind the host\): date -s exited 1: date: cannot set date: Operation not permitted/,
+  );
   t.same(r.repairs(), []);
   r.guest.clockFails = false;
   await r.h.clock.advance(r.settings.intervalMs);
@@ -165,12 +214,19 @@ t.test('a store that stays short after collecting is an error, not a collection 
   await r.h.clock.advance(FIRST_PASS_DELAY_MS);
   t.equal(r.guest.commands.filter((c) => c.startsWith('nix-store')).length, 1);
   const err = r.h.sup.status().errors.find((x) => x.source === 'guest-store');
-  t.match(err?.message, /only 62 MiB free after collecting garbage \(gc\.minFreeMiB 100\): live paths take the rest/);
+  t.match(
+    err?.message,
+    /only 62 MiB free after collecting garbage \(gc\.minFreeMiB 100\): live paths take the rest/,
+  );
   await r.h.clock.advance(r.settings.intervalMs * 3);
   t.equal(r.guest.commands.filter((c) => c.startsWith('nix-store')).length, 1, 'no futile collections');
   r.guest.garbageKiB = 20 * 1024; // a build left garbage: less free than after the last collection
   await r.h.clock.advance(r.settings.intervalMs);
-  t.equal(r.guest.commands.filter((c) => c.startsWith('nix-store')).length, 2, 'collected again once it dropped');
+  t.equal(
+    r.guest.commands.filter((c) => c.startsWith('nix-store')).length,
+    2,
+    'collected again once it dropped',
+  );
   r.guest.liveKiB = 10 * 1024;
   await r.h.clock.advance(r.settings.intervalMs);
   t.same(r.h.sup.status().errors, [], 'the error clears once there is room');
@@ -182,8 +238,15 @@ t.test('a failing collection is reported in status errors and logged', async (t)
   r.guest.gcFails = true;
   await r.h.clock.advance(FIRST_PASS_DELAY_MS);
   const err = r.h.sup.status().errors.find((x) => x.source === 'guest-store');
-  t.match(err?.message, /garbage collection in the guest failed .*exited 1: error: getting status of \/nix\/var\/nix\/gcroots: Permission denied/);
-  t.ok(r.logged.some((l) => l.startsWith('warn guest maintenance failed: garbage collection in the guest failed')));
+  t.match(
+    err?.message,
+    /garbage collection in the guest failed .*exited 1: error: getting status of \/nix\/var\/nix\/gcroots: Permission denied/,
+  );
+  t.ok(
+    r.logged.some((l) =>
+      l.startsWith('warn guest maintenance failed: garbage collection in the guest failed'),
+    ),
+  );
   t.same(r.repairs(), []);
 });
 
@@ -207,7 +270,13 @@ t.test('a failing SSH command is logged as a warning and the schedule goes on', 
     return r.guest.run(c);
   };
   await r.m.stop();
-  const m = new GuestMaintenance({ host: r.h.sup, run: flaky, settings: () => r.settings, log: { info() {}, warn: (_o, msg) => r.logged.push(`warn ${msg}`) }, clock: r.h.clock });
+  const m = new GuestMaintenance({
+    host: r.h.sup,
+    run: flaky,
+    settings: () => r.settings,
+    log: { info() {}, warn: (_o, msg) => r.logged.push(`warn ${msg}`) },
+    clock: r.h.clock,
+  });
   m.start();
   t.teardown(() => m.stop());
   await r.h.clock.advance(r.settings.intervalMs);
@@ -233,6 +302,10 @@ t.test('a config edit brings the next pass forward, and its settings apply to it
   r.settings.gc = { minFreeMiB: 450, maxFreeMiB: 480 };
   r.h.sup.configChanged({ needsRestart: false, keys: [] });
   await r.h.clock.advance(FIRST_PASS_DELAY_MS);
-  t.equal(r.guest.commands.filter((c) => c.startsWith('nix-store --gc')).length, 1, 'collected a second after the edit');
+  t.equal(
+    r.guest.commands.filter((c) => c.startsWith('nix-store --gc')).length,
+    1,
+    'collected a second after the edit',
+  );
   t.match(r.repairs()[0], { action: 'gc', freeBeforeMiB: 402, freeAfterMiB: 502 });
 });

@@ -25,7 +25,13 @@ t.test('parseProcStat rejects text that is not a stat line', async (t) => {
 });
 
 t.test('parseProcCmdline splits on NUL and keeps empty arguments', async (t) => {
-  t.same(parseProcCmdline(Buffer.from('qemu\0-append\0\0-name\0a b,c\0')), ['qemu', '-append', '', '-name', 'a b,c']);
+  t.same(parseProcCmdline(Buffer.from('qemu\0-append\0\0-name\0a b,c\0')), [
+    'qemu',
+    '-append',
+    '',
+    '-name',
+    'a b,c',
+  ]);
   t.same(parseProcCmdline(''), []);
   t.same(parseProcCmdline('kthread-like'), ['kthread-like']);
 });
@@ -42,7 +48,10 @@ t.test('parsePsStatLine reads ps stat, lstart (C locale, UTC) and comm (paths wi
     executable: '/Applications/My App/qemu',
   });
   // comm is argv[0] as exec'd on macOS: a bare name when QEMU was found on PATH.
-  t.same(parsePsStatLine('S    Tue Dec  1 23:59:59 2026 qemu-system-aarch64').executable, 'qemu-system-aarch64');
+  t.same(
+    parsePsStatLine('S    Tue Dec  1 23:59:59 2026 qemu-system-aarch64').executable,
+    'qemu-system-aarch64',
+  );
 });
 
 t.test('parsePsStatLine refuses what an unpinned locale prints, naming the format it wants', async (t) => {
@@ -73,7 +82,10 @@ t.test('isSameProcess needs executable, argv and start time to match', async (t)
   t.notOk(isSameProcess(record, { ...same, startTime: '101' }), 'pid reused later');
   t.notOk(isSameProcess(record, { ...same, argv: ['qemu', '-name', 'y'] }), 'other argv');
   t.notOk(isSameProcess(record, { ...same, executable: '/usr/bin/sleep' }), 'other executable');
-  t.ok(isSameProcess(record, { ...same, executable: '/usr/bin/qemu (deleted)' }), 'binary upgraded underneath');
+  t.ok(
+    isSameProcess(record, { ...same, executable: '/usr/bin/qemu (deleted)' }),
+    'binary upgraded underneath',
+  );
   t.ok(isSameProcess(record, { ...same, argv: ['qemu -name x'] }), 'ps gives one joined string');
 });
 
@@ -98,9 +110,15 @@ t.test('readProcessIdentity returns null for a pid that does not exist', async (
 t.test('readProcessIdentity gives argv exactly and treats a zombie as gone', async (t) => {
   // perl forks a child that exits at once and then never reaps it: the child becomes a zombie.
   // (A shell may reap it itself before exec'ing, when the machine is loaded.)
-  const parent = spawn('perl', ['-e', '$|=1; my $p = fork(); if (!$p) { exit 0 } print "$p\n"; exec "sleep", "30"'], { stdio: ['ignore', 'pipe', 'ignore'] });
+  const parent = spawn(
+    'perl',
+    ['-e', '$|=1; my $p = fork(); if (!$p) { exit 0 } print "$p\n"; exec "sleep", "30"'],
+    { stdio: ['ignore', 'pipe', 'ignore'] },
+  );
   t.teardown(() => parent.kill('SIGKILL'));
-  const zombiePid = Number(await new Promise<string>((r) => parent.stdout!.once('data', (d) => r(String(d)))));
+  const zombiePid = Number(
+    await new Promise<string>((r) => parent.stdout!.once('data', (d) => r(String(d)))),
+  );
   const parentId = await readProcessIdentity(parent.pid!);
   t.same(parentId?.argv, ['sleep', '30'], 'argv after exec');
   t.match(parentId?.executable, /\/sleep$/);

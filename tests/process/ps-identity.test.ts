@@ -63,7 +63,8 @@ t.test('procps ps: one identity under every TZ and LANG, matching the /proc read
 
   const seen = [];
   for (const env of environments) seen.push(await withEnv(env, () => readPsIdentity(pid)));
-  for (let i = 1; i < seen.length; i++) t.same(seen[i], seen[0], `same identity under ${JSON.stringify(environments[i])}`);
+  for (let i = 1; i < seen.length; i++)
+    t.same(seen[i], seen[0], `same identity under ${JSON.stringify(environments[i])}`);
   const ps = seen[0]!;
 
   t.same(ps.argv, [proc!.argv.join(' ')], 'argv: the command line /proc gives, joined');
@@ -84,32 +85,53 @@ t.test('procps ps: one identity under every TZ and LANG, matching the /proc read
 t.test('without the pin procps prints another start time after a time zone change', async (t) => {
   const child = sleeper(t);
   const lstart = (tz: string) =>
-    execFileSync('ps', ['-o', 'lstart=', '-p', String(child.pid)], { env: { ...process.env, TZ: tz }, encoding: 'utf8' }).trim();
-  t.not(lstart('Asia/Kolkata'), lstart('UTC0'), 'the raw lstart depends on TZ: the pin is what keeps the identity');
-});
-
-t.test("Apple's ps (stand-in): unpinned, a German Mac cannot parse and a travelled one cannot adopt", async (t) => {
-  const child = sleeper(t);
-  const raw = (env: Record<string, string | undefined>) =>
-    execFileSync(appleLikePs, ['-o', 'stat=', '-o', 'lstart=', '-o', 'comm=', '-p', String(child.pid)], {
-      env: { ...process.env, LC_ALL: undefined, LC_TIME: undefined, ...env },
+    execFileSync('ps', ['-o', 'lstart=', '-p', String(child.pid)], {
+      env: { ...process.env, TZ: tz },
       encoding: 'utf8',
     }).trim();
-  t.throws(() => parsePsStatLine(raw({ TZ: 'UTC0', LANG: 'de_DE.UTF-8' })), { message: /unexpected ps output: "S +Mi / });
-  const home = parsePsStatLine(raw({ TZ: 'UTC0', LANG: 'C' }));
-  const away = parsePsStatLine(raw({ TZ: 'Asia/Kolkata', LANG: 'C' }));
-  t.not(away.startTime, home.startTime, 'the same process, another start time');
+  t.not(
+    lstart('Asia/Kolkata'),
+    lstart('UTC0'),
+    'the raw lstart depends on TZ: the pin is what keeps the identity',
+  );
 });
 
-t.test("Apple's ps (stand-in) through the reader: pinned, one identity everywhere, argv[0] as comm", async (t) => {
-  const child = sleeper(t);
-  const pid = child.pid!;
-  const seen = [];
-  for (const env of environments) seen.push(await withEnv(env, () => readPsIdentity(pid, { ps: appleLikePs })));
-  for (let i = 1; i < seen.length; i++) t.same(seen[i], seen[0], `same identity under ${JSON.stringify(environments[i])}`);
-  const procps = await readPsIdentity(pid);
-  t.same(seen[0], { ...procps, executable: 'sleep' }, "the procps reading, with Apple's comm: argv[0] as exec'd");
-});
+t.test(
+  "Apple's ps (stand-in): unpinned, a German Mac cannot parse and a travelled one cannot adopt",
+  async (t) => {
+    const child = sleeper(t);
+    const raw = (env: Record<string, string | undefined>) =>
+      execFileSync(appleLikePs, ['-o', 'stat=', '-o', 'lstart=', '-o', 'comm=', '-p', String(child.pid)], {
+        env: { ...process.env, LC_ALL: undefined, LC_TIME: undefined, ...env },
+        encoding: 'utf8',
+      }).trim();
+    t.throws(() => parsePsStatLine(raw({ TZ: 'UTC0', LANG: 'de_DE.UTF-8' })), {
+      message: /unexpected ps output: "S +Mi /,
+    });
+    const home = parsePsStatLine(raw({ TZ: 'UTC0', LANG: 'C' }));
+    const away = parsePsStatLine(raw({ TZ: 'Asia/Kolkata', LANG: 'C' }));
+    t.not(away.startTime, home.startTime, 'the same process, another start time');
+  },
+);
+
+t.test(
+  "Apple's ps (stand-in) through the reader: pinned, one identity everywhere, argv[0] as comm",
+  async (t) => {
+    const child = sleeper(t);
+    const pid = child.pid!;
+    const seen = [];
+    for (const env of environments)
+      seen.push(await withEnv(env, () => readPsIdentity(pid, { ps: appleLikePs })));
+    for (let i = 1; i < seen.length; i++)
+      t.same(seen[i], seen[0], `same identity under ${JSON.stringify(environments[i])}`);
+    const procps = await readPsIdentity(pid);
+    t.same(
+      seen[0],
+      { ...procps, executable: 'sleep' },
+      "the procps reading, with Apple's comm: argv[0] as exec'd",
+    );
+  },
+);
 
 t.test('the ps reader: a pid that is gone or a zombie is no process', async (t) => {
   const done = spawn('true');
@@ -117,12 +139,17 @@ t.test('the ps reader: a pid that is gone or a zombie is no process', async (t) 
   t.equal(await readPsIdentity(done.pid!), null, 'gone (procps)');
   t.equal(await readPsIdentity(done.pid!, { ps: appleLikePs }), null, 'gone (stand-in)');
 
-  const parent = spawn('perl', ['-e', '$|=1; my $p = fork(); if (!$p) { exit 0 } print "$p\\n"; exec "sleep", "30"'], {
-    stdio: ['ignore', 'pipe', 'ignore'],
-  });
+  const parent = spawn(
+    'perl',
+    ['-e', '$|=1; my $p = fork(); if (!$p) { exit 0 } print "$p\\n"; exec "sleep", "30"'],
+    {
+      stdio: ['ignore', 'pipe', 'ignore'],
+    },
+  );
   t.teardown(() => parent.kill('SIGKILL'));
   const zombie = Number(await new Promise<string>((r) => parent.stdout!.once('data', (d) => r(String(d)))));
-  for (let i = 0; i < 100 && (await readProcIdentity(zombie)) !== null; i++) await new Promise((r) => setTimeout(r, 20));
+  for (let i = 0; i < 100 && (await readProcIdentity(zombie)) !== null; i++)
+    await new Promise((r) => setTimeout(r, 20));
   t.equal(await readPsIdentity(zombie), null, 'a zombie (procps stat Z)');
 });
 

@@ -70,7 +70,14 @@ function simulate(
       } else if ((a.type === 'stop' || a.type === 'restart') && proc) {
         proc = null;
         sim.stops++;
-        exit = { at: now, code: 0, signal: null, reason: 'guest powered off', requested: true, everHealthy: false };
+        exit = {
+          at: now,
+          code: 0,
+          signal: null,
+          reason: 'guest powered off',
+          requested: true,
+          everHealthy: false,
+        };
       } else if (a.type === 'probe' && proc) {
         const ok = behaviour.healthy;
         const p = proc.probe;
@@ -88,21 +95,25 @@ function simulate(
     if (!acted && res.wakeAfterMs === null) break;
     // Actions change what the next step sees: look again at once, as the supervisor does. An
     // exit wakes the loop too, before the step's own timer.
-    const exitAt = proc && behaviour.crashAfterMs !== undefined ? proc.startedAt + behaviour.crashAfterMs : Infinity;
+    const exitAt =
+      proc && behaviour.crashAfterMs !== undefined ? proc.startedAt + behaviour.crashAfterMs : Infinity;
     if (!acted) now = Math.min(now + (res.wakeAfterMs ?? 0), Math.max(now, exitAt));
   }
   sim.memory = memory;
   return sim;
 }
 
-t.test('a VM that crashes at every boot reaches failed after maxAttempts starts, waiting longer each time', async (t) => {
-  const sim = simulate({ crashAfterMs: 3000, healthy: false }, () => 0.5);
-  t.equal(sim.memory.state, 'failed');
-  t.equal(sim.starts.length, policy.maxAttempts);
-  const gaps = sim.starts.slice(1).map((s, i) => s - sim.starts[i]! - 3000);
-  t.same(gaps, [1000, 2000, 4000, 8000], 'the wait after each crash doubles');
-  t.ok(sim.steps < 100, `settled in ${sim.steps} steps`);
-});
+t.test(
+  'a VM that crashes at every boot reaches failed after maxAttempts starts, waiting longer each time',
+  async (t) => {
+    const sim = simulate({ crashAfterMs: 3000, healthy: false }, () => 0.5);
+    t.equal(sim.memory.state, 'failed');
+    t.equal(sim.starts.length, policy.maxAttempts);
+    const gaps = sim.starts.slice(1).map((s, i) => s - sim.starts[i]! - 3000);
+    t.same(gaps, [1000, 2000, 4000, 8000], 'the wait after each crash doubles');
+    t.ok(sim.steps < 100, `settled in ${sim.steps} steps`);
+  },
+);
 
 t.test('a VM that never becomes healthy is restarted for health until it fails, then stopped', async (t) => {
   const sim = simulate({ healthy: false }, () => 0.5);
@@ -143,7 +154,7 @@ t.test('a VM that crashes only after a stable run keeps being restarted', async 
 
 t.test('whatever the jitter draws, a crash loop ends in failed', async (t) => {
   let seed = 42;
-  const lcg = () => ((seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31) / 2 ** 31);
+  const lcg = () => (seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31) / 2 ** 31;
   for (let run = 0; run < 50; run++) {
     const sim = simulate({ crashAfterMs: 100, healthy: false }, lcg);
     if (sim.memory.state !== 'failed' || sim.starts.length !== policy.maxAttempts) {
@@ -163,7 +174,14 @@ t.test('no input leaves a waiting state without a wake-up, or starts what it sho
     { ok: true, at: NOW - 100, firstFailureAt: null, lastOkAt: NOW - 100, error: null, inFlight: false },
     { ok: true, at: NOW - 100, firstFailureAt: null, lastOkAt: NOW - 100, error: null, inFlight: true },
     { ok: false, at: NOW - 100, firstFailureAt: NOW - 200_000, lastOkAt: null, error: 'x', inFlight: false },
-    { ok: false, at: NOW - 100, firstFailureAt: NOW - 2000, lastOkAt: NOW - 3000, error: 'x', inFlight: true },
+    {
+      ok: false,
+      at: NOW - 100,
+      firstFailureAt: NOW - 2000,
+      lastOkAt: NOW - 3000,
+      error: 'x',
+      inFlight: true,
+    },
   ];
   const starts = [NOW - 1000, NOW - 40_000, NOW - 500_000];
   const states = ['stopped', 'starting', 'running', 'degraded', 'stopping', 'backoff', 'failed'] as const;
@@ -227,13 +245,20 @@ t.test('no input leaves a waiting state without a wake-up, or starts what it sho
                     const where = JSON.stringify({ desired, observed, memory, res });
                     const resting = res.state === 'stopped' || res.state === 'failed';
                     const idle = resting && process === 'none';
-                    if (!idle && !(res.wakeAfterMs !== null && Number.isFinite(res.wakeAfterMs) && res.wakeAfterMs > 0)) {
+                    if (
+                      !idle &&
+                      !(res.wakeAfterMs !== null && Number.isFinite(res.wakeAfterMs) && res.wakeAfterMs > 0)
+                    ) {
                       problems.push(`waits without a wake-up: ${where}`);
                     }
-                    const kinds = res.actions.map((a) => a.type).filter((k) => k !== 'probe' && k !== 'reset-backoff');
+                    const kinds = res.actions
+                      .map((a) => a.type)
+                      .filter((k) => k !== 'probe' && k !== 'reset-backoff');
                     if (kinds.length > 1) problems.push(`more than one lifecycle action: ${where}`);
-                    if (kinds.includes('start') && process !== 'none') problems.push(`start over a live process: ${where}`);
-                    if (kinds.includes('start') && extra.start) problems.push(`a second start in flight: ${where}`);
+                    if (kinds.includes('start') && process !== 'none')
+                      problems.push(`start over a live process: ${where}`);
+                    if (kinds.includes('start') && extra.start)
+                      problems.push(`a second start in flight: ${where}`);
                     if (kinds.includes('cancel-start') && (!extra.start || extra.start.cancelling)) {
                       problems.push(`cancel without a start to cancel: ${where}`);
                     }
@@ -244,8 +269,10 @@ t.test('no input leaves a waiting state without a wake-up, or starts what it sho
                     if ((kinds.includes('stop') || kinds.includes('restart')) && process !== 'up') {
                       problems.push(`stop without a process: ${where}`);
                     }
-                    if (resting && kinds.includes('start')) problems.push(`start while ${res.state}: ${where}`);
-                    if (res.state === 'failed' && !res.memory.failedReason) problems.push(`failed without a reason: ${where}`);
+                    if (resting && kinds.includes('start'))
+                      problems.push(`start while ${res.state}: ${where}`);
+                    if (res.state === 'failed' && !res.memory.failedReason)
+                      problems.push(`failed without a reason: ${where}`);
                   }
   t.same(problems.slice(0, 5), [], `${checked} inputs checked`);
 });

@@ -15,4 +15,11 @@ export const testPolicy: Policy = {
   stopGraceMs: 15_000,
 };
 
-export const noProbe: ObservedProbe = { ok: false, at: null, firstFailureAt: null, lastOkAt: null, error: null, inFlight: false };
+export const noProbe: ObservedProbe = {
+  ok: false,
+  at: null,
+  firstFailureAt: null,
+  lastOkAt: null,
+  error: null,
+  inFlight: false,
+};

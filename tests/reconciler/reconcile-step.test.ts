@@ -44,7 +44,11 @@ const crash = (over: Partial<ObservedExit> = {}): ObservedExit => ({
   everHealthy: false,
   ...over,
 });
-const healthyProbe = (ago = 100): Partial<ObservedProbe> => ({ ok: true, at: NOW - ago, lastOkAt: NOW - ago });
+const healthyProbe = (ago = 100): Partial<ObservedProbe> => ({
+  ok: true,
+  at: NOW - ago,
+  lastOkAt: NOW - ago,
+});
 const failingProbe = (since: number, lastOk: number | null = null): Partial<ObservedProbe> => ({
   ok: false,
   at: NOW - 500,
@@ -52,7 +56,13 @@ const failingProbe = (since: number, lastOk: number | null = null): Partial<Obse
   lastOkAt: lastOk === null ? null : NOW - lastOk,
   error: 'connection refused',
 });
-const crashed = { at: NOW - 5000, code: 1, signal: null, reason: 'exited with code 1', kind: 'crash' as const };
+const crashed = {
+  at: NOW - 5000,
+  code: 1,
+  signal: null,
+  reason: 'exited with code 1',
+  kind: 'crash' as const,
+};
 
 interface Row {
   name: string;
@@ -85,7 +95,11 @@ const rows: Row[] = [
       state: 'backoff',
       actions: [],
       wakeAfterMs: 1000,
-      memory: { consecutiveFailures: 1, backoffUntil: NOW + 1000, lastExit: { kind: 'crash', reason: 'exited with code 1' } },
+      memory: {
+        consecutiveFailures: 1,
+        backoffUntil: NOW + 1000,
+        lastExit: { kind: 'crash', reason: 'exited with code 1' },
+      },
       reason: /restarting in 1 s after 1 failed start in a row \(last: exited with code 1\)/,
     },
   },
@@ -156,13 +170,21 @@ const rows: Row[] = [
     name: 'any config change while failed tries again',
     memory: { state: 'failed', consecutiveFailures: 5, failedReason: 'gave up', lastExit: crashed },
     observed: { configChanged: { needsRestart: false } },
-    want: { state: 'starting', actions: [{ type: 'start', cause: 'desired' }], memory: { consecutiveFailures: 0 } },
+    want: {
+      state: 'starting',
+      actions: [{ type: 'start', cause: 'desired' }],
+      memory: { consecutiveFailures: 0 },
+    },
   },
   {
     name: 'an explicit start during backoff starts at once',
     memory: { state: 'backoff', consecutiveFailures: 3, backoffUntil: NOW + 30_000, lastExit: crashed },
     observed: { explicitStart: true },
-    want: { state: 'starting', actions: [{ type: 'start', cause: 'desired' }], memory: { consecutiveFailures: 0 } },
+    want: {
+      state: 'starting',
+      actions: [{ type: 'start', cause: 'desired' }],
+      memory: { consecutiveFailures: 0 },
+    },
   },
   {
     name: 'a config change that needs no new VM leaves the backoff wait alone',
@@ -174,7 +196,11 @@ const rows: Row[] = [
     name: 'a config change that changes the VM skips the backoff wait',
     memory: { state: 'backoff', consecutiveFailures: 3, backoffUntil: NOW + 30_000, lastExit: crashed },
     observed: { configChanged: { needsRestart: true } },
-    want: { state: 'starting', actions: [{ type: 'start', cause: 'desired' }], memory: { consecutiveFailures: 0 } },
+    want: {
+      state: 'starting',
+      actions: [{ type: 'start', cause: 'desired' }],
+      memory: { consecutiveFailures: 0 },
+    },
   },
   {
     name: 'a guest reboot starts the VM again at once and is not a failure',
@@ -280,7 +306,12 @@ const rows: Row[] = [
     name: 'started again while the cancelled start runs: wait for it to end, then start',
     memory: { state: 'stopping' },
     observed: { start: { phase: 'preparing', cancelling: true }, explicitStart: true },
-    want: { state: 'starting', actions: [], wakeAfterMs: 15_000, reason: /waiting for the cancelled start to end/ },
+    want: {
+      state: 'starting',
+      actions: [],
+      wakeAfterMs: 15_000,
+      reason: /waiting for the cancelled start to end/,
+    },
   },
   {
     name: 'a start in flight ended in failure: counted like a crash at boot, backoff',
@@ -366,7 +397,13 @@ const rows: Row[] = [
     observed: up(90_000, failingProbe(89_000)),
     want: {
       state: 'stopping',
-      actions: [{ type: 'restart', cause: 'health', reason: 'never became healthy in 1 min 30 s: connection refused' }],
+      actions: [
+        {
+          type: 'restart',
+          cause: 'health',
+          reason: 'never became healthy in 1 min 30 s: connection refused',
+        },
+      ],
       memory: { consecutiveFailures: 1, backoffUntil: NOW + 1000 },
     },
   },
@@ -374,7 +411,12 @@ const rows: Row[] = [
     name: 'a VM that was healthy is degraded from its first failing probe, boot grace or not',
     memory: { state: 'running', healthySince: NOW - 4000 },
     observed: up(5000, failingProbe(1000, 1500)),
-    want: { state: 'degraded', actions: [], memory: { healthySince: null }, reason: /^the SSH probe is failing/ },
+    want: {
+      state: 'degraded',
+      actions: [],
+      memory: { healthySince: null },
+      reason: /^the SSH probe is failing/,
+    },
   },
   {
     name: 'a healthy VM failing for degradedRestartMs is restarted',
@@ -451,7 +493,9 @@ const rows: Row[] = [
     observed: { ...up(5000, healthyProbe()), configNeedsRestart: true },
     want: {
       state: 'stopping',
-      actions: [{ type: 'restart', cause: 'config', reason: 'the config changed in a way that needs a new VM' }],
+      actions: [
+        { type: 'restart', cause: 'config', reason: 'the config changed in a way that needs a new VM' },
+      ],
       wakeAfterMs: 15_000,
       memory: { consecutiveFailures: 1 },
     },
@@ -460,7 +504,10 @@ const rows: Row[] = [
     name: 'a restart request replaces a running VM',
     memory: { state: 'running', healthySince: NOW - 1000 },
     observed: { ...up(5000, healthyProbe()), restartRequested: true },
-    want: { state: 'stopping', actions: [{ type: 'restart', cause: 'requested', reason: 'restart requested' }] },
+    want: {
+      state: 'stopping',
+      actions: [{ type: 'restart', cause: 'requested', reason: 'restart requested' }],
+    },
   },
 
   // desired stopped
@@ -489,7 +536,11 @@ const rows: Row[] = [
     name: 'a stop request ends a crash loop: failed becomes stopped',
     desired: 'stopped',
     memory: { state: 'failed', consecutiveFailures: 5, failedReason: 'gave up' },
-    want: { state: 'stopped', actions: [], memory: { failedReason: null, consecutiveFailures: 0, backoffUntil: null } },
+    want: {
+      state: 'stopped',
+      actions: [],
+      memory: { failedReason: null, consecutiveFailures: 0, backoffUntil: null },
+    },
   },
   {
     name: 'a crash while stopped is wanted is not a failure',
@@ -541,13 +592,27 @@ t.test('a state change records when it happened; staying put keeps the old time'
 t.test('the step does not change the memory it was given', async (t) => {
   const memory: StepMemory = { ...freshStepMemory(NOW - 1000), state: 'running', healthySince: NOW - 5000 };
   const copy = structuredClone(memory);
-  reconcileStep({ desired: 'running', observed: { ...none, exit: crash() }, memory, now: NOW, policy, random: 0.5 });
+  reconcileStep({
+    desired: 'running',
+    observed: { ...none, exit: crash() },
+    memory,
+    now: NOW,
+    policy,
+    random: 0.5,
+  });
   t.same(memory, copy);
 });
 
 t.test('the config file settings map onto the policy', async (t) => {
   const p = policyFromSettings({
-    restart: { initialDelayMs: 500, maxDelayMs: 9000, multiplier: 3, jitter: 0.1, maxAttempts: 4, stablePeriodMs: 7000 },
+    restart: {
+      initialDelayMs: 500,
+      maxDelayMs: 9000,
+      multiplier: 3,
+      jitter: 0.1,
+      maxAttempts: 4,
+      stablePeriodMs: 7000,
+    },
     probe: { intervalMs: 15_000, bootGraceMs: 120_000, degradedRestartMs: 180_000 },
     stopGraceMs: 20_000,
   });
@@ -578,14 +643,24 @@ t.test('durations in reasons read naturally', async (t) => {
 });
 
 t.test('a new daemon resumes what outlives a process, never a VM state of the earlier one', async (t) => {
-  const saved = { ...freshStepMemory(0), consecutiveFailures: 2, backoffUntil: 9000, healthySince: 100, lastStateChangeAt: 50 };
+  const saved = {
+    ...freshStepMemory(0),
+    consecutiveFailures: 2,
+    backoffUntil: 9000,
+    healthySince: 100,
+    lastStateChangeAt: 50,
+  };
   for (const state of ['starting', 'running', 'degraded', 'stopping'] as const) {
     const resumed = resumeStepMemory({ ...saved, state });
     t.equal(resumed.state, 'stopped', `${state} becomes stopped: this process has no VM yet`);
     t.equal(resumed.consecutiveFailures, 2, `${state}: failures in a row carry over`);
     t.equal(resumed.healthySince, null);
   }
-  t.same(resumeStepMemory({ ...saved, state: 'backoff' }), { ...saved, state: 'backoff', healthySince: null }, 'a backoff keeps its deadline');
+  t.same(
+    resumeStepMemory({ ...saved, state: 'backoff' }),
+    { ...saved, state: 'backoff', healthySince: null },
+    'a backoff keeps its deadline',
+  );
   const failed = { ...saved, state: 'failed' as const, failedReason: 'kernel panic' };
   t.same(resumeStepMemory(failed), { ...failed, healthySince: null }, 'failed stays failed, with its reason');
 });

@@ -10,7 +10,8 @@ const PRODUCT_DIRS = ['daemon', 'client', 'launchd'];
 const ATOMIC_WRITER = 'daemon/fs/atomic-write.ts';
 
 /** Calls that put bytes in a file (or create one) without going through writeFileAtomic. */
-const DIRECT_WRITE = /\b(writeFile|writeFileSync|appendFile|appendFileSync|createWriteStream|copyFile|copyFileSync|writeSync)\s*\(|\bopen(Sync)?\([^)]*,\s*(['"])(w|wx|w\+|a|a\+|r\+)\3|\bopen(Sync)?\([^)]*\?\s*'w'/;
+const DIRECT_WRITE =
+  /\b(writeFile|writeFileSync|appendFile|appendFileSync|createWriteStream|copyFile|copyFileSync|writeSync)\s*\(|\bopen(Sync)?\([^)]*,\s*(['"])(w|wx|w\+|a|a\+|r\+)\3|\bopen(Sync)?\([^)]*\?\s*'w'/;
 
 interface Allowed {
   file: string;
@@ -21,13 +22,48 @@ interface Allowed {
 }
 
 const ALLOWED: Allowed[] = [
-  { file: 'daemon/logging/rotating-file.ts', line: /openSync\(.*'a'|writeSync\(/, kind: 'log', why: 'the daemon log: appended line by line, rotated by rename' },
-  { file: 'daemon/backends/common/child-process.ts', line: /return open\(path, size >/, kind: 'log', why: "a hypervisor's stderr/output log (QEMU, hyperkit, vpnkit): appended, started afresh past 1 MiB" },
-  { file: 'daemon/backends/hyperkit/console-ring-follower.ts', line: /appendFile\(this\.logPath/, kind: 'log', why: 'the console log: the ring buffer appended as it fills' },
-  { file: 'daemon/backends/hyperkit/hyperkit-backend.ts', line: /appendFile\(consoleLog, ''\)/, kind: 'log', why: "creates the boot's console log empty (touch)" },
-  { file: 'daemon/fs/shared-file-rewrite.ts', line: /appendFile\(target, late\)/, kind: 'not atomic', why: "another program's lines appended to the old file just after our replace, appended to the new one so they are not lost" },
-  { file: 'daemon/image/debian/build.ts', line: /writeFile\(join\(tmp, '(kernel|initrd|manifest\.json)'\)/, kind: 'temp-then-rename', why: 'a guest image: its three files written in a temp directory that is renamed into the cache whole' },
-  { file: 'daemon/backends/hyperkit/guest-files.ts', line: /copyFile\(initrd, tmp|open\(tmp, 'a'/, kind: 'temp-then-rename', why: 'the boot initrd: built in a temp file, fsynced, renamed over the target' },
+  {
+    file: 'daemon/logging/rotating-file.ts',
+    line: /openSync\(.*'a'|writeSync\(/,
+    kind: 'log',
+    why: 'the daemon log: appended line by line, rotated by rename',
+  },
+  {
+    file: 'daemon/backends/common/child-process.ts',
+    line: /return open\(path, size >/,
+    kind: 'log',
+    why: "a hypervisor's stderr/output log (QEMU, hyperkit, vpnkit): appended, started afresh past 1 MiB",
+  },
+  {
+    file: 'daemon/backends/hyperkit/console-ring-follower.ts',
+    line: /appendFile\(this\.logPath/,
+    kind: 'log',
+    why: 'the console log: the ring buffer appended as it fills',
+  },
+  {
+    file: 'daemon/backends/hyperkit/hyperkit-backend.ts',
+    line: /appendFile\(consoleLog, ''\)/,
+    kind: 'log',
+    why: "creates the boot's console log empty (touch)",
+  },
+  {
+    file: 'daemon/fs/shared-file-rewrite.ts',
+    line: /appendFile\(target, late\)/,
+    kind: 'not atomic',
+    why: "another program's lines appended to the old file just after our replace, appended to the new one so they are not lost",
+  },
+  {
+    file: 'daemon/image/debian/build.ts',
+    line: /writeFile\(join\(tmp, '(kernel|initrd|manifest\.json)'\)/,
+    kind: 'temp-then-rename',
+    why: 'a guest image: its three files written in a temp directory that is renamed into the cache whole',
+  },
+  {
+    file: 'daemon/backends/hyperkit/guest-files.ts',
+    line: /copyFile\(initrd, tmp|open\(tmp, 'a'/,
+    kind: 'temp-then-rename',
+    why: 'the boot initrd: built in a temp file, fsynced, renamed over the target',
+  },
 ];
 
 function sources(dir: string): string[] {
@@ -50,15 +86,27 @@ t.test('direct file writes in the product are logs, temp-then-rename, or listed 
         .split('\n')
         .forEach((text, i) => {
           if (/^\s*(\/\/|\*)/.test(text) || /^\s*import\b/.test(text) || !DIRECT_WRITE.test(text)) return;
-          found.push({ file, lineNo: i + 1, text: text.trim(), allowed: ALLOWED.find((a) => a.file === file && a.line.test(text)) });
+          found.push({
+            file,
+            lineNo: i + 1,
+            text: text.trim(),
+            allowed: ALLOWED.find((a) => a.file === file && a.line.test(text)),
+          });
         });
     }
   }
   const unexplained = found.filter((f) => !f.allowed).map((f) => `${f.file}:${f.lineNo}: ${f.text}`);
-  t.same(unexplained, [], 'no direct write without a reason: use writeFileAtomic (daemon/fs/atomic-write.ts), or list it here');
-  for (const f of found.filter((x) => x.allowed)) t.comment(`${f.allowed!.kind}: ${f.file}:${f.lineNo}: ${f.allowed!.why}`);
+  t.same(
+    unexplained,
+    [],
+    'no direct write without a reason: use writeFileAtomic (daemon/fs/atomic-write.ts), or list it here',
+  );
+  for (const f of found.filter((x) => x.allowed))
+    t.comment(`${f.allowed!.kind}: ${f.file}:${f.lineNo}: ${f.allowed!.why}`);
   const notAtomic = found.filter((f) => f.allowed?.kind === 'not atomic');
-  t.comment(`${found.length} direct write calls; ${notAtomic.length} not atomic: ${[...new Set(notAtomic.map((f) => f.file))].join(', ') || 'none'}`);
+  t.comment(
+    `${found.length} direct write calls; ${notAtomic.length} not atomic: ${[...new Set(notAtomic.map((f) => f.file))].join(', ') || 'none'}`,
+  );
   t.ok(found.length > 0, 'the scan finds the known log writers (it is looking in the right places)');
 });
 
@@ -66,7 +114,12 @@ t.test('the product writes its state and registration files through writeFileAto
   const users = PRODUCT_DIRS.flatMap((d) => sources(join(repoRoot, d)))
     .filter((abs) => /\bwrite(File|Json)Atomic\(/.test(readFileSync(abs, 'utf8')))
     .map((abs) => relative(repoRoot, abs));
-  for (const expected of ['daemon/config/paths.ts', 'daemon/state/daemon-store.ts', 'daemon/daemon-app.ts', 'client/install/install-fs.ts']) {
+  for (const expected of [
+    'daemon/config/paths.ts',
+    'daemon/state/daemon-store.ts',
+    'daemon/daemon-app.ts',
+    'client/install/install-fs.ts',
+  ]) {
     t.ok(users.includes(expected), `${expected} writes atomically`);
   }
   t.comment(`writeFileAtomic/writeJsonAtomic used in: ${users.join(', ')}`);

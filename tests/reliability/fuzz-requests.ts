@@ -65,7 +65,12 @@ function randomBytes(r: Rand, n: number): Buffer {
   return b;
 }
 
-function request(method: string, path: string, headers: Record<string, string | number>, body: Buffer | string = ''): Buffer {
+function request(
+  method: string,
+  path: string,
+  headers: Record<string, string | number>,
+  body: Buffer | string = '',
+): Buffer {
   const b = typeof body === 'string' ? Buffer.from(body) : body;
   const lines = [`${method} ${path} HTTP/1.1`, 'Host: localhost', 'Connection: close'];
   for (const [k, v] of Object.entries(headers)) lines.push(`${k}: ${v}`);
@@ -79,13 +84,44 @@ function jsonPost(path: string, body: Buffer | string, contentType = 'applicatio
 
 // Never `null`, `{}` or an empty body: those are valid action requests.
 const BROKEN_JSON = [
-  '{', '}', '[', '{"', '{"a":', '{"a":1', '{"a":1,}', "{'a':1}", '{a:1}', 'nul', 'tru', 'undefined', 'NaN',
-  '{"a":1}}', '[1,2', '"unterminated', '{"a":"\\u12"}', ' ', '\n', '\u0000', '{"a":01}', '--', '{}{}',
+  '{',
+  '}',
+  '[',
+  '{"',
+  '{"a":',
+  '{"a":1',
+  '{"a":1,}',
+  "{'a':1}",
+  '{a:1}',
+  'nul',
+  'tru',
+  'undefined',
+  'NaN',
+  '{"a":1}}',
+  '[1,2',
+  '"unterminated',
+  '{"a":"\\u12"}',
+  ' ',
+  '\n',
+  '\u0000',
+  '{"a":01}',
+  '--',
+  '{}{}',
 ];
 // Valid JSON the schema refuses (an action body must be `{}`).
 const WRONG_SHAPE_JSON = [
-  '{"force":true}', '[]', '[{}]', '"stop"', '0', '1e309', 'true', 'false', '{"":""}', '{"a":{"b":{"c":{}}}}',
-  '{"__proto__":{"polluted":1}}', '{"constructor":{"prototype":{"polluted":1}}}',
+  '{"force":true}',
+  '[]',
+  '[{}]',
+  '"stop"',
+  '0',
+  '1e309',
+  'true',
+  'false',
+  '{"":""}',
+  '{"a":{"b":{"c":{}}}}',
+  '{"__proto__":{"polluted":1}}',
+  '{"constructor":{"prototype":{"polluted":1}}}',
 ];
 
 function brokenJson(r: Rand): FuzzCase {
@@ -109,7 +145,12 @@ function brokenJson(r: Rand): FuzzCase {
     body = Buffer.from('['.repeat(depth) + ']'.repeat(depth));
     label = `nested ${depth} deep`;
   }
-  return { cls: 'broken-json', label: `POST ${path} ${label}`, chunks: [jsonPost(path, body)], endAfter: false };
+  return {
+    cls: 'broken-json',
+    label: `POST ${path} ${label}`,
+    chunks: [jsonPost(path, body)],
+    endAfter: false,
+  };
 }
 
 function bodyOverLimit(r: Rand): FuzzCase {
@@ -118,29 +159,63 @@ function bodyOverLimit(r: Rand): FuzzCase {
   const kind = r();
   if (kind < 0.6) {
     const body = Buffer.from(`{"pad":"${'x'.repeat(size)}"}`);
-    return { cls: 'body-over-limit', label: `POST ${path} ${body.length} bytes`, chunks: [jsonPost(path, body)], endAfter: false };
+    return {
+      cls: 'body-over-limit',
+      label: `POST ${path} ${body.length} bytes`,
+      chunks: [jsonPost(path, body)],
+      endAfter: false,
+    };
   }
   if (kind < 0.8) {
     // Chunked, so the size is only known while reading.
     const payload = `{"pad":"${'y'.repeat(size)}"}`;
-    const head = request('POST', path, { 'Content-Type': 'application/json', 'Transfer-Encoding': 'chunked' });
+    const head = request('POST', path, {
+      'Content-Type': 'application/json',
+      'Transfer-Encoding': 'chunked',
+    });
     const chunk = Buffer.from(`${payload.length.toString(16)}\r\n${payload}\r\n0\r\n\r\n`);
-    return { cls: 'body-over-limit', label: `POST ${path} chunked ${payload.length} bytes`, chunks: [head, chunk], endAfter: false };
+    return {
+      cls: 'body-over-limit',
+      label: `POST ${path} chunked ${payload.length} bytes`,
+      chunks: [head, chunk],
+      endAfter: false,
+    };
   }
   // A declared length far over the limit, with only a little sent.
   const head = request('POST', path, { 'Content-Type': 'application/json', 'Content-Length': size * 100 });
-  return { cls: 'body-over-limit', label: `POST ${path} declares ${size * 100} bytes`, chunks: [head, Buffer.from('{"a":')], endAfter: false };
+  return {
+    cls: 'body-over-limit',
+    label: `POST ${path} declares ${size * 100} bytes`,
+    chunks: [head, Buffer.from('{"a":')],
+    endAfter: false,
+  };
 }
 
 function wrongContentType(r: Rand): FuzzCase {
   const path = pick(r, ACTION_PATHS);
   const type = pick(r, [
-    'text/plain', 'text/html', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x',
-    'application/xml', 'application/octet-stream', 'application/javascript', 'image/png', 'json', '*/*',
-    'application/json-patch+json', 'text/json', ';;;', 'application/' + 'x'.repeat(int(r, 10, 200)),
+    'text/plain',
+    'text/html',
+    'application/x-www-form-urlencoded',
+    'multipart/form-data; boundary=x',
+    'application/xml',
+    'application/octet-stream',
+    'application/javascript',
+    'image/png',
+    'json',
+    '*/*',
+    'application/json-patch+json',
+    'text/json',
+    ';;;',
+    'application/' + 'x'.repeat(int(r, 10, 200)),
   ]);
   const body = pick(r, ['{}', 'a=1', '<a/>', 'stop', '--x\r\n\r\n{}\r\n--x--', '\u0000\u0001']);
-  return { cls: 'wrong-content-type', label: `POST ${path} as ${type.slice(0, 40)}`, chunks: [jsonPost(path, body, type)], endAfter: false };
+  return {
+    cls: 'wrong-content-type',
+    label: `POST ${path} as ${type.slice(0, 40)}`,
+    chunks: [jsonPost(path, body, type)],
+    endAfter: false,
+  };
 }
 
 const ROUTE_CHARS = 'abcdefghijklmnopqrstuvwxyz0123456789-_.~';
@@ -149,14 +224,31 @@ function unknownRoute(r: Rand): FuzzCase {
   const kind = r();
   let path: string;
   if (kind < 0.3) {
-    path = pick(r, ['/', '/v1', '/v1/', '/v2/status', '/v1/status/', '/v1/statuss', '/V1/STATUS', '/v1/start/now', '/api', '/admin', '/v1/config', '/v1/shutdown', '/v1/exec', '//v1/status', '/v1//status', '/.env', '/favicon.ico']);
+    path = pick(r, [
+      '/',
+      '/v1',
+      '/v1/',
+      '/v2/status',
+      '/v1/status/',
+      '/v1/statuss',
+      '/V1/STATUS',
+      '/v1/start/now',
+      '/api',
+      '/admin',
+      '/v1/config',
+      '/v1/shutdown',
+      '/v1/exec',
+      '//v1/status',
+      '/v1//status',
+      '/.env',
+      '/favicon.ico',
+    ]);
   } else {
     const seg = () => Array.from({ length: int(r, 1, 24) }, () => pick(r, [...ROUTE_CHARS])).join('');
     path = '/' + Array.from({ length: int(r, 1, 6) }, seg).join('/');
     if (r() < 0.3) path = `/v1/${seg()}`;
   }
-  const chunks =
-    method === 'POST' ? [jsonPost(path, '{"x":1}')] : [request('GET', path, {})];
+  const chunks = method === 'POST' ? [jsonPost(path, '{"x":1}')] : [request('GET', path, {})];
   return { cls: 'unknown-route', label: `${method} ${path.slice(0, 60)}`, chunks, endAfter: false };
 }
 
@@ -169,13 +261,39 @@ function wrongMethod(r: Rand): FuzzCase {
       ? pick(r, ['GET', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'HEAD'])
       : pick(r, ['POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'HEAD']);
     // A POST to a GET route carries a non-empty body, so it is not mistaken for anything valid.
-    const chunks = method === 'GET' || method === 'HEAD' || method === 'OPTIONS' ? [request(method, path, {})] : [jsonPost(path, '{"x":1}').toString().replace(/^POST/, method)].map((s) => Buffer.from(s));
-    return { cls: 'wrong-method', label: `${method} ${path}`, chunks, endAfter: false, head: method === 'HEAD' };
+    const chunks =
+      method === 'GET' || method === 'HEAD' || method === 'OPTIONS'
+        ? [request(method, path, {})]
+        : [jsonPost(path, '{"x":1}').toString().replace(/^POST/, method)].map((s) => Buffer.from(s));
+    return {
+      cls: 'wrong-method',
+      label: `${method} ${path}`,
+      chunks,
+      endAfter: false,
+      head: method === 'HEAD',
+    };
   }
   // Methods HTTP parsers refuse outright, or nonsense.
-  const method = pick(r, ['FOO', 'BREW', 'get', 'G ET', 'GETT', 'CONNECT', 'TRACE', 'PROPFIND', 'M-SEARCH', 'X'.repeat(int(r, 50, 300)), '\u00ff\u00fe']);
+  const method = pick(r, [
+    'FOO',
+    'BREW',
+    'get',
+    'G ET',
+    'GETT',
+    'CONNECT',
+    'TRACE',
+    'PROPFIND',
+    'M-SEARCH',
+    'X'.repeat(int(r, 50, 300)),
+    '\u00ff\u00fe',
+  ]);
   const path = pick(r, [...ACTION_PATHS, ...GET_PATHS]);
-  return { cls: 'wrong-method', label: `${method.slice(0, 20)} ${path}`, chunks: [request(method, path, {})], endAfter: false };
+  return {
+    cls: 'wrong-method',
+    label: `${method.slice(0, 20)} ${path}`,
+    chunks: [request(method, path, {})],
+    endAfter: false,
+  };
 }
 
 const TRAVERSALS = [
@@ -195,42 +313,106 @@ const TRAVERSALS = [
   '/....//....//etc/passwd',
 ];
 const SOURCE_TRAVERSALS = [
-  '../../../../etc/passwd', '..%2F..%2F..%2Fetc%2Fpasswd', '/etc/passwd', 'console%00', 'console/../../keys/client_ed25519',
-  'daemon/../../../etc/shadow', '%2e%2e%2f%2e%2e%2fetc%2fpasswd', 'file:///etc/passwd', 'console\\..\\..\\keys', '..',
-  'keys', 'log/daemon.log', 'CONSOLE', 'console%20', 'daemon%20', '',
+  '../../../../etc/passwd',
+  '..%2F..%2F..%2Fetc%2Fpasswd',
+  '/etc/passwd',
+  'console%00',
+  'console/../../keys/client_ed25519',
+  'daemon/../../../etc/shadow',
+  '%2e%2e%2f%2e%2e%2fetc%2fpasswd',
+  'file:///etc/passwd',
+  'console\\..\\..\\keys',
+  '..',
+  'keys',
+  'log/daemon.log',
+  'CONSOLE',
+  'console%20',
+  'daemon%20',
+  '',
 ];
 function pathTraversal(r: Rand): FuzzCase {
   if (r() < 0.5) {
     const path = pick(r, TRAVERSALS);
-    return { cls: 'path-traversal', label: `GET ${path}`, chunks: [request('GET', path, {})], endAfter: false };
+    return {
+      cls: 'path-traversal',
+      label: `GET ${path}`,
+      chunks: [request('GET', path, {})],
+      endAfter: false,
+    };
   }
   // Every source= value here is refused; a valid `lines` could not make the request valid.
   const source = pick(r, SOURCE_TRAVERSALS);
   const path = `/v1/logs?source=${source}${r() < 0.5 ? `&lines=${int(r, 1, 100)}` : ''}`;
-  return { cls: 'path-traversal', label: `GET ${path.slice(0, 80)}`, chunks: [request('GET', path, {})], endAfter: false };
+  return {
+    cls: 'path-traversal',
+    label: `GET ${path.slice(0, 80)}`,
+    chunks: [request('GET', path, {})],
+    endAfter: false,
+  };
 }
 
 function hugeNumbers(r: Rand): FuzzCase {
   const kind = r();
   if (kind < 0.65) {
     const lines = pick(r, [
-      '1e309', '99999999999999999999999999999', '10001', '-1', '0', 'NaN', 'Infinity', '-Infinity', '1.5', '-0x10',
-      '1e4.5', '9'.repeat(int(r, 20, 5000)), '-' + '9'.repeat(40), '2147483648', '9007199254740993', '１０', '1_000', ' ',
+      '1e309',
+      '99999999999999999999999999999',
+      '10001',
+      '-1',
+      '0',
+      'NaN',
+      'Infinity',
+      '-Infinity',
+      '1.5',
+      '-0x10',
+      '1e4.5',
+      '9'.repeat(int(r, 20, 5000)),
+      '-' + '9'.repeat(40),
+      '2147483648',
+      '9007199254740993',
+      '１０',
+      '1_000',
+      ' ',
     ]);
     const path = `/v1/logs?source=${pick(r, ['console', 'daemon'])}&lines=${encodeURIComponent(lines)}`;
     const shown = lines.length > 24 ? `${lines.slice(0, 12)}…(${lines.length} characters)` : lines;
-    return { cls: 'huge-numbers', label: `GET /v1/logs lines=${shown}`, chunks: [request('GET', path, {})], endAfter: false };
+    return {
+      cls: 'huge-numbers',
+      label: `GET /v1/logs lines=${shown}`,
+      chunks: [request('GET', path, {})],
+      endAfter: false,
+    };
   }
   if (kind < 0.85) {
     // A Content-Length no server can honour.
-    const cl = pick(r, ['99999999999999999999999', '18446744073709551616', '-5', '1e9', '0x20', '+5', '5, 6']);
+    const cl = pick(r, [
+      '99999999999999999999999',
+      '18446744073709551616',
+      '-5',
+      '1e9',
+      '0x20',
+      '+5',
+      '5, 6',
+    ]);
     const path = pick(r, ACTION_PATHS);
-    const head = Buffer.from(`POST ${path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${cl}\r\n\r\n{"x":1}`);
-    return { cls: 'huge-numbers', label: `POST ${path} Content-Length: ${cl}`, chunks: [head], endAfter: false };
+    const head = Buffer.from(
+      `POST ${path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${cl}\r\n\r\n{"x":1}`,
+    );
+    return {
+      cls: 'huge-numbers',
+      label: `POST ${path} Content-Length: ${cl}`,
+      chunks: [head],
+      endAfter: false,
+    };
   }
   // A query string far past the header limit.
   const path = `/v1/logs?source=console&lines=${'9'.repeat(int(r, 20_000, 80_000))}`;
-  return { cls: 'huge-numbers', label: `GET /v1/logs with a ${path.length}-byte URL`, chunks: [request('GET', path, {})], endAfter: false };
+  return {
+    cls: 'huge-numbers',
+    label: `GET /v1/logs with a ${path.length}-byte URL`,
+    chunks: [request('GET', path, {})],
+    endAfter: false,
+  };
 }
 
 function badFraming(r: Rand): FuzzCase {
@@ -243,14 +425,45 @@ function badFraming(r: Rand): FuzzCase {
     ['bare LF and NUL', Buffer.from(`GET ${path} HTTP/1.1\nHost: x\u0000\n\n`)],
     ['header without colon', Buffer.from(`GET ${path} HTTP/1.1\r\nHost x\r\n\r\n`)],
     ['space in header name', Buffer.from(`GET ${path} HTTP/1.1\r\nHo st: x\r\n\r\n`)],
-    ['two Content-Length', Buffer.from(`POST /v1/stop HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2\r\nContent-Length: 7\r\n\r\n{"a":1}`)],
-    ['Content-Length and chunked', Buffer.from(`POST /v1/stop HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n7\r\n{"a":1}\r\n0\r\n\r\n`)],
-    ['bad chunk size', Buffer.from(`POST /v1/stop HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{"a":1}\r\n0\r\n\r\n`)],
-    ['header over 16 KiB', Buffer.from(`GET ${path} HTTP/1.1\r\nHost: x\r\nX-Big: ${'z'.repeat(int(r, 17_000, 70_000))}\r\n\r\n`)],
-    ['ten thousand headers', Buffer.from(`GET ${path} HTTP/1.1\r\n${Array.from({ length: 10_000 }, (_, i) => `X-${i}: ${i}`).join('\r\n')}\r\n\r\n`)],
+    [
+      'two Content-Length',
+      Buffer.from(
+        `POST /v1/stop HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2\r\nContent-Length: 7\r\n\r\n{"a":1}`,
+      ),
+    ],
+    [
+      'Content-Length and chunked',
+      Buffer.from(
+        `POST /v1/stop HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n7\r\n{"a":1}\r\n0\r\n\r\n`,
+      ),
+    ],
+    [
+      'bad chunk size',
+      Buffer.from(
+        `POST /v1/stop HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{"a":1}\r\n0\r\n\r\n`,
+      ),
+    ],
+    [
+      'header over 16 KiB',
+      Buffer.from(`GET ${path} HTTP/1.1\r\nHost: x\r\nX-Big: ${'z'.repeat(int(r, 17_000, 70_000))}\r\n\r\n`),
+    ],
+    [
+      'ten thousand headers',
+      Buffer.from(
+        `GET ${path} HTTP/1.1\r\n${Array.from({ length: 10_000 }, (_, i) => `X-${i}: ${i}`).join('\r\n')}\r\n\r\n`,
+      ),
+    ],
     ['control character in URL', Buffer.from(`GET /v1/\u0001status HTTP/1.1\r\nHost: x\r\n\r\n`)],
-    ['absolute-form to another host', Buffer.from(`GET http://169.254.169.254/latest/meta-data HTTP/1.1\r\nHost: 169.254.169.254\r\n\r\n`)],
-    ['obsolete line folding', Buffer.from(`POST /v1/stop HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n  folded\r\nContent-Length: 7\r\n\r\n{"a":1}`)],
+    [
+      'absolute-form to another host',
+      Buffer.from(`GET http://169.254.169.254/latest/meta-data HTTP/1.1\r\nHost: 169.254.169.254\r\n\r\n`),
+    ],
+    [
+      'obsolete line folding',
+      Buffer.from(
+        `POST /v1/stop HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n  folded\r\nContent-Length: 7\r\n\r\n{"a":1}`,
+      ),
+    ],
   ];
   const [label, bytes] = pick(r, variants);
   return { cls: 'bad-framing', label, chunks: [bytes], endAfter: false };
@@ -262,9 +475,19 @@ function cutOff(r: Rand): FuzzCase {
   const full = jsonPost(path, '{"x":"' + 'p'.repeat(int(r, 1, 400)) + '"}');
   const headerEnd = full.indexOf('\r\n\r\n');
   const where = r();
-  const cut = where < 0.33 ? int(r, 1, headerEnd) : where < 0.66 ? headerEnd + int(r, 0, 3) : int(r, headerEnd + 4, full.length - 1);
+  const cut =
+    where < 0.33
+      ? int(r, 1, headerEnd)
+      : where < 0.66
+        ? headerEnd + int(r, 0, 3)
+        : int(r, headerEnd + 4, full.length - 1);
   const chunks = [full.subarray(0, cut)];
-  return { cls: 'cut-off', label: `POST ${path} cut at byte ${cut} of ${full.length}`, chunks, endAfter: true };
+  return {
+    cls: 'cut-off',
+    label: `POST ${path} cut at byte ${cut} of ${full.length}`,
+    chunks,
+    endAfter: true,
+  };
 }
 
 const GENERATORS: Record<FuzzClass, (r: Rand) => FuzzCase> = {
@@ -324,10 +547,12 @@ export function sendCase(socketPath: string, c: FuzzCase, timeoutMs = 10_000): P
       }
       const status = Number(m[1]);
       const bodyBytes = buf.subarray(end + 4);
-      const answer = (body: string) => finish({ kind: 'answer', status, headers, body, raw: head.slice(0, 200) });
+      const answer = (body: string) =>
+        finish({ kind: 'answer', status, headers, body, raw: head.slice(0, 200) });
       if (c.head) return answer('');
       const cl = headers['content-length'];
-      if (cl !== undefined && bodyBytes.length >= Number(cl)) return answer(bodyBytes.subarray(0, Number(cl)).toString('utf8'));
+      if (cl !== undefined && bodyBytes.length >= Number(cl))
+        return answer(bodyBytes.subarray(0, Number(cl)).toString('utf8'));
       if (closed) return answer(bodyBytes.toString('utf8'));
     };
     sock.on('data', (d: Buffer) => {
@@ -338,7 +563,8 @@ export function sendCase(socketPath: string, c: FuzzCase, timeoutMs = 10_000): P
     sock.on('close', () => tryParse(true));
     sock.on('error', (err: NodeJS.ErrnoException) => {
       // The server may reset a connection it refuses mid-send (a body over the limit): a close.
-      if (err.code === 'ECONNREFUSED' || err.code === 'ENOENT' || err.code === 'EACCES') finish({ kind: 'refused', code: err.code });
+      if (err.code === 'ECONNREFUSED' || err.code === 'ENOENT' || err.code === 'EACCES')
+        finish({ kind: 'refused', code: err.code });
       else tryParse(true);
     });
     sock.on('connect', () => {
@@ -351,10 +577,13 @@ export function sendCase(socketPath: string, c: FuzzCase, timeoutMs = 10_000): P
 /** What the daemon must answer to hostile input: a JSON error with a 4xx status, or a close. */
 export function judge(c: FuzzCase, o: Outcome): { ok: boolean; bucket: string; why?: string } {
   if (o.kind === 'closed') return { ok: true, bucket: 'closed' };
-  if (o.kind === 'timeout') return { ok: false, bucket: 'timeout', why: 'no answer and no close within the timeout' };
-  if (o.kind === 'refused') return { ok: false, bucket: `refused ${o.code}`, why: `connection refused: ${o.code}` };
+  if (o.kind === 'timeout')
+    return { ok: false, bucket: 'timeout', why: 'no answer and no close within the timeout' };
+  if (o.kind === 'refused')
+    return { ok: false, bucket: `refused ${o.code}`, why: `connection refused: ${o.code}` };
   const bucket = String(o.status);
-  if (o.status < 400 || o.status > 499) return { ok: false, bucket, why: `status ${o.status} (${o.raw.split('\r\n')[0]})` };
+  if (o.status < 400 || o.status > 499)
+    return { ok: false, bucket, why: `status ${o.status} (${o.raw.split('\r\n')[0]})` };
   if (!/^application\/json\b/.test(o.headers['content-type'] ?? '')) {
     return { ok: false, bucket, why: `content-type ${o.headers['content-type'] ?? 'none'} is not JSON` };
   }
@@ -371,7 +600,11 @@ export function judge(c: FuzzCase, o: Outcome): { ok: boolean; bucket: string; w
 }
 
 /** Runs `cases` with at most `concurrency` connections open at once. */
-export async function runPool<T, R>(items: readonly T[], concurrency: number, fn: (item: T, i: number) => Promise<R>): Promise<R[]> {
+export async function runPool<T, R>(
+  items: readonly T[],
+  concurrency: number,
+  fn: (item: T, i: number) => Promise<R>,
+): Promise<R[]> {
   const results = new Array<R>(items.length);
   let next = 0;
   const worker = async () => {

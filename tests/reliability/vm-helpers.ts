@@ -101,7 +101,12 @@ export class QemuWatch {
 }
 
 /** Runs a command in the guest with the daemon's own keys (as the daemon's probe does). */
-export async function guestRun(stateDir: string, sshPort: number, command: string, deadlineMs = 120_000): Promise<GuestCommandResult> {
+export async function guestRun(
+  stateDir: string,
+  sshPort: number,
+  command: string,
+  deadlineMs = 120_000,
+): Promise<GuestCommandResult> {
   const res = await runGuestCommand(
     {
       host: '127.0.0.1',
@@ -113,7 +118,8 @@ export async function guestRun(stateDir: string, sshPort: number, command: strin
     command,
     { deadlineMs },
   );
-  if (res.code !== 0) throw new Error(`${command} failed in the guest (exit ${res.code}): ${res.stderr || res.stdout}`);
+  if (res.code !== 0)
+    throw new Error(`${command} failed in the guest (exit ${res.code}): ${res.stderr || res.stdout}`);
   return res;
 }
 
@@ -145,7 +151,8 @@ export function recordEvents(daemon: DaemonUnderTest): EventRecording {
     get ended() {
       return ended;
     },
-    assertOpen: (t, what) => t.equal(ended, null, `the event stream is still open, so ${what} means something`),
+    assertOpen: (t, what) =>
+      t.equal(ended, null, `the event stream is still open, so ${what} means something`),
     close: () => {
       closed = true;
       sub.close();
@@ -167,7 +174,9 @@ export async function waitForEvent(
     if (rec.ended) throw new Error(`no ${what}: ${rec.ended}`);
     if (Date.now() > deadline) {
       const last = rec.events.slice(-5).map((x) => `${x.type}: ${x.message}`);
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; last events: ${JSON.stringify(last)}`);
+      throw new Error(
+        `timed out after ${timeoutMs} ms waiting for ${what}; last events: ${JSON.stringify(last)}`,
+      );
     }
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -178,7 +187,8 @@ export async function privateKeyBodies(stateDir: string): Promise<string[]> {
   const bodies: string[] = [];
   for (const name of ['client_ed25519', 'ssh_host_ed25519_key']) {
     const text = await readFile(join(stateDir, 'keys', name), 'utf8');
-    for (const line of text.split('\n')) if (/^[A-Za-z0-9+/=]{40,}$/.test(line.trim())) bodies.push(line.trim());
+    for (const line of text.split('\n'))
+      if (/^[A-Za-z0-9+/=]{40,}$/.test(line.trim())) bodies.push(line.trim());
   }
   return bodies;
 }
@@ -211,10 +221,18 @@ export async function assertNoKeyMaterial(t: Test, stateDir: string): Promise<vo
     if (/PRIVATE KEY-----/.test(text)) leaks.push(`${f}: a PEM private key header`);
     for (const b of bodies) if (text.includes(b)) leaks.push(`${f}: a private key line`);
   }
-  t.ok(files.some((f) => f.endsWith('daemon.log')), 'the daemon log was searched');
-  t.ok(files.some((f) => f.includes('/console/')), 'console logs were searched');
+  t.ok(
+    files.some((f) => f.endsWith('daemon.log')),
+    'the daemon log was searched',
+  );
+  t.ok(
+    files.some((f) => f.includes('/console/')),
+    'console logs were searched',
+  );
   t.same(leaks, [], `no key material in ${files.length} files (${bytes} bytes) of ${stateDir}`);
-  t.comment(`key material: searched ${files.length} files, ${bytes} bytes, for ${bodies.length} private key lines: ${leaks.length} found`);
+  t.comment(
+    `key material: searched ${files.length} files, ${bytes} bytes, for ${bodies.length} private key lines: ${leaks.length} found`,
+  );
 }
 
 /** Kills (SIGKILL) every QEMU of the state directory; for teardowns. */

@@ -5,20 +5,24 @@ import { join } from 'node:path';
 import { checkGolden, goldenMode } from '../helpers/golden.js';
 import { tempDir } from '../helpers/env.js';
 
-t.test('goldenMode: compare by default, rewrite on UPDATE_GOLDEN=1, refused when CI is also set', async (t) => {
-  t.equal(goldenMode({}), 'compare');
-  t.equal(goldenMode({ UPDATE_GOLDEN: '0' }), 'compare');
-  t.equal(goldenMode({ UPDATE_GOLDEN: '1' }), 'rewrite');
-  t.equal(goldenMode({ UPDATE_GOLDEN: '1', CI: 'true' }), 'refused');
-  t.equal(goldenMode({ CI: 'true' }), 'compare');
-});
+t.test(
+  'goldenMode: compare by default, rewrite on UPDATE_GOLDEN=1, refused when CI is also set',
+  async (t) => {
+    t.equal(goldenMode({}), 'compare');
+    t.equal(goldenMode({ UPDATE_GOLDEN: '0' }), 'compare');
+    t.equal(goldenMode({ UPDATE_GOLDEN: '1' }), 'rewrite');
+    t.equal(goldenMode({ UPDATE_GOLDEN: '1', CI: 'true' }), 'refused');
+    t.equal(goldenMode({ CI: 'true' }), 'compare');
+  },
+);
 
 /** Records what a golden check asserted, instead of asserting it. */
 function recorder() {
   const calls: Array<{ kind: 'equal' | 'fail'; ok: boolean; message: string }> = [];
   return {
     calls,
-    equal: (found: unknown, wanted: unknown, message: string) => calls.push({ kind: 'equal', ok: found === wanted, message }),
+    equal: (found: unknown, wanted: unknown, message: string) =>
+      calls.push({ kind: 'equal', ok: found === wanted, message }),
     fail: (message: string) => calls.push({ kind: 'fail', ok: false, message }),
   };
 }
@@ -33,7 +37,11 @@ t.test('under CI, UPDATE_GOLDEN=1 leaves the golden as it was and fails the chec
   await checkGolden(ci, file, 'new\n', { UPDATE_GOLDEN: '1', CI: 'true' });
   t.equal(await readFile(file, 'utf8'), 'old\n', 'the golden is untouched');
   t.match(ci.calls, [
-    { kind: 'fail', message: /^UPDATE_GOLDEN=1 is refused because CI is set \(CI=true\).*x\.argv was compared, not rewritten$/ },
+    {
+      kind: 'fail',
+      message:
+        /^UPDATE_GOLDEN=1 is refused because CI is set \(CI=true\).*x\.argv was compared, not rewritten$/,
+    },
     { kind: 'equal', ok: false },
   ]);
 

@@ -1,7 +1,12 @@
 import t from 'tap';
 import { readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { consoleLogName, latestConsoleLog, newConsoleLog, tailLines } from '../../daemon/state/console-logs.js';
+import {
+  consoleLogName,
+  latestConsoleLog,
+  newConsoleLog,
+  tailLines,
+} from '../../daemon/state/console-logs.js';
 import { tempDir } from '../helpers/env.js';
 
 t.test('one console log per boot, the newest few kept', async (t) => {
@@ -16,11 +21,14 @@ t.test('one console log per boot, the newest few kept', async (t) => {
   t.equal(await latestConsoleLog(dir), join(dir, names[2]));
 });
 
-t.test('tailLines returns the last lines, without carriage returns, and nothing for a missing file', async (t) => {
-  const dir = await tempDir('tail');
-  const p = join(dir, 'c.log');
-  await writeFile(p, Array.from({ length: 50000 }, (_, i) => `line ${i}\r`).join('\n') + '\n');
-  t.same(await tailLines(p, 3), ['line 49997', 'line 49998', 'line 49999']);
-  t.equal((await tailLines(p, 20000)).length, 20000);
-  t.same(await tailLines(join(dir, 'missing'), 5), []);
-});
+t.test(
+  'tailLines returns the last lines, without carriage returns, and nothing for a missing file',
+  async (t) => {
+    const dir = await tempDir('tail');
+    const p = join(dir, 'c.log');
+    await writeFile(p, Array.from({ length: 50000 }, (_, i) => `line ${i}\r`).join('\n') + '\n');
+    t.same(await tailLines(p, 3), ['line 49997', 'line 49998', 'line 49999']);
+    t.equal((await tailLines(p, 20000)).length, 20000);
+    t.same(await tailLines(join(dir, 'missing'), 5), []);
+  },
+);

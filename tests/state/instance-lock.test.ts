@@ -9,11 +9,15 @@ t.test('a second daemon on the same state directory is refused while the first r
   const dir = await tempDir('lock');
   const path = join(dir, 'daemon.lock');
   // A live process that looks like a linuxkitd holds the lock.
-  const holder = spawn(process.execPath, ['-e', 'setTimeout(()=>{}, 30000)', 'linuxkitd'], { stdio: 'ignore' });
+  const holder = spawn(process.execPath, ['-e', 'setTimeout(()=>{}, 30000)', 'linuxkitd'], {
+    stdio: 'ignore',
+  });
   t.teardown(() => holder.kill('SIGKILL'));
   await writeFile(path, `${holder.pid}\n`);
   await t.rejects(acquireInstanceLock(path, dir), StateDirLockedError);
-  await t.rejects(acquireInstanceLock(path, dir), { message: /another linuxkitd \(pid \d+\) is already running on state directory/ });
+  await t.rejects(acquireInstanceLock(path, dir), {
+    message: /another linuxkitd \(pid \d+\) is already running on state directory/,
+  });
 });
 
 t.test('a stale lock (its daemon is gone) is taken over, and release removes only our own', async (t) => {

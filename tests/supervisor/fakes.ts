@@ -76,7 +76,10 @@ export class FakeVm {
   }
 
   /** The VM process ends on its own (or as the result of a stop). */
-  exit(code: number | null, opts: { reboot?: boolean; reason?: string; signal?: NodeJS.Signals } = {}): VmExit {
+  exit(
+    code: number | null,
+    opts: { reboot?: boolean; reason?: string; signal?: NodeJS.Signals } = {},
+  ): VmExit {
     if (this.exitedWith) return this.exitedWith;
     this.exitedWith = {
       code,
@@ -203,7 +206,12 @@ export interface Harness {
   store: MemoryStore;
   events: StateEvent[];
   policy: Policy;
-  specsBuilt: Array<{ bootId: string; adopting: boolean; signal?: AbortSignal; onImageProgress?: (p: ImageBuildProgress) => void }>;
+  specsBuilt: Array<{
+    bootId: string;
+    adopting: boolean;
+    signal?: AbortSignal;
+    onImageProgress?: (p: ImageBuildProgress) => void;
+  }>;
   /** While set, buildSpec waits for it (a guest image being built). */
   specGate: { promise: Promise<void> | null; throwWhenAborted?: boolean };
   /** What the supervisor logged, as `level: message`. */
@@ -226,16 +234,33 @@ export function harness(over: Partial<SupervisorDeps> = {}): Harness {
   const specsBuilt: Harness['specsBuilt'] = [];
   const specGate: Harness['specGate'] = { promise: null };
   const logged: string[] = [];
-  const h: Partial<Harness> = { clock, backend, probe, store, events, policy: { ...testPolicy }, specsBuilt, specGate, logged };
-  const record = (level: string) => (_obj: object, msg?: string) => void logged.push(`${level}: ${msg ?? ''}`);
+  const h: Partial<Harness> = {
+    clock,
+    backend,
+    probe,
+    store,
+    events,
+    policy: { ...testPolicy },
+    specsBuilt,
+    specGate,
+    logged,
+  };
+  const record = (level: string) => (_obj: object, msg?: string) =>
+    void logged.push(`${level}: ${msg ?? ''}`);
   const quiet = { info: record('info'), warn: record('warn'), error: record('error') };
   const sup = new Supervisor({
     backend,
     buildSpec: async (bootId, opts) => {
-      specsBuilt.push({ bootId, adopting: opts.adopting, signal: opts.signal, onImageProgress: opts.onImageProgress });
+      specsBuilt.push({
+        bootId,
+        adopting: opts.adopting,
+        signal: opts.signal,
+        onImageProgress: opts.onImageProgress,
+      });
       if (specGate.promise) await specGate.promise;
       // Like the real image builder: one killed by the cancel throws instead of returning.
-      if (specGate.throwWhenAborted && opts.signal?.aborted) throw new Error('the x86_64 guest image build was cancelled');
+      if (specGate.throwWhenAborted && opts.signal?.aborted)
+        throw new Error('the x86_64 guest image build was cancelled');
       return {
         arch: 'x86_64',
         accel: 'tcg',

@@ -6,12 +6,19 @@ import { parseProgressLine, progressLine } from '../../daemon/image/build-progre
 import { ImageProgress } from '../../daemon/supervisor/image-progress.js';
 import { gate, harness, settle } from './fakes.js';
 
-const at = (phase: ImageBuildProgress['phase'], packages: number, message = `step ${packages}`): ImageBuildProgress => ({ phase, packages, bytes: packages * 1000, message });
+const at = (
+  phase: ImageBuildProgress['phase'],
+  packages: number,
+  message = `step ${packages}`,
+): ImageBuildProgress => ({ phase, packages, bytes: packages * 1000, message });
 
 t.test('events: each phase change, and at most one a second within a phase', async (t) => {
   let now = 0;
   const announced: string[] = [];
-  const p = new ImageProgress(() => now, (s) => announced.push(`${s.phase}:${s.packages}`));
+  const p = new ImageProgress(
+    () => now,
+    (s) => announced.push(`${s.phase}:${s.packages}`),
+  );
   p.update(at('index', 0));
   now = 100;
   p.update(at('packages', 1));
@@ -22,7 +29,12 @@ t.test('events: each phase change, and at most one a second within a phase', asy
   now = 1200;
   p.update(at('image', 3));
   t.same(announced, ['index:0', 'packages:1', 'packages:3', 'image:3']);
-  t.match(p.snapshot, { phase: 'image', packages: 3, startedAt: new Date(0).toISOString(), updatedAt: new Date(1200).toISOString() });
+  t.match(p.snapshot, {
+    phase: 'image',
+    packages: 3,
+    startedAt: new Date(0).toISOString(),
+    updatedAt: new Date(1200).toISOString(),
+  });
   p.clear();
   t.equal(p.snapshot, null);
 });
@@ -45,10 +57,16 @@ t.test('status shows the build of the start in progress; it is gone once the VM 
   const report = h.specsBuilt[0]!.onImageProgress!;
   report(at('index', 0, 'reading the signed package indexes'));
   report(at('packages', 12, 'unpacking nix-bin 2.8.0-1'));
-  t.match(h.sup.status(), { state: 'starting', image: { phase: 'packages', packages: 12, bytes: 12000, message: 'unpacking nix-bin 2.8.0-1' } });
+  t.match(h.sup.status(), {
+    state: 'starting',
+    image: { phase: 'packages', packages: 12, bytes: 12000, message: 'unpacking nix-bin 2.8.0-1' },
+  });
   t.same(
     h.events.filter((e) => e.type === 'image').map((e) => [e.message, e.phase]),
-    [['reading the signed package indexes', 'index'], ['unpacking nix-bin 2.8.0-1', 'packages']],
+    [
+      ['reading the signed package indexes', 'index'],
+      ['unpacking nix-bin 2.8.0-1', 'packages'],
+    ],
   );
   build.open();
   await settle();

@@ -12,43 +12,52 @@ async function running(): Promise<Harness> {
   return h;
 }
 
-t.test('a start whose prepare hangs does not block a stop request; the start ends without a VM', async (t) => {
-  const h = harness();
-  const prepare = gate();
-  h.backend.prepareGate = prepare.promise;
-  await h.sup.init();
-  await settle();
-  t.match(h.sup.status(), { state: 'starting', vm: { pid: null } }, 'starting, and status answers');
-  t.equal(h.backend.prepared.length, 1, 'prepare is running');
+t.test(
+  'a start whose prepare hangs does not block a stop request; the start ends without a VM',
+  async (t) => {
+    const h = harness();
+    const prepare = gate();
+    h.backend.prepareGate = prepare.promise;
+    await h.sup.init();
+    await settle();
+    t.match(h.sup.status(), { state: 'starting', vm: { pid: null } }, 'starting, and status answers');
+    t.equal(h.backend.prepared.length, 1, 'prepare is running');
 
-  const accepted = await h.sup.stop();
-  t.match(accepted, { state: 'stopping', desired: 'stopped' }, 'the stop is accepted at once');
-  t.equal(h.specsBuilt[0]!.signal?.aborted, true, 'the spec builder is told the start was cancelled');
-  await h.clock.advance(60_000);
-  t.equal(h.sup.status().state, 'stopping', 'stopping until the cancelled start has ended');
+    const accepted = await h.sup.stop();
+    t.match(accepted, { state: 'stopping', desired: 'stopped' }, 'the stop is accepted at once');
+    t.equal(h.specsBuilt[0]!.signal?.aborted, true, 'the spec builder is told the start was cancelled');
+    await h.clock.advance(60_000);
+    t.equal(h.sup.status().state, 'stopping', 'stopping until the cancelled start has ended');
 
-  prepare.open();
-  await settle();
-  t.equal(h.backend.started.length, 0, 'no hypervisor spawned after the cancel');
-  t.match(h.sup.status(), { state: 'stopped', vm: { pid: null } });
-  t.same(statesSeen(h.events), ['starting', 'stopping', 'stopped']);
-  t.ok(h.logged.includes('info: cancelling the start in progress'), 'the cancel is logged');
-});
+    prepare.open();
+    await settle();
+    t.equal(h.backend.started.length, 0, 'no hypervisor spawned after the cancel');
+    t.match(h.sup.status(), { state: 'stopped', vm: { pid: null } });
+    t.same(statesSeen(h.events), ['starting', 'stopping', 'stopped']);
+    t.ok(h.logged.includes('info: cancelling the start in progress'), 'the cancel is logged');
+  },
+);
 
-t.test('an image build that throws on the cancel ends the start as cancelled, not as a failed start', async (t) => {
-  const h = harness();
-  const build = gate();
-  h.specGate.promise = build.promise;
-  h.specGate.throwWhenAborted = true;
-  await h.sup.init();
-  await settle();
-  await h.sup.stop();
-  build.open();
-  await settle();
-  t.match(h.sup.status(), { state: 'stopped', vm: { pid: null } }, 'stopped, not backoff');
-  t.equal(h.backend.started.length, 0, 'no hypervisor spawned');
-  t.notOk(h.logged.some((l) => l.startsWith('error:') || /start failed/.test(l)), `no failure logged: ${h.logged.join(' | ')}`);
-});
+t.test(
+  'an image build that throws on the cancel ends the start as cancelled, not as a failed start',
+  async (t) => {
+    const h = harness();
+    const build = gate();
+    h.specGate.promise = build.promise;
+    h.specGate.throwWhenAborted = true;
+    await h.sup.init();
+    await settle();
+    await h.sup.stop();
+    build.open();
+    await settle();
+    t.match(h.sup.status(), { state: 'stopped', vm: { pid: null } }, 'stopped, not backoff');
+    t.equal(h.backend.started.length, 0, 'no hypervisor spawned');
+    t.notOk(
+      h.logged.some((l) => l.startsWith('error:') || /start failed/.test(l)),
+      `no failure logged: ${h.logged.join(' | ')}`,
+    );
+  },
+);
 
 t.test('a start whose image build hangs: start again after a stop waits for it, then starts', async (t) => {
   const h = harness();
@@ -75,7 +84,11 @@ t.test('a config change during a hanging prepare is acted on: the VM it launches
   await settle();
   h.sup.configChanged({ needsRestart: true, keys: ['memoryMiB'] });
   await settle();
-  t.match(h.events.find((e) => e.type === 'config'), { keys: ['memoryMiB'], needsRestart: true }, 'seen at once');
+  t.match(
+    h.events.find((e) => e.type === 'config'),
+    { keys: ['memoryMiB'], needsRestart: true },
+    'seen at once',
+  );
   t.equal(h.sup.status().state, 'starting');
   h.backend.prepareGate = null;
   prepare.open();
@@ -124,7 +137,10 @@ t.test('during a stop that waits out its grace, a config change is seen and stat
   await h.sup.stop();
   h.sup.configChanged({ needsRestart: false, keys: ['stopGraceMs'] });
   await h.clock.advance(5000);
-  t.ok(h.events.some((e) => e.type === 'config'), 'the config change is an event at once');
+  t.ok(
+    h.events.some((e) => e.type === 'config'),
+    'the config change is an event at once',
+  );
   t.equal(h.sup.status().state, 'stopping');
   t.equal(h.backend.stops.length, 1, 'no second stop while the first runs');
   stop.open();
@@ -132,17 +148,20 @@ t.test('during a stop that waits out its grace, a config change is seen and stat
   t.equal(h.sup.status().state, 'stopped');
 });
 
-t.test('shutdown during a hanging image build returns without waiting for it, and no VM follows', async (t) => {
-  const h = harness();
-  const build = gate();
-  h.specGate.promise = build.promise;
-  await h.sup.init();
-  await settle();
-  await h.sup.shutdown({ stopVm: true });
-  build.open();
-  await settle();
-  t.equal(h.backend.started.length, 0);
-});
+t.test(
+  'shutdown during a hanging image build returns without waiting for it, and no VM follows',
+  async (t) => {
+    const h = harness();
+    const build = gate();
+    h.specGate.promise = build.promise;
+    await h.sup.init();
+    await settle();
+    await h.sup.shutdown({ stopVm: true });
+    build.open();
+    await settle();
+    t.equal(h.backend.started.length, 0);
+  },
+);
 
 t.test('the step memory is saved after each change and read back by the next daemon', async (t) => {
   const h = harness();
@@ -186,7 +205,10 @@ t.test('a saved backoff is resumed with the same deadline', async (t) => {
   };
   h.store.memory = memory;
   await h.sup.init();
-  t.match(h.sup.status(), { state: 'backoff', backoff: { attempt: 3, nextStartAt: new Date(now + 7000).toISOString() } });
+  t.match(h.sup.status(), {
+    state: 'backoff',
+    backoff: { attempt: 3, nextStartAt: new Date(now + 7000).toISOString() },
+  });
   await h.clock.advance(6999);
   t.equal(h.backend.started.length, 0, 'not before the deadline');
   await h.clock.advance(1);

@@ -8,8 +8,18 @@ const bad = { ok: false, latencyMs: null, nixVersion: '2.24.9', error: 'connecti
 
 t.test('the probe view', async (t) => {
   const rows: Array<[string, Parameters<typeof nextProbeView>[0], typeof ok | typeof bad, object]> = [
-    ['a first success is the last success', NO_PROBE, ok, { ok: true, at: T0, lastOkAt: T0, firstFailureAt: null }],
-    ['a first failure starts the failing run', NO_PROBE, bad, { ok: false, at: T0, firstFailureAt: T0, lastOkAt: null }],
+    [
+      'a first success is the last success',
+      NO_PROBE,
+      ok,
+      { ok: true, at: T0, lastOkAt: T0, firstFailureAt: null },
+    ],
+    [
+      'a first failure starts the failing run',
+      NO_PROBE,
+      bad,
+      { ok: false, at: T0, firstFailureAt: T0, lastOkAt: null },
+    ],
     [
       'a failure after a success starts the failing run and keeps the last success',
       { ...NO_PROBE, ok: true, at: T0 - 5000, lastOkAt: T0 - 5000 },

@@ -32,8 +32,25 @@ t.test('starts the VM on init and becomes running once the probe answers', async
 t.test('status carries every field the API serves', async (t) => {
   const h = await running();
   t.same(Object.keys(h.sup.status()).sort(), [
-    'accel', 'arch', 'backend', 'backendReason', 'backoff', 'configPath', 'daemon', 'desired', 'errors',
-    'failedReason', 'healthy', 'image', 'lastExit', 'probe', 'restarts', 'ssh', 'state', 'stateDir', 'vm',
+    'accel',
+    'arch',
+    'backend',
+    'backendReason',
+    'backoff',
+    'configPath',
+    'daemon',
+    'desired',
+    'errors',
+    'failedReason',
+    'healthy',
+    'image',
+    'lastExit',
+    'probe',
+    'restarts',
+    'ssh',
+    'state',
+    'stateDir',
+    'vm',
   ]);
   t.match(h.sup.status(), {
     backend: 'qemu',
@@ -74,29 +91,32 @@ t.test('a crash is restarted after the backoff delay and counted in restarts', a
   t.not(h.backend.current!.pid, first.pid);
 });
 
-t.test('repeated boot failures back off longer each time, then fail with the reason and start no more', async (t) => {
-  const h = harness();
-  h.backend.onStart = (vm) => queueMicrotask(() => vm.exit(1, { reason: 'qemu: could not load kernel' }));
-  await h.sup.init();
-  const delays: number[] = [];
-  while (h.sup.status().state !== 'failed' && delays.length < 10) {
-    await settle();
+t.test(
+  'repeated boot failures back off longer each time, then fail with the reason and start no more',
+  async (t) => {
+    const h = harness();
+    h.backend.onStart = (vm) => queueMicrotask(() => vm.exit(1, { reason: 'qemu: could not load kernel' }));
+    await h.sup.init();
+    const delays: number[] = [];
+    while (h.sup.status().state !== 'failed' && delays.length < 10) {
+      await settle();
+      const s = h.sup.status();
+      if (s.state !== 'backoff') continue;
+      const wait = Date.parse(s.backoff!.nextStartAt!) - h.clock.now();
+      delays.push(wait);
+      await h.clock.advance(wait);
+    }
+    t.same(delays, [1000, 2000, 4000], 'the wait doubles');
     const s = h.sup.status();
-    if (s.state !== 'backoff') continue;
-    const wait = Date.parse(s.backoff!.nextStartAt!) - h.clock.now();
-    delays.push(wait);
-    await h.clock.advance(wait);
-  }
-  t.same(delays, [1000, 2000, 4000], 'the wait doubles');
-  const s = h.sup.status();
-  t.equal(s.state, 'failed');
-  t.equal(h.backend.started.length, 4, 'maxAttempts starts');
-  t.match(s.failedReason, /^gave up after 4 failed starts in a row \(last: qemu: could not load kernel\)/);
-  t.match(s.backoff, { attempt: 4, nextStartAt: null });
-  await h.clock.advance(24 * 3600_000);
-  t.equal(h.backend.started.length, 4, 'no more starts while failed, however long it waits');
-  t.equal(h.sup.status().state, 'failed');
-});
+    t.equal(s.state, 'failed');
+    t.equal(h.backend.started.length, 4, 'maxAttempts starts');
+    t.match(s.failedReason, /^gave up after 4 failed starts in a row \(last: qemu: could not load kernel\)/);
+    t.match(s.backoff, { attempt: 4, nextStartAt: null });
+    await h.clock.advance(24 * 3600_000);
+    t.equal(h.backend.started.length, 4, 'no more starts while failed, however long it waits');
+    t.equal(h.sup.status().state, 'failed');
+  },
+);
 
 async function failed(): Promise<Harness> {
   const h = harness();
@@ -124,7 +144,10 @@ t.test('a config change while failed tries again', async (t) => {
   await settle();
   t.equal(h.backend.started.length, 5);
   t.equal(h.sup.status().state, 'running');
-  t.match(h.events.find((e) => e.type === 'config'), { message: 'config changed (memoryMiB)', keys: ['memoryMiB'] });
+  t.match(
+    h.events.find((e) => e.type === 'config'),
+    { message: 'config changed (memoryMiB)', keys: ['memoryMiB'] },
+  );
 });
 
 t.test('a guest reboot restarts the VM at once and is not counted as a crash', async (t) => {
@@ -136,16 +159,19 @@ t.test('a guest reboot restarts the VM at once and is not counted as a crash', a
   t.notOk(statesSeen(h.events).includes('backoff'), 'no backoff');
 });
 
-t.test('a guest that reboots at every boot before answering ends in failed instead of spinning', async (t) => {
-  const h = harness();
-  h.probe.healthy = false;
-  h.backend.onStart = (vm) => queueMicrotask(() => vm.exit(2, { reboot: true, reason: 'guest rebooted' }));
-  await h.sup.init();
-  await h.clock.advance(60_000);
-  t.equal(h.sup.status().state, 'failed');
-  t.equal(h.backend.started.length, 4);
-  t.match(h.sup.status().failedReason, /\(last: guest rebooted\)/);
-});
+t.test(
+  'a guest that reboots at every boot before answering ends in failed instead of spinning',
+  async (t) => {
+    const h = harness();
+    h.probe.healthy = false;
+    h.backend.onStart = (vm) => queueMicrotask(() => vm.exit(2, { reboot: true, reason: 'guest rebooted' }));
+    await h.sup.init();
+    await h.clock.advance(60_000);
+    t.equal(h.sup.status().state, 'failed');
+    t.equal(h.backend.started.length, 4);
+    t.match(h.sup.status().failedReason, /\(last: guest rebooted\)/);
+  },
+);
 
 t.test('stop powers the VM off with the policy grace and ends stopped', async (t) => {
   const h = await running();
@@ -233,23 +259,26 @@ t.test('a config change that needs no new VM leaves the running one alone', asyn
   t.equal(h.backend.started.length, 1);
 });
 
-t.test('a VM that never answers is degraded after the boot grace and restarted after the limit', async (t) => {
-  const h = harness();
-  h.probe.healthy = false;
-  await h.sup.init();
-  await h.clock.advance(29_000);
-  t.match(h.sup.status(), { state: 'starting', probe: { ok: false, error: 'ssh: connection refused' } });
-  await h.clock.advance(2000);
-  t.equal(h.sup.status().state, 'degraded');
-  await h.clock.advance(60_000);
-  t.equal(h.backend.stops.length, 1, 'the stuck VM was stopped');
-  t.equal(h.backend.stops[0]!.opts.graceMs, 15_000);
-  t.match(h.sup.status(), { restarts: 1 });
-  h.probe.healthy = true;
-  await h.clock.advance(2000);
-  t.equal(h.backend.started.length, 2);
-  t.equal(h.sup.status().state, 'running');
-});
+t.test(
+  'a VM that never answers is degraded after the boot grace and restarted after the limit',
+  async (t) => {
+    const h = harness();
+    h.probe.healthy = false;
+    await h.sup.init();
+    await h.clock.advance(29_000);
+    t.match(h.sup.status(), { state: 'starting', probe: { ok: false, error: 'ssh: connection refused' } });
+    await h.clock.advance(2000);
+    t.equal(h.sup.status().state, 'degraded');
+    await h.clock.advance(60_000);
+    t.equal(h.backend.stops.length, 1, 'the stuck VM was stopped');
+    t.equal(h.backend.stops[0]!.opts.graceMs, 15_000);
+    t.match(h.sup.status(), { restarts: 1 });
+    h.probe.healthy = true;
+    await h.clock.advance(2000);
+    t.equal(h.backend.started.length, 2);
+    t.equal(h.sup.status().state, 'running');
+  },
+);
 
 t.test('the probe runs on its timer while the VM is up and never while it is down', async (t) => {
   const h = await running();
@@ -263,21 +292,24 @@ t.test('the probe runs on its timer while the VM is up and never while it is dow
   t.equal(h.probe.calls, stopped);
 });
 
-t.test('a healthy VM whose probe starts failing is degraded, and running again when it answers', async (t) => {
-  const h = await running();
-  h.probe.healthy = false;
-  await h.clock.advance(10_000);
-  t.match(h.sup.status(), { state: 'degraded', healthy: false, probe: { ok: false } });
-  h.probe.healthy = true;
-  await h.clock.advance(1000);
-  t.match(h.sup.status(), { state: 'running', healthy: true });
-  t.equal(h.backend.stops.length, 0);
-  t.same(
-    h.events.filter((e) => e.type === 'probe').map((e) => e.ok),
-    [true, false, true],
-    'a probe event only when the result changes',
-  );
-});
+t.test(
+  'a healthy VM whose probe starts failing is degraded, and running again when it answers',
+  async (t) => {
+    const h = await running();
+    h.probe.healthy = false;
+    await h.clock.advance(10_000);
+    t.match(h.sup.status(), { state: 'degraded', healthy: false, probe: { ok: false } });
+    h.probe.healthy = true;
+    await h.clock.advance(1000);
+    t.match(h.sup.status(), { state: 'running', healthy: true });
+    t.equal(h.backend.stops.length, 0);
+    t.same(
+      h.events.filter((e) => e.type === 'probe').map((e) => e.ok),
+      [true, false, true],
+      'a probe event only when the result changes',
+    );
+  },
+);
 
 t.test('adopts a recorded VM on init without starting a new one', async (t) => {
   const h = harness();
@@ -350,7 +382,10 @@ t.test('shutdown without stopping leaves the VM running and keeps its record', a
 t.test('shutdown with stopVm powers the VM off and clears the record', async (t) => {
   const h = await running();
   await h.sup.shutdown({ stopVm: true });
-  t.same(h.backend.stops.map((s) => s.opts), [{ graceMs: 15_000 }]);
+  t.same(
+    h.backend.stops.map((s) => s.opts),
+    [{ graceMs: 15_000 }],
+  );
   t.equal(h.store.record, null);
   t.equal(h.backend.current, undefined);
 });
@@ -404,7 +439,9 @@ t.test('reportError lists a problem in the status until it is cleared', async (t
   const h = await running();
   h.sup.reportError('config', 'cpus: must be >= 1, got 0');
   h.sup.reportError('config', 'cpus: must be >= 1, got 0');
-  t.same(h.sup.status().errors, [{ source: 'config', message: 'cpus: must be >= 1, got 0', at: '2025-01-01T00:00:00.000Z' }]);
+  t.same(h.sup.status().errors, [
+    { source: 'config', message: 'cpus: must be >= 1, got 0', at: '2025-01-01T00:00:00.000Z' },
+  ]);
   t.equal(h.events.filter((e) => e.type === 'error').length, 1, 'the same error is announced once');
   h.sup.clearError('config');
   t.same(h.sup.status().errors, []);

@@ -9,7 +9,10 @@ const CHILD_LOG_MAX_BYTES = 1 << 20;
 
 /** Opens a child's log for appending, or afresh once it is past 1 MiB. */
 export async function openChildLog(path: string, mode?: number): Promise<FileHandle> {
-  const size = await stat(path).then((s) => s.size, () => 0);
+  const size = await stat(path).then(
+    (s) => s.size,
+    () => 0,
+  );
   return open(path, size > CHILD_LOG_MAX_BYTES ? 'w' : 'a', mode);
 }
 

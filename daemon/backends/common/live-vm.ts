@@ -5,6 +5,8 @@ export class LiveVmError extends Error {
   override readonly name = 'LiveVmError';
 
   constructor(hypervisor: string, pid: number, stateDir: string) {
-    super(`a live VM (${hypervisor} pid ${pid}) holds the state directory ${stateDir}; adopt it or stop it first`);
+    super(
+      `a live VM (${hypervisor} pid ${pid}) holds the state directory ${stateDir}; adopt it or stop it first`,
+    );
   }
 }

@@ -26,7 +26,12 @@ export interface Spawned {
 }
 
 /** Starts `executable` with stdout and stderr appended to `logPath`; `onError` hears errors of a running child. */
-export async function spawnLogged(executable: string, argv: string[], logPath: string, onError: (e: Error) => void): Promise<Spawned> {
+export async function spawnLogged(
+  executable: string,
+  argv: string[],
+  logPath: string,
+  onError: (e: Error) => void,
+): Promise<Spawned> {
   const log = await openChildLog(logPath, 0o600);
   let child: ChildProcess;
   let offset: number;

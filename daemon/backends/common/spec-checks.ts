@@ -22,7 +22,11 @@ export function checkVmSize(spec: Pick<VmSpec, 'cpus' | 'memoryMiB' | 'sshPort'>
  * An absolute path that holds none of `lineBreaks` (by default NUL and newline; a backend may
  * refuse more, e.g. carriage return).
  */
-export function requireAbsolutePath(field: string, value: unknown, lineBreaks: RegExp = /[\0\n]/): asserts value is string {
+export function requireAbsolutePath(
+  field: string,
+  value: unknown,
+  lineBreaks: RegExp = /[\0\n]/,
+): asserts value is string {
   if (typeof value !== 'string' || !isAbsolute(value)) {
     throw new Error(`${field} must be an absolute path, got ${JSON.stringify(value)}`);
   }

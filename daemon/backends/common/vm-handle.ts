@@ -31,12 +31,14 @@ export abstract class BackendVm implements VmHandle {
   protected watchExit(exit: Promise<VmExit>): void {
     this.watched = exit
       // `exited` never rejects: a failure while observing the exit still means the VM is gone.
-      .catch((err: Error): VmExit => ({
-        code: null,
-        signal: null,
-        reason: `exited (an error while watching it: ${err.message})`,
-        at: new Date().toISOString(),
-      }))
+      .catch(
+        (err: Error): VmExit => ({
+          code: null,
+          signal: null,
+          reason: `exited (an error while watching it: ${err.message})`,
+          at: new Date().toISOString(),
+        }),
+      )
       .then((exit) => (this.exit = exit));
   }
 

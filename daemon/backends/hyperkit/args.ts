@@ -86,7 +86,9 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 export function buildHyperkitArgs(spec: VmSpec, opts: HyperkitArgsOptions): HyperkitCommand {
   validateSpec(spec, opts.platform ?? process.platform);
   if (typeof opts.vpnkitUuid !== 'string' || !UUID.test(opts.vpnkitUuid)) {
-    throw new Error(`vpnkitUuid must be a UUID like 6e2f0a52-2a43-4f4b-9c0e-0b6f5d3c1a7e, got ${JSON.stringify(opts.vpnkitUuid)}`);
+    throw new Error(
+      `vpnkitUuid must be a UUID like 6e2f0a52-2a43-4f4b-9c0e-0b6f5d3c1a7e, got ${JSON.stringify(opts.vpnkitUuid)}`,
+    );
   }
   const initrd = opts.initrd ?? spec.initrd;
   if (opts.initrd !== undefined) requireOptionPath('initrd (boot copy)', opts.initrd);
@@ -127,7 +129,10 @@ export function hyperkitCmdline(spec: Pick<VmSpec, 'cmdline' | 'disk'>): string 
   return guest === '' ? 'earlyprintk=serial' : `earlyprintk=serial ${guest}`;
 }
 
-export function buildVpnkitArgs(spec: Pick<VmSpec, 'stateDir'>, opts: VpnkitArgsOptions = {}): HyperkitCommand {
+export function buildVpnkitArgs(
+  spec: Pick<VmSpec, 'stateDir'>,
+  opts: VpnkitArgsOptions = {},
+): HyperkitCommand {
   requireOptionPath('stateDir', spec.stateDir);
   checkSocketPaths(spec.stateDir, opts.platform ?? process.platform);
   const p = hyperkitPaths(spec.stateDir);
@@ -141,7 +146,10 @@ export function buildVpnkitArgs(spec: Pick<VmSpec, 'stateDir'>, opts: VpnkitArgs
  * `%08x.%08x\n`. hyperkit reads them with a single read(2), so they must go in one write.
  */
 export function vsockConnectHeader(cid: number, port: number): string {
-  for (const [name, v] of [['cid', cid], ['port', port]] as const) {
+  for (const [name, v] of [
+    ['cid', cid],
+    ['port', port],
+  ] as const) {
     if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) {
       throw new Error(`vsock ${name} must be an integer in 0..4294967295, got ${v}`);
     }
@@ -152,10 +160,14 @@ export function vsockConnectHeader(cid: number, port: number): string {
 
 function validateSpec(spec: VmSpec, platform: NodeJS.Platform): void {
   if (spec.arch !== 'x86_64') {
-    throw new Error(`arch must be "x86_64" with hyperkit (it boots only x86_64 guests), got ${JSON.stringify(spec.arch)}`);
+    throw new Error(
+      `arch must be "x86_64" with hyperkit (it boots only x86_64 guests), got ${JSON.stringify(spec.arch)}`,
+    );
   }
   if (spec.accel !== 'hvf') {
-    throw new Error(`accel must be "hvf" with hyperkit (it always uses Hypervisor.framework), got ${JSON.stringify(spec.accel)}`);
+    throw new Error(
+      `accel must be "hvf" with hyperkit (it always uses Hypervisor.framework), got ${JSON.stringify(spec.accel)}`,
+    );
   }
   checkVmSize(spec);
   requireOptionPath('kernel', spec.kernel);
@@ -169,7 +181,9 @@ function validateSpec(spec: VmSpec, platform: NodeJS.Platform): void {
     throw new Error(`cmdline must be a single-line string, got ${JSON.stringify(spec.cmdline)}`);
   }
   if (spec.cmdline.includes('"')) {
-    throw new Error(`cmdline must not contain double quotes (hyperkit passes them to the kernel verbatim), got ${JSON.stringify(spec.cmdline)}`);
+    throw new Error(
+      `cmdline must not contain double quotes (hyperkit passes them to the kernel verbatim), got ${JSON.stringify(spec.cmdline)}`,
+    );
   }
   checkSocketPaths(spec.stateDir, platform);
 }
@@ -178,7 +192,9 @@ function validateSpec(spec: VmSpec, platform: NodeJS.Platform): void {
 function requireOptionPath(field: string, value: unknown): void {
   requireAbsolutePath(field, value, /[\n\r\0]/);
   if (value.includes(',')) {
-    throw new Error(`${field} must not contain a comma (hyperkit splits its options on commas), got ${JSON.stringify(value)}`);
+    throw new Error(
+      `${field} must not contain a comma (hyperkit splits its options on commas), got ${JSON.stringify(value)}`,
+    );
   }
 }
 

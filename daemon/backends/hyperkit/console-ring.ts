@@ -43,7 +43,11 @@ export function reconstructConsoleRing(ring: Buffer): RingText {
   const found = findSeamByTimestamps(ring);
   if (found === null) return { text: stripNul(ring), wrapped: true, writeOffset: null };
   const ordered = Buffer.concat([ring.subarray(found.seam), ring.subarray(0, found.seam)]);
-  return { text: stripNul(found.torn ? dropFirstLine(ordered) : ordered), wrapped: true, writeOffset: found.seam };
+  return {
+    text: stripNul(found.torn ? dropFirstLine(ordered) : ordered),
+    wrapped: true,
+    writeOffset: found.seam,
+  };
 }
 
 /** The last `lines` console lines of the ring file, oldest first (see the heuristic above). */
@@ -59,7 +63,8 @@ export async function readConsoleRing(path: string, lines: number): Promise<stri
   const r = reconstructConsoleRing(ring);
   const all = toLines(r.text);
   if (lines === 0) return [];
-  if (r.wrapped && r.writeOffset === null) return [UNORDERED_NOTE, ...(lines > 1 ? all.slice(-(lines - 1)) : [])];
+  if (r.wrapped && r.writeOffset === null)
+    return [UNORDERED_NOTE, ...(lines > 1 ? all.slice(-(lines - 1)) : [])];
   return all.slice(-lines);
 }
 

@@ -11,7 +11,8 @@ export const hyperkitDescriptor: BackendDescriptor = {
   guestFiles: 'initrd-append',
   kernelForm: { x86_64: 'bzImage' },
   hostTools: () => ['hyperkit', 'vpnkit'],
-  installHint: 'install hyperkit and vpnkit (Homebrew has hyperkit; vpnkit ships with Docker Desktop and in its GitHub releases)',
+  installHint:
+    'install hyperkit and vpnkit (Homebrew has hyperkit; vpnkit ships with Docker Desktop and in its GitHub releases)',
   autoRank: 0,
   autoWhy: 'Hypervisor.framework without QEMU, with hyperkit and vpnkit installed',
   async create(deps) {

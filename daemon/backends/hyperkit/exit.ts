@@ -19,7 +19,10 @@ export function describeHyperkitExit(o: HyperkitExitObservation, at: string): Vm
   const base = { code: o.code, signal: o.signal, at };
   if (o.vpnkitFirst) {
     // Whatever hyperkit's own status, the cause was the network: a crash, never a reboot.
-    return { ...base, reason: `vpnkit ${describeEnd(o.vpnkitFirst)}; the VM went down with it (hyperkit ${describeEnd(o)})` };
+    return {
+      ...base,
+      reason: `vpnkit ${describeEnd(o.vpnkitFirst)}; the VM went down with it (hyperkit ${describeEnd(o)})`,
+    };
   }
   const last = lastLine(o.stderrTail);
   if (o.signal !== null) {
@@ -58,6 +61,9 @@ function describeAdopted(base: Omit<VmExit, 'reason'>, consoleTail: string[]): V
 
 function lastLine(text: string | undefined): string {
   if (!text) return '';
-  const lines = text.split('\n').map((l) => l.trim()).filter((l) => l !== '');
+  const lines = text
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '');
   return lines[lines.length - 1] ?? '';
 }

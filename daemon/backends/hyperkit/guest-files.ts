@@ -30,7 +30,10 @@ export function newcArchive(entries: CpioEntry[]): Buffer {
   const push = (name: string, mode: number, data: Buffer, nlink: number) => {
     const nameBytes = Buffer.from(`${name}\0`, 'utf8');
     const fields = [ino++, mode, 0, 0, nlink, 0, data.length, 0, 0, 0, 0, nameBytes.length, 0];
-    const header = Buffer.from('070701' + fields.map((f) => f.toString(16).padStart(8, '0')).join(''), 'ascii');
+    const header = Buffer.from(
+      '070701' + fields.map((f) => f.toString(16).padStart(8, '0')).join(''),
+      'ascii',
+    );
     parts.push(header, nameBytes, pad4(header.length + nameBytes.length), data, pad4(data.length));
   };
   for (const e of entries) {
@@ -51,7 +54,9 @@ export async function guestFilesArchive(files: Record<string, string>): Promise<
   const dirs = new Set<string>();
   for (const name of Object.keys(files).sort()) {
     if (!NAME.test(name) || name.split('/').some((c) => c === '.' || c === '..')) {
-      throw new Error(`guestFiles name ${JSON.stringify(name)} must be a relative path of [A-Za-z0-9._-] components`);
+      throw new Error(
+        `guestFiles name ${JSON.stringify(name)} must be a relative path of [A-Za-z0-9._-] components`,
+      );
     }
     const parts = name.split('/');
     for (let i = 1; i < parts.length; i++) {
@@ -63,7 +68,9 @@ export async function guestFilesArchive(files: Record<string, string>): Promise<
     try {
       data = await readFile(files[name]);
     } catch (err) {
-      throw new Error(`guestFiles[${JSON.stringify(name)}]: cannot read ${files[name]}: ${(err as Error).message}`);
+      throw new Error(
+        `guestFiles[${JSON.stringify(name)}]: cannot read ${files[name]}: ${(err as Error).message}`,
+      );
     }
     entries.push({ name: `${GUEST_FILES_DIR}/${name}`, mode: 0o100600, data });
   }
@@ -75,7 +82,11 @@ export async function guestFilesArchive(files: Record<string, string>): Promise<
  * unpacker skips zeros between archives and wants each archive 4-byte aligned), then the guest
  * files. Returns the initrd to boot: `initrd` itself when there are no guest files.
  */
-export async function writeBootInitrd(initrd: string, files: Record<string, string>, target: string): Promise<string> {
+export async function writeBootInitrd(
+  initrd: string,
+  files: Record<string, string>,
+  target: string,
+): Promise<string> {
   if (Object.keys(files).length === 0) return initrd;
   const archive = await guestFilesArchive(files);
   const tmp = join(dirname(target), `.${process.pid}.boot-initrd.tmp`);

@@ -106,13 +106,25 @@ export class HyperkitBackend implements Backend {
     await this.clearLeftovers(paths);
 
     // Everything that can fail without a process running goes first: the SSH port, the files.
-    const bridge = await VsockBridge.listen({ port: spec.sshPort, connectSocket: paths.connectSocket, log: this.warn });
+    const bridge = await VsockBridge.listen({
+      port: spec.sshPort,
+      connectSocket: paths.connectSocket,
+      log: this.warn,
+    });
     let vpnkit: Proc | null = null;
     let hyperkit: { proc: Proc; tail: () => Promise<string> } | null = null;
     try {
       const initrd = await writeBootInitrd(spec.initrd, spec.guestFiles, paths.bootInitrd);
-      const hk = buildHyperkitArgs(spec, { hyperkitBinary: this.opts.hyperkitBinary, vpnkitUuid: uuid, initrd, platform: this.opts.platform });
-      const vk = buildVpnkitArgs(spec, { vpnkitBinary: this.opts.vpnkitBinary, platform: this.opts.platform });
+      const hk = buildHyperkitArgs(spec, {
+        hyperkitBinary: this.opts.hyperkitBinary,
+        vpnkitUuid: uuid,
+        initrd,
+        platform: this.opts.platform,
+      });
+      const vk = buildVpnkitArgs(spec, {
+        vpnkitBinary: this.opts.vpnkitBinary,
+        platform: this.opts.platform,
+      });
       vpnkit = await this.startVpnkit(vk.executable, vk.argv, paths);
       // hyperkit empties the ring at start; removing it first means the follower never copies
       // the previous boot's bytes (they are in that boot's console log already).
@@ -128,8 +140,22 @@ export class HyperkitBackend implements Backend {
         consoleLog: spec.consoleLog,
         extra: this.recordExtra(paths, vpnkit.record),
       };
-      const vm = new HyperkitVm(record, paths, hyperkit.proc, vpnkit, bridge, follower, false, hyperkit.tail, (v) => this.watch(v));
-      this.log('info', 'hyperkit started', { pid: record.pid, vpnkitPid: vpnkit.record.pid, sshPort: spec.sshPort });
+      const vm = new HyperkitVm(
+        record,
+        paths,
+        hyperkit.proc,
+        vpnkit,
+        bridge,
+        follower,
+        false,
+        hyperkit.tail,
+        (v) => this.watch(v),
+      );
+      this.log('info', 'hyperkit started', {
+        pid: record.pid,
+        vpnkitPid: vpnkit.record.pid,
+        sshPort: spec.sshPort,
+      });
       return vm;
     } catch (err) {
       if (hyperkit) await terminate(hyperkit.proc, 0);
@@ -147,8 +173,15 @@ export class HyperkitBackend implements Backend {
     if (!isSameProcess(record, await readProcessIdentity(record.pid))) return null;
     const paths = hyperkitPaths(record.stateDir);
     const saved = parseProcessRecord(record.extra?.vpnkit);
-    const vpnkit = saved && isSameProcess(saved, await readProcessIdentity(saved.pid)) ? adoptedProc('vpnkit', saved) : null;
-    const bridge = await VsockBridge.listen({ port: record.sshPort, connectSocket: paths.connectSocket, log: this.warn });
+    const vpnkit =
+      saved && isSameProcess(saved, await readProcessIdentity(saved.pid))
+        ? adoptedProc('vpnkit', saved)
+        : null;
+    const bridge = await VsockBridge.listen({
+      port: record.sshPort,
+      connectSocket: paths.connectSocket,
+      log: this.warn,
+    });
     let follower: ConsoleRingFollower;
     try {
       follower = await this.follow(record.consoleLog, paths, true);
@@ -157,9 +190,14 @@ export class HyperkitBackend implements Backend {
       throw err;
     }
     const hyperkit = adoptedProc('hyperkit', record);
-    if (!vpnkit) this.log('warn', 'the adopted VM has no vpnkit left; it will be stopped and started again', { pid: record.pid });
+    if (!vpnkit)
+      this.log('warn', 'the adopted VM has no vpnkit left; it will be stopped and started again', {
+        pid: record.pid,
+      });
     this.log('info', 'adopted running hyperkit', { pid: record.pid, vpnkitPid: vpnkit?.record.pid ?? null });
-    return new HyperkitVm(record, paths, hyperkit, vpnkit, bridge, follower, true, null, (v) => this.watch(v));
+    return new HyperkitVm(record, paths, hyperkit, vpnkit, bridge, follower, true, null, (v) =>
+      this.watch(v),
+    );
   }
 
   /**
@@ -185,7 +223,11 @@ export class HyperkitBackend implements Backend {
   }
 
   private async stopInSteps(vm: HyperkitVm, graceMs: number): Promise<VmExit> {
-    if (graceMs > 0 && (await vm.hyperkit.signal('SIGTERM')) && (await settlesWithin(vm.hyperkit.ended, graceMs))) {
+    if (
+      graceMs > 0 &&
+      (await vm.hyperkit.signal('SIGTERM')) &&
+      (await settlesWithin(vm.hyperkit.ended, graceMs))
+    ) {
       return vm.exited;
     }
     if (!(await settlesWithin(vm.hyperkit.ended, 0))) {
@@ -197,7 +239,9 @@ export class HyperkitBackend implements Backend {
 
   /** Waits for the VM to end (either process), then cleans up and says why it ended. */
   private async watch(vm: HyperkitVm): Promise<VmExit> {
-    const vpnkitEnded = vm.vpnkit ? vm.vpnkit.ended : Promise.resolve<ProcessEnd>({ code: null, signal: null });
+    const vpnkitEnded = vm.vpnkit
+      ? vm.vpnkit.ended
+      : Promise.resolve<ProcessEnd>({ code: null, signal: null });
     const first = await Promise.race([
       vm.hyperkit.ended.then(() => 'hyperkit' as const),
       vpnkitEnded.then(() => 'vpnkit' as const),
@@ -206,10 +250,14 @@ export class HyperkitBackend implements Backend {
     if (first === 'vpnkit' && !vm.detached) {
       vpnkitFirst = await vpnkitEnded;
       const grace = this.opts.vpnkitLossGraceMs ?? 5000;
-      this.log('warn', `vpnkit ${describeEnd(vpnkitFirst)}; the VM is going down with it`, { pid: vm.pid, graceMs: grace });
+      this.log('warn', `vpnkit ${describeEnd(vpnkitFirst)}; the VM is going down with it`, {
+        pid: vm.pid,
+        graceMs: grace,
+      });
       // hyperkit pressed the power button when its vpnkit connection broke; a guest that has
       // not enabled ACPI yet (or ignores the button) is stopped after the grace.
-      if (!(await settlesWithin(vm.hyperkit.ended, grace))) await terminate(vm.hyperkit, Math.min(grace, 2000));
+      if (!(await settlesWithin(vm.hyperkit.ended, grace)))
+        await terminate(vm.hyperkit, Math.min(grace, 2000));
     }
     const end = await vm.hyperkit.ended;
     // A detached VM belongs to the next daemon: this one reports nothing about it.
@@ -218,9 +266,15 @@ export class HyperkitBackend implements Backend {
     await vm.bridge.close();
     await vm.follower.stop();
     await this.cleanUpAfter(vm);
-    const stderrTail = vm.hyperkitTail && end.code !== 0 && end.code !== 2 ? await vm.hyperkitTail() : undefined;
-    const consoleTail = vm.adopted ? await readConsoleRing(vm.paths.consoleRing, 20).catch(() => []) : undefined;
-    const exit = describeHyperkitExit({ ...end, vpnkitFirst, adopted: vm.adopted, stderrTail, consoleTail }, new Date().toISOString());
+    const stderrTail =
+      vm.hyperkitTail && end.code !== 0 && end.code !== 2 ? await vm.hyperkitTail() : undefined;
+    const consoleTail = vm.adopted
+      ? await readConsoleRing(vm.paths.consoleRing, 20).catch(() => [])
+      : undefined;
+    const exit = describeHyperkitExit(
+      { ...end, vpnkitFirst, adopted: vm.adopted, stderrTail, consoleTail },
+      new Date().toISOString(),
+    );
     this.log('info', 'hyperkit VM ended', { pid: vm.pid, reason: exit.reason });
     return exit;
   }
@@ -247,12 +301,15 @@ export class HyperkitBackend implements Backend {
       while (!(await isSocket(paths.ethSocket)) || !(await isSocket(paths.portSocket))) {
         if (gone) await earlyExit('vpnkit', executable, spawned, 'before its sockets appeared');
         if (Date.now() > deadline) {
-          throw new Error(`vpnkit did not create ${paths.ethSocket} and ${paths.portSocket} within ${this.opts.vpnkitStartTimeoutMs ?? 10_000} ms`);
+          throw new Error(
+            `vpnkit did not create ${paths.ethSocket} and ${paths.portSocket} within ${this.opts.vpnkitStartTimeoutMs ?? 10_000} ms`,
+          );
         }
         await sleep(START_POLL_MS);
       }
       const identity = await readProcessIdentity(spawned.child.pid!);
-      if (identity === null) await earlyExit('vpnkit', executable, spawned, 'right after creating its sockets');
+      if (identity === null)
+        await earlyExit('vpnkit', executable, spawned, 'right after creating its sockets');
       await writeFileAtomic(paths.vpnkitPidFile, `${spawned.child.pid}\n`, { mode: 0o600 });
       return childProc('vpnkit', spawned, toProcessRecord(spawned.child.pid!, identity!));
     } catch (err) {
@@ -261,7 +318,11 @@ export class HyperkitBackend implements Backend {
     }
   }
 
-  private async startHyperkit(executable: string, argv: string[], paths: HyperkitPaths): Promise<{ proc: Proc; tail: () => Promise<string> }> {
+  private async startHyperkit(
+    executable: string,
+    argv: string[],
+    paths: HyperkitPaths,
+  ): Promise<{ proc: Proc; tail: () => Promise<string> }> {
     const spawned = await spawnLogged(executable, argv, paths.hyperkitLog, this.childError('hyperkit'));
     let gone = false;
     void spawned.exit.then(() => (gone = true));
@@ -271,12 +332,16 @@ export class HyperkitBackend implements Backend {
       // hyperkit writes its pid file once the VM and its memory exist, just before the devices.
       while ((await readPidFile(paths.pidFile).catch(() => null)) !== spawned.child.pid) {
         if (gone) await earlyExit('hyperkit', executable, spawned, 'before it was up');
-        if (Date.now() > deadline) throw new Error(`hyperkit did not write its pid file ${paths.pidFile} within ${timeoutMs} ms`);
+        if (Date.now() > deadline)
+          throw new Error(`hyperkit did not write its pid file ${paths.pidFile} within ${timeoutMs} ms`);
         await sleep(START_POLL_MS);
       }
       const identity = await readProcessIdentity(spawned.child.pid!);
       if (identity === null) await earlyExit('hyperkit', executable, spawned, 'right after it started');
-      return { proc: childProc('hyperkit', spawned, toProcessRecord(spawned.child.pid!, identity!)), tail: spawned.tail };
+      return {
+        proc: childProc('hyperkit', spawned, toProcessRecord(spawned.child.pid!, identity!)),
+        tail: spawned.tail,
+      };
     } catch (err) {
       await killSpawned(spawned);
       await removeHyperkitLeftovers(paths);
@@ -289,44 +354,63 @@ export class HyperkitBackend implements Backend {
     if (live) throw new LiveVmError('hyperkit', live.pid, stateDir);
   }
 
-  private async follow(consoleLog: string, paths: HyperkitPaths, adopted: boolean): Promise<ConsoleRingFollower> {
+  private async follow(
+    consoleLog: string,
+    paths: HyperkitPaths,
+    adopted: boolean,
+  ): Promise<ConsoleRingFollower> {
     await mkdir(dirname(consoleLog), { recursive: true });
     // The boot's log exists from its start, so "the latest console log" is this boot's at once.
     await appendFile(consoleLog, '');
     const follower = new ConsoleRingFollower(paths.consoleRing, consoleLog, {
       adopted,
       intervalMs: this.opts.consolePollMs,
-      onError: (err) => this.log('warn', 'could not copy the console ring to the console log', { error: err.message }),
+      onError: (err) =>
+        this.log('warn', 'could not copy the console ring to the console log', { error: err.message }),
     });
     await follower.start();
     return follower;
   }
 
   private recordExtra(paths: HyperkitPaths, vpnkit: ProcessRecord | null): Record<string, unknown> {
-    return { pidFile: paths.pidFile, connectSocket: paths.connectSocket, consoleRing: paths.consoleRing, vpnkit };
+    return {
+      pidFile: paths.pidFile,
+      connectSocket: paths.connectSocket,
+      consoleRing: paths.consoleRing,
+      vpnkit,
+    };
   }
 
   private async readyStateDir(spec: VmSpec): Promise<{ paths: HyperkitPaths; uuid: string }> {
     const paths = hyperkitPaths(spec.stateDir);
     // Validates every field before anything is created; the UUID here is only a placeholder.
-    buildHyperkitArgs(spec, { vpnkitUuid: '00000000-0000-0000-0000-000000000000', platform: this.opts.platform });
+    buildHyperkitArgs(spec, {
+      vpnkitUuid: '00000000-0000-0000-0000-000000000000',
+      platform: this.opts.platform,
+    });
     await mkdir(spec.stateDir, { recursive: true, mode: 0o700 });
     await mkdir(dirname(spec.consoleLog), { recursive: true });
     const uuid = await ensureVpnkitUuid(paths.uuidFile);
     if (uuid.replaced !== undefined) {
-      this.log('warn', 'vpnkit.uuid did not hold a UUID; a new one was made (the guest gets a new address)', { held: uuid.replaced });
+      this.log('warn', 'vpnkit.uuid did not hold a UUID; a new one was made (the guest gets a new address)', {
+        held: uuid.replaced,
+      });
     }
     return { paths, uuid: uuid.uuid };
   }
 
   private async clearLeftovers(paths: HyperkitPaths): Promise<void> {
     const pid = await readPidFile(paths.pidFile).catch(() => null);
-    if (pid !== null) this.log('info', 'removing a stale hyperkit pid file: its pid is dead or not this hyperkit', { pid });
+    if (pid !== null)
+      this.log('info', 'removing a stale hyperkit pid file: its pid is dead or not this hyperkit', { pid });
     await removeHyperkitLeftovers(paths);
     const orphan = await liveVpnkit(paths);
     if (orphan) {
       this.log('warn', 'stopping a vpnkit left without its VM', { pid: orphan.pid });
-      await terminate(adoptedProc('vpnkit', toProcessRecord(orphan.pid, orphan.identity)), VPNKIT_STOP_GRACE_MS);
+      await terminate(
+        adoptedProc('vpnkit', toProcessRecord(orphan.pid, orphan.identity)),
+        VPNKIT_STOP_GRACE_MS,
+      );
     }
     await removeVpnkitLeftovers(paths);
     // A copy of the host key that a killed daemon never got to remove.
@@ -341,6 +425,7 @@ export class HyperkitBackend implements Backend {
 }
 
 function asHyperkitVm(handle: VmHandle): HyperkitVm {
-  if (!(handle instanceof HyperkitVm)) throw new Error(`handle for pid ${handle.pid} was not made by HyperkitBackend`);
+  if (!(handle instanceof HyperkitVm))
+    throw new Error(`handle for pid ${handle.pid} was not made by HyperkitBackend`);
   return handle;
 }

@@ -87,10 +87,24 @@ export async function terminate(p: Proc, graceMs: number): Promise<ProcessEnd> {
 export function parseProcessRecord(v: unknown): ProcessRecord | null {
   const r = v as Partial<ProcessRecord> | null | undefined;
   if (!r || typeof r !== 'object') return null;
-  if (!Number.isInteger(r.pid) || typeof r.executable !== 'string' || !Array.isArray(r.argv) || typeof r.processStartTime !== 'string') return null;
-  return { pid: r.pid!, executable: r.executable, argv: r.argv.map(String), processStartTime: r.processStartTime };
+  if (
+    !Number.isInteger(r.pid) ||
+    typeof r.executable !== 'string' ||
+    !Array.isArray(r.argv) ||
+    typeof r.processStartTime !== 'string'
+  )
+    return null;
+  return {
+    pid: r.pid!,
+    executable: r.executable,
+    argv: r.argv.map(String),
+    processStartTime: r.processStartTime,
+  };
 }
 
 export async function isSocket(path: string): Promise<boolean> {
-  return stat(path).then((s) => s.isSocket(), () => false);
+  return stat(path).then(
+    (s) => s.isSocket(),
+    () => false,
+  );
 }

@@ -34,7 +34,10 @@ export async function liveVpnkit(paths: HyperkitPaths): Promise<LiveProcess | nu
   return liveOwner(paths.vpnkitPidFile, (id) => ownsVpnkitSockets(id, paths.ethSocket));
 }
 
-async function liveOwner(pidFile: string, owns: (id: ProcessIdentity) => boolean): Promise<LiveProcess | null> {
+async function liveOwner(
+  pidFile: string,
+  owns: (id: ProcessIdentity) => boolean,
+): Promise<LiveProcess | null> {
   const pid = await readPidFile(pidFile).catch(() => null);
   if (pid === null) return null;
   const identity = await readProcessIdentity(pid);
@@ -61,7 +64,9 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
  * UUID the same guest address, so keeping it keeps the guest's address. A file that does not
  * hold a UUID is replaced, and `replaced` says what it held.
  */
-export async function ensureVpnkitUuid(path: string): Promise<{ uuid: string; created: boolean; replaced?: string }> {
+export async function ensureVpnkitUuid(
+  path: string,
+): Promise<{ uuid: string; created: boolean; replaced?: string }> {
   let text: string | null = null;
   try {
     text = (await readFile(path, 'utf8')).trim();

@@ -60,7 +60,9 @@ export class VsockBridge {
 
   get address(): { host: string; port: number } {
     const a = this.server.address();
-    return typeof a === 'object' && a ? { host: a.address, port: a.port } : { host: BRIDGE_HOST, port: this.opts.port };
+    return typeof a === 'object' && a
+      ? { host: a.address, port: a.port }
+      : { host: BRIDGE_HOST, port: this.opts.port };
   }
 
   /** Connections being carried right now. */

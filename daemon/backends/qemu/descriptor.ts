@@ -13,7 +13,8 @@ export const qemuDescriptor: BackendDescriptor = {
   guestFiles: 'fw_cfg',
   kernelForm: { x86_64: 'bzImage', aarch64: 'Image' },
   hostTools: (arch) => [`qemu-system-${arch}`],
-  installHint: 'install QEMU (macOS: brew install qemu; Debian/Ubuntu: apt install qemu-system-x86 qemu-system-arm)',
+  installHint:
+    'install QEMU (macOS: brew install qemu; Debian/Ubuntu: apt install qemu-system-x86 qemu-system-arm)',
   autoRank: 10,
   autoWhy: 'runs on every host',
   async create(deps) {

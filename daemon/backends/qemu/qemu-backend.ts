@@ -91,7 +91,8 @@ export class QemuBackend implements Backend {
     const { child } = spawned;
     const startedAt = new Date().toISOString();
     const childExit = spawned.exit;
-    const failedEarly = (): Promise<never> => earlyExit('QEMU', executable, spawned, 'before it was up', explainQemuFailure);
+    const failedEarly = (): Promise<never> =>
+      earlyExit('QEMU', executable, spawned, 'before it was up', explainQemuFailure);
 
     const clues = new ExitClues();
     let qmp: QmpClient;
@@ -131,7 +132,10 @@ export class QemuBackend implements Backend {
       await settlesWithin(qmpClosed, 1000);
       if (!vm.detached) await removeStaleFiles(paths, pid);
       const stderrTail = e.code !== 0 && !clues.shutdownReason ? await spawned.tail() : undefined;
-      return describeVmExit({ ...e, shutdownReason: clues.shutdownReason, panicked: clues.panicked, stderrTail }, now());
+      return describeVmExit(
+        { ...e, shutdownReason: clues.shutdownReason, panicked: clues.panicked, stderrTail },
+        now(),
+      );
     });
     this.log('info', 'QEMU started', { pid, sshPort: spec.sshPort, qemu: qmp.version.qemu });
     return vm;
@@ -143,14 +147,16 @@ export class QemuBackend implements Backend {
     const paths = qemuPaths(record.stateDir);
     const qmpSocket = typeof record.extra?.qmpSocket === 'string' ? record.extra.qmpSocket : paths.qmpSocket;
     const clues = new ExitClues();
-    const qmp = await QmpClient.connect(qmpSocket, { timeoutMs: 5000, onEvent: clues.onEvent }).catch((err: Error) => {
-      this.log('warn', 'adopted VM has no working QMP socket; watching its pid instead', {
-        pid: record.pid,
-        qmpSocket,
-        error: err.message,
-      });
-      return null;
-    });
+    const qmp = await QmpClient.connect(qmpSocket, { timeoutMs: 5000, onEvent: clues.onEvent }).catch(
+      (err: Error) => {
+        this.log('warn', 'adopted VM has no working QMP socket; watching its pid instead', {
+          pid: record.pid,
+          qmpSocket,
+          error: err.message,
+        });
+        return null;
+      },
+    );
     const qmpClosed = qmp ? closeOf(qmp) : null;
     const vm = new QemuVm(record, { ...paths, qmpSocket }, null, qmp, async (vm) => {
       // Not our child, so no exit status: QMP's socket closes as QEMU exits, then the pid goes.
@@ -158,7 +164,13 @@ export class QemuBackend implements Backend {
       await waitUntilGone(record, qmpClosed ? 25 : 1000);
       if (!vm.detached) await removeStaleFiles(vm.paths, record.pid);
       return describeVmExit(
-        { code: null, signal: null, adopted: true, shutdownReason: clues.shutdownReason, panicked: clues.panicked },
+        {
+          code: null,
+          signal: null,
+          adopted: true,
+          shutdownReason: clues.shutdownReason,
+          panicked: clues.panicked,
+        },
         now(),
       );
     });
@@ -184,7 +196,8 @@ export class QemuBackend implements Backend {
 
   private async stopInSteps(vm: QemuVm, graceMs: number): Promise<VmExit> {
     const settled = (ms: number) => settlesWithin(vm.exited, ms);
-    if (graceMs > 0 && (await this.tryQmp(vm, 'system_powerdown')) && (await settled(graceMs))) return vm.exited;
+    if (graceMs > 0 && (await this.tryQmp(vm, 'system_powerdown')) && (await settled(graceMs)))
+      return vm.exited;
     // The guest did not power off in time: QEMU quits by itself, or on SIGTERM without QMP.
     const asked = (await this.tryQmp(vm, 'quit')) || (await this.signal(vm, 'SIGTERM'));
     if (asked && (await settled(QUIT_GRACE_MS))) return vm.exited;
@@ -249,12 +262,15 @@ export class QemuBackend implements Backend {
       }
     }
     if (gone) return new Promise<never>(() => {}); // the caller's exit branch reports it
-    throw new Error(`QEMU's QMP socket ${socket} did not answer within ${timeoutMs} ms`, { cause: lastError });
+    throw new Error(`QEMU's QMP socket ${socket} did not answer within ${timeoutMs} ms`, {
+      cause: lastError,
+    });
   }
 }
 
 function asQemuVm(handle: VmHandle): QemuVm {
-  if (!(handle instanceof QemuVm)) throw new Error(`handle for pid ${handle.pid} was not made by QemuBackend`);
+  if (!(handle instanceof QemuVm))
+    throw new Error(`handle for pid ${handle.pid} was not made by QemuBackend`);
   return handle;
 }
 

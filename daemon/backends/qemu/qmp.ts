@@ -87,7 +87,11 @@ export class QmpClient extends EventEmitter {
         opts.timeoutMs,
       );
       client.once('close', (err?: Error) =>
-        fail(new Error(`QMP at ${path} closed during the handshake${err ? `: ${err.message}` : ''}`, { cause: err })),
+        fail(
+          new Error(`QMP at ${path} closed during the handshake${err ? `: ${err.message}` : ''}`, {
+            cause: err,
+          }),
+        ),
       );
       client.greeted = (version) => {
         client._version = version;
@@ -106,7 +110,9 @@ export class QmpClient extends EventEmitter {
 
   execute<T = unknown>(command: string, args?: Record<string, unknown>): Promise<T> {
     if (this.closedWith !== null) {
-      return Promise.reject(new Error(`QMP connection closed; cannot run ${command}`, { cause: this.closedWith }));
+      return Promise.reject(
+        new Error(`QMP connection closed; cannot run ${command}`, { cause: this.closedWith }),
+      );
     }
     return new Promise<T>((resolve, reject) => {
       const id = this.nextId++;
@@ -189,7 +195,9 @@ export class QmpClient extends EventEmitter {
     this.closedWith = err ?? new Error('QMP connection closed');
     this.socket.destroy();
     for (const p of this.pending.splice(0)) {
-      p.reject(new Error(`QMP connection closed before the reply to ${p.command}`, { cause: this.closedWith }));
+      p.reject(
+        new Error(`QMP connection closed before the reply to ${p.command}`, { cause: this.closedWith }),
+      );
     }
     this.emit('close', err);
   }

@@ -17,7 +17,9 @@ export async function assertNoLiveVm(paths: QemuPaths, stateDir: string): Promis
     }
   }
   if (await socketAnswers(paths.qmpSocket)) {
-    throw new Error(`a live VM answers on ${paths.qmpSocket} in the state directory ${stateDir}; adopt it or stop it first`);
+    throw new Error(
+      `a live VM answers on ${paths.qmpSocket} in the state directory ${stateDir}; adopt it or stop it first`,
+    );
   }
 }
 

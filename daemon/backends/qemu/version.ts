@@ -64,15 +64,20 @@ export class QemuTooOldError extends Error {
     super(
       `${executable} is QEMU ${formatQemuVersion(found)}, too old for an ${spec.arch} guest with ${spec.accel}: ` +
         `QEMU ${formatQemuVersion(requirement.minimum)} or later is needed (${requirement.why}); ` +
-        'install a newer QEMU first on the daemon\'s PATH (e.g. `brew upgrade qemu`), then run `linuxkitctl start`',
+        "install a newer QEMU first on the daemon's PATH (e.g. `brew upgrade qemu`), then run `linuxkitctl start`",
     );
     this.name = 'QemuTooOldError';
   }
 }
 
-export function assertSupportedQemu(found: QemuVersion, executable: string, spec: Pick<VmSpec, 'arch' | 'accel'>): void {
+export function assertSupportedQemu(
+  found: QemuVersion,
+  executable: string,
+  spec: Pick<VmSpec, 'arch' | 'accel'>,
+): void {
   const requirement = requiredQemuVersion(spec);
-  if (compareQemuVersions(found, requirement.minimum) < 0) throw new QemuTooOldError(found, requirement, executable, spec);
+  if (compareQemuVersions(found, requirement.minimum) < 0)
+    throw new QemuTooOldError(found, requirement, executable, spec);
 }
 
 export interface QemuVersionReport {
@@ -84,7 +89,10 @@ export interface QemuVersionReport {
 }
 
 /** Runs `<qemu> --version`; throws when the binary cannot run at all. */
-export async function readQemuVersion(qemu: string, env: NodeJS.ProcessEnv = process.env): Promise<QemuVersionReport> {
+export async function readQemuVersion(
+  qemu: string,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<QemuVersionReport> {
   const executable = (await locateOnPath(qemu, env)) ?? qemu;
   let stdout: string;
   try {

@@ -29,12 +29,18 @@ export function aptMirrors(texts: string[], wanted?: string[]): AptMirrors {
     const oneLine = text.split('\n').filter((l) => /^\s*deb\s/.test(l));
     if (oneLine.length > 0) {
       for (const line of oneLine) {
-        const words = line.replace(/\[[^\]]*\]/, '').trim().split(/\s+/);
+        const words = line
+          .replace(/\[[^\]]*\]/, '')
+          .trim()
+          .split(/\s+/);
         if (words.length >= 3) place(found, words[1], [words[2]], wanted);
       }
       continue;
     }
-    const withoutComments = text.split('\n').filter((l) => !l.startsWith('#')).join('\n');
+    const withoutComments = text
+      .split('\n')
+      .filter((l) => !l.startsWith('#'))
+      .join('\n');
     for (const p of parseDeb822(withoutComments)) {
       if (!(p.Types ?? '').split(/\s+/).includes('deb') || !p.URIs) continue;
       place(found, p.URIs.split(/\s+/)[0], (p.Suites ?? '').split(/\s+/), wanted);
@@ -46,7 +52,15 @@ export function aptMirrors(texts: string[], wanted?: string[]): AptMirrors {
 /** The texts of the host's apt source files (`sources.list` and `sources.list.d/*.{list,sources}`); none off Debian. */
 export async function readAptSources(aptDir = '/etc/apt'): Promise<Array<{ path: string; text: string }>> {
   const names = await readdir(join(aptDir, 'sources.list.d')).catch(() => [] as string[]);
-  const paths = [join(aptDir, 'sources.list'), ...names.filter((n) => /\.(list|sources)$/.test(n)).sort().map((n) => join(aptDir, 'sources.list.d', n))];
-  const files = await Promise.all(paths.map(async (path) => ({ path, text: await readFile(path, 'utf8').catch(() => null) })));
+  const paths = [
+    join(aptDir, 'sources.list'),
+    ...names
+      .filter((n) => /\.(list|sources)$/.test(n))
+      .sort()
+      .map((n) => join(aptDir, 'sources.list.d', n)),
+  ];
+  const files = await Promise.all(
+    paths.map(async (path) => ({ path, text: await readFile(path, 'utf8').catch(() => null) })),
+  );
   return files.filter((f): f is { path: string; text: string } => f.text !== null);
 }

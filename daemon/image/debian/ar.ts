@@ -7,7 +7,8 @@ export interface ArMember {
 }
 
 export function parseAr(archive: Buffer, label = 'archive'): ArMember[] {
-  if (archive.subarray(0, 8).toString('latin1') !== '!<arch>\n') throw new Error(`${label} is not an ar archive (no "!<arch>" header)`);
+  if (archive.subarray(0, 8).toString('latin1') !== '!<arch>\n')
+    throw new Error(`${label} is not an ar archive (no "!<arch>" header)`);
   const members: ArMember[] = [];
   let at = 8;
   while (at + 60 <= archive.length) {
@@ -15,7 +16,8 @@ export function parseAr(archive: Buffer, label = 'archive'): ArMember[] {
     if (header.slice(58, 60) !== '`\n') throw new Error(`${label}: bad ar member header at byte ${at}`);
     const name = header.slice(0, 16).trim().replace(/\/$/, '');
     const size = Number(header.slice(48, 58).trim());
-    if (!Number.isInteger(size) || at + 60 + size > archive.length) throw new Error(`${label}: ar member ${name} runs past the end`);
+    if (!Number.isInteger(size) || at + 60 + size > archive.length)
+      throw new Error(`${label}: ar member ${name} runs past the end`);
     members.push({ name, data: archive.subarray(at + 60, at + 60 + size) });
     at += 60 + size + (size % 2);
   }

@@ -47,7 +47,11 @@ export interface IndexedPackage {
  * The signed text of an InRelease file, when a signature by one of `armoredKeys` verifies; else an
  * error naming `label`. Signatures by keys not in the keyring (an older release's) are ignored.
  */
-export async function verifyInRelease(inRelease: string, armoredKeys: string, label: string): Promise<string> {
+export async function verifyInRelease(
+  inRelease: string,
+  armoredKeys: string,
+  label: string,
+): Promise<string> {
   let message: openpgp.CleartextMessage;
   try {
     message = await openpgp.readCleartextMessage({ cleartextMessage: inRelease });
@@ -64,12 +68,16 @@ export async function verifyInRelease(inRelease: string, armoredKeys: string, la
       await sig.verified;
       good++;
     } catch (err) {
-      throw new Error(`${label}: bad OpenPGP signature by key ${sig.keyID.toHex()}: ${(err as Error).message}`);
+      throw new Error(
+        `${label}: bad OpenPGP signature by key ${sig.keyID.toHex()}: ${(err as Error).message}`,
+      );
     }
   }
   if (good === 0) {
     const ids = result.signatures.map((s) => s.keyID.toHex()).join(', ') || 'none';
-    throw new Error(`${label} is signed by none of the archive keys in the repository (signatures by: ${ids})`);
+    throw new Error(
+      `${label} is signed by none of the archive keys in the repository (signatures by: ${ids})`,
+    );
   }
   return result.data as string;
 }
@@ -91,7 +99,12 @@ export function parseDepends(value: string | undefined): string[][] {
   if (!value) return [];
   return value
     .split(',')
-    .map((group) => group.split('|').map((alt) => alt.trim().split(/[\s(:]/)[0]).filter(Boolean))
+    .map((group) =>
+      group
+        .split('|')
+        .map((alt) => alt.trim().split(/[\s(:]/)[0])
+        .filter(Boolean),
+    )
     .filter((g) => g.length > 0);
 }
 
@@ -110,12 +123,23 @@ export function indexedPackage(p: Deb822Paragraph, source: SuiteSource): Indexed
 }
 
 /** Fetches and checks one suite's main/binary-<arch> index. */
-export async function fetchSuiteIndex(source: SuiteSource, debArch: string, armoredKeys: string, get: HttpGet): Promise<IndexedPackage[]> {
+export async function fetchSuiteIndex(
+  source: SuiteSource,
+  debArch: string,
+  armoredKeys: string,
+  get: HttpGet,
+): Promise<IndexedPackage[]> {
   const dists = `${source.baseUrl}/dists/${source.suite}`;
   const inReleaseUrl = `${dists}/InRelease`;
-  const release = await verifyInRelease((await get(inReleaseUrl)).toString('utf8'), armoredKeys, inReleaseUrl);
+  const release = await verifyInRelease(
+    (await get(inReleaseUrl)).toString('utf8'),
+    armoredKeys,
+    inReleaseUrl,
+  );
   const sums = releaseChecksums(release);
-  const wanted = [`main/binary-${debArch}/Packages.xz`, `main/binary-${debArch}/Packages.gz`].find((p) => sums.has(p));
+  const wanted = [`main/binary-${debArch}/Packages.xz`, `main/binary-${debArch}/Packages.gz`].find((p) =>
+    sums.has(p),
+  );
   if (!wanted) throw new Error(`${inReleaseUrl} lists no main/binary-${debArch}/Packages.xz or .gz`);
   const url = `${dists}/${wanted}`;
   const packed = await get(url);

@@ -46,7 +46,8 @@ export interface BuildDebianImageOptions {
 export async function buildDebianGuestImage(opts: BuildDebianImageOptions): Promise<DebianImage> {
   const { arch, cacheDir, settings } = opts;
   const profile = ARCH_PROFILES[arch];
-  if (!profile) throw new Error(`guest image arch ${JSON.stringify(arch)} is not supported; expected x86_64 or aarch64`);
+  if (!profile)
+    throw new Error(`guest image arch ${JSON.stringify(arch)} is not supported; expected x86_64 or aarch64`);
   const get = opts.get ?? httpGet;
   const now = opts.now ?? Date.now;
   const log = opts.log ?? (() => undefined);
@@ -59,19 +60,28 @@ export async function buildDebianGuestImage(opts: BuildDebianImageOptions): Prom
   if (found && isFreshResolution(found.record, now(), opts.maxResolutionAgeMs)) return found.image;
 
   const keys = await readFile(join(opts.guestDir, 'keys', 'debian-bookworm-archive.asc'), 'utf8');
-  progress({ phase: 'index', packages: 0, bytes: 0, message: `reading the signed package indexes of ${sources.map((s) => `${s.baseUrl} ${s.suite}`).join(', ')}` });
+  progress({
+    phase: 'index',
+    packages: 0,
+    bytes: 0,
+    message: `reading the signed package indexes of ${sources.map((s) => `${s.baseUrl} ${s.suite}`).join(', ')}`,
+  });
   let suites: Awaited<ReturnType<typeof fetchSuiteIndex>>[];
   try {
     suites = await Promise.all(sources.map((s) => fetchSuiteIndex(s, profile.debArch, keys, get)));
   } catch (err) {
     const unreachable = (err as Error).message.startsWith('cannot reach ');
     if (unreachable && recorded) {
-      log(`the Debian mirror cannot be reached (${(err as Error).message}); using the image resolved before, ${recorded.hash}`);
+      log(
+        `the Debian mirror cannot be reached (${(err as Error).message}); using the image resolved before, ${recorded.hash}`,
+      );
       return recorded;
     }
     if (unreachable) {
       const mirrors = [...new Set(sources.map((s) => s.baseUrl))].join(' and ');
-      throw new Error(`cannot build the ${arch} guest image: the Debian mirror ${mirrors} cannot be reached and ${cacheDir} holds no image built before (${(err as Error).message})`);
+      throw new Error(
+        `cannot build the ${arch} guest image: the Debian mirror ${mirrors} cannot be reached and ${cacheDir} holds no image built before (${(err as Error).message})`,
+      );
     }
     throw err;
   }
@@ -87,7 +97,8 @@ export async function buildDebianGuestImage(opts: BuildDebianImageOptions): Prom
   });
   const hash = imageHash(arch, contract.digest, resolution.packages);
   const dir = join(cacheDir, hash);
-  const saveRecord = (): Promise<void> => writeFileAtomic(recordPath, JSON.stringify({ resolvedAt: now(), hash } satisfies ResolutionRecord));
+  const saveRecord = (): Promise<void> =>
+    writeFileAtomic(recordPath, JSON.stringify({ resolvedAt: now(), hash } satisfies ResolutionRecord));
   const existing = await readDebianImage(dir, hash, false);
   if (existing) {
     await saveRecord();
@@ -95,8 +106,17 @@ export async function buildDebianGuestImage(opts: BuildDebianImageOptions): Prom
   }
 
   progress({ phase: 'image', ...done, message: `writing the ${arch} kernel and initramfs` });
-  const kernel = arch === 'aarch64' ? arm64Image(resolution.vmlinuz, 'the kernel') : x86Kernel(resolution.vmlinuz, 'the kernel');
-  const initrd = writeCpioNewc(initramfsEntries({ ...resolution.parts, rootfs: [...resolution.etcFiles, ...contract.rootfs], init: contract.init }));
+  const kernel =
+    arch === 'aarch64'
+      ? arm64Image(resolution.vmlinuz, 'the kernel')
+      : x86Kernel(resolution.vmlinuz, 'the kernel');
+  const initrd = writeCpioNewc(
+    initramfsEntries({
+      ...resolution.parts,
+      rootfs: [...resolution.etcFiles, ...contract.rootfs],
+      init: contract.init,
+    }),
+  );
   const manifest: DebianImageManifest = {
     arch,
     kernelVersion: resolution.kernelVersion,
@@ -125,6 +145,8 @@ export async function buildDebianGuestImage(opts: BuildDebianImageOptions): Prom
   await saveRecord();
   const image = await readDebianImage(dir, hash, true);
   if (!image) throw new Error(`guest image ${hash} was built but ${dir} does not hold a complete image`);
-  log(`built the ${arch} guest image ${hash}: kernel ${kernel.data.length} bytes (${kernel.format}), initrd ${initrd.length} bytes`);
+  log(
+    `built the ${arch} guest image ${hash}: kernel ${kernel.data.length} bytes (${kernel.format}), initrd ${initrd.length} bytes`,
+  );
   return image;
 }

@@ -47,7 +47,13 @@ function digest(...parts: string[]): string {
 
 /** The image folder's name: a pure function of what the image is made of. */
 export function imageHash(arch: GuestArch, contractDigest: string, packages: ResolvedPackage[]): string {
-  return digest(RECIPE, arch, ARCH_PROFILES[arch].cmdline, contractDigest, ...packages.map((p) => `${p.name} ${p.version} ${p.sha256}`));
+  return digest(
+    RECIPE,
+    arch,
+    ARCH_PROFILES[arch].cmdline,
+    contractDigest,
+    ...packages.map((p) => `${p.name} ${p.version} ${p.sha256}`),
+  );
 }
 
 /** Where the resolution record for these inputs lives. */
@@ -61,19 +67,33 @@ export function resolutionRecordPath(
 }
 
 /** The recorded resolution and its image when both are there and the image is complete. */
-export async function readRecordedImage(recordPath: string, cacheDir: string): Promise<{ record: ResolutionRecord; image: DebianImage } | null> {
-  const record = await readFile(recordPath, 'utf8').then((t) => JSON.parse(t) as ResolutionRecord, () => null);
+export async function readRecordedImage(
+  recordPath: string,
+  cacheDir: string,
+): Promise<{ record: ResolutionRecord; image: DebianImage } | null> {
+  const record = await readFile(recordPath, 'utf8').then(
+    (t) => JSON.parse(t) as ResolutionRecord,
+    () => null,
+  );
   if (!record || typeof record.hash !== 'string' || !/^[0-9a-f]+$/.test(record.hash)) return null;
   const image = await readDebianImage(join(cacheDir, record.hash), record.hash, false);
   return image ? { record, image } : null;
 }
 
-export function isFreshResolution(record: ResolutionRecord, now: number, maxAgeMs = RESOLUTION_MAX_AGE_MS): boolean {
+export function isFreshResolution(
+  record: ResolutionRecord,
+  now: number,
+  maxAgeMs = RESOLUTION_MAX_AGE_MS,
+): boolean {
   return now - record.resolvedAt < maxAgeMs && record.resolvedAt <= now;
 }
 
 /** The image in `dir` if its manifest and files are all there and of the recorded sizes. */
-export async function readDebianImage(dir: string, hash: string, built: boolean): Promise<DebianImage | null> {
+export async function readDebianImage(
+  dir: string,
+  hash: string,
+  built: boolean,
+): Promise<DebianImage | null> {
   let manifest: DebianImageManifest;
   try {
     manifest = JSON.parse(await readFile(join(dir, 'manifest.json'), 'utf8')) as DebianImageManifest;
@@ -83,7 +103,23 @@ export async function readDebianImage(dir: string, hash: string, built: boolean)
   if (!manifest?.kernel?.file || !manifest.initrd?.file) return null;
   const kernel = join(dir, manifest.kernel.file);
   const initrd = join(dir, manifest.initrd.file);
-  const sizes = await Promise.all([kernel, initrd].map((p) => stat(p).then((s) => s.size, () => -1)));
+  const sizes = await Promise.all(
+    [kernel, initrd].map((p) =>
+      stat(p).then(
+        (s) => s.size,
+        () => -1,
+      ),
+    ),
+  );
   if (sizes[0] !== manifest.kernel.bytes || sizes[1] !== manifest.initrd.bytes) return null;
-  return { hash, dir, kernel, initrd, cmdline: manifest.cmdline, sizeBytes: sizes[0] + sizes[1], built, manifest };
+  return {
+    hash,
+    dir,
+    kernel,
+    initrd,
+    cmdline: manifest.cmdline,
+    sizeBytes: sizes[0] + sizes[1],
+    built,
+    manifest,
+  };
 }

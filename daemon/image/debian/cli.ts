@@ -20,7 +20,9 @@ const { values } = parseArgs({
   },
 });
 if (!values.cache || !values.mirror || !values['security-mirror']) {
-  process.stderr.write('usage: cli.js --arch x86_64|aarch64 --cache DIR --mirror URL --security-mirror URL [--suites a,b] [--snapshot URL]\n');
+  process.stderr.write(
+    'usage: cli.js --arch x86_64|aarch64 --cache DIR --mirror URL --security-mirror URL [--suites a,b] [--snapshot URL]\n',
+  );
   process.exit(2);
 }
 const started = Date.now();
@@ -38,7 +40,9 @@ try {
     log: (m) => process.stderr.write(`${m}\n`),
     onProgress: (p) => process.stderr.write(`${progressLine(p)}\n`),
   });
-  process.stdout.write(`${JSON.stringify({ hash: image.hash, dir: image.dir, built: image.built, seconds: (Date.now() - started) / 1000, manifest: image.manifest })}\n`);
+  process.stdout.write(
+    `${JSON.stringify({ hash: image.hash, dir: image.dir, built: image.built, seconds: (Date.now() - started) / 1000, manifest: image.manifest })}\n`,
+  );
 } catch (err) {
   process.stderr.write(`error: ${(err as Error).message}\n`);
   process.exit(1);

@@ -67,13 +67,18 @@ export async function findClosure(spec: ClosureSpec, load: LoadPackage): Promise
   for (const s of spec.seeds) await need(s);
 
   /** Follows symlinks and hard links to the regular file a path names. */
-  const resolve = (path: string): { path: string; entry: DebEntry & { type: 'file' }; pkg: string } | null => {
+  const resolve = (
+    path: string,
+  ): { path: string; entry: DebEntry & { type: 'file' }; pkg: string } | null => {
     for (let hops = 0; hops < 20; hops++) {
       const hit = root.get(path);
       if (!hit) return null;
       const e = hit.entry;
       if (e.type === 'file') return { path, entry: e, pkg: hit.pkg };
-      if (e.type === 'symlink') path = e.target.startsWith('/') ? posix.normalize(e.target).slice(1) : posix.join(posix.dirname(path), e.target);
+      if (e.type === 'symlink')
+        path = e.target.startsWith('/')
+          ? posix.normalize(e.target).slice(1)
+          : posix.join(posix.dirname(path), e.target);
       else if (e.type === 'hardlink') path = e.target;
       else return null;
     }
@@ -90,7 +95,11 @@ export async function findClosure(spec: ClosureSpec, load: LoadPackage): Promise
   const provide = async (so: string, requester: string): Promise<void> => {
     const deps = needed.get(requester)?.dependencies ?? [];
     const guess = guessLibraryPackage(so);
-    const order = [...deps.filter((d) => d === guess), ...deps.filter((d) => d !== guess && d.startsWith('lib')), ...deps.filter((d) => !d.startsWith('lib'))];
+    const order = [
+      ...deps.filter((d) => d === guess),
+      ...deps.filter((d) => d !== guess && d.startsWith('lib')),
+      ...deps.filter((d) => !d.startsWith('lib')),
+    ];
     for (const candidate of order) {
       if (needed.has(candidate)) continue;
       const p = await load(candidate);
@@ -99,7 +108,9 @@ export async function findClosure(spec: ClosureSpec, load: LoadPackage): Promise
         return;
       }
     }
-    throw new Error(`no package provides ${so} (needed by a file of ${requester}; its Depends: ${deps.join(', ') || 'none'})`);
+    throw new Error(
+      `no package provides ${so} (needed by a file of ${requester}; its Depends: ${deps.join(', ') || 'none'})`,
+    );
   };
 
   const files = new Map<string, ClosureFile>();
@@ -108,13 +119,16 @@ export async function findClosure(spec: ClosureSpec, load: LoadPackage): Promise
   const scan = async (path: string): Promise<void> => {
     const real = resolve(path);
     if (!real) throw new Error(`${path} is shipped by none of the packages ${[...needed.keys()].join(', ')}`);
-    if (!files.has(path)) files.set(path, { path, data: real.entry.data, mode: real.entry.mode, pkg: real.pkg });
+    if (!files.has(path))
+      files.set(path, { path, data: real.entry.data, mode: real.entry.mode, pkg: real.pkg });
     if (scanned.has(real.path)) return;
     scanned.add(real.path);
     const elf = parseElf(real.entry.data, `${real.path} (from ${real.pkg})`);
     if (elf.interpreter) interpreter ??= elf.interpreter.replace(/^\/+/, '');
     const origin = posix.dirname(real.path);
-    const extra = elf.runpath.map((d) => posix.normalize(d.replace(/\$\{?ORIGIN\}?/g, `/${origin}`)).replace(/^\/+/, ''));
+    const extra = elf.runpath.map((d) =>
+      posix.normalize(d.replace(/\$\{?ORIGIN\}?/g, `/${origin}`)).replace(/^\/+/, ''),
+    );
     for (const so of elf.needed) {
       let at = findSoname(so, extra);
       if (!at) {
@@ -128,7 +142,10 @@ export async function findClosure(spec: ClosureSpec, load: LoadPackage): Promise
   for (const prog of spec.programs) await scan(prog);
   for (const so of spec.dlopened) {
     const at = findSoname(so, []);
-    if (!at) throw new Error(`${so} (loaded with dlopen) is in none of the packages ${[...needed.keys()].join(', ')}`);
+    if (!at)
+      throw new Error(
+        `${so} (loaded with dlopen) is in none of the packages ${[...needed.keys()].join(', ')}`,
+      );
     await scan(at);
   }
   if (!interpreter) throw new Error(`none of ${spec.programs.join(', ')} names a program interpreter`);

@@ -17,7 +17,10 @@ export async function fetchDeb(p: IndexedPackage, dir: string, get: HttpGet): Pr
   const url = debUrl(p);
   const data = await get(url);
   const actual = sha256(data);
-  if (actual !== p.sha256) throw new Error(`${url}: SHA256 ${actual} does not match ${p.sha256} from the Packages index of ${p.suite}`);
+  if (actual !== p.sha256)
+    throw new Error(
+      `${url}: SHA256 ${actual} does not match ${p.sha256} from the Packages index of ${p.suite}`,
+    );
   await mkdir(dir, { recursive: true });
   await writeFileAtomic(path, data);
   return data;

@@ -27,7 +27,8 @@ export async function untar(tar: Buffer, label: string): Promise<DebEntry[]> {
     if (path === '') continue;
     const mode = (h.mode ?? 0o644) & 0o7777;
     if (h.type === 'directory') entries.push({ path, type: 'dir', mode });
-    else if (h.type === 'file' || h.type === 'contiguous-file') entries.push({ path, type: 'file', mode, data: Buffer.concat(chunks) });
+    else if (h.type === 'file' || h.type === 'contiguous-file')
+      entries.push({ path, type: 'file', mode, data: Buffer.concat(chunks) });
     else if (h.type === 'symlink') entries.push({ path, type: 'symlink', target: h.linkname ?? '' });
     else if (h.type === 'link') entries.push({ path, type: 'hardlink', target: normalize(h.linkname ?? '') });
     else throw new Error(`${label}: ${path} is a ${h.type}, which a guest image cannot hold`);

@@ -16,12 +16,14 @@ export function parseDeb822(text: string): Deb822Paragraph[] {
       continue;
     }
     if (line.startsWith(' ') || line.startsWith('\t')) {
-      if (!current || field === null) throw new Error(`deb822: continuation line ${JSON.stringify(line)} follows no field`);
+      if (!current || field === null)
+        throw new Error(`deb822: continuation line ${JSON.stringify(line)} follows no field`);
       current[field] += `\n${line.slice(1)}`;
       continue;
     }
     const colon = line.indexOf(':');
-    if (colon <= 0) throw new Error(`deb822: line ${JSON.stringify(line)} is neither "Field: value" nor a continuation`);
+    if (colon <= 0)
+      throw new Error(`deb822: line ${JSON.stringify(line)} is neither "Field: value" nor a continuation`);
     current ??= {};
     field = line.slice(0, colon);
     current[field] = line.slice(colon + 1).trim();

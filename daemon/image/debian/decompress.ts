@@ -17,7 +17,9 @@ export function compressionOfName(name: string): Compression {
 }
 
 export async function xzDecompress(data: Buffer): Promise<Buffer> {
-  const stream = new XzReadableStream(new Blob([new Uint8Array(data)]).stream() as ConstructorParameters<typeof XzReadableStream>[0]);
+  const stream = new XzReadableStream(
+    new Blob([new Uint8Array(data)]).stream() as ConstructorParameters<typeof XzReadableStream>[0],
+  );
   return Buffer.from(await new Response(stream as unknown as ReadableStream).arrayBuffer());
 }
 

@@ -39,7 +39,8 @@ function cString(data: Buffer, at: number): string {
 
 export function parseElf(data: Buffer, label: string): ElfInfo {
   if (!isElf(data)) throw new Error(`${label} is not an ELF file`);
-  if (data[4] !== 2 || data[5] !== 1) throw new Error(`${label} is not a little-endian ELF64 file (class ${data[4]}, data ${data[5]})`);
+  if (data[4] !== 2 || data[5] !== 1)
+    throw new Error(`${label} is not a little-endian ELF64 file (class ${data[4]}, data ${data[5]})`);
   const machine = data.readUInt16LE(18);
   const phoff = Number(data.readBigUInt64LE(32));
   const shoff = Number(data.readBigUInt64LE(40));
@@ -52,7 +53,8 @@ export function parseElf(data: Buffer, label: string): ElfInfo {
   let interpreter: string | null = null;
   for (let i = 0; i < phnum; i++) {
     const at = phoff + i * phentsize;
-    if (data.readUInt32LE(at) === PT_INTERP) interpreter = cString(data, Number(data.readBigUInt64LE(at + 8)));
+    if (data.readUInt32LE(at) === PT_INTERP)
+      interpreter = cString(data, Number(data.readBigUInt64LE(at + 8)));
   }
 
   const raw = [];
@@ -68,7 +70,10 @@ export function parseElf(data: Buffer, label: string): ElfInfo {
     });
   }
   const names = raw[shstrndx];
-  const sections: Section[] = raw.map((s) => ({ ...s, name: names ? cString(data, names.offset + s.nameAt) : '' }));
+  const sections: Section[] = raw.map((s) => ({
+    ...s,
+    name: names ? cString(data, names.offset + s.nameAt) : '',
+  }));
 
   const needed: string[] = [];
   const runpath: string[] = [];
@@ -79,7 +84,12 @@ export function parseElf(data: Buffer, label: string): ElfInfo {
       if (tag === 0) break;
       const value = Number(data.readBigUInt64LE(at + 8));
       if (tag === DT_NEEDED) needed.push(cString(data, strtab.offset + value));
-      if (tag === DT_RUNPATH || tag === DT_RPATH) runpath.push(...cString(data, strtab.offset + value).split(':').filter(Boolean));
+      if (tag === DT_RUNPATH || tag === DT_RPATH)
+        runpath.push(
+          ...cString(data, strtab.offset + value)
+            .split(':')
+            .filter(Boolean),
+        );
     }
   }
   return { machine, interpreter, needed, runpath, sections };

@@ -27,7 +27,11 @@ export async function readGuestContract(guestDir: string): Promise<GuestContract
   const rootfs: GuestFile[] = [];
   for (const p of await walk(rootDir)) {
     const [data, st] = await Promise.all([readFile(p), stat(p)]);
-    rootfs.push({ path: relative(rootDir, p).split('\\').join('/'), data, mode: st.mode & 0o111 ? 0o755 : 0o644 });
+    rootfs.push({
+      path: relative(rootDir, p).split('\\').join('/'),
+      data,
+      mode: st.mode & 0o111 ? 0o755 : 0o644,
+    });
   }
   const h = createHash('sha256').update('init\0').update(init);
   for (const f of rootfs) h.update(`\0${f.path}\0${f.mode & 0o111 ? 'x' : '-'}\0`).update(f.data);

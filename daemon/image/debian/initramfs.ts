@@ -56,7 +56,21 @@ export function initramfsEntries(parts: InitramfsParts): CpioEntry[] {
     if (!tree.has(path)) tree.set(path, { path, type: 'symlink', target });
   };
 
-  for (const d of ['usr/bin', 'usr/sbin', 'usr/lib', 'usr/lib64', 'dev', 'proc', 'sys', 'run', 'nix', 'etc', 'var/log', 'mnt']) dir(d);
+  for (const d of [
+    'usr/bin',
+    'usr/sbin',
+    'usr/lib',
+    'usr/lib64',
+    'dev',
+    'proc',
+    'sys',
+    'run',
+    'nix',
+    'etc',
+    'var/log',
+    'mnt',
+  ])
+    dir(d);
   dir('tmp', 0o1777);
   dir('root', 0o700);
   for (const d of ['bin', 'sbin', 'lib', 'lib64']) link(d, `usr/${d}`);

@@ -10,7 +10,8 @@ export interface KernelForm {
 
 export function arm64Image(vmlinuz: Buffer, label: string): KernelForm {
   const data = vmlinuz[0] === 0x1f && vmlinuz[1] === 0x8b ? gunzipSync(vmlinuz) : vmlinuz;
-  if (data.length < 60 || data.readUInt32LE(56) !== 0x644d5241) throw new Error(`${label} is not an arm64 Image (no ARM\\x64 magic at byte 56)`);
+  if (data.length < 60 || data.readUInt32LE(56) !== 0x644d5241)
+    throw new Error(`${label} is not an arm64 Image (no ARM\\x64 magic at byte 56)`);
   return { data, format: 'Image' };
 }
 
@@ -20,6 +21,7 @@ export function arm64Image(vmlinuz: Buffer, label: string): KernelForm {
  * builder extracted is not available here.
  */
 export function x86Kernel(vmlinuz: Buffer, label: string): KernelForm {
-  if (vmlinuz.length < 0x206 || vmlinuz.toString('latin1', 0x202, 0x206) !== 'HdrS') throw new Error(`${label} is not a bzImage (no HdrS setup header)`);
+  if (vmlinuz.length < 0x206 || vmlinuz.toString('latin1', 0x202, 0x206) !== 'HdrS')
+    throw new Error(`${label} is not a bzImage (no HdrS setup header)`);
   return { data: vmlinuz, format: 'bzImage' };
 }

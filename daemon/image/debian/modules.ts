@@ -11,7 +11,9 @@ export interface KernelModule {
 
 /** Module names spell "-" and "_" interchangeably (virtio-rng.ko is module virtio_rng). */
 export function moduleName(fileOrName: string): string {
-  return posixBase(fileOrName).replace(/\.ko(\.(xz|zst|gz))?$/, '').replace(/-/g, '_');
+  return posixBase(fileOrName)
+    .replace(/\.ko(\.(xz|zst|gz))?$/, '')
+    .replace(/-/g, '_');
 }
 
 function posixBase(p: string): string {
@@ -41,7 +43,9 @@ export async function moduleLoadOrder(
     const m = modules.get(name);
     if (!m) {
       if (builtin.has(name)) return;
-      throw new Error(`kernel module ${raw} is neither in the kernel package nor built into kernel ${kernelVersion}`);
+      throw new Error(
+        `kernel module ${raw} is neither in the kernel package nor built into kernel ${kernelVersion}`,
+      );
     }
     for (const dep of await m.depends()) await visit(dep);
     order.push(m.path);

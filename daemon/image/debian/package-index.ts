@@ -24,5 +24,7 @@ export function lookup(index: PackageIndex, name: string, why: string): IndexedP
 
 /** The names a package depends on that the index has (the first such alternative of each group). */
 export function dependencyNames(index: PackageIndex, p: IndexedPackage): string[] {
-  return p.depends.map((group) => group.find((n) => index.has(n))).filter((n): n is string => n !== undefined);
+  return p.depends
+    .map((group) => group.find((n) => index.has(n)))
+    .filter((n): n is string => n !== undefined);
 }

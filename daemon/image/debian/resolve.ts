@@ -41,7 +41,11 @@ function entry(entries: DebEntry[], path: string, pkg: string): DebEntry & { typ
   return e;
 }
 
-export async function resolveImage(arch: GuestArch, index: PackageIndex, fetchPackage: FetchPackage): Promise<Resolution> {
+export async function resolveImage(
+  arch: GuestArch,
+  index: PackageIndex,
+  fetchPackage: FetchPackage,
+): Promise<Resolution> {
   const profile = ARCH_PROFILES[arch];
   const used = new Map<string, IndexedPackage>();
   const loaded = new Map<string, Promise<LoadedPackage>>();
@@ -49,7 +53,12 @@ export async function resolveImage(arch: GuestArch, index: PackageIndex, fetchPa
     let p = loaded.get(name);
     if (!p) {
       const pkg = lookup(index, name, `needed for the ${arch} guest image`);
-      p = fetchPackage(pkg).then((entries) => ({ name, version: pkg.version, dependencies: dependencyNames(index, pkg), entries }));
+      p = fetchPackage(pkg).then((entries) => ({
+        name,
+        version: pkg.version,
+        dependencies: dependencyNames(index, pkg),
+        entries,
+      }));
       loaded.set(name, p);
     }
     return p;
@@ -57,18 +66,26 @@ export async function resolveImage(arch: GuestArch, index: PackageIndex, fetchPa
 
   const meta = lookup(index, profile.kernelMeta, 'the kernel metapackage');
   const kernelPkg = dependencyNames(index, meta).find((n) => n.startsWith('linux-image-'));
-  if (!kernelPkg) throw new Error(`${profile.kernelMeta} ${meta.version} depends on no linux-image-* package`);
+  if (!kernelPkg)
+    throw new Error(`${profile.kernelMeta} ${meta.version} depends on no linux-image-* package`);
   const kernelVersion = kernelPkg.slice('linux-image-'.length);
 
-  const closure = await findClosure({ triplet: profile.triplet, seeds: SEEDS, programs: PROGRAMS, dlopened: DLOPENED }, load);
+  const closure = await findClosure(
+    { triplet: profile.triplet, seeds: SEEDS, programs: PROGRAMS, dlopened: DLOPENED },
+    load,
+  );
   for (const f of closure.files) {
     const machine = parseElf(f.data, f.path).machine;
-    if (machine !== profile.elfMachine) throw new Error(`${f.path} from ${f.pkg} is ELF machine ${machine}, not ${arch}'s ${profile.elfMachine}`);
+    if (machine !== profile.elfMachine)
+      throw new Error(
+        `${f.path} from ${f.pkg} is ELF machine ${machine}, not ${arch}'s ${profile.elfMachine}`,
+      );
   }
   const seeds = new Map<string, LoadedPackage>();
   for (const s of SEEDS) seeds.set(s, await load(s));
   const busybox = entry(seeds.get('busybox-static')!.entries, 'bin/busybox', 'busybox-static').data;
-  if (!isStaticElf(busybox, 'bin/busybox')) throw new Error('bin/busybox of busybox-static loads shared libraries; the guest needs a static one');
+  if (!isStaticElf(busybox, 'bin/busybox'))
+    throw new Error('bin/busybox of busybox-static loads shared libraries; the guest needs a static one');
   const nixLinks = seeds
     .get('nix-bin')!
     .entries.filter((e) => e.type === 'symlink' && e.target === 'nix' && /^usr\/bin\/[^/]+$/.test(e.path))
@@ -98,7 +115,8 @@ export async function resolveImage(arch: GuestArch, index: PackageIndex, fetchPa
   };
   const modules = new Map<string, KernelModule>();
   for (const [name, f] of files) {
-    const depends = async (): Promise<string[]> => moduleDepends(await uncompressed(f.path, f.data), `${kernelPkg} ${f.path}`);
+    const depends = async (): Promise<string[]> =>
+      moduleDepends(await uncompressed(f.path, f.data), `${kernelPkg} ${f.path}`);
     modules.set(name, { path: f.path, depends });
   }
   const seen = new Set<string>();
@@ -111,7 +129,13 @@ export async function resolveImage(arch: GuestArch, index: PackageIndex, fetchPa
 
   for (const name of [...closure.packages, kernelPkg]) used.set(name, lookup(index, name, 'resolved'));
   const packages = [...used.values()]
-    .map((p) => ({ name: p.name, version: p.version, sha256: p.sha256, filename: p.filename, suite: p.suite }))
+    .map((p) => ({
+      name: p.name,
+      version: p.version,
+      sha256: p.sha256,
+      filename: p.filename,
+      suite: p.suite,
+    }))
     .sort((a, b) => (a.name < b.name ? -1 : 1));
   return {
     kernelVersion,

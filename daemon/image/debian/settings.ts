@@ -18,7 +18,8 @@ export interface DebianSettings {
 export const DEFAULT_SUITES = ['bookworm', 'bookworm-updates', 'bookworm-security'];
 
 export function suiteSources(s: DebianSettings): SuiteSource[] {
-  if (s.suites.length === 0) throw new Error('image.debian.suites is empty: name at least one suite, e.g. bookworm');
+  if (s.suites.length === 0)
+    throw new Error('image.debian.suites is empty: name at least one suite, e.g. bookworm');
   return s.suites.map((suite) => {
     const security = suite.endsWith('-security');
     const base = s.snapshot
@@ -26,7 +27,10 @@ export function suiteSources(s: DebianSettings): SuiteSource[] {
       : security
         ? s.securityMirror
         : s.mirror;
-    if (!/^https?:\/\//.test(base)) throw new Error(`mirror URL ${JSON.stringify(base)} for suite ${suite} must start with http:// or https://`);
+    if (!/^https?:\/\//.test(base))
+      throw new Error(
+        `mirror URL ${JSON.stringify(base)} for suite ${suite} must start with http:// or https://`,
+      );
     return { baseUrl: base.replace(/\/+$/, ''), suite };
   });
 }
@@ -58,12 +62,29 @@ export function chooseDebianSettings(
   setting: DebianImageSetting,
   apt: { mirror: string | null; securityMirror: string | null; files: string },
 ): ChosenDebianSettings {
-  const pick = (configured: string | undefined, fromApt: string | null, fallback: string): [string, string] =>
-    configured ? [configured, 'image.debian in the config'] : fromApt ? [fromApt, `apt sources (${apt.files})`] : [fallback, "Debian's public mirror (the default)"];
+  const pick = (
+    configured: string | undefined,
+    fromApt: string | null,
+    fallback: string,
+  ): [string, string] =>
+    configured
+      ? [configured, 'image.debian in the config']
+      : fromApt
+        ? [fromApt, `apt sources (${apt.files})`]
+        : [fallback, "Debian's public mirror (the default)"];
   const [mirror, mirrorFrom] = pick(setting.mirror, apt.mirror, PUBLIC_MIRROR);
-  const [securityMirror, securityFrom] = pick(setting.securityMirror, apt.securityMirror, PUBLIC_SECURITY_MIRROR);
+  const [securityMirror, securityFrom] = pick(
+    setting.securityMirror,
+    apt.securityMirror,
+    PUBLIC_SECURITY_MIRROR,
+  );
   return {
-    settings: { mirror, securityMirror, suites: setting.suites, ...(setting.snapshot ? { snapshot: setting.snapshot } : {}) },
+    settings: {
+      mirror,
+      securityMirror,
+      suites: setting.suites,
+      ...(setting.snapshot ? { snapshot: setting.snapshot } : {}),
+    },
     from: { mirror: mirrorFrom, securityMirror: securityFrom },
   };
 }

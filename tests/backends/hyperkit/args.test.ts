@@ -43,7 +43,10 @@ const spaces: VmSpec = {
 
 const hyperkitCases: Array<{ name: string; spec: VmSpec; hyperkitBinary?: string; initrd?: string }> = [
   { name: 'hyperkit-default', spec: base },
-  { name: 'hyperkit-disk', spec: { ...base, cpus: 4, memoryMiB: 8192, disk: '/Users/ada/.local/state/linuxkit-nix/nix-disk.img' } },
+  {
+    name: 'hyperkit-disk',
+    spec: { ...base, cpus: 4, memoryMiB: 8192, disk: '/Users/ada/.local/state/linuxkit-nix/nix-disk.img' },
+  },
   {
     name: 'hyperkit-spaces',
     spec: spaces,
@@ -68,12 +71,19 @@ for (const c of hyperkitCases) {
 
 const vpnkitCases: Array<{ name: string; spec: VmSpec; vpnkitBinary?: string }> = [
   { name: 'vpnkit-default', spec: base },
-  { name: 'vpnkit-spaces', spec: spaces, vpnkitBinary: '/Applications/Docker Desktop.app/Contents/Resources/bin/vpnkit' },
+  {
+    name: 'vpnkit-spaces',
+    spec: spaces,
+    vpnkitBinary: '/Applications/Docker Desktop.app/Contents/Resources/bin/vpnkit',
+  },
 ];
 
 for (const c of vpnkitCases) {
   t.test(`vpnkit argv for ${c.name} matches tests/golden/hyperkit/${c.name}.argv`, async (t) => {
-    const { executable, argv } = buildVpnkitArgs(c.spec, { vpnkitBinary: c.vpnkitBinary, platform: 'darwin' });
+    const { executable, argv } = buildVpnkitArgs(c.spec, {
+      vpnkitBinary: c.vpnkitBinary,
+      platform: 'darwin',
+    });
     const actual = [executable, ...argv].join('\n') + '\n';
     const file = join(goldenDir, `${c.name}.argv`);
     await checkGolden(t, file, actual);
@@ -85,19 +95,31 @@ t.test('vpnkit and hyperkit meet at the same sockets in the state directory', as
   const hk = buildHyperkitArgs(spaces, { vpnkitUuid: uuid, platform: 'darwin' }).argv;
   const vk = buildVpnkitArgs(spaces, { platform: 'darwin' }).argv;
   t.equal(vk[vk.indexOf('--ethernet') + 1], p.ethSocket);
-  t.ok(hk.includes(`1:0,virtio-vpnkit,path=${p.ethSocket},uuid=${uuid}`), 'hyperkit connects to the ethernet socket');
+  t.ok(
+    hk.includes(`1:0,virtio-vpnkit,path=${p.ethSocket},uuid=${uuid}`),
+    'hyperkit connects to the ethernet socket',
+  );
   t.equal(vk[vk.indexOf('--vsock-path') + 1], p.connectSocket);
-  t.ok(hk.includes(`3,virtio-sock,guest_cid=3,path=${spaces.stateDir}`), "hyperkit's connect socket is <state>/connect");
+  t.ok(
+    hk.includes(`3,virtio-sock,guest_cid=3,path=${spaces.stateDir}`),
+    "hyperkit's connect socket is <state>/connect",
+  );
   t.equal(p.connectSocket, `${spaces.stateDir}/connect`);
 });
 
-t.test('the kernel command line follows the third comma, unquoted, with earlyprintk and the disk switch', async (t) => {
-  const { argv } = buildHyperkitArgs(spaces, { vpnkitUuid: uuid, platform: 'darwin' });
-  const f = argv[argv.indexOf('-f') + 1];
-  t.equal(f, `kexec,${spaces.kernel},${spaces.initrd},earlyprintk=serial console=ttyS0 printk.time=1 linuxkit.tags=a,b linuxkit.disk=/dev/vda`);
-  t.notOk(f.includes('"'), 'no quote characters reach the kernel');
-  t.equal(hyperkitCmdline({ cmdline: '  ', disk: undefined }), 'earlyprintk=serial');
-});
+t.test(
+  'the kernel command line follows the third comma, unquoted, with earlyprintk and the disk switch',
+  async (t) => {
+    const { argv } = buildHyperkitArgs(spaces, { vpnkitUuid: uuid, platform: 'darwin' });
+    const f = argv[argv.indexOf('-f') + 1];
+    t.equal(
+      f,
+      `kexec,${spaces.kernel},${spaces.initrd},earlyprintk=serial console=ttyS0 printk.time=1 linuxkit.tags=a,b linuxkit.disk=/dev/vda`,
+    );
+    t.notOk(f.includes('"'), 'no quote characters reach the kernel');
+    t.equal(hyperkitCmdline({ cmdline: '  ', disk: undefined }), 'earlyprintk=serial');
+  },
+);
 
 t.test('an empty initrd leaves the kexec initrd field empty', async (t) => {
   const { argv } = buildHyperkitArgs({ ...base, initrd: '' }, { vpnkitUuid: uuid, platform: 'darwin' });
@@ -113,9 +135,11 @@ t.test('the UUID is written in lower case and must be a UUID', async (t) => {
 });
 
 t.test('errors name the bad input', async (t) => {
-  const bad = (over: Partial<VmSpec>) => () => buildHyperkitArgs({ ...base, ...over }, { vpnkitUuid: uuid, platform: 'darwin' });
+  const bad = (over: Partial<VmSpec>) => () =>
+    buildHyperkitArgs({ ...base, ...over }, { vpnkitUuid: uuid, platform: 'darwin' });
   t.throws(bad({ stateDir: '/Users/a,b/state' }), {
-    message: 'stateDir must not contain a comma (hyperkit splits its options on commas), got "/Users/a,b/state"',
+    message:
+      'stateDir must not contain a comma (hyperkit splits its options on commas), got "/Users/a,b/state"',
   });
   t.throws(bad({ kernel: '/img/bz,Image' }), { message: /^kernel must not contain a comma/ });
   t.throws(bad({ disk: '/d/nix,disk.img' }), { message: /^disk must not contain a comma/ });
@@ -133,18 +157,30 @@ t.test('errors name the bad input', async (t) => {
   });
   // 106 bytes: over the macOS limit, within Linux's.
   const mid = `/Users/${'y'.repeat(81)}`;
-  t.throws(bad({ stateDir: mid }), { message: /00000000\.00000000 is 106 bytes, the limit on darwin is 103/ });
-  t.doesNotThrow(() => buildHyperkitArgs({ ...base, stateDir: mid }, { vpnkitUuid: uuid, platform: 'linux' }));
+  t.throws(bad({ stateDir: mid }), {
+    message: /00000000\.00000000 is 106 bytes, the limit on darwin is 103/,
+  });
+  t.doesNotThrow(() =>
+    buildHyperkitArgs({ ...base, stateDir: mid }, { vpnkitUuid: uuid, platform: 'linux' }),
+  );
   // hyperkit needs strlen(stateDir "/00000000.00000000") <= 103: 85 bytes of stateDir is the most.
   const atLimit = `/Users/${'z'.repeat(78)}`;
-  t.doesNotThrow(() => buildHyperkitArgs({ ...base, stateDir: atLimit }, { vpnkitUuid: uuid, platform: 'darwin' }));
-  t.throws(bad({ stateDir: `${atLimit}z` }), { message: /00000000\.00000000 is 104 bytes, the limit on darwin is 103/ });
+  t.doesNotThrow(() =>
+    buildHyperkitArgs({ ...base, stateDir: atLimit }, { vpnkitUuid: uuid, platform: 'darwin' }),
+  );
+  t.throws(bad({ stateDir: `${atLimit}z` }), {
+    message: /00000000\.00000000 is 104 bytes, the limit on darwin is 103/,
+  });
 });
 
 t.test('the vsock connect header is 18 bytes of %08x.%08x\\n', async (t) => {
   t.equal(vsockConnectHeader(3, 22), '00000003.00000016\n');
   t.equal(vsockConnectHeader(3, 22).length, 18);
   t.equal(vsockConnectHeader(0xffffffff, 0xfffffffe), 'ffffffff.fffffffe\n');
-  t.throws(() => vsockConnectHeader(3, -1), { message: 'vsock port must be an integer in 0..4294967295, got -1' });
-  t.throws(() => vsockConnectHeader(2 ** 32, 22), { message: 'vsock cid must be an integer in 0..4294967295, got 4294967296' });
+  t.throws(() => vsockConnectHeader(3, -1), {
+    message: 'vsock port must be an integer in 0..4294967295, got -1',
+  });
+  t.throws(() => vsockConnectHeader(2 ** 32, 22), {
+    message: 'vsock cid must be an integer in 0..4294967295, got 4294967296',
+  });
 });

@@ -31,7 +31,11 @@ t.test('a ring that never wrapped reads exactly, up to its first unwritten byte'
   r.write('first line\r\nsecond line\r\nno newline yet');
   const got = reconstructConsoleRing(r.buf);
   t.same(got, { text: 'first line\r\nsecond line\r\nno newline yet', wrapped: false, writeOffset: r.n });
-  t.same(reconstructConsoleRing(Buffer.alloc(CONSOLE_RING_SIZE)), { text: '', wrapped: false, writeOffset: 0 });
+  t.same(reconstructConsoleRing(Buffer.alloc(CONSOLE_RING_SIZE)), {
+    text: '',
+    wrapped: false,
+    writeOffset: 0,
+  });
 });
 
 t.test('NUL bytes the guest printed are dropped, and do not end the text early', async (t) => {
@@ -53,9 +57,15 @@ t.test('a wrapped ring of time-stamped lines is put back in order, the torn line
     if (r.n <= CONSOLE_RING_SIZE) continue;
     const got = reconstructConsoleRing(r.buf);
     t.equal(got.wrapped, true);
-    const text = got.text.replace(/\r/g, '').split('\n').filter((l) => l !== '');
+    const text = got.text
+      .replace(/\r/g, '')
+      .split('\n')
+      .filter((l) => l !== '');
     t.same(text.slice(-50), lines.slice(-50), `${total} lines: the last 50 are the newest, in order`);
-    t.ok(lines.includes(text[0]), `${total} lines: the first line shown is whole (${JSON.stringify(text[0].slice(0, 30))})`);
+    t.ok(
+      lines.includes(text[0]),
+      `${total} lines: the first line shown is whole (${JSON.stringify(text[0].slice(0, 30))})`,
+    );
     t.ok(text.length > 500, 'most of the 64 KiB is recovered');
   }
 });
@@ -73,7 +83,10 @@ t.test('a seam that falls exactly on a line start loses nothing', async (t) => {
     r.write(line);
     i++;
   }
-  const text = reconstructConsoleRing(r.buf).text.replace(/\r/g, '').split('\n').filter((l) => l !== '');
+  const text = reconstructConsoleRing(r.buf)
+    .text.replace(/\r/g, '')
+    .split('\n')
+    .filter((l) => l !== '');
   t.equal(text.length, CONSOLE_RING_SIZE / 64, 'every line in the ring, none torn');
   t.same(text, lines.slice(-text.length));
 });
@@ -98,7 +111,10 @@ t.test('readConsoleRing returns the last n lines of a file, and nothing for a mi
   for (let i = 0; i < 3000; i++) r.write(stamped(i));
   const path = join(dir, 'console-ring');
   await writeFile(path, r.buf);
-  t.same(await readConsoleRing(path, 2), ['[    2.998000] message number 2998', '[    2.999000] message number 2999']);
+  t.same(await readConsoleRing(path, 2), [
+    '[    2.998000] message number 2998',
+    '[    2.999000] message number 2999',
+  ]);
   t.same(await readConsoleRing(path, 0), []);
   t.same(await readConsoleRing(join(dir, 'absent'), 10), []);
   // A ring hyperkit has just created (shorter than 64 KiB) reads as empty.
@@ -107,26 +123,41 @@ t.test('readConsoleRing returns the last n lines of a file, and nothing for a mi
   await t.rejects(readConsoleRing(path, -1), { message: 'lines must be an integer >= 0, got -1' });
 });
 
-t.test('ringDelta: new bytes run from the known offset to the last changed byte, across the end', async (t) => {
-  const prev = Buffer.alloc(16, 'a');
-  const cur = Buffer.from(prev);
-  cur.write('XYZ', 14, 'latin1'); // X at 14, Y at 15; Z is dropped by write's bounds
-  cur[0] = 'W'.charCodeAt(0);
-  const d = ringDelta(prev, cur, 14);
-  t.equal(d.bytes.toString('latin1'), 'XYW');
-  t.equal(d.pos, 1);
-  t.same(ringDelta(prev, prev, 5), { bytes: Buffer.alloc(0), pos: 5 }, 'nothing new');
-  t.throws(() => ringDelta(Buffer.alloc(4), Buffer.alloc(8), 0), { message: 'ring snapshots differ in size: 4 and 8' });
-});
+t.test(
+  'ringDelta: new bytes run from the known offset to the last changed byte, across the end',
+  async (t) => {
+    const prev = Buffer.alloc(16, 'a');
+    const cur = Buffer.from(prev);
+    cur.write('XYZ', 14, 'latin1'); // X at 14, Y at 15; Z is dropped by write's bounds
+    cur[0] = 'W'.charCodeAt(0);
+    const d = ringDelta(prev, cur, 14);
+    t.equal(d.bytes.toString('latin1'), 'XYW');
+    t.equal(d.pos, 1);
+    t.same(ringDelta(prev, prev, 5), { bytes: Buffer.alloc(0), pos: 5 }, 'nothing new');
+    t.throws(() => ringDelta(Buffer.alloc(4), Buffer.alloc(8), 0), {
+      message: 'ring snapshots differ in size: 4 and 8',
+    });
+  },
+);
 
-t.test('ringDelta: with the offset unknown, the changed arc is found outside the longest unchanged stretch', async (t) => {
-  const prev = Buffer.alloc(32, '.');
-  const cur = Buffer.from(prev);
-  // New bytes at 30, 31, 0, 1, 2: they wrap.
-  for (const [i, c] of [[30, 'a'], [31, 'b'], [0, 'c'], [1, 'd'], [2, 'e']] as const) cur[i] = c.charCodeAt(0);
-  t.same(ringDelta(prev, cur, null), { bytes: Buffer.from('abcde'), pos: 3 });
-  t.same(ringDelta(prev, prev, null), { bytes: Buffer.alloc(0), pos: null });
-});
+t.test(
+  'ringDelta: with the offset unknown, the changed arc is found outside the longest unchanged stretch',
+  async (t) => {
+    const prev = Buffer.alloc(32, '.');
+    const cur = Buffer.from(prev);
+    // New bytes at 30, 31, 0, 1, 2: they wrap.
+    for (const [i, c] of [
+      [30, 'a'],
+      [31, 'b'],
+      [0, 'c'],
+      [1, 'd'],
+      [2, 'e'],
+    ] as const)
+      cur[i] = c.charCodeAt(0);
+    t.same(ringDelta(prev, cur, null), { bytes: Buffer.from('abcde'), pos: 3 });
+    t.same(ringDelta(prev, prev, null), { bytes: Buffer.alloc(0), pos: null });
+  },
+);
 
 t.test('the follower copies a console many times the ring size into the log, byte for byte', async (t) => {
   const dir = await tempDir('ring');
@@ -140,7 +171,10 @@ t.test('the follower copies a console many times the ring size into the log, byt
   let all = '';
   // Chunks below the ring size between looks, some ending mid-line, one with a UTF-8 character.
   for (let i = 0; i < 40; i++) {
-    const chunk = `chunk ${i} ${'é'.repeat(i)} ${'z'.repeat((i * 977) % 20000)}\r\n`.slice(0, i % 3 === 0 ? undefined : -3);
+    const chunk = `chunk ${i} ${'é'.repeat(i)} ${'z'.repeat((i * 977) % 20000)}\r\n`.slice(
+      0,
+      i % 3 === 0 ? undefined : -3,
+    );
     all += chunk;
     r.write(chunk);
     await writeFile(ringPath, r.buf);
@@ -169,6 +203,10 @@ t.test('an adopted follower copies only what comes after it started', async (t) 
     r.write('new two\r\n');
     await writeFile(ringPath, r.buf);
     await follower.stop();
-    t.equal(await readFile(logPath, 'utf8'), 'new one\r\nnew two\r\n', `after ${before} bytes already in the ring`);
+    t.equal(
+      await readFile(logPath, 'utf8'),
+      'new one\r\nnew two\r\n',
+      `after ${before} bytes already in the ring`,
+    );
   }
 });

@@ -4,7 +4,11 @@ import t from 'tap';
 import { execFileSync } from 'node:child_process';
 import { chmod, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { guestFilesArchive, newcArchive, writeBootInitrd } from '../../../daemon/backends/hyperkit/guest-files.js';
+import {
+  guestFilesArchive,
+  newcArchive,
+  writeBootInitrd,
+} from '../../../daemon/backends/hyperkit/guest-files.js';
 import { requireTool, tempDir } from '../../helpers/env.js';
 
 requireTool('cpio');
@@ -13,7 +17,10 @@ async function keys(t: { teardown(fn: () => unknown): void }) {
   const dir = await tempDir('gf');
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   await writeFile(join(dir, 'client.pub'), 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExample user@host\n');
-  await writeFile(join(dir, 'host key'), '-----BEGIN OPENSSH PRIVATE KEY-----\nabc\n-----END OPENSSH PRIVATE KEY-----\n');
+  await writeFile(
+    join(dir, 'host key'),
+    '-----BEGIN OPENSSH PRIVATE KEY-----\nabc\n-----END OPENSSH PRIVATE KEY-----\n',
+  );
   const files = {
     'linuxkit/ssh_host_ed25519_key': join(dir, 'host key'),
     'linuxkit/authorized_keys': join(dir, 'client.pub'),
@@ -35,8 +42,14 @@ t.test('the archive is newc that cpio lists and unpacks, directories first, file
   const out = join(dir, 'out');
   await mkdir(out);
   execFileSync('cpio', ['-idm', '--quiet', '-F', archive], { cwd: out });
-  t.equal(await readFile(join(out, 'guest-files/linuxkit/authorized_keys'), 'utf8'), await readFile(files['linuxkit/authorized_keys'], 'utf8'));
-  t.equal(await readFile(join(out, 'guest-files/linuxkit/ssh_host_ed25519_key'), 'utf8'), await readFile(files['linuxkit/ssh_host_ed25519_key'], 'utf8'));
+  t.equal(
+    await readFile(join(out, 'guest-files/linuxkit/authorized_keys'), 'utf8'),
+    await readFile(files['linuxkit/authorized_keys'], 'utf8'),
+  );
+  t.equal(
+    await readFile(join(out, 'guest-files/linuxkit/ssh_host_ed25519_key'), 'utf8'),
+    await readFile(files['linuxkit/ssh_host_ed25519_key'], 'utf8'),
+  );
   t.equal((await stat(join(out, 'guest-files/linuxkit/ssh_host_ed25519_key'))).mode & 0o777, 0o600);
 });
 
@@ -46,22 +59,28 @@ t.test('the same inputs give the same bytes', async (t) => {
   t.equal(newcArchive([]).subarray(0, 6).toString(), '070701');
 });
 
-t.test('the boot initrd is the image initrd, padding, then the archive; mode 0600 even from a read-only image', async (t) => {
-  const { dir, files } = await keys(t);
-  const initrd = join(dir, 'initrd');
-  const image = Buffer.from('pretend-compressed-initrd-of-odd-length');
-  await writeFile(initrd, image);
-  await chmod(initrd, 0o444);
-  const target = join(dir, 'boot-initrd.img');
-  t.equal(await writeBootInitrd(initrd, files, target), target);
-  const boot = await readFile(target);
-  t.same(boot.subarray(0, image.length), image, 'starts with the image initrd, unchanged');
-  t.ok(boot.subarray(image.length, 512).every((b) => b === 0), 'zero padding to a 512-byte boundary');
-  t.equal(boot.subarray(512, 518).toString(), '070701', 'the archive starts aligned');
-  t.same(boot.subarray(512), await guestFilesArchive(files));
-  t.equal((await stat(target)).mode & 0o777, 0o600);
-  t.equal((await stat(initrd)).mode & 0o777, 0o444, 'the image initrd is untouched');
-});
+t.test(
+  'the boot initrd is the image initrd, padding, then the archive; mode 0600 even from a read-only image',
+  async (t) => {
+    const { dir, files } = await keys(t);
+    const initrd = join(dir, 'initrd');
+    const image = Buffer.from('pretend-compressed-initrd-of-odd-length');
+    await writeFile(initrd, image);
+    await chmod(initrd, 0o444);
+    const target = join(dir, 'boot-initrd.img');
+    t.equal(await writeBootInitrd(initrd, files, target), target);
+    const boot = await readFile(target);
+    t.same(boot.subarray(0, image.length), image, 'starts with the image initrd, unchanged');
+    t.ok(
+      boot.subarray(image.length, 512).every((b) => b === 0),
+      'zero padding to a 512-byte boundary',
+    );
+    t.equal(boot.subarray(512, 518).toString(), '070701', 'the archive starts aligned');
+    t.same(boot.subarray(512), await guestFilesArchive(files));
+    t.equal((await stat(target)).mode & 0o777, 0o600);
+    t.equal((await stat(initrd)).mode & 0o777, 0o444, 'the image initrd is untouched');
+  },
+);
 
 t.test('no guest files: the image initrd is booted as it is; no initrd: the archive alone', async (t) => {
   const { dir, files } = await keys(t);
@@ -77,6 +96,8 @@ t.test('bad names and unreadable files are named in the error', async (t) => {
     message: 'guestFiles name "../etc/passwd" must be a relative path of [A-Za-z0-9._-] components',
   });
   await t.rejects(guestFilesArchive({ 'linuxkit/authorized_keys': join(dir, 'missing.pub') }), {
-    message: new RegExp(`^guestFiles\\["linuxkit/authorized_keys"\\]: cannot read ${dir}/missing.pub: ENOENT`),
+    message: new RegExp(
+      `^guestFiles\\["linuxkit/authorized_keys"\\]: cannot read ${dir}/missing.pub: ENOENT`,
+    ),
   });
 });

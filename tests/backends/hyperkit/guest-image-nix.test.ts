@@ -33,7 +33,12 @@ t.test('nix/guest-image.nix parses', async (t) => {
 t.test('plain evaluation reaches <nixpkgs> (absent on these machines) or evaluates', async (t) => {
   const r = spawnSync('nix-instantiate', ['--eval', expr, '-A', 'cmdline'], { encoding: 'utf8' });
   if (r.status === 0) t.match(r.stdout, /console=ttyS0/, 'nixpkgs is installed here: it evaluates');
-  else t.match(r.stderr, /file 'nixpkgs' was not found in the Nix search path/, 'evaluation stops only at <nixpkgs>');
+  else
+    t.match(
+      r.stderr,
+      /file 'nixpkgs' was not found in the Nix search path/,
+      'evaluation stops only at <nixpkgs>',
+    );
 });
 
 t.test('with stubbed nixpkgs it evaluates: the command line the console ring reader relies on', async (t) => {
@@ -49,8 +54,14 @@ t.test('the rendered /init is valid shell, logs through /dev/kmsg, and says the 
   t.match(init, /^#!\/stub\/busybox\/bin\/sh\n/, 'the shebang is busybox sh from the store');
   t.notOk(/@[a-z]+@/.test(init), 'no placeholder left');
   t.ok(init.includes('echo "<5>linuxkit-nix: $*" > /dev/kmsg'), 'logs go through the kernel log');
-  t.ok(init.includes('log "ssh ready"') && GUEST_READY_MARKER === 'linuxkit-nix: ssh ready', 'prints the marker the daemon knows');
-  t.ok(init.includes('socat VSOCK-LISTEN:22,reuseaddr,fork TCP:127.0.0.1:22'), 'the vsock counterpart of the bridge');
+  t.ok(
+    init.includes('log "ssh ready"') && GUEST_READY_MARKER === 'linuxkit-nix: ssh ready',
+    'prints the marker the daemon knows',
+  );
+  t.ok(
+    init.includes('socat VSOCK-LISTEN:22,reuseaddr,fork TCP:127.0.0.1:22'),
+    'the vsock counterpart of the bridge',
+  );
   t.ok(init.includes('/guest-files/linuxkit'), 'reads the keys where the backend puts them');
   const dir = await tempDir('nix');
   t.teardown(() => rm(dir, { recursive: true, force: true }));
@@ -65,5 +76,6 @@ t.test('the rendered /init is valid shell, logs through /dev/kmsg, and says the 
 t.test('every file taken from guest/rootfs exists', async (t) => {
   const files = evalJson(`(${withStub}).etcFiles`) as string[];
   t.ok(files.length > 5);
-  for (const f of files) t.ok(existsSync(join(repoRoot, 'guest', 'rootfs', 'etc', f)), `guest/rootfs/etc/${f}`);
+  for (const f of files)
+    t.ok(existsSync(join(repoRoot, 'guest', 'rootfs', 'etc', f)), `guest/rootfs/etc/${f}`);
 });

@@ -8,7 +8,10 @@ import { createConnection } from 'node:net';
 import { join } from 'node:path';
 import type { VmSpec } from '../../../daemon/backend.js';
 import { hyperkitPaths } from '../../../daemon/backends/hyperkit/args.js';
-import { HyperkitBackend, type HyperkitBackendOptions } from '../../../daemon/backends/hyperkit/hyperkit-backend.js';
+import {
+  HyperkitBackend,
+  type HyperkitBackendOptions,
+} from '../../../daemon/backends/hyperkit/hyperkit-backend.js';
 import { freePort, pidsMatching, repoRoot, tempDir } from '../../helpers/env.js';
 
 export const standinDir = join(repoRoot, 'tests', 'fixtures', 'hyperkit-standin');
@@ -45,7 +48,10 @@ export async function standinSpec(t: Teardown, cmdline = '', sub = 'state'): Pro
   const keys = join(root, 'keys');
   await mkdir(keys);
   await writeFile(join(keys, 'client.pub'), 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIStandin test@host\n');
-  await writeFile(join(keys, 'ssh_host_ed25519_key'), '-----BEGIN OPENSSH PRIVATE KEY-----\nstandin\n-----END OPENSSH PRIVATE KEY-----\n');
+  await writeFile(
+    join(keys, 'ssh_host_ed25519_key'),
+    '-----BEGIN OPENSSH PRIVATE KEY-----\nstandin\n-----END OPENSSH PRIVATE KEY-----\n',
+  );
   return {
     arch: 'x86_64',
     accel: 'hvf',
@@ -94,11 +100,16 @@ function cmdOf(pid: number): string {
 /** The files a VM keeps in its state directory while it runs, that must not outlive it. */
 export function runtimeFilesLeft(spec: VmSpec): string[] {
   const p = hyperkitPaths(spec.stateDir);
-  return [p.pidFile, p.vpnkitPidFile, p.ethSocket, p.portSocket, p.connectSocket, p.bootInitrd].filter((f) => existsSync(f));
+  return [p.pidFile, p.vpnkitPidFile, p.ethSocket, p.portSocket, p.connectSocket, p.bootInitrd].filter((f) =>
+    existsSync(f),
+  );
 }
 
 /** Opens an "SSH" connection through the bridge and waits for the guest's banner. */
-export function sshConnect(port: number, timeoutMs = 3000): Promise<{ send(line: string): Promise<string>; close(): void; banner: string }> {
+export function sshConnect(
+  port: number,
+  timeoutMs = 3000,
+): Promise<{ send(line: string): Promise<string>; close(): void; banner: string }> {
   return new Promise((resolve, reject) => {
     const s = createConnection({ host: '127.0.0.1', port });
     let buf = '';
@@ -171,7 +182,11 @@ export async function guestCommand(port: number, command: string): Promise<void>
 }
 
 /** Resolves once `pred` holds, checking every 20 ms; rejects after `ms` saying what it waited for. */
-export async function eventually<T>(what: string, ms: number, fn: () => Promise<T | null | false> | T | null | false): Promise<T> {
+export async function eventually<T>(
+  what: string,
+  ms: number,
+  fn: () => Promise<T | null | false> | T | null | false,
+): Promise<T> {
   const deadline = Date.now() + ms;
   for (;;) {
     const v = await fn();

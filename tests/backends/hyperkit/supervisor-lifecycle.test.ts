@@ -24,7 +24,6 @@ import {
   vpnkitStandin,
 } from './standin-env.js';
 
-
 const policy: Policy = {
   initialDelayMs: 300,
   maxDelayMs: 2000,
@@ -110,7 +109,8 @@ function daemon(t: Tap, spec: VmSpec, store = new Store()): Daemon {
       stateDir: spec.stateDir,
       version: '0.1.0',
     }),
-    logs: async (source, lines) => (source === 'console' ? readConsoleRing(hyperkitPaths(spec.stateDir).consoleRing, lines) : []),
+    logs: async (source, lines) =>
+      source === 'console' ? readConsoleRing(hyperkitPaths(spec.stateDir).consoleRing, lines) : [],
     log: quiet,
   });
   sup.events.on('event', (e: StateEvent) => events.push(e));
@@ -119,9 +119,11 @@ function daemon(t: Tap, spec: VmSpec, store = new Store()): Daemon {
 }
 
 const running = (d: Daemon, what = 'running') =>
-  d.sup.waitForState((s) => s.state === 'running' && s.healthy, 30_000).catch((err: Error) => {
-    throw new Error(`${what}: ${err.message}; status ${JSON.stringify(d.sup.status())}`);
-  });
+  d.sup
+    .waitForState((s) => s.state === 'running' && s.healthy, 30_000)
+    .catch((err: Error) => {
+      throw new Error(`${what}: ${err.message}; status ${JSON.stringify(d.sup.status())}`);
+    });
 
 /** Waits for a healthy VM other than `pid`. */
 const replaced = (d: Daemon, pid: number) =>
@@ -131,7 +133,11 @@ const replaced = (d: Daemon, pid: number) =>
       throw new Error(`a new VM after ${pid}: ${err.message}; status ${JSON.stringify(d.sup.status())}`);
     });
 
-const statesAfter = (d: Daemon, from: number) => d.events.slice(from).filter((e) => e.type === 'state').map((e) => e.state);
+const statesAfter = (d: Daemon, from: number) =>
+  d.events
+    .slice(from)
+    .filter((e) => e.type === 'state')
+    .map((e) => e.state);
 
 async function stoppedClean(t: Tap, d: Daemon): Promise<void> {
   await d.sup.stop();
@@ -141,18 +147,35 @@ async function stoppedClean(t: Tap, d: Daemon): Promise<void> {
   t.same(runtimeFilesLeft(d.spec), [], 'stopped: no pid file or socket is left');
 }
 
-const crashes: Array<{ name: string; trigger: (d: Daemon, s: DaemonStatus) => Promise<unknown> | unknown; reason: RegExp | string }> = [
-  { name: 'the guest powers off (exit 0)', trigger: (d) => guestCommand(d.spec.sshPort, 'poweroff'), reason: 'guest powered off' },
-  { name: 'a triple fault (exit 3)', trigger: (d) => guestCommand(d.spec.sshPort, 'triple-fault'), reason: /^guest triple fault/ },
+const crashes: Array<{
+  name: string;
+  trigger: (d: Daemon, s: DaemonStatus) => Promise<unknown> | unknown;
+  reason: RegExp | string;
+}> = [
+  {
+    name: 'the guest powers off (exit 0)',
+    trigger: (d) => guestCommand(d.spec.sshPort, 'poweroff'),
+    reason: 'guest powered off',
+  },
+  {
+    name: 'a triple fault (exit 3)',
+    trigger: (d) => guestCommand(d.spec.sshPort, 'triple-fault'),
+    reason: /^guest triple fault/,
+  },
   {
     name: 'hyperkit fails (exit 100)',
     trigger: (d) => guestCommand(d.spec.sshPort, 'hyperkit-fail'),
     reason: 'hyperkit failed (exit code 100): vmexit_suspend: invalid reason 7',
   },
-  { name: 'hyperkit is killed (SIGKILL)', trigger: (_d, s) => process.kill(s.vm.pid!, 'SIGKILL'), reason: 'killed by SIGKILL' },
+  {
+    name: 'hyperkit is killed (SIGKILL)',
+    trigger: (_d, s) => process.kill(s.vm.pid!, 'SIGKILL'),
+    reason: 'killed by SIGKILL',
+  },
   {
     name: 'vpnkit dies',
-    trigger: (d) => process.kill((d.backend.handles.at(-1)!.record.extra!.vpnkit as { pid: number }).pid, 'SIGKILL'),
+    trigger: (d) =>
+      process.kill((d.backend.handles.at(-1)!.record.extra!.vpnkit as { pid: number }).pid, 'SIGKILL'),
     reason: 'vpnkit was killed by SIGKILL; the VM went down with it (hyperkit exited with code 0)',
   },
 ];
@@ -167,14 +190,22 @@ for (const c of crashes) {
     await c.trigger(d, before);
     const after = await replaced(d, before.vm.pid!);
     t.match(after.lastExit, { reason: c.reason }, 'the exit is reported in plain words');
-    t.same(statesAfter(d, mark).slice(0, 3), ['backoff', 'starting', 'running'], 'backoff before the new start');
+    t.same(
+      statesAfter(d, mark).slice(0, 3),
+      ['backoff', 'starting', 'running'],
+      'backoff before the new start',
+    );
     t.equal(after.restarts, 1, 'counted as a restart');
     t.equal(d.backend.handles.length, 2);
     const [first, second] = d.backend.handles;
     const firstVpnkit = (first.record.extra!.vpnkit as { pid: number }).pid;
     const secondVpnkit = (second.record.extra!.vpnkit as { pid: number }).pid;
     t.not(secondVpnkit, firstVpnkit, 'both processes were started again');
-    t.match(await readText(hyperkitPaths(spec.stateDir).hyperkitLog), /vpnkit socket present at start: yes[\s\S]*vpnkit socket present at start: yes/, 'vpnkit first, both times');
+    t.match(
+      await readText(hyperkitPaths(spec.stateDir).hyperkitLog),
+      /vpnkit socket present at start: yes[\s\S]*vpnkit socket present at start: yes/,
+      'vpnkit first, both times',
+    );
     await stoppedClean(t, d);
   });
 }
@@ -206,8 +237,14 @@ t.test("each boot's console is kept in its own log; logs('console') reads the ri
   const dir = join(spec.stateDir, 'console');
   const names = (await readdir(dir)).sort();
   t.equal(names.length, 2, 'one console log per boot');
-  t.match(await readFile(join(dir, names[0]), 'utf8'), /console line 3 of 3[\s\S]*reboot: Restarting system/, 'the first boot, to its last words');
-  await eventually('the second boot in its log', 10_000, async () => /linuxkit-nix: ssh ready/.test(await readText(join(dir, names[1]))));
+  t.match(
+    await readFile(join(dir, names[0]), 'utf8'),
+    /console line 3 of 3[\s\S]*reboot: Restarting system/,
+    'the first boot, to its last words',
+  );
+  await eventually('the second boot in its log', 10_000, async () =>
+    /linuxkit-nix: ssh ready/.test(await readText(join(dir, names[1]))),
+  );
   t.pass('the second boot is in the second log');
   await stoppedClean(t, d);
 });
@@ -220,7 +257,11 @@ t.test('a stop request powers the guest off through ACPI, then stops vpnkit', as
   await stoppedClean(t, d);
   t.match(d.sup.status().lastExit, { code: 0, reason: 'guest powered off' });
   const [log] = await readdir(join(spec.stateDir, 'console'));
-  t.match(await readText(join(spec.stateDir, 'console', log)), /power button pressed \(SIGTERM\)[\s\S]*reboot: Power down/, 'the guest saw the button');
+  t.match(
+    await readText(join(spec.stateDir, 'console', log)),
+    /power button pressed \(SIGTERM\)[\s\S]*reboot: Power down/,
+    'the guest saw the button',
+  );
 });
 
 t.test('a stale pid file left by a killed hyperkit does not block the start', async (t) => {
@@ -232,7 +273,11 @@ t.test('a stale pid file left by a killed hyperkit does not block the start', as
   const d = daemon(t, spec);
   await d.sup.init();
   const s = await running(d);
-  t.equal((await readFile(p.pidFile, 'utf8')).trim(), String(s.vm.pid), 'the new hyperkit wrote its own pid file');
+  t.equal(
+    (await readFile(p.pidFile, 'utf8')).trim(),
+    String(s.vm.pid),
+    'the new hyperkit wrote its own pid file',
+  );
   t.equal(s.restarts, 0, 'started at the first attempt');
   await stoppedClean(t, d);
 });
@@ -276,7 +321,9 @@ t.test('a live hyperkit found only through its pid file is refused, never starte
   const second = daemon(t, spec, new Store());
   await second.sup.init();
   const s2 = await second.sup.waitForState((s) => s.lastExit !== null, 30_000);
-  t.match(s2.lastExit, { reason: `could not start the VM: a live VM (hyperkit pid ${s1.vm.pid}) holds the state directory ${spec.stateDir}; adopt it or stop it first` });
+  t.match(s2.lastExit, {
+    reason: `could not start the VM: a live VM (hyperkit pid ${s1.vm.pid}) holds the state directory ${spec.stateDir}; adopt it or stop it first`,
+  });
   t.same(standinsIn(spec.stateDir).hyperkit, [s1.vm.pid], 'no second hyperkit');
 
   // Once that VM is stopped by hand, the next attempt starts a fresh one.

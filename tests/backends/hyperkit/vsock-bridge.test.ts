@@ -75,29 +75,36 @@ t.test('listens on 127.0.0.1 only', async (t) => {
   t.equal(bridge.address.host, '127.0.0.1');
 });
 
-t.test('an SSH-like exchange: header first in one write, the banner back, then bytes both ways', async (t) => {
-  const hk = await fakeHyperkit(t, (s, rest) => {
-    s.write('SSH-2.0-fake_guest\r\n');
-    // Echo everything, including what came in the header's chunk.
-    if (rest.length) s.write(rest);
-    s.pipe(s);
-  });
-  const bridge = await bridgeTo(t, hk.path);
-  const c = await connect(bridge.address.port);
-  // The client speaks first, as an SSH client does; the bridge holds it until the header is out.
-  c.write('SSH-2.0-OpenSSH_9.6\r\n');
-  const banner = await readUntil(c, (d) => d.includes('OpenSSH_9.6\r\n'));
-  t.match(banner.toString(), /^SSH-2\.0-fake_guest\r\nSSH-2\.0-OpenSSH_9\.6\r\n$/);
-  t.equal(hk.firstChunks[0].subarray(0, 18).toString(), '00000003.00000016\n', 'the first read holds the whole header');
-  // A megabyte of random bytes makes the round trip intact.
-  const blob = randomBytes(1 << 20);
-  const echoed = readUntil(c, (d) => d.length >= blob.length);
-  c.write(blob);
-  t.ok((await echoed).equals(blob), '1 MiB echoed byte for byte');
-  t.equal(bridge.connections, 1);
-  c.end();
-  await new Promise((r) => c.once('close', r));
-});
+t.test(
+  'an SSH-like exchange: header first in one write, the banner back, then bytes both ways',
+  async (t) => {
+    const hk = await fakeHyperkit(t, (s, rest) => {
+      s.write('SSH-2.0-fake_guest\r\n');
+      // Echo everything, including what came in the header's chunk.
+      if (rest.length) s.write(rest);
+      s.pipe(s);
+    });
+    const bridge = await bridgeTo(t, hk.path);
+    const c = await connect(bridge.address.port);
+    // The client speaks first, as an SSH client does; the bridge holds it until the header is out.
+    c.write('SSH-2.0-OpenSSH_9.6\r\n');
+    const banner = await readUntil(c, (d) => d.includes('OpenSSH_9.6\r\n'));
+    t.match(banner.toString(), /^SSH-2\.0-fake_guest\r\nSSH-2\.0-OpenSSH_9\.6\r\n$/);
+    t.equal(
+      hk.firstChunks[0].subarray(0, 18).toString(),
+      '00000003.00000016\n',
+      'the first read holds the whole header',
+    );
+    // A megabyte of random bytes makes the round trip intact.
+    const blob = randomBytes(1 << 20);
+    const echoed = readUntil(c, (d) => d.length >= blob.length);
+    c.write(blob);
+    t.ok((await echoed).equals(blob), '1 MiB echoed byte for byte');
+    t.equal(bridge.connections, 1);
+    c.end();
+    await new Promise((r) => c.once('close', r));
+  },
+);
 
 t.test('the guest closing its side ends the client connection after the last bytes', async (t) => {
   const hk = await fakeHyperkit(t, (s) => s.end('SSH-2.0-fake_guest\r\nbye\n'));
@@ -107,15 +114,18 @@ t.test('the guest closing its side ends the client connection after the last byt
   t.equal(all.toString(), 'SSH-2.0-fake_guest\r\nbye\n');
 });
 
-t.test('before hyperkit is up (no connect socket) a client is closed at once, not left hanging', async (t) => {
-  const dir = await tempDir('vsock');
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
-  const bridge = await bridgeTo(t, join(dir, 'connect'));
-  const c = await connect(bridge.address.port);
-  const got = await readUntil(c, () => false);
-  t.equal(got.length, 0, 'closed with nothing read');
-  t.equal(bridge.connections, 0);
-});
+t.test(
+  'before hyperkit is up (no connect socket) a client is closed at once, not left hanging',
+  async (t) => {
+    const dir = await tempDir('vsock');
+    t.teardown(() => rm(dir, { recursive: true, force: true }));
+    const bridge = await bridgeTo(t, join(dir, 'connect'));
+    const c = await connect(bridge.address.port);
+    const got = await readUntil(c, () => false);
+    t.equal(got.length, 0, 'closed with nothing read');
+    t.equal(bridge.connections, 0);
+  },
+);
 
 t.test('a guest that refuses the port (hyperkit closes the socket) closes the client', async (t) => {
   const hk = await fakeHyperkit(t, (s) => s.destroy());
@@ -132,7 +142,9 @@ t.test('a taken port is named in the error', async (t) => {
   await t.rejects(VsockBridge.listen({ port, connectSocket: '/nonexistent/connect' }), {
     message: `cannot listen for SSH on 127.0.0.1:${port}: it is already in use`,
   });
-  await t.rejects(VsockBridge.listen({ port: 0, connectSocket: '/x' }), { message: 'sshPort must be an integer in 1..65535, got 0' });
+  await t.rejects(VsockBridge.listen({ port: 0, connectSocket: '/x' }), {
+    message: 'sshPort must be an integer in 1..65535, got 0',
+  });
 });
 
 t.test('close() cuts carried connections and stops listening', async (t) => {

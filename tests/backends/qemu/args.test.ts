@@ -35,11 +35,18 @@ const base: VmSpec = {
 const cases: Array<{ name: string; spec: VmSpec; qemuBinary?: string }> = [
   { name: 'x86_64-tcg', spec: base },
   { name: 'x86_64-kvm', spec: { ...base, accel: 'kvm' } },
-  { name: 'x86_64-hvf', spec: { ...base, accel: 'hvf', cpus: 4, memoryMiB: 4096 }, qemuBinary: '/opt/homebrew/bin/qemu-system-x86_64' },
+  {
+    name: 'x86_64-hvf',
+    spec: { ...base, accel: 'hvf', cpus: 4, memoryMiB: 4096 },
+    qemuBinary: '/opt/homebrew/bin/qemu-system-x86_64',
+  },
   { name: 'aarch64-tcg', spec: { ...base, arch: 'aarch64', cmdline: 'console=ttyAMA0' } },
   { name: 'aarch64-hvf', spec: { ...base, arch: 'aarch64', accel: 'hvf', cmdline: 'console=ttyAMA0' } },
   // More than the 3 GiB that `virt,highmem=off` allowed: nothing in the argv caps it any more.
-  { name: 'aarch64-hvf-8g', spec: { ...base, arch: 'aarch64', accel: 'hvf', memoryMiB: 8192, cmdline: 'console=ttyAMA0' } },
+  {
+    name: 'aarch64-hvf-8g',
+    spec: { ...base, arch: 'aarch64', accel: 'hvf', memoryMiB: 8192, cmdline: 'console=ttyAMA0' },
+  },
   {
     name: 'x86_64-spaces-commas',
     spec: {
@@ -82,13 +89,19 @@ t.test('-cpu per host: what each accelerator and guest architecture gets', async
   }
 });
 
-t.test('aarch64 uses plain virt on every accelerator: highmem=off would cap the guest at 3 GiB', async (t) => {
-  for (const accel of ['hvf', 'kvm', 'tcg'] as const) {
-    const { argv } = buildQemuArgs({ ...base, arch: 'aarch64', accel, memoryMiB: 16384 }, { platform: 'linux' });
-    t.equal(argv[argv.indexOf('-machine') + 1], 'virt', accel);
-    t.notOk(argv.join(' ').includes('highmem'), `${accel}: no highmem option anywhere`);
-  }
-});
+t.test(
+  'aarch64 uses plain virt on every accelerator: highmem=off would cap the guest at 3 GiB',
+  async (t) => {
+    for (const accel of ['hvf', 'kvm', 'tcg'] as const) {
+      const { argv } = buildQemuArgs(
+        { ...base, arch: 'aarch64', accel, memoryMiB: 16384 },
+        { platform: 'linux' },
+      );
+      t.equal(argv[argv.indexOf('-machine') + 1], 'virt', accel);
+      t.notOk(argv.join(' ').includes('highmem'), `${accel}: no highmem option anywhere`);
+    }
+  },
+);
 
 t.test('SSH is forwarded from 127.0.0.1 only, never from every interface', async (t) => {
   const { argv } = buildQemuArgs(base);
@@ -122,7 +135,11 @@ t.test('commas in option values are doubled, as QEMU requires', async (t) => {
 });
 
 t.test('derived paths live in the state directory', async (t) => {
-  t.same(qemuPaths('/s'), { qmpSocket: '/s/qmp.sock', pidFile: '/s/qemu.pid', stderrLog: '/s/qemu.stderr.log' });
+  t.same(qemuPaths('/s'), {
+    qmpSocket: '/s/qmp.sock',
+    pidFile: '/s/qemu.pid',
+    stderrLog: '/s/qemu.stderr.log',
+  });
 });
 
 t.test('invalid specs are refused with an error naming the field', async (t) => {

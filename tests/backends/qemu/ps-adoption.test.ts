@@ -14,7 +14,10 @@ import { freePort, requireTool, tempDir } from '../../helpers/env.js';
 
 requireTool('qemu-system-x86_64');
 requireTool('ps');
-const kernelName = (await readdir('/boot')).filter((f) => f.startsWith('vmlinuz-')).sort().pop();
+const kernelName = (await readdir('/boot'))
+  .filter((f) => f.startsWith('vmlinuz-'))
+  .sort()
+  .pop();
 if (!kernelName) throw new Error('no /boot/vmlinuz-* kernel: this test boots the host kernel under QEMU');
 
 const saved = { ...process.env };
@@ -24,7 +27,14 @@ const setEnv = (vars: Record<string, string | undefined>) => {
     else process.env[k] = v;
   }
 };
-t.teardown(() => setEnv({ LINUXKIT_PROCESS_IDENTITY: saved.LINUXKIT_PROCESS_IDENTITY, TZ: saved.TZ, LANG: saved.LANG, LC_ALL: saved.LC_ALL }));
+t.teardown(() =>
+  setEnv({
+    LINUXKIT_PROCESS_IDENTITY: saved.LINUXKIT_PROCESS_IDENTITY,
+    TZ: saved.TZ,
+    LANG: saved.LANG,
+    LC_ALL: saved.LC_ALL,
+  }),
+);
 
 t.test('a VM recorded through ps is adopted by a daemon in another time zone and locale', async (t) => {
   const root = await tempDir('qemu-ps');
@@ -55,8 +65,16 @@ t.test('a VM recorded through ps is adopted by a daemon in another time zone and
     }
   });
   const record = structuredClone(started.record);
-  t.match(record.processStartTime, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/, 'start time: an ISO UTC instant from ps lstart');
-  t.same(record.argv, [['qemu-system-x86_64', ...buildQemuArgs(spec).argv].join(' ')], 'argv: the command line, joined');
+  t.match(
+    record.processStartTime,
+    /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/,
+    'start time: an ISO UTC instant from ps lstart',
+  );
+  t.same(
+    record.argv,
+    [['qemu-system-x86_64', ...buildQemuArgs(spec).argv].join(' ')],
+    'argv: the command line, joined',
+  );
   t.equal(record.executable, 'qemu-system-x86', "executable: procps's comm (the 15-byte task name)");
   t.ok(await readProcIdentity(started.pid), 'the /proc reader sees the same pid alive');
   await first.detach(started);
@@ -65,7 +83,11 @@ t.test('a VM recorded through ps is adopted by a daemon in another time zone and
   setEnv({ TZ: 'Asia/Kolkata', LANG: 'de_DE.UTF-8' });
   const second = new QemuBackend();
   await t.rejects(second.prepare(spec), { message: /^a live VM \(QEMU pid \d+\) holds the state directory/ });
-  t.equal(await second.adopt({ ...record, processStartTime: '2026-01-01T00:00:00Z' }), null, 'another start time: not our VM');
+  t.equal(
+    await second.adopt({ ...record, processStartTime: '2026-01-01T00:00:00Z' }),
+    null,
+    'another start time: not our VM',
+  );
   const adopted = await second.adopt(record);
   t.ok(adopted, 'adopted');
   t.equal(adopted!.pid, started.pid, 'the same QEMU process');

@@ -17,7 +17,10 @@ import { readProcessIdentity } from '../../../daemon/process/identity.js';
 import { freePort, requireTool, tempDir } from '../../helpers/env.js';
 
 requireTool('qemu-system-x86_64');
-const kernelName = (await readdir('/boot')).filter((f) => f.startsWith('vmlinuz-')).sort().pop();
+const kernelName = (await readdir('/boot'))
+  .filter((f) => f.startsWith('vmlinuz-'))
+  .sort()
+  .pop();
 if (!kernelName) throw new Error('no /boot/vmlinuz-* kernel: these tests boot the host kernel under QEMU');
 const kernel = join('/boot', kernelName);
 
@@ -65,31 +68,34 @@ const isAlive = async (pid: number) => (await readProcessIdentity(pid)) !== null
 const filesLeft = (spec: VmSpec) =>
   [qemuPaths(spec.stateDir).qmpSocket, qemuPaths(spec.stateDir).pidFile].filter((f) => existsSync(f));
 
-t.test('a guest kernel panic without a pvpanic driver reboots: QEMU exits and reports a guest reboot', async (t) => {
-  // A state directory with a space and a comma: QEMU must get every path right.
-  const spec = await specFor(t, 'console=ttyS0 panic=-1', 'st a,te');
-  const backend = new QemuBackend();
-  const handle = await backend.start(spec);
-  startedPids.add(handle.pid);
+t.test(
+  'a guest kernel panic without a pvpanic driver reboots: QEMU exits and reports a guest reboot',
+  async (t) => {
+    // A state directory with a space and a comma: QEMU must get every path right.
+    const spec = await specFor(t, 'console=ttyS0 panic=-1', 'st a,te');
+    const backend = new QemuBackend();
+    const handle = await backend.start(spec);
+    startedPids.add(handle.pid);
 
-  t.equal(handle.record.backend, 'qemu');
-  t.equal(handle.record.pid, handle.pid);
-  t.equal(handle.record.executable, '/usr/bin/qemu-system-x86_64', 'the real path of the running binary');
-  t.same(handle.record.argv, ['qemu-system-x86_64', ...buildQemuArgs(spec).argv]);
-  t.match(handle.record.processStartTime, /^\d+$/);
-  t.equal(handle.record.sshPort, spec.sshPort);
-  const { qmpSocket, pidFile } = qemuPaths(spec.stateDir);
-  t.same(handle.record.extra, { qmpSocket, pidFile });
-  t.equal((await readFile(qemuPaths(spec.stateDir).pidFile, 'utf8')).trim(), String(handle.pid));
+    t.equal(handle.record.backend, 'qemu');
+    t.equal(handle.record.pid, handle.pid);
+    t.equal(handle.record.executable, '/usr/bin/qemu-system-x86_64', 'the real path of the running binary');
+    t.same(handle.record.argv, ['qemu-system-x86_64', ...buildQemuArgs(spec).argv]);
+    t.match(handle.record.processStartTime, /^\d+$/);
+    t.equal(handle.record.sshPort, spec.sshPort);
+    const { qmpSocket, pidFile } = qemuPaths(spec.stateDir);
+    t.same(handle.record.extra, { qmpSocket, pidFile });
+    t.equal((await readFile(qemuPaths(spec.stateDir).pidFile, 'utf8')).trim(), String(handle.pid));
 
-  const exit = await within(handle.exited, 120_000, 'the guest panic');
-  // Debian's pvpanic driver is a module, so a kernel without an initrd cannot report the panic
-  // itself: panic=-1 reboots, and QEMU (-no-reboot) reports SHUTDOWN reason "guest-reset".
-  t.match(exit, { code: 0, signal: null, reason: 'guest rebooted', reboot: true });
-  t.match(await readFile(spec.consoleLog, 'utf8'), /Kernel panic - not syncing/);
-  t.notOk(await isAlive(handle.pid), 'no QEMU process left');
-  t.same(filesLeft(spec), [], 'no pid file or QMP socket left');
-});
+    const exit = await within(handle.exited, 120_000, 'the guest panic');
+    // Debian's pvpanic driver is a module, so a kernel without an initrd cannot report the panic
+    // itself: panic=-1 reboots, and QEMU (-no-reboot) reports SHUTDOWN reason "guest-reset".
+    t.match(exit, { code: 0, signal: null, reason: 'guest rebooted', reboot: true });
+    t.match(await readFile(spec.consoleLog, 'utf8'), /Kernel panic - not syncing/);
+    t.notOk(await isAlive(handle.pid), 'no QEMU process left');
+    t.same(filesLeft(spec), [], 'no pid file or QMP socket left');
+  },
+);
 
 /**
  * A tiny initrd (busybox + the host kernel's pvpanic modules) whose /init loads the pvpanic
@@ -129,7 +135,10 @@ t.test('a guest with the pvpanic driver reports its panic as such, not as a rebo
   const handle = await backend.start(spec);
   startedPids.add(handle.pid);
   const exit = await within(handle.exited, 120_000, 'the guest panic');
-  t.same({ ...exit, at: undefined }, { code: 0, signal: null, reason: 'guest kernel panicked', at: undefined });
+  t.same(
+    { ...exit, at: undefined },
+    { code: 0, signal: null, reason: 'guest kernel panicked', at: undefined },
+  );
   t.notOk('reboot' in exit, 'a panic is a crash, not a reboot to perform at once');
   t.match(await readFile(spec.consoleLog, 'utf8'), /Kernel panic - not syncing: sysrq triggered crash/);
   t.notOk(await isAlive(handle.pid), 'no QEMU process left');
@@ -139,7 +148,9 @@ t.test('a guest with the pvpanic driver reports its panic as such, not as a rebo
 t.test('stop with a short grace: ACPI goes unanswered, QMP quit ends QEMU, stop is idempotent', async (t) => {
   const spec = await specFor(t, 'console=ttyS0 panic=0');
   const lines: Array<{ msg: string; pid?: number }> = [];
-  const sink = new Writable({ write: (chunk, _enc, done) => (lines.push(JSON.parse(String(chunk))), done()) });
+  const sink = new Writable({
+    write: (chunk, _enc, done) => (lines.push(JSON.parse(String(chunk))), done()),
+  });
   const backend = new QemuBackend({ log: pino(sink) });
   const handle = await backend.start(spec);
   startedPids.add(handle.pid);
@@ -158,7 +169,10 @@ t.test('stop with a short grace: ACPI goes unanswered, QMP quit ends QEMU, stop 
   // Order, not speed: the grace ran out before quit (a lower bound load cannot break), and quit
   // was enough (no kill). How long the whole stop took is a figure: tcg on a busy host varies.
   t.ok(took >= 500 - 5, `the 500 ms grace ran before quit (took ${took} ms)`);
-  t.notOk(lines.some((l) => l.msg === 'QEMU did not quit; killing it'), 'quit ended QEMU: no kill');
+  t.notOk(
+    lines.some((l) => l.msg === 'QEMU did not quit; killing it'),
+    'quit ended QEMU: no kill',
+  );
   t.comment(`stop with a 500 ms grace: ${took} ms to QEMU's exit`);
   t.notOk(await isAlive(handle.pid), 'no QEMU process left');
   t.same(filesLeft(spec), [], 'no pid file or QMP socket left');
@@ -169,7 +183,9 @@ t.test('stop with a short grace: ACPI goes unanswered, QMP quit ends QEMU, stop 
 t.test('a wedged QEMU that answers nothing is killed after the grace and quit timeouts', async (t) => {
   const spec = await specFor(t, 'console=ttyS0 panic=0');
   const lines: Array<{ msg: string; pid?: number }> = [];
-  const sink = new Writable({ write: (chunk, _enc, done) => (lines.push(JSON.parse(String(chunk))), done()) });
+  const sink = new Writable({
+    write: (chunk, _enc, done) => (lines.push(JSON.parse(String(chunk))), done()),
+  });
   const backend = new QemuBackend({ log: pino(sink) });
   const handle = await backend.start(spec);
   startedPids.add(handle.pid);
@@ -179,7 +195,10 @@ t.test('a wedged QEMU that answers nothing is killed after the grace and quit ti
   const exit = await backend.stop(handle, { graceMs: 200 });
   const took = Date.now() - began;
   t.match(exit, { code: null, signal: 'SIGKILL', reason: 'killed by SIGKILL' });
-  t.ok(lines.some((l) => l.msg === 'QEMU did not quit; killing it'), 'killed only after powerdown and quit went unanswered');
+  t.ok(
+    lines.some((l) => l.msg === 'QEMU did not quit; killing it'),
+    'killed only after powerdown and quit went unanswered',
+  );
   t.comment(`powerdown and quit time out, SIGTERM is ignored, then SIGKILL: ${took} ms`);
   t.notOk(await isAlive(handle.pid), 'no QEMU process left');
   t.same(filesLeft(spec), [], 'stale files removed after the kill');
@@ -191,9 +210,13 @@ t.test("start fails with QEMU's own words when the SSH port is taken", async (t)
   await new Promise<void>((r) => squatter.listen(spec.sshPort, '127.0.0.1', r));
   t.teardown(() => new Promise((r) => squatter.close(r)));
   await t.rejects(new QemuBackend().start(spec), {
-    message: /^QEMU exited with code 1 before it was up: .*Could not set up host forwarding rule 'tcp:127\.0\.0\.1:\d+-:22'/s,
+    message:
+      /^QEMU exited with code 1 before it was up: .*Could not set up host forwarding rule 'tcp:127\.0\.0\.1:\d+-:22'/s,
   });
-  t.match(await readFile(qemuPaths(spec.stateDir).stderrLog, 'utf8'), /^--- .*\n.*Could not set up host forwarding/s);
+  t.match(
+    await readFile(qemuPaths(spec.stateDir).stderrLog, 'utf8'),
+    /^--- .*\n.*Could not set up host forwarding/s,
+  );
 });
 
 t.test('start fails clearly when the QEMU binary does not exist', async (t) => {
@@ -210,9 +233,12 @@ t.test('prepare removes the pid file and QMP socket a SIGKILLed QEMU left behind
   const qemu = spawn(executable, argv, { stdio: 'ignore' });
   startedPids.add(qemu.pid!);
   const paths = qemuPaths(spec.stateDir);
-  for (let i = 0; i < 200 && !(existsSync(paths.qmpSocket) && existsSync(paths.pidFile)); i++) await sleep(25);
+  for (let i = 0; i < 200 && !(existsSync(paths.qmpSocket) && existsSync(paths.pidFile)); i++)
+    await sleep(25);
   const backend = new QemuBackend();
-  await t.rejects(backend.prepare(spec), { message: `a live VM (QEMU pid ${qemu.pid}) holds the state directory ${spec.stateDir}; adopt it or stop it first` });
+  await t.rejects(backend.prepare(spec), {
+    message: `a live VM (QEMU pid ${qemu.pid}) holds the state directory ${spec.stateDir}; adopt it or stop it first`,
+  });
   qemu.kill('SIGKILL');
   await new Promise((r) => qemu.once('exit', r));
   t.same(filesLeft(spec).length, 2, 'SIGKILL leaves both files behind');
@@ -249,7 +275,11 @@ t.test('a new backend adopts a live VM, prepare refuses to touch it, and its exi
   t.ok(adopted);
   t.equal(adopted!.pid, started.pid);
   t.same(adopted!.record, record);
-  t.match(record, { stateDir: spec.stateDir, consoleLog: spec.consoleLog }, 'the record alone locates the VM');
+  t.match(
+    record,
+    { stateDir: spec.stateDir, consoleLog: spec.consoleLog },
+    'the record alone locates the VM',
+  );
 
   process.kill(adopted!.pid, 'SIGKILL');
   const exit: VmExit = await within(adopted!.exited, 10_000, 'the adopted VM exit');

@@ -20,7 +20,11 @@ const reply = (cmd: Command, ret: unknown = {}) => JSON.stringify({ return: ret,
 
 type Teardown = { teardown(fn: () => unknown): void };
 
-async function fakeQmp(t: Teardown, script: Script, greet: (socket: Socket) => void = (s) => s.write(GREETING)) {
+async function fakeQmp(
+  t: Teardown,
+  script: Script,
+  greet: (socket: Socket) => void = (s) => s.write(GREETING),
+) {
   const dir = await tempDir('qmp');
   const path = join(dir, 'qmp.sock');
   const received: Command[] = [];
@@ -103,13 +107,20 @@ t.test('an event between a command and its reply is emitted and the reply still 
   const events: QmpEvent[] = [];
   qmp.on('event', (e: QmpEvent) => events.push(e));
   t.same(await qmp.execute('system_powerdown'), {});
-  t.same(events, [{ event: 'POWERDOWN', data: undefined, timestamp: { seconds: 1700000001, microseconds: 7 } }]);
+  t.same(events, [
+    { event: 'POWERDOWN', data: undefined, timestamp: { seconds: 1700000001, microseconds: 7 } },
+  ]);
   t.same(server.received.at(-1), { execute: 'system_powerdown', id: 2 });
 });
 
 t.test('an error reply rejects with the QMP error class and description', async (t) => {
   const server = await fakeQmp(t, (cmd, send) =>
-    send(JSON.stringify({ error: { class: 'CommandNotFound', desc: `The command ${cmd.execute} has not been found` }, id: cmd.id }) + '\n'),
+    send(
+      JSON.stringify({
+        error: { class: 'CommandNotFound', desc: `The command ${cmd.execute} has not been found` },
+        id: cmd.id,
+      }) + '\n',
+    ),
   );
   const qmp = await QmpClient.connect(server.path, { timeoutMs: 2000 });
   t.teardown(() => qmp.close());
@@ -133,22 +144,34 @@ t.test('commands sent together are answered in order, even by a server that echo
   t.teardown(() => qmp.close());
   const results = await Promise.all(['first', 'second', 'third'].map((c) => qmp.execute(c)));
   t.same(results, [{ name: 'first' }, { name: 'second' }, { name: 'third' }]);
-  t.same(server.received.slice(1).map((c) => c.execute), ['first', 'second', 'third'], 'sent in call order');
+  t.same(
+    server.received.slice(1).map((c) => c.execute),
+    ['first', 'second', 'third'],
+    'sent in call order',
+  );
 });
 
 t.test('the server closing rejects pending commands, emits close, and refuses later ones', async (t) => {
   const server = await fakeQmp(t, (_cmd, send, socket) => {
-    send('{"timestamp": {"seconds": 1, "microseconds": 0}, "event": "SHUTDOWN", "data": {"guest": true, "reason": "guest-shutdown"}}\n');
+    send(
+      '{"timestamp": {"seconds": 1, "microseconds": 0}, "event": "SHUTDOWN", "data": {"guest": true, "reason": "guest-shutdown"}}\n',
+    );
     socket.end();
   });
   const qmp = await QmpClient.connect(server.path, { timeoutMs: 2000 });
   const events: QmpEvent[] = [];
   qmp.on('event', (e: QmpEvent) => events.push(e));
   const closed = new Promise<void>((r) => qmp.once('close', () => r()));
-  await t.rejects(qmp.execute('query-status'), { message: 'QMP connection closed before the reply to query-status' });
+  await t.rejects(qmp.execute('query-status'), {
+    message: 'QMP connection closed before the reply to query-status',
+  });
   await closed;
   t.ok(qmp.closed);
-  t.same(events.map((e) => e.data), [{ guest: true, reason: 'guest-shutdown' }], 'the last event still arrived');
+  t.same(
+    events.map((e) => e.data),
+    [{ guest: true, reason: 'guest-shutdown' }],
+    'the last event still arrived',
+  );
   await t.rejects(qmp.execute('quit'), { message: /QMP connection closed; cannot run quit/ });
   await qmp.close(); // harmless when already closed
 });
@@ -181,13 +204,23 @@ t.test('connect fails clearly on a missing socket, a silent server, and non-JSON
     message: /QMP at .*missing\.sock closed during the handshake: .*ENOENT/,
   });
 
-  const silent = await fakeQmp(t, () => {}, () => {});
+  const silent = await fakeQmp(
+    t,
+    () => {},
+    () => {},
+  );
   const started = Date.now();
   // The message names the 200 ms timer as the cause; how long the give-up took is only reported.
-  await t.rejects(QmpClient.connect(silent.path, { timeoutMs: 200 }), { message: /did not greet within 200 ms/ });
+  await t.rejects(QmpClient.connect(silent.path, { timeoutMs: 200 }), {
+    message: /did not greet within 200 ms/,
+  });
   t.comment(`a silent QMP server: gave up after ${Date.now() - started} ms (timeout 200 ms)`);
 
-  const garbage = await fakeQmp(t, () => {}, (s) => s.write('this is not json\n'));
+  const garbage = await fakeQmp(
+    t,
+    () => {},
+    (s) => s.write('this is not json\n'),
+  );
   await t.rejects(QmpClient.connect(garbage.path, { timeoutMs: 2000 }), {
     message: /closed during the handshake: QMP sent a line that is not JSON: this is not json/,
   });

@@ -26,7 +26,12 @@ interface StandIn {
  * A qemu-system-<arch> that answers `--version` with `version`; any other invocation is logged
  * and then either idles like a VM that never answers QMP, or aborts as `onStart` says.
  */
-async function standInQemu(t: Teardown, arch: string, version: string, onStart = 'exec sleep 300'): Promise<StandIn> {
+async function standInQemu(
+  t: Teardown,
+  arch: string,
+  version: string,
+  onStart = 'exec sleep 300',
+): Promise<StandIn> {
   const dir = await tempDir('qemu-standin');
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   const path = join(dir, `qemu-system-${arch}`);
@@ -45,7 +50,8 @@ async function standInQemu(t: Teardown, arch: string, version: string, onStart =
     ].join('\n'),
   );
   await chmod(path, 0o755);
-  const invocations = async () => (existsSync(log) ? (await readFile(log, 'utf8')).trimEnd().split('\n') : []);
+  const invocations = async () =>
+    existsSync(log) ? (await readFile(log, 'utf8')).trimEnd().split('\n') : [];
   return { dir, path, invocations };
 }
 
@@ -87,28 +93,38 @@ t.test('found on PATH: the error names the file that would have run', async (t) 
   process.env.PATH = `${qemu.dir}:${savedPath}`;
   t.teardown(() => void (process.env.PATH = savedPath));
   await t.rejects(new QemuBackend().start(spec), {
-    message: new RegExp(`^${qemu.path.replaceAll('.', '\\.')} is QEMU 6\\.1\\.1, too old for an x86_64 guest with kvm`),
+    message: new RegExp(
+      `^${qemu.path.replaceAll('.', '\\.')} is QEMU 6\\.1\\.1, too old for an x86_64 guest with kvm`,
+    ),
   });
   t.same(await qemu.invocations(), ['--version']);
 });
 
-t.test('Apple Silicon (aarch64 + hvf) needs 9.2.3: 9.2.1 is refused, 9.2.3 starts with plain virt and -cpu host', async (t) => {
-  const old = await standInQemu(t, 'aarch64', '9.2.1');
-  const spec = await specFor(t, 'aarch64', 'hvf');
-  await t.rejects(new QemuBackend({ qemuBinary: old.path }).start(spec), {
-    message: /is QEMU 9\.2\.1, too old for an aarch64 guest with hvf: QEMU 9\.2\.3 or later is needed \(on an Apple M4 \(SME\) older releases abort on `-cpu host` under hvf \(QEMU issue #2665/,
-  });
-  t.same(await old.invocations(), ['--version']);
+t.test(
+  'Apple Silicon (aarch64 + hvf) needs 9.2.3: 9.2.1 is refused, 9.2.3 starts with plain virt and -cpu host',
+  async (t) => {
+    const old = await standInQemu(t, 'aarch64', '9.2.1');
+    const spec = await specFor(t, 'aarch64', 'hvf');
+    await t.rejects(new QemuBackend({ qemuBinary: old.path }).start(spec), {
+      message:
+        /is QEMU 9\.2\.1, too old for an aarch64 guest with hvf: QEMU 9\.2\.3 or later is needed \(on an Apple M4 \(SME\) older releases abort on `-cpu host` under hvf \(QEMU issue #2665/,
+    });
+    t.same(await old.invocations(), ['--version']);
 
-  const fixed = await standInQemu(t, 'aarch64', '9.2.3');
-  // The stand-in never answers QMP: the start gets past the version check and then times out.
-  await t.rejects(new QemuBackend({ qemuBinary: fixed.path, startTimeoutMs: 1500 }).start(spec), {
-    message: /QMP socket .* did not answer within 1500 ms/,
-  });
-  const [version, vm] = await fixed.invocations();
-  t.equal(version, '--version');
-  t.match(vm, /^-machine virt -accel hvf -cpu host -smp 1 -m 8192 /, 'started as a VM: plain virt, 8 GiB, -cpu host');
-});
+    const fixed = await standInQemu(t, 'aarch64', '9.2.3');
+    // The stand-in never answers QMP: the start gets past the version check and then times out.
+    await t.rejects(new QemuBackend({ qemuBinary: fixed.path, startTimeoutMs: 1500 }).start(spec), {
+      message: /QMP socket .* did not answer within 1500 ms/,
+    });
+    const [version, vm] = await fixed.invocations();
+    t.equal(version, '--version');
+    t.match(
+      vm,
+      /^-machine virt -accel hvf -cpu host -smp 1 -m 8192 /,
+      'started as a VM: plain virt, 8 GiB, -cpu host',
+    );
+  },
+);
 
 t.test("nixpkgs' QEMU 11.0 aborting under hvf (NixOS/nixpkgs#532038) is named as such", async (t) => {
   const qemu = await standInQemu(
@@ -122,62 +138,75 @@ t.test("nixpkgs' QEMU 11.0 aborting under hvf (NixOS/nixpkgs#532038) is named as
   );
   const spec = await specFor(t, 'aarch64', 'hvf');
   await t.rejects(new QemuBackend({ qemuBinary: qemu.path }).start(spec), {
-    message: /^QEMU was killed by SIGABRT before it was up: this QEMU build aborts under hvf on macOS 15\.2 and later because it was built against a macOS SDK older than 15 .*\(stderr: ERROR:.*hvf_arch_init_vcpu/s,
+    message:
+      /^QEMU was killed by SIGABRT before it was up: this QEMU build aborts under hvf on macOS 15\.2 and later because it was built against a macOS SDK older than 15 .*\(stderr: ERROR:.*hvf_arch_init_vcpu/s,
   });
 });
 
-t.test('the supervisor stops retrying a QEMU too old: failed after maxAttempts, no VM ever started', async (t) => {
-  const qemu = await standInQemu(t, 'x86_64', '6.2.0');
-  const spec = await specFor(t, 'x86_64', 'tcg');
-  const policy: Policy = {
-    initialDelayMs: 50,
-    maxDelayMs: 200,
-    multiplier: 2,
-    jitter: 0,
-    maxAttempts: 3,
-    stablePeriodMs: 60_000,
-    bootGraceMs: 15_000,
-    degradedRestartMs: 60_000,
-    probeIntervalMs: 1000,
-    bootProbeIntervalMs: 100,
-    stopGraceMs: 1000,
-  };
-  let probes = 0;
-  const sup = new Supervisor({
-    backend: new QemuBackend({ qemuBinary: qemu.path }),
-    buildSpec: async () => spec,
-    probe: async () => {
-      probes++;
-      throw new Error('no VM to probe');
-    },
-    store: {
-      loadDesired: async () => null,
-      saveDesired: async () => {},
-      loadRecord: async () => null,
-      saveRecord: async () => {},
-      loadMemory: async () => null,
-      saveMemory: async () => {},
-    },
-    policy: () => policy,
-    info: () => ({
-      backend: 'qemu',
-      backendReason: 'test',
-      accel: 'tcg',
-      arch: 'x86_64',
-      sshPort: spec.sshPort,
-      configPath: join(spec.stateDir, 'config.json'),
-      stateDir: spec.stateDir,
-      version: '0.1.0',
-    }),
-    logs: async () => [],
-    log: { info() {}, warn() {}, error() {} },
-  });
-  t.teardown(() => sup.shutdown({ stopVm: true }));
-  const began = Date.now();
-  await sup.init();
-  const failed = await sup.waitForState((s) => s.state === 'failed', 30_000);
-  t.comment(`failed after ${Date.now() - began} ms and ${(await qemu.invocations()).length} version checks`);
-  t.match(failed.failedReason, /^gave up after 3 failed starts in a row \(last: could not start the VM: .* is QEMU 6\.2\.0, too old for an x86_64 guest with tcg: QEMU 7\.0\.0 or later is needed/);
-  t.same(await qemu.invocations(), ['--version', '--version', '--version'], 'one version check per attempt, no VM');
-  t.equal(probes, 0, 'nothing to probe');
-});
+t.test(
+  'the supervisor stops retrying a QEMU too old: failed after maxAttempts, no VM ever started',
+  async (t) => {
+    const qemu = await standInQemu(t, 'x86_64', '6.2.0');
+    const spec = await specFor(t, 'x86_64', 'tcg');
+    const policy: Policy = {
+      initialDelayMs: 50,
+      maxDelayMs: 200,
+      multiplier: 2,
+      jitter: 0,
+      maxAttempts: 3,
+      stablePeriodMs: 60_000,
+      bootGraceMs: 15_000,
+      degradedRestartMs: 60_000,
+      probeIntervalMs: 1000,
+      bootProbeIntervalMs: 100,
+      stopGraceMs: 1000,
+    };
+    let probes = 0;
+    const sup = new Supervisor({
+      backend: new QemuBackend({ qemuBinary: qemu.path }),
+      buildSpec: async () => spec,
+      probe: async () => {
+        probes++;
+        throw new Error('no VM to probe');
+      },
+      store: {
+        loadDesired: async () => null,
+        saveDesired: async () => {},
+        loadRecord: async () => null,
+        saveRecord: async () => {},
+        loadMemory: async () => null,
+        saveMemory: async () => {},
+      },
+      policy: () => policy,
+      info: () => ({
+        backend: 'qemu',
+        backendReason: 'test',
+        accel: 'tcg',
+        arch: 'x86_64',
+        sshPort: spec.sshPort,
+        configPath: join(spec.stateDir, 'config.json'),
+        stateDir: spec.stateDir,
+        version: '0.1.0',
+      }),
+      logs: async () => [],
+      log: { info() {}, warn() {}, error() {} },
+    });
+    t.teardown(() => sup.shutdown({ stopVm: true }));
+    const began = Date.now();
+    await sup.init();
+    const failed = await sup.waitForState((s) => s.state === 'failed', 30_000);
+    t.comment(
+      `failed after ${Date.now() - began} ms and ${(await qemu.invocations()).length} version checks`,
+    );
+    t.match(
+      failed.failedReason,
+      /^gave up after 3 failed starts in a row \(last: could not start the VM: .* is QEMU 6\.2\.0, too old for an x86_64 guest with tcg: QEMU 7\.0\.0 or later is needed/,
+    );
+    t.same(
+      await qemu.invocations(),
+      ['--version', '--version', '--version'],
+      'one version check per attempt, no VM',
+    );
+    t.equal(probes, 0, 'nothing to probe');
+  },
+);
