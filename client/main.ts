@@ -33,6 +33,7 @@ const OPTIONS = {
   lines: { type: 'string', short: 'n' },
   follow: { type: 'boolean', short: 'f' },
   help: { type: 'boolean', short: 'h' },
+  version: { type: 'boolean', short: 'V' },
 } as const;
 type OptionName = keyof typeof OPTIONS;
 type Values = { [K in OptionName]?: (typeof OPTIONS)[K]['type'] extends 'string' ? string : boolean };
@@ -85,6 +86,7 @@ Options:
                   <state dir>/builders/NAME/daemon.sock); instead of --socket
   --json          Print the API's JSON instead of text
   --timeout S     How long --wait waits, in seconds (default 120)
+  -V, --version   Print linuxkitctl's own version and exit (asks no daemon)
 
 Exit codes:
   0  ok
@@ -307,6 +309,10 @@ async function run(argv: string[]): Promise<number> {
     socketPath = resolveSocketPath(v.socket, process.env, socketFallback);
   }
   const [command = 'help', ...extra] = parsed.positionals;
+  if (v.version) {
+    print(`linuxkitctl ${readVersion()}`);
+    return EXIT.ok;
+  }
   if (v.help || command === 'help') {
     print(usage(socketPath));
     return EXIT.ok;

@@ -264,6 +264,18 @@ t.test('version prints both versions, and still exits 0 without a daemon', async
   t.match(down.stdout, /^linuxkitctl 0\.1\.0\nlinuxkitd is not reachable at /);
 });
 
+t.test("--version and -V print linuxkitctl's version alone and ask no daemon", async (t) => {
+  const fake = new FakeController();
+  const socket = await startApi(t, fake);
+  for (const flag of ['--version', '-V']) {
+    const { code, stdout, stderr } = await runCli([flag], { LINUXKIT_SOCKET: socket });
+    t.equal(code, 0);
+    t.equal(stderr, '');
+    t.equal(stdout, 'linuxkitctl 0.1.0\n');
+  }
+  t.same(fake.calls, [], 'nothing reached the daemon');
+});
+
 t.test('help lists the commands and exit codes, with the default socket path', async (t) => {
   for (const args of [['help'], [], ['--help']]) {
     const { code, stdout } = await runCli(args);

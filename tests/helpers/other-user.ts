@@ -6,6 +6,7 @@ import { execFileSync, spawnSync, type SpawnSyncReturns } from 'node:child_proce
 import { chmodSync, cpSync, existsSync, mkdirSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { repoRoot, tempDir } from './env.js';
+import { moduleSpecifiers, packageName } from './js-imports.js';
 
 /** Creates the system user if it does not exist (no home, no login shell); returns its uid. */
 export function ensureSystemUser(name: string): number {
@@ -30,15 +31,6 @@ export function runAsUser(
     timeout: timeoutMs,
     cwd,
   });
-}
-
-const SPECIFIERS =
-  /(?:^|[;\s])(?:import|export)\s[^'"]*?from\s*['"]([^'"]+)['"]|\bimport\(\s*['"]([^'"]+)['"]\s*\)|^import\s*['"]([^'"]+)['"]/gm;
-
-/** The package a bare specifier names: `ssh2`, `@sinclair/typebox` (from `@sinclair/typebox/value`). */
-function packageName(specifier: string): string {
-  const parts = specifier.split('/');
-  return specifier.startsWith('@') ? parts.slice(0, 2).join('/') : parts[0];
 }
 
 /** Adds `name` and, through each package.json, every package it depends on (npm's flat layout). */
@@ -71,8 +63,7 @@ export async function readableCopy(entryJs: string): Promise<{ dir: string; entr
   const walk = (file: string) => {
     if (files.has(file)) return;
     files.add(file);
-    for (const m of readFileSync(file, 'utf8').matchAll(SPECIFIERS)) {
-      const spec = m[1] ?? m[2] ?? m[3];
+    for (const spec of moduleSpecifiers(readFileSync(file, 'utf8'))) {
       if (spec.startsWith('.')) walk(resolve(dirname(file), spec));
       else if (!spec.startsWith('node:')) addPackage(modules, packageName(spec), packages);
     }
