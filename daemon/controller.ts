@@ -4,14 +4,16 @@ import type { EventEmitter } from 'node:events';
 import type { Accelerator, BackendName, GuestArch } from './backend.js';
 import type { ImageBuildStatus } from './supervisor/image-progress.js';
 
-export type BuilderState =
-  | 'stopped'
-  | 'starting'
-  | 'running'
-  | 'degraded'
-  | 'stopping'
-  | 'backoff'
-  | 'failed';
+export const BUILDER_STATES = [
+  'stopped',
+  'starting',
+  'running',
+  'degraded',
+  'stopping',
+  'backoff',
+  'failed',
+] as const;
+export type BuilderState = (typeof BUILDER_STATES)[number];
 
 export type DesiredState = 'running' | 'stopped';
 

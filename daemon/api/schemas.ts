@@ -3,7 +3,7 @@
 // (type-only imports, so the client never loads TypeBox).
 import { Type, type Static, type TSchema, type TUnsafe } from '@sinclair/typebox';
 import { backendNames } from '../backends/backend-list.js';
-import type { DaemonStatus, StateEvent } from '../controller.js';
+import { BUILDER_STATES, type DaemonStatus, type StateEvent } from '../controller.js';
 
 /** A string enum as plain JSON Schema `enum`: ajv then says "must be one of ...", not anyOf noise. */
 export function StringEnum<const T extends readonly string[]>(
@@ -16,16 +16,6 @@ export function StringEnum<const T extends readonly string[]>(
 function Nullable<T extends TSchema>(schema: T) {
   return Type.Union([schema, Type.Null()]);
 }
-
-export const BUILDER_STATES = [
-  'stopped',
-  'starting',
-  'running',
-  'degraded',
-  'stopping',
-  'backoff',
-  'failed',
-] as const;
 
 export const BuilderStateSchema = StringEnum(BUILDER_STATES, {
   description: 'Where the builder VM is in its life cycle.',

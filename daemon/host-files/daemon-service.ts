@@ -110,17 +110,7 @@ export function daemonServiceSpec(
   return {
     scope: layout.scope,
     description: `linuxkit-nix: Linux builder VM for Nix (linuxkitd${layout.builder ? `, builder ${layout.builder}` : ''})`,
-    programArguments: [
-      program.node,
-      program.mainJs,
-      '--config',
-      layout.configPath,
-      '--state-dir',
-      layout.stateDir,
-      '--socket',
-      layout.socketPath,
-      ...builderArgs(layout),
-    ],
+    programArguments: daemonArgv(program, layout),
     environment: { PATH: servicePath(layout, toolDirs) },
     stdoutPath: layout.stdoutLog,
     stderrPath: layout.stderrLog,
@@ -130,20 +120,20 @@ export function daemonServiceSpec(
   };
 }
 
+/** The daemon's argv: node, main.js and where its config, state and socket are. */
+function daemonArgv(program: DaemonProgram, layout: InstallLayout): string[] {
+  // biome-ignore format: option and value pairs, one per line, read as the command line
+  return [
+    program.node, program.mainJs,
+    '--config', layout.configPath,
+    '--state-dir', layout.stateDir,
+    '--socket', layout.socketPath,
+    ...builderArgs(layout),
+  ];
+}
+
 /** The daemon's command line as a shell would take it, for messages ("to try it from here: ..."). */
 export function daemonCommandLine(program: DaemonProgram, layout: InstallLayout): string {
   const q = (s: string) => (/^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);
-  return [
-    program.node,
-    program.mainJs,
-    '--config',
-    layout.configPath,
-    '--state-dir',
-    layout.stateDir,
-    '--socket',
-    layout.socketPath,
-    ...builderArgs(layout),
-  ]
-    .map(q)
-    .join(' ');
+  return daemonArgv(program, layout).map(q).join(' ');
 }

@@ -2,20 +2,12 @@
 // the backoff deadline, why it gave up), so a daemon restarted by launchd or systemd resumes a
 // backoff and stays `failed` instead of crash-looping the VM again. Parsing is strict and names
 // the bad field: an unreadable file is reported and replaced by a fresh memory, never trusted.
-import type { BuilderState } from '../controller.js';
+import { BUILDER_STATES, type BuilderState } from '../controller.js';
 import type { ExitKind, StepMemory } from '../reconciler/types.js';
 
 export const STEP_MEMORY_VERSION = 1;
 
-const STATES: readonly BuilderState[] = [
-  'stopped',
-  'starting',
-  'running',
-  'degraded',
-  'stopping',
-  'backoff',
-  'failed',
-];
+const STATES: readonly BuilderState[] = BUILDER_STATES;
 const EXIT_KINDS: readonly ExitKind[] = ['crash', 'reboot', 'requested'];
 
 export class StepMemoryFileError extends Error {

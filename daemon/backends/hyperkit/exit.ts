@@ -3,6 +3,7 @@
 // console words. Pure, so a table test can pin it. Same style as the QEMU backend's exit.ts.
 import type { VmExit } from '../../backend.js';
 import { describeEnd, type ProcessEnd } from '../common/spawn.js';
+import { lastLine } from '../common/stderr-tail.js';
 
 export interface HyperkitExitObservation extends ProcessEnd {
   /** vpnkit ended before hyperkit did: the network went away and took the VM with it. */
@@ -57,13 +58,4 @@ function describeAdopted(base: Omit<VmExit, 'reason'>, consoleTail: string[]): V
   }
   if (lastWords) return { ...base, reason: 'guest powered off (adopted VM; seen on its console)' };
   return { ...base, reason: 'exited (adopted VM, exit code unknown)' };
-}
-
-function lastLine(text: string | undefined): string {
-  if (!text) return '';
-  const lines = text
-    .split('\n')
-    .map((l) => l.trim())
-    .filter((l) => l !== '');
-  return lines[lines.length - 1] ?? '';
 }
