@@ -18,6 +18,8 @@ const load = (p) => import(join(root, 'dist', p));
 const { QemuBackend } = await load('daemon/backends/qemu/qemu-backend.js');
 const { buildQemuArgs } = await load('daemon/backends/qemu/args.js');
 const { ensureGuestImage } = await load('daemon/image/guest-image.js');
+const { debianSettingsForHost } = await load('daemon/image/image-settings.js');
+const { DEFAULT_SUITES } = await load('daemon/image/debian/settings.js');
 const { ensureBuilderKeys } = await load('daemon/keys/builder-keys.js');
 const { waitUntilReady } = await load('daemon/probe/readiness-probe.js');
 
@@ -115,7 +117,8 @@ async function throughBareQemu(arch, image) {
 
 const byArch = {};
 for (const arch of archs) {
-  const image = await ensureGuestImage({ arch, cacheDir });
+  const { settings } = await debianSettingsForHost({ suites: DEFAULT_SUITES });
+  const image = await ensureGuestImage({ arch, cacheDir, settings });
   const project = [];
   const bare = [];
   for (let i = 0; i < runs; i++) {
