@@ -1,5 +1,6 @@
 // linuxkitctl uninstall: stops the service and removes exactly what install added, as its
 // manifest records. The work is in client/install/uninstaller.ts.
+import { existsSync } from 'node:fs';
 import type { CommandRunner } from '../install/run-command.js';
 import {
   candidateLayouts,
@@ -31,6 +32,31 @@ state folder stays while it holds the daemon's logs or image cache (the command 
 export interface UninstallDeps {
   facts: ProcessFacts;
   runner: CommandRunner;
+  /** Whether systemd is the running init (Linux). */
+  systemdRuns: () => boolean;
+}
+
+function systemdRuns(): boolean {
+  return existsSync('/run/systemd/system');
+}
+
+/**
+ * Whether uninstall calls launchctl/systemctl: not under --root, and not on a Linux machine that
+ * was not booted with systemd (a container, as scripts/up.sh meets; its install was --no-service).
+ */
+export function serviceManagerUse(
+  root: string | null,
+  platform: 'darwin' | 'linux',
+  systemdRunsHere: () => boolean,
+): { call: boolean; note: string | null } {
+  if (root !== null) return { call: false, note: null };
+  if (platform === 'linux' && !systemdRunsHere()) {
+    return {
+      call: false,
+      note: 'systemd does not run on this machine (no /run/systemd/system): no service manager was called',
+    };
+  }
+  return { call: true, note: null };
 }
 
 export async function runUninstall(
@@ -60,11 +86,13 @@ export async function runUninstall(
       throw new UsageError(`nothing to uninstall: no install manifest at ${looked}`);
     }
     const dryRun = values['dry-run'] === true;
+    const manager = serviceManagerUse(common.root, facts.platform, deps?.systemdRuns ?? systemdRuns);
     const report = await uninstall(
       found,
       { dryRun },
-      { runner, callServiceManager: common.root === null, actingForUser: acting },
+      { runner, callServiceManager: manager.call, actingForUser: acting },
     );
+    if (manager.note) report.notes.push(manager.note);
 
     let text = dryRun
       ? `linuxkitctl uninstall --dry-run: nothing was changed\n\n${report.dryRunText}`

@@ -58,6 +58,8 @@ export async function cli(
     runner?: RecordingRunner;
     facts?: ProcessFacts;
     program?: typeof PROGRAM;
+    /** Linux: whether systemd runs (default: it does, as on the machines users install on). */
+    systemdRuns?: boolean;
   } = {},
 ): Promise<CliRun> {
   const facts = opts.facts ?? pretendMachine(opts.platform ?? 'linux');
@@ -71,7 +73,7 @@ export async function cli(
     command === 'install'
       ? await runInstall(argv, io, { ...common, host, toolDirs: [], nixDaemonSocketExists: true })
       : command === 'uninstall'
-        ? await runUninstall(argv, io, common)
+        ? await runUninstall(argv, io, { ...common, systemdRuns: () => opts.systemdRuns ?? true })
         : await runDoctor(argv, io, { ...common, host });
   return { code, out, err };
 }

@@ -78,3 +78,20 @@ t.test('uninstall with nothing installed for real asks no service manager and sa
   );
   t.same(runner.calls, []);
 });
+
+t.test('uninstall calls the service manager only where one runs', async (t) => {
+  const { serviceManagerUse } = await import('../../client/commands/uninstall.js');
+  const yes = () => true;
+  const no = () => false;
+  t.same(serviceManagerUse(null, 'linux', yes), { call: true, note: null }, 'Linux with systemd');
+  t.same(serviceManagerUse(null, 'darwin', no), { call: true, note: null }, 'macOS: launchd always runs');
+  t.same(serviceManagerUse('/r', 'linux', yes), { call: false, note: null }, '--root never calls one');
+  t.same(
+    serviceManagerUse(null, 'linux', no),
+    {
+      call: false,
+      note: 'systemd does not run on this machine (no /run/systemd/system): no service manager was called',
+    },
+    'a container without systemd: none called, and it says so',
+  );
+});
