@@ -54,9 +54,9 @@ export interface SupervisorDeps {
    * Resolves the image and picks this boot's console log. `bootId` is unique per start and safe
    * as a file name; `adopting` is true when the spec is only needed to adopt a VM that already
    * runs (no new console log is wanted then). `signal`, when given, aborts once the start that
-   * asked for the spec is cancelled; a builder may stop early on it.
+   * asked for the spec is cancelled; a builder may stop early on it. `onImageProgress`: the guest
+   * image build's progress, when the spec needs one built.
    */
-  /** `onImageProgress`: the guest image build's progress, when the spec needs one built. */
   buildSpec(
     bootId: string,
     opts: { adopting: boolean; signal?: AbortSignal; onImageProgress?: (p: ImageBuildProgress) => void },
