@@ -6,7 +6,8 @@ import { access, chmod, chown, lstat, mkdir, readFile, rmdir, stat, unlink } fro
 import * as path from 'node:path';
 import { writeFileAtomic } from '../../daemon/fs/atomic-write.js';
 import { ChangedMeanwhileError, rewriteSharedFile } from '../../daemon/fs/shared-file-rewrite.js';
-import type { InstallPlan, Owner, PlannedDir, UninstallPlan } from './install-plan.js';
+import { upsertManagedBlock } from '../../daemon/host-files/managed-block.js';
+import type { InstallPlan, Owner, PlannedDir, PlannedWrite, UninstallPlan } from './install-plan.js';
 
 /** Text of each file, null when it does not exist. Other errors name the file. */
 export async function readTexts(paths: Iterable<string>): Promise<Map<string, string | null>> {
@@ -108,13 +109,19 @@ export async function createDirs(dirs: PlannedDir[], own: Ownership): Promise<st
   return created;
 }
 
+/** How a planned write turns any content of its file into what it writes. */
+function changeOf(w: PlannedWrite): (text: string) => string {
+  const { block, after } = w;
+  return block ? (text) => upsertManagedBlock(text, block.name, block.body) : () => after;
+}
+
 /** Writes each planned file atomically; an existing file keeps its mode and owner. */
 export async function applyWrites(plan: Pick<InstallPlan, 'writes'>, own: Ownership): Promise<void> {
   for (const w of plan.writes) {
     const previous = w.before === null ? null : await ownerBefore(w.path);
     try {
       if (w.before === null) await writeFileAtomic(w.path, w.after, { mode: w.mode });
-      else await rewriteSharedFile(w.path, w.before, w.after);
+      else await rewriteSharedFile(w.path, w.before, changeOf(w));
     } catch (err) {
       // The installer plans again from what is there now.
       if (err instanceof ChangedMeanwhileError) throw err;

@@ -30,6 +30,8 @@ export interface PlannedWrite {
   label: string;
   before: string | null;
   after: string;
+  /** Our block in a shared file (else the file is ours whole): how `after` is made from any content. */
+  block: { name: string; body: string } | null;
   /** Mode of a new file; an existing file keeps its own. */
   mode: number;
   owner: Owner;
@@ -76,7 +78,8 @@ export function planInstall(input: PlanInput): InstallPlan {
       unchanged.push(d.path);
       continue;
     }
-    writes.push({ path: d.path, label: d.label, before, after, mode: d.mode, owner: d.owner });
+    const block = d.kind === 'block' ? { name: d.name, body: d.body } : null;
+    writes.push({ path: d.path, label: d.label, before, after, block, mode: d.mode, owner: d.owner });
     if (d.kind === 'whole') {
       const owned = ownsFile(prior, d.path);
       if (before === null || owned === 'created') createdFiles.push(d.path);
@@ -114,6 +117,7 @@ export function planInstall(input: PlanInput): InstallPlan {
       label: 'install manifest',
       before: manifestBefore,
       after: manifestAfter,
+      block: null,
       mode: 0o644,
       owner: 'service',
     });

@@ -323,7 +323,8 @@ export class DriftWatcher {
     const before = await readText(t.file);
     const current = before === null ? null : t.kind === 'block' ? readManagedBlock(before, t.name) : before;
     // Compared byte for byte as install would write it, so a damaged or outdated marker line counts too.
-    const after = t.kind === 'block' ? upsertManagedBlock(before ?? '', t.name, t.body) : t.body;
+    const change = (text: string) => (t.kind === 'block' ? upsertManagedBlock(text, t.name, t.body) : t.body);
+    const after = change(before ?? '');
     if (after === before) {
       state.gaveUp = false;
       return {};
@@ -376,7 +377,7 @@ export class DriftWatcher {
           );
     try {
       if (before === null) await writeFileAtomic(t.file, after, { mode: 0o644 });
-      else await rewriteSharedFile(t.file, before, after);
+      else await rewriteSharedFile(t.file, before, change);
     } catch (err) {
       if (!(err instanceof ChangedMeanwhileError)) throw err;
       this.files.schedule();

@@ -2,8 +2,11 @@
 // admin's `echo ... >> /etc/nix/machines` or another tool may append to it at the same moment.
 // Their lines must survive our atomic replace: appended before our rename they are carried into
 // the new file; appended to the old file just after it (by a writer that had it open), they are
-// appended to the new one, possibly after a line another writer already put there. A file rewritten meanwhile (not only appended to) is not replaced: the
-// caller gets ChangedMeanwhileError and computes its change again from what is there now.
+// appended to the new one, possibly after a line another writer already put there. Bytes added
+// at the end are carried only when they are another writer's lines, which the change leaves
+// alone: a copy of our own block appended by a racing install is not (carrying it would leave
+// two). A file changed in any other way is not replaced: the caller gets ChangedMeanwhileError
+// and computes its change again from what is there now.
 import * as fs from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { writeFileAtomic, type AtomicWriteOptions } from './atomic-write.js';
@@ -15,23 +18,33 @@ export class ChangedMeanwhileError extends Error {
 /** After the rename, how long writers that opened the old file get to finish (ms, cumulative). */
 const LATE_APPEND_CHECKS_MS = [0, 20, 100];
 
-/** Replaces `target` (whose content was `before` when `after` was made from it) with `after`. */
+/**
+ * Replaces `target`, whose content was `before` when the change was planned, with
+ * `change(before)`. `change` must be what the caller would do to any content of the file (put
+ * our block in, say); it decides whether bytes appended meanwhile can be carried.
+ */
 export async function rewriteSharedFile(
   target: string,
   before: string,
-  after: string,
+  change: (text: string) => string,
   opts: AtomicWriteOptions = {},
 ): Promise<void> {
+  const after = change(before);
   const old = await fs.open(target, 'r');
   try {
     const expected = Buffer.from(before);
     const current = await old.readFile();
-    if (current.length < expected.length || !current.subarray(0, expected.length).equals(expected)) {
+    const carried = current.subarray(expected.length);
+    const appendedOnly =
+      current.length >= expected.length && current.subarray(0, expected.length).equals(expected);
+    // What was appended must be left alone by the change: it is another writer's, not ours.
+    const carriable =
+      appendedOnly && (carried.length === 0 || change(current.toString()) === after + carried.toString());
+    if (!carriable) {
       throw new ChangedMeanwhileError(
         `${target} was changed by another program while this change was prepared`,
       );
     }
-    const carried = current.subarray(expected.length);
     await writeFileAtomic(target, Buffer.concat([Buffer.from(after), carried]), opts);
     let seen = current.length;
     for (const ms of LATE_APPEND_CHECKS_MS) {

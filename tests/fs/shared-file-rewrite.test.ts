@@ -1,7 +1,8 @@
 // Replacing a file that another program appends to at the same time: a real `sh` loop appending
 // with `>>` while the file is rewritten again and again; every appended line survives, once, and
 // mostly in order (one written to the old file across a rename comes a little later); a file
-// rewritten (not appended to) meanwhile is refused, not clobbered.
+// rewritten (not appended to) meanwhile is refused, not clobbered, and so is one to which a
+// racing install appended our own block.
 import t from 'tap';
 import { spawn } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
@@ -28,9 +29,10 @@ t.test('lines appended during many rewrites are all kept, once, in order', async
   void appended.then(() => (done = true));
   while (!done) {
     const before = await readFile(file, 'utf8');
-    const after = `${before.replace(BLOCK, '')}# BEGIN ours\nrewrite ${rewrites}\n# END ours\n`;
+    const n = rewrites;
+    const ours = (text: string) => `${text.replace(BLOCK, '')}# BEGIN ours\nrewrite ${n}\n# END ours\n`;
     try {
-      await rewriteSharedFile(file, before, after);
+      await rewriteSharedFile(file, before, ours);
       rewrites++;
     } catch (err) {
       if (!(err instanceof ChangedMeanwhileError)) throw err;
@@ -56,7 +58,7 @@ t.test('a file rewritten meanwhile is refused with ChangedMeanwhileError and lef
   await writeFile(file, 'builders = @/etc/nix/machines\n');
   await writeFile(file, 'max-jobs = 4\n'); // another program's edit after ours was planned
   await t.rejects(
-    rewriteSharedFile(file, 'builders = @/etc/nix/machines\n', 'builders = @/etc/nix/machines\nours = 1\n'),
+    rewriteSharedFile(file, 'builders = @/etc/nix/machines\n', (text) => `${text}ours = 1\n`),
     {
       name: 'ChangedMeanwhileError',
       message: `${file} was changed by another program while this change was prepared`,
@@ -64,3 +66,19 @@ t.test('a file rewritten meanwhile is refused with ChangedMeanwhileError and lef
   );
   t.equal(await readFile(file, 'utf8'), 'max-jobs = 4\n');
 });
+
+t.test(
+  'our own block appended meanwhile (by a racing install) is not carried: refused, one block stays',
+  async (t) => {
+    const file = join(await tempDir('shared'), 'machines');
+    const foreign = 'ssh://other x86_64-linux\n';
+    const withBlock = (text: string) => `${text.replace(BLOCK, '')}# BEGIN ours\nbuilder\n# END ours\n`;
+    await writeFile(file, foreign);
+    await writeFile(file, withBlock(foreign)); // the other install won the race
+    await t.rejects(rewriteSharedFile(file, foreign, withBlock), { name: 'ChangedMeanwhileError' });
+    t.equal(await readFile(file, 'utf8'), withBlock(foreign), 'left as the other install wrote it');
+    // Planned again from what is there, the change is a no-op write that keeps one block.
+    await rewriteSharedFile(file, withBlock(foreign), withBlock);
+    t.equal((await readFile(file, 'utf8')).match(/# BEGIN ours/g)?.length, 1, 'one block of ours');
+  },
+);
