@@ -33,6 +33,7 @@ import { latestConsoleLog, tailLines } from './state/console-logs.js';
 import { fileStore } from './state/daemon-store.js';
 import { acquireInstanceLock, type InstanceLock } from './state/instance-lock.js';
 import { Supervisor } from './supervisor/supervisor.js';
+import { SshEndpoint } from './on-demand/ssh-endpoint.js';
 import { buildVmSpec } from './vm-spec.js';
 import { projectRoot } from './project-root.js';
 
@@ -118,9 +119,11 @@ export async function startDaemon(
     });
     const imageCacheDir = process.env.LINUXKIT_IMAGE_CACHE ?? paths.imageDir;
     const privateKey = await readFile(keys.clientKey);
+    // The current VM's forwarded port (in on-demand mode not the user's sshPort, which the
+    // daemon's endpoint holds).
     const target = (): GuestSshTarget => ({
       host: '127.0.0.1',
-      port: config.sshPort,
+      port: supervisor.guestSshPort() ?? config.sshPort,
       username: config.sshUser,
       privateKey,
       hostPublicKeyLine: keys.hostPublicKeyLine,
@@ -145,6 +148,7 @@ export async function startDaemon(
       probe: () => probeBuilder(target(), { deadlineMs: config.probe.timeoutMs }),
       store: fileStore(paths),
       policy: () => policyFromSettings(config),
+      demand: () => ({ mode: config.mode, idleStopAfterMs: config.onDemand.idleStopAfterMs }),
       info: () => ({
         backend: choice.backend,
         backendReason: choice.reason,
@@ -162,6 +166,21 @@ export async function startDaemon(
       },
       log,
     });
+    const endpoint = new SshEndpoint({
+      connectTimeoutMs: () => config.onDemand.connectTimeoutMs,
+      now: () => Date.now(),
+      listener: {
+        connection: (by) => supervisor.connectionArrived(by),
+        changed: () => supervisor.connectionsChanged(),
+        heldClosed: (n, reason) => supervisor.heldConnectionsClosed(n, reason),
+        listenProblem: (message) =>
+          message === null
+            ? supervisor.clearError('ssh-endpoint')
+            : supervisor.reportError('ssh-endpoint', message),
+      },
+    });
+    const endpointPort = (c: DaemonConfig) => (c.mode === 'on-demand' ? c.sshPort : null);
+    supervisor.setEndpoint(endpoint);
     // Before the API listens: status answers from the saved step memory (`failed`, a backoff) at once.
     await supervisor.load();
     if (startup.fileError) {
@@ -185,6 +204,7 @@ export async function startDaemon(
         return;
       }
       config = next;
+      void endpoint.listenOn(endpointPort(config));
       void writeJsonAtomic(lastGoodPath, config, { mode: 0o600 }).catch((err) =>
         daemonLog.error({ err }, 'could not save the last good config'),
       );
@@ -237,6 +257,8 @@ export async function startDaemon(
       host: supervisor,
       log: log.child({ component: 'registration' }),
     });
+    // Listening before the first step: a connection that comes while the VM is off is held.
+    await endpoint.listenOn(endpointPort(config));
     await supervisor.init();
 
     let closing: Promise<void> | null = null;
@@ -256,6 +278,7 @@ export async function startDaemon(
           await registration.close();
           await maintenance.stop();
           await api.close();
+          await endpoint.close();
           await supervisor.shutdown({ stopVm: o.stopVm });
           await lock.release();
           daemonLog.info('linuxkitd stopped');

@@ -46,6 +46,8 @@ t.test('the status of the backoff and failed states', async (t) => {
   const view = (memory: Partial<StatusView['memory']>): StatusView => ({
     memory: { ...freshStepMemory(T0), ...memory },
     desired: 'running',
+    mode: 'always',
+    onDemand: null,
     info: {
       backend: 'qemu',
       backendReason: 'auto',
