@@ -38,12 +38,14 @@ export async function buildWhereItRuns(opts: {
   system: string;
   nonce: string;
   timeoutMs?: number;
+  /** Shell run in the build before it records where it ran (no double quotes). */
+  prelude?: string;
 }): Promise<{ output: string; log: string }> {
   const expr = `derivation {
     name = "linuxkit-where-${opts.nonce}";
     system = "${opts.system}";
     builder = "/bin/sh";
-    args = [ "-c" "echo $(uname -n) $(uname -r) $(uname -m) > $out" ];
+    args = [ "-c" "${opts.prelude ?? ''} echo $(uname -n) $(uname -r) $(uname -m) > $out" ];
   }`;
   const env: NodeJS.ProcessEnv = opts.asUser
     ? {

@@ -32,7 +32,16 @@ export const ARCH_PROFILES: Record<GuestArch, ArchProfile> = {
     // no_timer_check: a busy host makes the bzImage's IO-APIC timer check fail and panic.
     cmdline: 'console=ttyS0 quiet panic=-1 tsc=reliable lpj=8400000 cryptomgr.notests no_timer_check',
     // The ACPI power button (QMP system_powerdown) reaches busybox acpid through button + evdev.
-    baseModules: ['virtio_pci', 'virtio_net', 'virtio-rng', 'qemu_fw_cfg', 'evdev', 'button'],
+    // virtio_balloon: free page reporting hands memory the guest frees back to the host.
+    baseModules: [
+      'virtio_pci',
+      'virtio_net',
+      'virtio-rng',
+      'virtio_balloon',
+      'qemu_fw_cfg',
+      'evdev',
+      'button',
+    ],
   },
   aarch64: {
     debArch: 'arm64',
@@ -42,6 +51,6 @@ export const ARCH_PROFILES: Record<GuestArch, ArchProfile> = {
     kernelMeta: 'linux-image-cloud-arm64',
     cmdline: 'console=ttyAMA0 quiet panic=-1 cryptomgr.notests',
     // No ACPI power button with a device-tree boot: /init watches the PL061 GPIO line itself.
-    baseModules: ['virtio_pci', 'virtio_net', 'virtio-rng', 'qemu_fw_cfg'],
+    baseModules: ['virtio_pci', 'virtio_net', 'virtio-rng', 'virtio_balloon', 'qemu_fw_cfg'],
   },
 };
