@@ -83,7 +83,8 @@ export interface StateEvent {
     | 'image'
     | 'wake'
     | 'idle-stop'
-    | 'wake-failed';
+    | 'wake-failed'
+    | 'accel-fallback';
   state?: BuilderState;
   from?: BuilderState;
   message: string;

@@ -1,12 +1,13 @@
 // linuxkitd put together: config, lock, logs, keys, backend, supervisor, API, config watcher.
 // `startDaemon` returns a running daemon that `close()` shuts down; main.ts adds the process
 // concerns (argv, signals, exit codes).
-import { access, mkdir, readFile } from 'node:fs/promises';
+import { access, mkdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { Backend } from './backend.js';
 import { buildApiServer, listenOnUnixSocket } from './api/server.js';
+import { AccelFallback } from './backends/accel-fallback.js';
 import { chooseBackend, type BackendChoice } from './backends/choose-backend.js';
 import { allHostTools, findBackend } from './backends/backend-list.js';
 import { currentHostFacts } from './host/host-facts.js';
@@ -112,7 +113,7 @@ export async function startDaemon(
     await writeJsonAtomic(lastGoodPath, config, { mode: 0o600 });
     const version = await daemonVersion();
     const keys: BuilderKeys = await ensureBuilderKeys(paths.keysDir);
-    const facts = currentHostFacts(allHostTools());
+    let facts = currentHostFacts(allHostTools());
     let choice: BackendChoice = chooseBackend(config, facts);
     const backend: Backend = await findBackend(choice.backend)!.create({
       log: log.child({ backend: choice.backend }),
@@ -257,6 +258,31 @@ export async function startDaemon(
       host: supervisor,
       log: log.child({ component: 'registration' }),
     });
+    // accel auto: a hardware accelerator that cannot run the guest (an error, or a silent boot) is
+    // dropped for this daemon's life, and the VM started again with the next choice (tcg).
+    const fallback = new AccelFallback({
+      current: () => ({ accel: choice.accel, auto: config.accel === 'auto' }),
+      consoleBytes: async () => {
+        const file = supervisor.currentConsoleLog();
+        return file === null
+          ? null
+          : stat(file).then(
+              (s) => s.size,
+              () => 0,
+            );
+      },
+      failed: (accel, reason) => {
+        if (accel === 'tcg') return;
+        facts = { ...facts, failedAccels: { ...facts.failedAccels, [accel]: reason } };
+        choice = chooseBackend(config, facts);
+        const message = `${accel} could not run the guest (${reason}): using ${choice.accel} from now on`;
+        daemonLog.warn({ accel, reason, now: choice.accel }, message);
+        supervisor.reportEvent('accel-fallback', message, { from: accel, to: choice.accel, reason });
+        supervisor.configChanged({ needsRestart: true, keys: ['accel'] });
+      },
+    });
+    supervisor.events.on('event', (e) => fallback.observe(e));
+
     // Listening before the first step: a connection that comes while the VM is off is held.
     await endpoint.listenOn(endpointPort(config));
     await supervisor.init();
@@ -278,6 +304,7 @@ export async function startDaemon(
           await registration.close();
           await maintenance.stop();
           await api.close();
+          fallback.cancel();
           await endpoint.close();
           await supervisor.shutdown({ stopVm: o.stopVm });
           await lock.release();

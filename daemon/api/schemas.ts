@@ -182,6 +182,7 @@ export const StateEventSchema = Type.Object(
       'wake',
       'idle-stop',
       'wake-failed',
+      'accel-fallback',
     ] as const),
     state: Type.Optional(BuilderStateSchema),
     from: Type.Optional(BuilderStateSchema),

@@ -186,6 +186,11 @@ export class Supervisor implements DaemonController {
     return (await this.loop.wake()) ?? this.status();
   }
 
+  /** The console log the current VM writes to; null without a VM. */
+  currentConsoleLog(): string | null {
+    return this.vm?.handle.record.consoleLog ?? null;
+  }
+
   /** The host port forwarded to the current VM's SSH; null without a VM. */
   guestSshPort(): number | null {
     return this.vm?.handle.record.sshPort ?? null;
@@ -248,7 +253,11 @@ export class Supervisor implements DaemonController {
   }
 
   /** Reports something the daemon did on its own (a repair in the guest, of a registration file) as an event and in the log. */
-  reportEvent(type: 'repair', message: string, details: Record<string, unknown> = {}): void {
+  reportEvent(
+    type: 'repair' | 'accel-fallback',
+    message: string,
+    details: Record<string, unknown> = {},
+  ): void {
     this.emit({ ...details, type, message });
   }
 
