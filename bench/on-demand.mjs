@@ -8,7 +8,7 @@
 // A benchmark, not a test. Run as root after `npx tsc -p tsconfig.json` (it needs nix-build):
 //   node bench/on-demand.mjs [--runs 5] [--json]
 import { execFile, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,8 +18,7 @@ import { parseArgs } from 'node:util';
 const root = fileURLToPath(new URL('..', import.meta.url));
 const load = (p) => import(join(root, 'dist', p));
 const { ensureBuilderKeys } = await load('daemon/keys/builder-keys.js');
-const { renderMachinesLine } = await load('daemon/host-files/machines-entry.js');
-const { renderKnownHostsLine, renderSshHostEntry } = await load('daemon/host-files/ssh-config.js');
+const { writeHostNixDir } = await load('tests/helpers/host-nix.js');
 const { LinuxkitClient } = await load('client/api-client.js');
 
 const { values } = parseArgs({
@@ -72,63 +71,32 @@ try {
     }
   }
 
-  // Nix's side, one SSH config per port: the daemon's endpoint and QEMU's forward.
-  const nixDir = join(state, 'nix');
-  mkdirSync(nixDir);
-  writeFileSync(
-    join(nixDir, 'known_hosts'),
-    renderKnownHostsLine('linuxkit-builder', keys.hostPublicKeyLine),
-  );
-  const sshConfig = (name, port) => {
-    const file = join(nixDir, `ssh_config.${name}`);
-    writeFileSync(
-      file,
-      renderSshHostEntry({
-        alias: 'linuxkit-builder',
-        port,
-        user: 'root',
-        identityFile: keys.clientKey,
-        knownHostsFile: join(nixDir, 'known_hosts'),
-        connectTimeoutSec: 600,
-      }),
-    );
-    return file;
-  };
-  const machines = join(nixDir, 'machines');
-  writeFileSync(
-    machines,
-    `${renderMachinesLine({
-      uri: 'ssh-ng://linuxkit-builder',
-      systems: ['x86_64-linux'],
-      identityFile: keys.clientKey,
-      maxJobs: 1,
-      speedFactor: 1,
-      supportedFeatures: [],
-      mandatoryFeatures: [],
-      hostPublicKeyLine: keys.hostPublicKeyLine,
-    })}\n`,
-  );
-  writeFileSync(
-    join(nixDir, 'nix.conf'),
-    `builders = @${machines}\nmax-jobs = 0\nbuild-users-group =\nsandbox = false\nsubstituters =\n`,
-  );
-  const build = (configFile, nonce) =>
+  // Nix's side, as install registers it: one NIX_CONF_DIR per port (the daemon's, QEMU's forward).
+  const hostNix = (name, port) =>
+    writeHostNixDir({
+      dir: join(state, `nix-${name}`),
+      scheme: 'ssh-ng',
+      port,
+      keys,
+      connectTimeoutSec: 600,
+    });
+  const build = ({ dir, sshConfig }, nonce) =>
     new Promise((resolve, reject) => {
       const started = performance.now();
       const expr = `derivation { name = "bench-${nonce}"; system = "x86_64-linux"; builder = "/bin/sh"; args = [ "-c" "echo ok > $out" ]; }`;
       execFile(
         'nix-build',
         ['--no-out-link', '--max-jobs', '0', '-E', expr],
-        { env: { ...process.env, NIX_CONF_DIR: nixDir, NIX_SSHOPTS: `-F ${configFile}` } },
+        { env: { ...process.env, NIX_CONF_DIR: dir, NIX_SSHOPTS: `-F ${sshConfig}` } },
         (err, _out, stderr) =>
           err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(performance.now() - started),
       );
     });
 
-  const viaDaemon = sshConfig('daemon', sshPort);
+  const viaDaemon = await hostNix('daemon', sshPort);
   const coldMs = await build(viaDaemon, `cold-${Date.now()}`);
   const record = JSON.parse(readFileSync(join(state, 'vm.json'), 'utf8'));
-  const direct = sshConfig('direct', record.sshPort);
+  const direct = await hostNix('direct', record.sshPort);
   const warm = { daemon: [], direct: [] };
   for (let i = 0; i < runs; i++) {
     warm.daemon.push(await build(viaDaemon, `d-${Date.now()}-${i}`));

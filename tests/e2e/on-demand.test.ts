@@ -7,15 +7,13 @@
 import t from 'tap';
 import { execFile, execFileSync } from 'node:child_process';
 import * as net from 'node:net';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { DaemonStatus, StateEvent } from '../../daemon/controller.js';
 import { ensureBuilderKeys } from '../../daemon/keys/builder-keys.js';
-import { renderMachinesLine } from '../../daemon/host-files/machines-entry.js';
-import { renderKnownHostsLine, renderSshHostEntry } from '../../daemon/host-files/ssh-config.js';
 import { freePort, pidsMatching, requireTool, tempDir } from '../helpers/env.js';
 import { startTestDaemon } from '../helpers/daemon-process.js';
-import { writeHostNixConf } from '../helpers/host-nix.js';
+import { writeHostNixDir } from '../helpers/host-nix.js';
 
 requireTool('qemu-system-x86_64');
 requireTool('nix-build');
@@ -23,7 +21,6 @@ requireTool('ss');
 
 const IDLE_MS = 10_000;
 const BOOT_MS = 240_000;
-const alias = 'linuxkit-builder';
 
 const stateDir = await tempDir('ondemand');
 const sshPort = await freePort();
@@ -62,37 +59,14 @@ t.teardown(() => {
 });
 
 // Nix's side: the machines file and SSH config install would write, with the on-demand timeout.
-const nixDir = join(stateDir, 'nix');
-await mkdir(nixDir, { recursive: true });
-const knownHosts = join(nixDir, 'known_hosts');
-await writeFile(knownHosts, renderKnownHostsLine(alias, keys.hostPublicKeyLine));
-const sshConfig = join(nixDir, 'ssh_config');
-await writeFile(
-  sshConfig,
-  renderSshHostEntry({
-    alias,
-    port: sshPort,
-    user: 'root',
-    identityFile: keys.clientKey,
-    knownHostsFile: knownHosts,
-    connectTimeoutSec: BOOT_MS / 1000,
-  }),
-);
-const machines = join(nixDir, 'machines');
-await writeFile(
-  machines,
-  renderMachinesLine({
-    uri: `ssh-ng://${alias}`,
-    systems: ['x86_64-linux'],
-    identityFile: keys.clientKey,
-    maxJobs: 8,
-    speedFactor: 1,
-    supportedFeatures: [],
-    mandatoryFeatures: [],
-    hostPublicKeyLine: keys.hostPublicKeyLine,
-  }) + '\n',
-);
-await writeHostNixConf(nixDir, machines);
+const { dir: nixDir, sshConfig } = await writeHostNixDir({
+  dir: join(stateDir, 'nix'),
+  scheme: 'ssh-ng',
+  port: sshPort,
+  keys,
+  maxJobs: 8,
+  connectTimeoutSec: BOOT_MS / 1000,
+});
 
 /** nix-build of a new derivation on the builder; `sleepS` makes the build take that long. */
 function nixBuild(nonce: string, sleepS = 0): Promise<string> {

@@ -3,7 +3,7 @@
 // One boot serves every read-only check here; the last test powers it off through ACPI.
 import t from 'tap';
 import { execFileSync } from 'node:child_process';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { QemuBackend } from '../../daemon/backends/qemu/qemu-backend.js';
@@ -11,10 +11,8 @@ import { testGuestImage } from '../helpers/debian-mirror.js';
 import { ensureBuilderKeys } from '../../daemon/keys/builder-keys.js';
 import { probeBuilder, waitUntilReady } from '../../daemon/probe/readiness-probe.js';
 import { HostKeyMismatchError } from '../../daemon/probe/guest-ssh.js';
-import { renderMachinesLine } from '../../daemon/host-files/machines-entry.js';
-import { renderKnownHostsLine, renderSshHostEntry } from '../../daemon/host-files/ssh-config.js';
 import { freePort, pidsMatching, requireTool, tempDir } from '../helpers/env.js';
-import { buildWhereItRuns, writeHostNixConf } from '../helpers/host-nix.js';
+import { buildWhereItRuns, writeHostNixDir } from '../helpers/host-nix.js';
 
 requireTool('qemu-system-x86_64');
 requireTool('nix-build');
@@ -93,38 +91,7 @@ t.test('the SSH forward listens on 127.0.0.1 only', async (t) => {
 
 /** A NIX_CONF_DIR whose only builder is this VM over `scheme`, and the SSH config Nix uses for it. */
 async function hostNixFor(scheme: 'ssh' | 'ssh-ng'): Promise<{ dir: string; sshConfig: string }> {
-  const dir = await tempDir(`nix-${scheme}`);
-  const alias = 'linuxkit-builder';
-  const knownHosts = join(dir, 'known_hosts');
-  await writeFile(knownHosts, renderKnownHostsLine(alias, keys.hostPublicKeyLine));
-  const sshConfig = join(dir, 'ssh_config');
-  await writeFile(
-    sshConfig,
-    renderSshHostEntry({
-      alias,
-      port: sshPort,
-      user: 'root',
-      identityFile: keys.clientKey,
-      knownHostsFile: knownHosts,
-    }),
-  );
-  const machines = join(dir, 'machines');
-  await writeFile(
-    machines,
-    renderMachinesLine({
-      uri: `${scheme}://${alias}`,
-      systems: ['x86_64-linux'],
-      identityFile: keys.clientKey,
-      maxJobs: 1,
-      speedFactor: 1,
-      supportedFeatures: [],
-      mandatoryFeatures: [],
-      hostPublicKeyLine: keys.hostPublicKeyLine,
-    }) + '\n',
-  );
-  await mkdir(dir, { recursive: true });
-  await writeHostNixConf(dir, machines);
-  return { dir, sshConfig };
+  return writeHostNixDir({ dir: await tempDir(`nix-${scheme}`), scheme, port: sshPort, keys });
 }
 
 for (const scheme of ['ssh', 'ssh-ng'] as const) {
