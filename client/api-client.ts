@@ -3,9 +3,23 @@
 // `import type`, which the compiler erases, so loading this stays fast.
 import { request, type IncomingMessage } from 'node:http';
 import type { DaemonStatus, StateEvent } from '../daemon/controller.js';
-import type { ActionResponse, HealthResponse, LogSource, LogsResponse } from '../daemon/api/schemas.js';
+import type {
+  ActionResponse,
+  DiskResetResponse,
+  HealthResponse,
+  LogSource,
+  LogsResponse,
+} from '../daemon/api/schemas.js';
 
-export type { ActionResponse, DaemonStatus, HealthResponse, LogSource, LogsResponse, StateEvent };
+export type {
+  ActionResponse,
+  DaemonStatus,
+  DiskResetResponse,
+  HealthResponse,
+  LogSource,
+  LogsResponse,
+  StateEvent,
+};
 
 /** The socket is missing, nobody listens on it, it may not be opened, or the daemon did not answer. */
 export class DaemonUnreachableError extends Error {
@@ -77,6 +91,11 @@ export class LinuxkitClient {
 
   restart(): Promise<ActionResponse> {
     return this.json('POST', '/v1/restart', [202]);
+  }
+
+  /** Removes the store disk; the daemon answers 409 (ApiError) unless the builder is stopped. */
+  resetDisk(): Promise<DiskResetResponse> {
+    return this.json('POST', '/v1/disk/reset', [200]);
   }
 
   /** Resolves for healthy (200) and unhealthy (503) builders alike: look at `healthy`. */

@@ -1,6 +1,6 @@
 // Human-readable output of linuxkitctl. Pure functions of the API's answers and the current
 // time, so tests pin the wording without a daemon.
-import type { DaemonStatus, HealthResponse, StateEvent } from './api-client.js';
+import type { DaemonStatus, DiskResetResponse, HealthResponse, StateEvent } from './api-client.js';
 
 /** 42s, 5m, 2h5m, 3d4h: short enough for one status line. */
 export function formatDuration(ms: number): string {
@@ -103,6 +103,14 @@ export function formatEvent(e: StateEvent): string {
 export function formatAccepted(action: string, s: DaemonStatus): string {
   const vm = s.vm.pid !== null ? `, VM pid ${s.vm.pid}` : '';
   return `${action} accepted (builder ${s.state}${vm})`;
+}
+
+/** `disk reset`: what was removed and what happens next. */
+export function formatDiskReset(r: DiskResetResponse): string {
+  if (r.removedBytes === null) return `no store disk at ${r.path}: nothing to reset`;
+  const gib = r.removedBytes / 1024 ** 3;
+  const size = Number.isInteger(gib) ? String(gib) : gib.toFixed(2);
+  return `removed the store disk ${r.path} (${size} GiB); the next start formats a new, empty store`;
 }
 
 /** One builder as `status --all` found it: its status, or why its daemon did not answer. */

@@ -8,6 +8,7 @@ import { ApiError, DaemonUnreachableError, LinuxkitClient, type LogSource } from
 import { followLogs } from './follow.js';
 import {
   formatAccepted,
+  formatDiskReset,
   formatEvent,
   formatHealth,
   formatStatus,
@@ -47,6 +48,7 @@ const COMMANDS: Record<string, OptionName[]> = {
   restart: ['json', 'wait', 'timeout'],
   logs: ['json', 'source', 'lines', 'follow'],
   events: ['json'],
+  disk: ['json'],
   version: ['json'],
   help: [],
 };
@@ -68,6 +70,8 @@ Commands:
                                    Last N lines (default 200) of the guest console or of the
                                    daemon's log (default); -f keeps printing new lines
   events [--json]                  Print state events as they happen, until interrupted
+  disk reset [--json]              Start the store over: remove the store disk (diskGiB > 0); the
+                                   next start formats a new one. Only while the builder is stopped
   version                          Versions of linuxkitctl and, when reachable, linuxkitd
   install [--system|--user] [--builder NAME] [--dry-run] [--root DIR] [settings]
                                    Register the builder with Nix and the service manager, and start it
@@ -320,7 +324,14 @@ async function run(argv: string[]): Promise<number> {
   const allowed = COMMANDS[command];
   if (!allowed)
     throw new UsageError(`unknown command "${command}"; commands: ${Object.keys(COMMANDS).join(', ')}`);
-  if (extra.length > 0) throw new UsageError(`${command} takes no arguments, got "${extra.join(' ')}"`);
+  if (command === 'disk') {
+    if (extra.length !== 1 || extra[0] !== 'reset')
+      throw new UsageError(
+        `disk takes one command, reset (linuxkitctl disk reset)${extra.length ? `, not "${extra.join(' ')}"` : ''}`,
+      );
+  } else if (extra.length > 0) {
+    throw new UsageError(`${command} takes no arguments, got "${extra.join(' ')}"`);
+  }
   for (const name of Object.keys(v) as OptionName[]) {
     if (name !== 'socket' && name !== 'builder' && !allowed.includes(name)) {
       throw new UsageError(
@@ -355,6 +366,12 @@ async function run(argv: string[]): Promise<number> {
       return runLogs(client, v);
     case 'events':
       return runEvents(client, v);
+    case 'disk': {
+      const answer = await client.resetDisk();
+      if (v.json) printJson(answer);
+      else print(formatDiskReset(answer));
+      return EXIT.ok;
+    }
     default:
       return runVersion(client, v);
   }

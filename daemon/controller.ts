@@ -84,11 +84,21 @@ export interface StateEvent {
     | 'wake'
     | 'idle-stop'
     | 'wake-failed'
-    | 'accel-fallback';
+    | 'accel-fallback'
+    | 'disk-reset';
   state?: BuilderState;
   from?: BuilderState;
   message: string;
   [key: string]: unknown;
+}
+
+/** What `linuxkitctl disk reset` did: the next boot formats a new store disk. */
+export interface DiskResetResult {
+  /** The store disk's path (<state dir>/nix-disk.raw). */
+  path: string;
+  /** The size of the disk that was removed, in bytes; null when there was none. */
+  removedBytes: number | null;
+  status: DaemonStatus;
 }
 
 export class ConflictError extends Error {
@@ -101,6 +111,8 @@ export interface DaemonController {
   start(): Promise<DaemonStatus>;
   stop(): Promise<DaemonStatus>;
   restart(): Promise<DaemonStatus>;
+  /** Removes the store disk; refused (ConflictError) unless the builder is stopped or failed. */
+  resetDisk(): Promise<DiskResetResult>;
   /** Last `lines` lines of the guest console (current boot) or the daemon's own log. */
   logs(source: 'console' | 'daemon', lines: number): Promise<string[]>;
   /** Emits 'event' with a StateEvent for every transition; the API streams them. */

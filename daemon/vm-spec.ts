@@ -10,7 +10,7 @@ import { ensureGuestImage } from './image/guest-image.js';
 import { debianSettingsForHost } from './image/image-settings.js';
 import type { BuilderKeys } from './keys/builder-keys.js';
 import { latestConsoleLog, newConsoleLog } from './state/console-logs.js';
-import { ensureStoreDisk } from './state/store-disk.js';
+import { ensureStoreDisk, storeDiskPath } from './state/store-disk.js';
 import { guestForwardPort } from './on-demand/guest-forward-port.js';
 
 export interface VmSpecContext {
@@ -62,7 +62,12 @@ export async function buildVmSpec(
     sshPort: await guestForwardPort(config.mode, config.sshPort),
     stateDir: ctx.stateDir,
     consoleLog,
-    disk: await ensureStoreDisk(ctx.stateDir, config.diskGiB),
+    // Adoption only cleans up after a VM that is gone: the disk is named, never made or replaced.
+    disk: opts.adopting
+      ? config.diskGiB > 0
+        ? storeDiskPath(ctx.stateDir)
+        : undefined
+      : await ensureStoreDisk(ctx.stateDir, config.diskGiB, { ephemeral: config.ephemeral }),
     guestFiles: {
       [GUEST_FILES.authorizedKeys]: ctx.keys.clientPublicKey,
       [GUEST_FILES.hostKey]: ctx.keys.hostKey,

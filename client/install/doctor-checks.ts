@@ -54,6 +54,8 @@ export interface Expected {
   hostKey: string;
   keyOwner: { uid: number; name: string };
   minFreeMiB: number;
+  /** The config's diskGiB: 0 keeps the store in RAM. */
+  diskGiB: number;
   supportedFeatures: string[];
   nixConfDir: string;
   /** The builder's name (install --builder NAME); absent or null: the default builder. */
@@ -350,6 +352,13 @@ function keyPermissions(f: DoctorFacts): CheckResult {
   return fail('key-permissions', problems.join('; '), fix);
 }
 
+/** True advice for a bigger store: a disk grows in place (guest/init), a store in RAM does not. */
+function moreRoom(diskGiB: number): string {
+  return diskGiB > 0
+    ? `for more room raise diskGiB (now ${diskGiB}) in the config: the daemon restarts the VM and the guest grows its store, keeping what it holds`
+    : 'for more room give the store a disk: set diskGiB in the config (the store moves from RAM to the disk and starts empty), or raise memoryMiB (the store in RAM takes half of it)';
+}
+
 function guestDisk(f: DoctorFacts): CheckResult {
   if (!f.guest.ok) return skip('guest-disk', 'not checked: no SSH connection to the guest');
   const r = parseGuestReport(f.guest.output);
@@ -365,7 +374,7 @@ function guestDisk(f: DoctorFacts): CheckResult {
   return fail(
     'guest-disk',
     `only ${freeMiB} MiB free in the guest's /nix, below gc.minFreeMiB (${min}): builds will fail with "No space left on device"`,
-    `collect garbage now: ssh ${f.expected.alias} nix-collect-garbage; for more room raise diskGiB (or memoryMiB when diskGiB is 0) in the config`,
+    `collect garbage now: ssh ${f.expected.alias} nix-collect-garbage; ${moreRoom(f.expected.diskGiB)}`,
   );
 }
 

@@ -314,6 +314,7 @@ export async function gatherDoctorFacts(input: GatherInput): Promise<DoctorFacts
         ? { uid: input.processUid, name: input.processUser }
         : { uid: layout.user.uid, name: layout.user.name },
       minFreeMiB: config.gc.minFreeMiB,
+      diskGiB: config.diskGiB,
       supportedFeatures: config.supportedFeatures,
       nixConfDir,
       builder: layout.builder,

@@ -4,6 +4,7 @@ import type { TSchema } from '@sinclair/typebox';
 import {
   ActionResponseSchema,
   DaemonStatusSchema,
+  DiskResetResponseSchema,
   EmptyBodySchema,
   ErrorSchema,
   HealthyResponseSchema,
@@ -18,6 +19,7 @@ export type OperationId =
   | 'start'
   | 'stop'
   | 'restart'
+  | 'resetDisk'
   | 'getHealth'
   | 'getLogs'
   | 'streamEvents';
@@ -72,6 +74,20 @@ export const ROUTES: readonly RouteSpec[] = [
   actionRoute('start', 'Desire the builder running and start it'),
   actionRoute('stop', 'Desire the builder stopped and power it off'),
   actionRoute('restart', 'Replace the builder VM with a new one'),
+  {
+    operationId: 'resetDisk',
+    method: 'POST',
+    url: '/v1/disk/reset',
+    summary: 'Start the store over: remove the store disk while the builder is stopped',
+    description:
+      "Removes <state dir>/nix-disk.raw, the guest's /nix (diskGiB > 0); the next boot formats a " +
+      'new one at the size diskGiB asks. Done when answered (200). Refused with 409 unless the ' +
+      'builder is stopped or failed with no VM and no start in flight. The body may be empty or `{}`.',
+    schema: {
+      body: EmptyBodySchema,
+      response: { 200: DiskResetResponseSchema, ...actionErrors },
+    },
+  },
   {
     operationId: 'getHealth',
     method: 'GET',

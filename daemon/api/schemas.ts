@@ -3,7 +3,7 @@
 // (type-only imports, so the client never loads TypeBox).
 import { Type, type Static, type TSchema, type TUnsafe } from '@sinclair/typebox';
 import { backendNames } from '../backends/backend-list.js';
-import { BUILDER_STATES, type DaemonStatus, type StateEvent } from '../controller.js';
+import { BUILDER_STATES, type DaemonStatus, type DiskResetResult, type StateEvent } from '../controller.js';
 
 /** A string enum as plain JSON Schema `enum`: ajv then says "must be one of ...", not anyOf noise. */
 export function StringEnum<const T extends readonly string[]>(
@@ -167,6 +167,14 @@ export const ActionResponseSchema = Type.Object({
   status: DaemonStatusSchema,
 });
 
+export const DiskResetResponseSchema = Type.Object({
+  path: Type.String({ description: "The store disk's path (<state dir>/nix-disk.raw)" }),
+  removedBytes: Type.Union([Type.Integer({ minimum: 0 }), Type.Null()], {
+    description: 'The size of the disk that was removed; null when there was none',
+  }),
+  status: DaemonStatusSchema,
+});
+
 export const StateEventSchema = Type.Object(
   {
     at: IsoTime,
@@ -183,6 +191,7 @@ export const StateEventSchema = Type.Object(
       'idle-stop',
       'wake-failed',
       'accel-fallback',
+      'disk-reset',
     ] as const),
     state: Type.Optional(BuilderStateSchema),
     from: Type.Optional(BuilderStateSchema),
@@ -203,12 +212,15 @@ export type HealthResponse = Static<typeof HealthSchema>;
 export type LogsQuery = Static<typeof LogsQuerySchema>;
 export type LogsResponse = Static<typeof LogsResponseSchema>;
 export type ActionResponse = Static<typeof ActionResponseSchema>;
+export type DiskResetResponse = Static<typeof DiskResetResponseSchema>;
 export type LogSource = (typeof LOG_SOURCES)[number];
 
 // Compile-time guard: if DaemonStatus or StateEvent in controller.ts change, this stops compiling
 // until the schema follows, so the API can never silently drop or reject a field.
 type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
 const statusSchemaMatches: Same<DaemonStatusResponse, DaemonStatus> = true;
+const diskResetSchemaMatches: Same<DiskResetResponse, DiskResetResult> = true;
 const eventSchemaCovers: Static<typeof StateEventSchema> extends StateEvent ? true : false = true;
 void statusSchemaMatches;
+void diskResetSchemaMatches;
 void eventSchemaCovers;

@@ -56,6 +56,7 @@ export function buildApiServer(controller: DaemonController, opts: ApiServerOpti
     stop: async (_req, reply) => reply.code(202).send({ accepted: true, status: await controller.stop() }),
     restart: async (_req, reply) =>
       reply.code(202).send({ accepted: true, status: await controller.restart() }),
+    resetDisk: async () => controller.resetDisk(),
     getHealth: async (_req, reply) => {
       const health = healthOf(controller.status());
       return reply.code(health.healthy ? 200 : 503).send(health);

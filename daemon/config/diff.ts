@@ -22,6 +22,8 @@ export const KEY_EFFECT: Record<keyof DaemonConfig, 'restart' | 'live'> = {
   cpus: 'restart',
   memoryMiB: 'restart',
   diskGiB: 'restart',
+  // Read at each start: the running VM keeps its store; the next boot gets a fresh one.
+  ephemeral: 'live',
   sshPort: 'restart',
   // The SSH forward moves between QEMU (always) and the daemon's endpoint (on-demand).
   mode: 'restart',

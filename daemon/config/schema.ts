@@ -169,7 +169,13 @@ export const DaemonConfigSchema = Type.Object(
       minimum: 0,
       maximum: 2048,
       default: 0,
-      description: '0 keeps the guest store in RAM',
+      description:
+        "Size of the guest's store disk (<state dir>/nix-disk.raw); 0 keeps the store in RAM. Raising it grows the store at the next boot; a lower value than the disk is refused (linuxkitctl disk reset starts over)",
+    }),
+    ephemeral: Type.Boolean({
+      default: false,
+      description:
+        "A fresh, empty store disk at every boot (the last boot's store is removed at start); with diskGiB 0 the store in RAM is fresh anyway",
     }),
     sshPort: Type.Integer({
       minimum: 1024,

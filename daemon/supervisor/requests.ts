@@ -9,6 +9,9 @@
 // - restart: refused while a VM is booting (`starting` with a VM up: wait, or stop it); during a
 //   start that has no VM yet, or a restart already under way, it is accepted and changes nothing;
 //   replaces a running or degraded VM; from stopped/stopping/backoff/failed it is a start.
+// - disk reset: only while the builder is stopped or failed, with no VM and no start in flight
+//   (the disk is the running guest's /nix; a backoff is a start that is due); it changes nothing
+//   wanted, so a failed builder stays failed until `start`.
 // - every request is refused once the daemon is shutting down.
 import type { BuilderState, DesiredState } from '../controller.js';
 
@@ -53,4 +56,25 @@ export function planRequest(request: Request, s: RequestContext): RequestPlan {
       }
       return { ok: true, desired: 'running', effect: 'explicit-start' };
   }
+}
+
+/** Whether the store disk may be removed now (`linuxkitctl disk reset`); why not otherwise. */
+export function planDiskReset(s: RequestContext): { ok: true } | { ok: false; conflict: string } {
+  if (s.shuttingDown) return { ok: false, conflict: 'the daemon is shutting down' };
+  const idle = (s.state === 'stopped' || s.state === 'failed') && !s.vmUp && !s.startInFlight;
+  if (idle) return { ok: true };
+  const now =
+    s.state === 'backoff'
+      ? 'waiting to start again (backoff)'
+      : s.startInFlight && s.state !== 'starting'
+        ? 'starting'
+        : s.vmUp && (s.state === 'stopped' || s.state === 'failed')
+          ? `${s.state} with its VM still up`
+          : s.state;
+  return {
+    ok: false,
+    conflict:
+      `the builder is ${now}: the store disk is reset only while the builder is stopped ` +
+      '(linuxkitctl stop, then linuxkitctl disk reset)',
+  };
 }

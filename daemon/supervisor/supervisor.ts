@@ -11,13 +11,14 @@
 // puts it back to sleep (on-demand/demand.ts decides; the step sees `asleep` as its desired state).
 import type { VmExit, VmHandle, VmRecord } from '../backend.js';
 import { ConflictError } from '../controller.js';
-import type { DaemonController, DaemonStatus, DesiredState } from '../controller.js';
+import type { DaemonController, DaemonStatus, DesiredState, DiskResetResult } from '../controller.js';
 import { decideDemand, type DemandSettings, type Wake } from '../on-demand/demand.js';
 import { reconcileStep } from '../reconciler/reconcile-step.js';
 import { freshStepMemory, resumeStepMemory } from '../reconciler/types.js';
 import type { Action, Observed, ObservedExit, Policy, StepMemory } from '../reconciler/types.js';
 import { Announcer, type EventInput } from './announcer.js';
-import { planRequest, type Request } from './requests.js';
+import { planDiskReset, planRequest, type Request, type RequestContext } from './requests.js';
+import { formatGiB, resetStoreDisk } from '../state/store-disk.js';
 import { attempt, messageOf, SavedState } from './saved-state.js';
 import { ImageProgress } from './image-progress.js';
 import { StartOperation, type StartOutcome } from './start-operation.js';
@@ -169,14 +170,37 @@ export class Supervisor implements DaemonController {
     return this.request('restart');
   }
 
-  private async request(request: Request): Promise<DaemonStatus> {
-    const plan = planRequest(request, {
+  /**
+   * Starts the store over: the disk file goes, the next boot formats a new one. The removal is one
+   * unlink, done before any start that comes after it could reach the disk (a start builds or
+   * checks the guest image first).
+   */
+  async resetDisk(): Promise<DiskResetResult> {
+    const plan = planDiskReset(this.requestContext());
+    if (!plan.ok) throw new ConflictError(plan.conflict);
+    const reset = this.deps.resetStoreDisk ?? (() => resetStoreDisk(this.deps.info().stateDir));
+    const { path, removedBytes } = await reset();
+    const message =
+      removedBytes === null
+        ? `no store disk at ${path}: nothing to reset`
+        : `removed the store disk ${path} (${formatGiB(removedBytes)} GiB): the next boot formats a new one`;
+    this.emit({ type: 'disk-reset', message, path, removedBytes });
+    this.notify();
+    return { path, removedBytes, status: this.status() };
+  }
+
+  private requestContext(): RequestContext {
+    return {
       state: this.memory.state,
       desired: this.desired,
       vmUp: this.vm !== null,
       startInFlight: this.startOp !== null,
       shuttingDown: this.loop.isClosed,
-    });
+    };
+  }
+
+  private async request(request: Request): Promise<DaemonStatus> {
+    const plan = planRequest(request, this.requestContext());
     if (!plan.ok) throw new ConflictError(plan.conflict);
     if (plan.effect === 'explicit-start') this.explicitStart = true;
     if (plan.effect === 'replace-vm' && this.vm) this.vm.restartRequested = true;

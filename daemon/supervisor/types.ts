@@ -84,6 +84,8 @@ export interface SupervisorDeps {
   random?: () => number;
   /** Mode and idle time; absent means always on. */
   demand?: () => DemandSettings;
+  /** Removes the store disk (`linuxkitctl disk reset`); default: <info().stateDir>/nix-disk.raw. */
+  resetStoreDisk?: () => Promise<{ path: string; removedBytes: number | null }>;
   /** Reported as status.daemon.pid; defaults to process.pid. */
   pid?: number;
 }

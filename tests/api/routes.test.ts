@@ -63,6 +63,51 @@ t.test('restart while the VM is booting keeps the controller status in the 202 a
   t.equal(res.json().status.state, 'starting');
 });
 
+const stoppedNoVm = {
+  state: 'stopped',
+  healthy: false,
+  desired: 'stopped',
+  vm: { pid: null, startedAt: null, adopted: false },
+} as const;
+
+t.test('disk reset while stopped removes the store disk: 200 with its path and size', async (t) => {
+  const { app, fake } = setup(t, new FakeController(stoppedNoVm));
+  const res = await app.inject({ method: 'POST', url: '/v1/disk/reset', payload: {} });
+  t.equal(res.statusCode, 200);
+  t.same(res.json(), {
+    path: '/var/lib/linuxkit-nix/nix-disk.raw',
+    removedBytes: 2 * 1024 ** 3,
+    status: fake.current,
+  });
+  const again = await app.inject({ method: 'POST', url: '/v1/disk/reset' });
+  t.equal(again.statusCode, 200, 'no body is fine too');
+  t.equal(again.json().removedBytes, null, 'no disk left: nothing removed, no error');
+  t.same(fake.calls, ['resetDisk', 'resetDisk']);
+});
+
+t.test('disk reset while running is a 409 that says to stop first, and keeps the disk', async (t) => {
+  const { app, fake } = setup(t);
+  const res = await app.inject({ method: 'POST', url: '/v1/disk/reset' });
+  t.equal(res.statusCode, 409);
+  t.same(res.json(), {
+    error: 'conflict',
+    message:
+      'the builder is running: the store disk is reset only while the builder is stopped ' +
+      '(linuxkitctl stop, then linuxkitctl disk reset)',
+  });
+  t.equal(fake.diskBytes, 2 * 1024 ** 3, 'the disk is kept');
+});
+
+t.test('disk reset with a body field is a 400; GET is a 405', async (t) => {
+  const { app, fake } = setup(t, new FakeController(stoppedNoVm));
+  const bad = await app.inject({ method: 'POST', url: '/v1/disk/reset', payload: { force: true } });
+  t.equal(bad.statusCode, 400);
+  const get = await app.inject({ method: 'GET', url: '/v1/disk/reset' });
+  t.equal(get.statusCode, 405);
+  t.equal(get.headers.allow, 'POST');
+  t.same(fake.calls, []);
+});
+
 t.test('a body with an unknown field is a 400 naming the field', async (t) => {
   const { app, fake } = setup(t);
   const res = await app.inject({ method: 'POST', url: '/v1/stop', payload: { force: true } });

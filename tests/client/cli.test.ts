@@ -306,7 +306,7 @@ t.test('bad usage exits 1 with a message naming what was wrong', async (t) => {
   const cases: Array<[string[], string]> = [
     [
       ['frobnicate'],
-      'linuxkitctl: unknown command "frobnicate"; commands: status, health, start, stop, restart, logs, events, version, help',
+      'linuxkitctl: unknown command "frobnicate"; commands: status, health, start, stop, restart, logs, events, disk, version, help',
     ],
     [['status', '--bogus'], 'linuxkitctl: unknown option --bogus'],
     [['stop', '--lines', '3'], 'linuxkitctl: --lines is not an option of stop (it takes --json)'],

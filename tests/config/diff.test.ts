@@ -63,6 +63,8 @@ t.test('changes applied live', async (t) => {
       ['stopGraceMs', 'onSigterm'],
     ],
     ['ssh user', (c) => (c.sshUser = 'builder'), ['sshUser']],
+    // The running VM keeps its store; the next start makes the fresh disk.
+    ['ephemeral', (c) => (c.ephemeral = true), ['ephemeral']],
   ];
   for (const [name, change, live] of cases) {
     t.same(configChangeNeedsRestart(base, withChange(change)), { restart: false, keys: [], live }, name);

@@ -28,6 +28,7 @@ t.test('an empty object gives every default', async (t) => {
     cpus: 2,
     memoryMiB: 2048,
     diskGiB: 0,
+    ephemeral: false,
     sshPort: 31122,
     mode: 'always',
     onDemand: { idleStopAfterMs: 900_000, connectTimeoutMs: 600_000 },

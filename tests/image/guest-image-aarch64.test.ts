@@ -92,6 +92,7 @@ t.test('arm64 programs and libraries, the same /init and rootfs as x86_64', asyn
     'usr/sbin/dropbear',
     'usr/bin/dropbearconvert',
     'usr/sbin/mke2fs',
+    'usr/sbin/resize2fs',
     'usr/lib/ld-linux-aarch64.so.1',
   ]) {
     t.equal(await machine(rel), EM_AARCH64, `${rel} is an aarch64 ELF file`);

@@ -56,6 +56,7 @@ function healthy(): DoctorFacts {
       hostKey: '/var/lib/linuxkit-nix/keys/ssh_host_ed25519_key',
       keyOwner: { uid: 0, name: 'root' },
       minFreeMiB: 256,
+      diskGiB: 0,
       supportedFeatures: ['benchmark', 'big-parallel'],
       nixConfDir: '/etc/nix',
     },
@@ -294,7 +295,17 @@ const CASES: Array<{
     },
     fails: ['guest-disk'],
     message: /only 100 MiB free in the guest's \/nix, below gc\.minFreeMiB \(256\)/,
-    fix: /nix-collect-garbage/,
+    fix: /nix-collect-garbage; for more room give the store a disk: set diskGiB in the config \(the store moves from RAM to the disk and starts empty\), or raise memoryMiB/,
+  },
+  {
+    name: 'guest disk nearly full, on a store disk: raising diskGiB grows it',
+    inject: (f) => {
+      f.expected.diskGiB = 20;
+      if (f.guest.ok) f.guest.output = f.guest.output.replace('1038336', '102400');
+    },
+    fails: ['guest-disk'],
+    message: /only 100 MiB free/,
+    fix: /for more room raise diskGiB \(now 20\) in the config: the daemon restarts the VM and the guest grows its store, keeping what it holds$/,
   },
   {
     name: 'guest clock skew',

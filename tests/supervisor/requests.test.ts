@@ -1,7 +1,13 @@
 // What start/stop/restart mean in each state, and when they are refused with a 409.
 import t from 'tap';
 import type { BuilderState, DesiredState } from '../../daemon/controller.js';
-import { planRequest, type Request, type RequestPlan } from '../../daemon/supervisor/requests.js';
+import {
+  planDiskReset,
+  planRequest,
+  type Request,
+  type RequestContext,
+  type RequestPlan,
+} from '../../daemon/supervisor/requests.js';
 
 // [name, request, state, desired, vmUp, want, startInFlight?]
 type Row = [string, Request, BuilderState, DesiredState, boolean, RequestPlan | RegExp, boolean?];
@@ -162,4 +168,46 @@ t.test('every request is refused once the daemon is shutting down', async (t) =>
     });
     t.same(plan, { ok: false, conflict: 'the daemon is shutting down' }, request);
   }
+});
+
+t.test('disk reset: only while stopped or failed, with no VM and no start in flight', async (t) => {
+  const ctx = (over: Partial<RequestContext>): RequestContext => ({
+    state: 'stopped',
+    desired: 'stopped',
+    vmUp: false,
+    startInFlight: false,
+    shuttingDown: false,
+    ...over,
+  });
+  const ok = { ok: true };
+  const rows: Array<[string, Partial<RequestContext>, typeof ok | RegExp]> = [
+    ['stopped', {}, ok],
+    ['failed, wanted running', { state: 'failed', desired: 'running' }, ok],
+    ['asleep in on-demand mode (stopped, wanted running)', { desired: 'running' }, ok],
+    ['running', { state: 'running', desired: 'running', vmUp: true }, /^the builder is running: /],
+    ['degraded', { state: 'degraded', desired: 'running', vmUp: true }, /^the builder is degraded: /],
+    ['booting', { state: 'starting', desired: 'running', vmUp: true }, /^the builder is starting: /],
+    ['building its image', { state: 'starting', desired: 'running', startInFlight: true }, /starting/],
+    ['stopping', { state: 'stopping', vmUp: true }, /^the builder is stopping: /],
+    [
+      'in backoff (a start is due)',
+      { state: 'backoff', desired: 'running' },
+      /^the builder is waiting to start again \(backoff\): /,
+    ],
+    ['stopped, but a start just began', { startInFlight: true }, /^the builder is starting: /],
+    [
+      'failed with a VM still up',
+      { state: 'failed', vmUp: true },
+      /^the builder is failed with its VM still up: /,
+    ],
+    ['shutting down', { shuttingDown: true }, /^the daemon is shutting down$/],
+  ];
+  for (const [name, over, want] of rows) {
+    const plan = planDiskReset(ctx(over));
+    if (want instanceof RegExp) t.match(plan, { ok: false, conflict: want }, name);
+    else t.same(plan, want, name);
+  }
+  t.match(planDiskReset(ctx({ state: 'running', vmUp: true })), {
+    conflict: /only while the builder is stopped \(linuxkitctl stop, then linuxkitctl disk reset\)$/,
+  });
 });

@@ -17,14 +17,18 @@ export interface ArchProfile {
 export const DISK_MODULES = ['virtio_blk', 'crc32c_generic', 'ext4'];
 /** The packages the guest's files come from before the library closure adds its own. */
 export const SEEDS = ['busybox-static', 'dropbear-bin', 'nix-bin', 'e2fsprogs', 'netcat-openbsd', 'libc6'];
-/** Dynamically linked programs, as Debian ships them (e2fsprogs keeps /sbin). */
-/** nc.openbsd hands ssh-ng sessions to the resident nix-daemon (guest/rootfs/usr/local/bin/nix-daemon). */
+/**
+ * Dynamically linked programs, as Debian ships them (e2fsprogs keeps /sbin). nc.openbsd hands
+ * ssh-ng sessions to the resident nix-daemon (guest/rootfs/usr/local/bin/nix-daemon).
+ */
 export const PROGRAMS = [
   'usr/bin/nix',
   'usr/sbin/dropbear',
   'usr/bin/dropbearconvert',
   'sbin/mke2fs',
   'bin/nc.openbsd',
+  // Grows the store's ext4 when diskGiB was raised (guest/init).
+  'sbin/resize2fs',
 ];
 /** Nix loads these with dlopen (getaddrinfo, getpwnam): DT_NEEDED never names them. */
 export const DLOPENED = ['libnss_dns.so.2', 'libnss_files.so.2'];
