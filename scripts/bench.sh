@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # All benchmarks (not tests): boot-to-ready, the control path, status latency during an image
-# build, the image build itself (cold, warm, sizes) and on-demand mode's first build and forward. Run as root after install-deps.
+# build, the image build itself (cold, warm, sizes), on-demand mode's first build and forward,
+# and the latency of a trivial remote build. Run as root after install-deps.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
@@ -9,3 +10,4 @@ node bench/status.mjs
 node bench/loop-latency.mjs
 node bench/image-build.mjs
 node bench/on-demand.mjs
+node bench/build-latency.mjs

@@ -10,7 +10,7 @@ import { QemuBackend } from '../../daemon/backends/qemu/qemu-backend.js';
 import { testGuestImage } from '../helpers/debian-mirror.js';
 import { ensureBuilderKeys } from '../../daemon/keys/builder-keys.js';
 import { probeBuilder, waitUntilReady } from '../../daemon/probe/readiness-probe.js';
-import { HostKeyMismatchError } from '../../daemon/probe/guest-ssh.js';
+import { HostKeyMismatchError, runGuestCommand } from '../../daemon/probe/guest-ssh.js';
 import { freePort, pidsMatching, requireTool, tempDir } from '../helpers/env.js';
 import { buildWhereItRuns, writeHostNixDir } from '../helpers/host-nix.js';
 
@@ -111,6 +111,11 @@ for (const scheme of ['ssh', 'ssh-ng'] as const) {
     };
     t.equal(kernel, manifest.kernelVersion, `built under the guest kernel ${kernel}`);
     t.equal(arch, 'x86_64');
+    if (scheme === 'ssh-ng') {
+      // ssh-ng's `nix-daemon --stdio` went to the nix-daemon /init started, not to a new Nix.
+      const log = await runGuestCommand(target, 'cat /var/log/nix-daemon.log', { deadlineMs: 10_000 });
+      t.match(log.stdout, /accepted connection from pid \d+, user root/, 'the resident nix-daemon served it');
+    }
   });
 }
 
