@@ -175,9 +175,12 @@ t.test('GET /v1/health answers 503 with a reason when unhealthy', async (t) => {
     healthy: false,
     probe: {
       ok: false,
+      check: 'ssh',
       latencyMs: null,
+      sshLatencyMs: null,
       nixVersion: null,
       at: '2025-01-01T00:06:00.000Z',
+      nixAt: null,
       error: 'banner exchange timed out',
     },
   });

@@ -25,9 +25,18 @@ t.test('a builder in backoff shows why and when it starts next', async (t) => {
   const status = sampleStatus({
     state: 'backoff',
     healthy: false,
-    vm: { pid: null, startedAt: null, adopted: false },
+    vm: { pid: null, startedAt: null, adopted: false, readyAt: null, bootToReadyMs: null },
     restarts: 3,
-    probe: { ok: false, latencyMs: null, nixVersion: null, at: null, error: null },
+    probe: {
+      ok: false,
+      check: null,
+      latencyMs: null,
+      sshLatencyMs: null,
+      nixVersion: null,
+      at: null,
+      nixAt: null,
+      error: null,
+    },
     lastExit: { code: 1, signal: null, reason: 'exited with code 1', at: '2025-01-01T00:04:30.000Z' },
     backoff: { attempt: 3, nextStartAt: '2025-01-01T00:05:08.000Z' },
   });
@@ -50,7 +59,15 @@ t.test('a stopped, failed or adopted builder says so', async (t) => {
   );
   t.match(failed, /\n {2}failed: 5 crashes in 10 minutes$/);
   const adopted = formatStatus(
-    sampleStatus({ vm: { pid: 77, startedAt: '2024-12-30T22:00:00.000Z', adopted: true } }),
+    sampleStatus({
+      vm: {
+        pid: 77,
+        startedAt: '2024-12-30T22:00:00.000Z',
+        adopted: true,
+        readyAt: null,
+        bootToReadyMs: null,
+      },
+    }),
     now,
   );
   t.match(adopted, /pid 77 \(adopted\) up 1d2h/);
