@@ -32,7 +32,7 @@ t.test('status prints one line for a healthy builder and exits 0', async (t) => 
   t.equal(stderr, '');
   t.match(
     stdout,
-    /^builder: running \(healthy\) {2}backend qemu\/tcg {2}guest x86_64 {2}pid 1234 up \S+ {2}restarts 0 {2}probe 612 ms {2}Nix 2\.8\.0\n$/,
+    /^builder: running \(healthy\) {2}backend qemu\/tcg {2}guest x86_64 {2}pid 1234 up \S+ {2}ready in 5\.2s {2}restarts 0 {2}probe 612 ms {2}Nix 2\.8\.0\n$/,
   );
 });
 

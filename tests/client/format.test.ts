@@ -14,10 +14,10 @@ import { sampleStatus } from '../api/fixtures/fake-controller.js';
 
 const now = new Date('2025-01-01T00:05:00.000Z');
 
-t.test('a healthy builder is one line', async (t) => {
+t.test('a healthy builder is one line: its time to ready beside the probe latency', async (t) => {
   t.equal(
     formatStatus(sampleStatus(), now),
-    'builder: running (healthy)  backend qemu/tcg  guest x86_64  pid 1234 up 5m  restarts 0  probe 612 ms  Nix 2.8.0',
+    'builder: running (healthy)  backend qemu/tcg  guest x86_64  pid 1234 up 5m  ready in 5.2s  restarts 0  probe 612 ms  Nix 2.8.0',
   );
 });
 
