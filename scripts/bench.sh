@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# All benchmarks (not tests): boot-to-ready, the control path, status latency during an image
-# build, and the image build itself (cold, warm, sizes). Run as root after install-deps.
+# All benchmarks (not tests): boot-to-ready, readiness and idle cost through the daemon, the
+# control path, status latency during an image build, and the image build itself (cold, warm,
+# sizes). Run as root after install-deps.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 node bench/boot.mjs "$@"
+node bench/readiness.mjs
 node bench/status.mjs
 node bench/loop-latency.mjs
 node bench/image-build.mjs
