@@ -85,12 +85,25 @@ async function firstBanner(port, t0, timeoutMs = 600_000) {
   throw new Error(`no SSH banner on port ${port} within ${timeoutMs} ms`);
 }
 
-function ctl(socket, args) {
+function ctl(socket, args, okCodes = [0]) {
   const r = spawnSync(process.execPath, [ctlMain, '--socket', socket, ...args], { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`linuxkitctl ${args.join(' ')} exited ${r.status}: ${r.stderr}`);
+  if (!okCodes.includes(r.status))
+    throw new Error(`linuxkitctl ${args.join(' ')} exited ${r.status}: ${r.stderr}`);
   return r.stdout;
 }
-const status = (socket) => JSON.parse(ctl(socket, ['status', '--json']));
+// status exits 3 or 4 when the builder is stopped or not healthy; the JSON is there all the same.
+const status = (socket) => JSON.parse(ctl(socket, ['status', '--json'], [0, 3, 4]));
+
+/** `linuxkitctl stop`, then until the VM is gone (stop answers once the request is accepted). */
+async function stopBuilder(socket) {
+  ctl(socket, ['stop']);
+  for (let i = 0; ; i++) {
+    const s = status(socket);
+    if (s.state === 'stopped' && s.vm.pid === null) return;
+    if (i > 1200) throw new Error(`the builder did not stop: ${s.state}`);
+    await sleep(100);
+  }
+}
 
 async function main() {
   if (!existsSync(daemonMain)) throw new Error(`${daemonMain} is missing: run npx tsc -p tsconfig.json`);
@@ -104,11 +117,15 @@ async function main() {
     { env: { ...process.env, LINUXKIT_IMAGE_CACHE: cacheDir }, stdio: ['ignore', 'ignore', 'inherit'] },
   );
   let bare = null;
-  const cleanup = () => {
+  const daemonExited = new Promise((r) => daemon.once('exit', r));
+  // SIGTERM: the daemon powers its VM off before it exits (onSigterm "stop", the default).
+  const cleanup = async () => {
     bare?.kill('SIGKILL');
     daemon.kill('SIGTERM');
+    const timer = setTimeout(() => daemon.kill('SIGKILL'), 60_000);
+    await daemonExited;
+    clearTimeout(timer);
   };
-  process.on('exit', cleanup);
   try {
     // The first boot may build the image: not measured.
     for (let i = 0; !existsSync(socket); i++) {
@@ -122,7 +139,7 @@ async function main() {
     const record = JSON.parse(readFileSync(join(stateDir, 'vm.json'), 'utf8'));
     const argv =
       basename(record.argv[0] ?? '') === basename(record.executable) ? record.argv.slice(1) : record.argv;
-    ctl(socket, ['stop', '--wait']);
+    await stopBuilder(socket);
 
     const daemonMs = [];
     const bareMs = [];
@@ -145,7 +162,7 @@ async function main() {
       const s = status(socket);
       bootToReady.push(s.vm.bootToReadyMs);
       probeLatency.push(s.probe.latencyMs);
-      if (i < runs - 1) ctl(socket, ['stop', '--wait']);
+      if (i < runs - 1) await stopBuilder(socket);
     }
 
     // Idle and healthy: let the first maintenance pass and the boot's tail settle first.
@@ -154,7 +171,7 @@ async function main() {
     if (!healthy.healthy) throw new Error(`not healthy before the idle measurement: ${healthy.state}`);
     const [daemonIdle, qemuIdle] = await idleCpu([daemon.pid, healthy.vm.pid], idleMs);
     const after = status(socket);
-    ctl(socket, ['stop', '--wait']);
+    await stopBuilder(socket);
 
     rmSync(join(stateDir, 'qmp.sock'), { force: true });
     const t2 = performance.now();
@@ -205,8 +222,7 @@ async function main() {
       console.log(`  bare QEMU, idle, no checks: ${r.idle.bareQemuPct}  ratio ${r.idle.ratio}`);
     }
   } finally {
-    cleanup();
-    await sleep(500);
+    await cleanup();
     rmSync(stateDir, { recursive: true, force: true });
   }
 }
