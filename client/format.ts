@@ -43,6 +43,7 @@ export function formatStatus(s: DaemonStatus, now: Date): string {
 
   const lines = [parts.join('  ')];
   if (s.desired === 'stopped') lines.push('  desired: stopped (linuxkitctl start to run it again)');
+  if (s.onDemand && s.desired === 'running') lines.push(`  on demand: ${formatOnDemand(s.onDemand, now)}`);
   if (s.image) lines.push(`  image: ${formatImageBuild(s.image, now)}`);
   if (s.failedReason) lines.push(`  failed: ${s.failedReason}`);
   if (s.backoff) {
@@ -62,6 +63,27 @@ export function formatStatus(s: DaemonStatus, now: Date): string {
   }
   for (const e of s.errors) lines.push(`  error (${e.source}): ${e.message}`);
   return lines.join('\n');
+}
+
+/**
+ * `awake (woken by a connection from 127.0.0.1:50412 3m ago), 2 connections open` or
+ * `asleep: the next connection starts the VM` or `awake ..., idle stop in 12m`.
+ */
+export function formatOnDemand(d: NonNullable<DaemonStatus['onDemand']>, now: Date): string {
+  const parts: string[] = [];
+  if (!d.awake) parts.push('asleep: the next connection starts the VM');
+  else
+    parts.push(
+      `awake (woken by ${d.wokenBy ?? 'unknown'}${d.wokenAt ? ` ${since(d.wokenAt, now)} ago` : ''})`,
+    );
+  if (d.openConnections > 0)
+    parts.push(`${d.openConnections} connection${d.openConnections === 1 ? '' : 's'} open`);
+  if (d.heldConnections > 0) parts.push(`${d.heldConnections} waiting for the VM`);
+  if (d.idleStopAt) parts.push(`idle stop in ${formatDuration(Date.parse(d.idleStopAt) - now.getTime())}`);
+  let text = parts.join(', ');
+  if (d.lastFailure)
+    text += `\n  on demand, last failure ${since(d.lastFailure.at, now)} ago: ${d.lastFailure.reason}`;
+  return text;
 }
 
 /** `building the guest image for 42s: 23 packages (41.2 MiB) unpacked; unpacking nix-bin 2.8.0-1` */

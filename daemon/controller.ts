@@ -17,10 +17,31 @@ export type BuilderState = (typeof BUILDER_STATES)[number];
 
 export type DesiredState = 'running' | 'stopped';
 
+/** On-demand mode as status shows it (daemon/on-demand/). */
+export interface OnDemandStatus {
+  /** Wanted now: woken by a connection or a start request, until the idle stop. */
+  awake: boolean;
+  wokenBy: string | null;
+  wokenAt: string | null;
+  /** Connections waiting for the VM to be ready. */
+  heldConnections: number;
+  /** Connections forwarded to the guest (running builds keep it up). */
+  openConnections: number;
+  lastActivityAt: string | null;
+  /** Awake with no connection: when the VM is powered off. */
+  idleStopAt: string | null;
+  idleStopAfterMs: number;
+  /** The last time held connections were closed without reaching the guest, and why. */
+  lastFailure: { at: string; reason: string; connections: number } | null;
+}
+
 export interface DaemonStatus {
   state: BuilderState;
   healthy: boolean;
   desired: DesiredState;
+  /** always: the VM runs while desired; on-demand: it starts on the first connection and stops when idle. */
+  mode: 'always' | 'on-demand';
+  onDemand: OnDemandStatus | null;
   backend: BackendName;
   /** Why this backend and accelerator were chosen (choose-backend.ts), e.g. why tcg is a fallback. */
   backendReason: string;
@@ -66,7 +87,19 @@ export interface DaemonStatus {
 
 export interface StateEvent {
   at: string;
-  type: 'state' | 'exit' | 'probe' | 'config' | 'adopted' | 'error' | 'repair' | 'image';
+  type:
+    | 'state'
+    | 'exit'
+    | 'probe'
+    | 'config'
+    | 'adopted'
+    | 'error'
+    | 'repair'
+    | 'image'
+    | 'wake'
+    | 'idle-stop'
+    | 'wake-failed'
+    | 'accel-fallback';
   state?: BuilderState;
   from?: BuilderState;
   message: string;

@@ -1,12 +1,13 @@
 // linuxkitd put together: config, lock, logs, keys, backend, supervisor, API, config watcher.
 // `startDaemon` returns a running daemon that `close()` shuts down; main.ts adds the process
 // concerns (argv, signals, exit codes).
-import { access, mkdir, readFile } from 'node:fs/promises';
+import { access, mkdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { Backend } from './backend.js';
 import { buildApiServer, listenOnUnixSocket } from './api/server.js';
+import { AccelFallback } from './backends/accel-fallback.js';
 import { chooseBackend, type BackendChoice } from './backends/choose-backend.js';
 import { allHostTools, findBackend } from './backends/backend-list.js';
 import { currentHostFacts } from './host/host-facts.js';
@@ -33,6 +34,7 @@ import { latestConsoleLog, tailLines } from './state/console-logs.js';
 import { fileStore } from './state/daemon-store.js';
 import { acquireInstanceLock, type InstanceLock } from './state/instance-lock.js';
 import { Supervisor } from './supervisor/supervisor.js';
+import { SshEndpoint } from './on-demand/ssh-endpoint.js';
 import { buildVmSpec } from './vm-spec.js';
 import { projectRoot } from './project-root.js';
 
@@ -111,16 +113,18 @@ export async function startDaemon(
     await writeJsonAtomic(lastGoodPath, config, { mode: 0o600 });
     const version = await daemonVersion();
     const keys: BuilderKeys = await ensureBuilderKeys(paths.keysDir);
-    const facts = currentHostFacts(allHostTools());
+    let facts = currentHostFacts(allHostTools());
     let choice: BackendChoice = chooseBackend(config, facts);
     const backend: Backend = await findBackend(choice.backend)!.create({
       log: log.child({ backend: choice.backend }),
     });
     const imageCacheDir = process.env.LINUXKIT_IMAGE_CACHE ?? paths.imageDir;
     const privateKey = await readFile(keys.clientKey);
+    // The current VM's forwarded port (in on-demand mode not the user's sshPort, which the
+    // daemon's endpoint holds).
     const target = (): GuestSshTarget => ({
       host: '127.0.0.1',
-      port: config.sshPort,
+      port: supervisor.guestSshPort() ?? config.sshPort,
       username: config.sshUser,
       privateKey,
       hostPublicKeyLine: keys.hostPublicKeyLine,
@@ -145,6 +149,7 @@ export async function startDaemon(
       probe: (check) => probeGuest(target(), check, { deadlineMs: config.probe.timeoutMs }),
       store: fileStore(paths),
       policy: () => policyFromSettings(config),
+      demand: () => ({ mode: config.mode, idleStopAfterMs: config.onDemand.idleStopAfterMs }),
       info: () => ({
         backend: choice.backend,
         backendReason: choice.reason,
@@ -162,6 +167,21 @@ export async function startDaemon(
       },
       log,
     });
+    const endpoint = new SshEndpoint({
+      connectTimeoutMs: () => config.onDemand.connectTimeoutMs,
+      now: () => Date.now(),
+      listener: {
+        connection: (by) => supervisor.connectionArrived(by),
+        changed: () => supervisor.connectionsChanged(),
+        heldClosed: (n, reason) => supervisor.heldConnectionsClosed(n, reason),
+        listenProblem: (message) =>
+          message === null
+            ? supervisor.clearError('ssh-endpoint')
+            : supervisor.reportError('ssh-endpoint', message),
+      },
+    });
+    const endpointPort = (c: DaemonConfig) => (c.mode === 'on-demand' ? c.sshPort : null);
+    supervisor.setEndpoint(endpoint);
     // Before the API listens: status answers from the saved step memory (`failed`, a backoff) at once.
     await supervisor.load();
     if (startup.fileError) {
@@ -185,6 +205,7 @@ export async function startDaemon(
         return;
       }
       config = next;
+      void endpoint.listenOn(endpointPort(config));
       void writeJsonAtomic(lastGoodPath, config, { mode: 0o600 }).catch((err) =>
         daemonLog.error({ err }, 'could not save the last good config'),
       );
@@ -237,6 +258,33 @@ export async function startDaemon(
       host: supervisor,
       log: log.child({ component: 'registration' }),
     });
+    // accel auto: a hardware accelerator that cannot run the guest (an error, or a silent boot) is
+    // dropped for this daemon's life, and the VM started again with the next choice (tcg).
+    const fallback = new AccelFallback({
+      current: () => ({ accel: choice.accel, auto: config.accel === 'auto' }),
+      consoleBytes: async () => {
+        const file = supervisor.currentConsoleLog();
+        return file === null
+          ? null
+          : stat(file).then(
+              (s) => s.size,
+              () => 0,
+            );
+      },
+      failed: (accel, reason) => {
+        if (accel === 'tcg') return;
+        facts = { ...facts, failedAccels: { ...facts.failedAccels, [accel]: reason } };
+        choice = chooseBackend(config, facts);
+        const message = `${accel} could not run the guest (${reason}): using ${choice.accel} from now on`;
+        daemonLog.warn({ accel, reason, now: choice.accel }, message);
+        supervisor.reportEvent('accel-fallback', message, { from: accel, to: choice.accel, reason });
+        supervisor.configChanged({ needsRestart: true, keys: ['accel'] });
+      },
+    });
+    supervisor.events.on('event', (e) => fallback.observe(e));
+
+    // Listening before the first step: a connection that comes while the VM is off is held.
+    await endpoint.listenOn(endpointPort(config));
     await supervisor.init();
 
     let closing: Promise<void> | null = null;
@@ -256,6 +304,8 @@ export async function startDaemon(
           await registration.close();
           await maintenance.stop();
           await api.close();
+          fallback.cancel();
+          await endpoint.close();
           await supervisor.shutdown({ stopVm: o.stopVm });
           await lock.release();
           daemonLog.info('linuxkitd stopped');

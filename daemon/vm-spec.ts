@@ -11,6 +11,7 @@ import { debianSettingsForHost } from './image/image-settings.js';
 import type { BuilderKeys } from './keys/builder-keys.js';
 import { latestConsoleLog, newConsoleLog } from './state/console-logs.js';
 import { ensureStoreDisk } from './state/store-disk.js';
+import { guestForwardPort } from './on-demand/guest-forward-port.js';
 
 export interface VmSpecContext {
   stateDir: string;
@@ -58,7 +59,7 @@ export async function buildVmSpec(
     kernel,
     initrd,
     cmdline,
-    sshPort: config.sshPort,
+    sshPort: await guestForwardPort(config.mode, config.sshPort),
     stateDir: ctx.stateDir,
     consoleLog,
     disk: await ensureStoreDisk(ctx.stateDir, config.diskGiB),

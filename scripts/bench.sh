@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # All benchmarks (not tests): boot-to-ready, readiness and idle cost through the daemon, the
-# control path, status latency during an image build, and the image build itself (cold, warm,
-# sizes). Run as root after install-deps.
+# control path, status latency during an image build, the image build itself (cold, warm, sizes)
+# and on-demand mode's first build and forward. Run as root after install-deps.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
@@ -10,3 +10,4 @@ node bench/readiness.mjs
 node bench/status.mjs
 node bench/loop-latency.mjs
 node bench/image-build.mjs
+node bench/on-demand.mjs

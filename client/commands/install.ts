@@ -41,11 +41,12 @@ Settings (written to the daemon's config.json):
   --backend NAME   ${backendSettingChoices().padEnd(28)} --accel NAME   auto, hvf, kvm or tcg
   --arch NAME      x86_64 or aarch64            --cpus N       1 to 64
   --memory MiB     256 to 262144                --ssh-port N   1024 to 65535
+  --mode NAME      always, or on-demand: the first build starts the VM, idleness stops it
 
 Undo with linuxkitctl uninstall; check with linuxkitctl doctor. See docs/install.md.
 `;
 
-const SETTING_FLAGS = ['backend', 'accel', 'arch', 'cpus', 'memory', 'ssh-port'] as const;
+const SETTING_FLAGS = ['backend', 'accel', 'arch', 'cpus', 'memory', 'ssh-port', 'mode'] as const;
 
 /** What tests replace: the machine the command believes it runs on, and the outside world. */
 export interface InstallDeps {

@@ -1,6 +1,6 @@
 // Is the builder's SSH port free for its VM? Install refuses and doctor fails when another
 // program listens there (nixpkgs' and nix-darwin's linux-builder use 31022, for one), naming
-// who. This builder's own VM (QEMU, or the daemon's vsock bridge for HyperKit) holding it is
+// who. This builder's own VM (QEMU, or the daemon: its on-demand endpoint, or its vsock bridge for HyperKit) holding it is
 // what should be there. judgeSshPort is pure; gatherSshPortFacts reads the machine.
 import { readFile } from 'node:fs/promises';
 import * as path from 'node:path';
@@ -44,7 +44,9 @@ export function judgeSshPort(f: SshPortFacts, alive: (pid: number) => boolean = 
   const own = holders.find((h) => h.pid !== null && ownPids.includes(h.pid));
   if (own) {
     const who =
-      own.pid === f.own.vmPid ? "this builder's VM" : "this builder's daemon (its HyperKit SSH bridge)";
+      own.pid === f.own.vmPid
+        ? "this builder's VM"
+        : "this builder's daemon (its on-demand SSH endpoint or HyperKit SSH bridge)";
     return { ok: true, message: `the SSH port ${where} is held by ${who}, ${describeHolder(own)}` };
   }
   const named = holders.filter((h) => h.pid !== null);

@@ -28,6 +28,28 @@ export const DaemonStatusSchema = Type.Object(
     state: BuilderStateSchema,
     healthy: Type.Boolean({ description: 'The last SSH probe of the builder succeeded.' }),
     desired: StringEnum(['running', 'stopped'] as const),
+    mode: StringEnum(['always', 'on-demand'] as const, {
+      description:
+        'always: the VM runs while desired; on-demand: the first connection starts it, idle stops it.',
+    }),
+    onDemand: Nullable(
+      Type.Object(
+        {
+          awake: Type.Boolean({ description: 'Wanted now: woken by a connection or a start request.' }),
+          wokenBy: Nullable(Type.String()),
+          wokenAt: Nullable(IsoTime),
+          heldConnections: Type.Integer({ description: 'Connections waiting for the VM to be ready.' }),
+          openConnections: Type.Integer({ description: 'Connections forwarded to the guest.' }),
+          lastActivityAt: Nullable(IsoTime),
+          idleStopAt: Nullable(IsoTime),
+          idleStopAfterMs: Type.Integer(),
+          lastFailure: Nullable(
+            Type.Object({ at: IsoTime, reason: Type.String(), connections: Type.Integer() }),
+          ),
+        },
+        { description: 'On-demand mode; null in always mode.' },
+      ),
+    ),
     backend: StringEnum(backendNames()),
     backendReason: Type.String({
       description:
@@ -175,7 +197,20 @@ export const ActionResponseSchema = Type.Object({
 export const StateEventSchema = Type.Object(
   {
     at: IsoTime,
-    type: StringEnum(['state', 'exit', 'probe', 'config', 'adopted', 'error', 'repair', 'image'] as const),
+    type: StringEnum([
+      'state',
+      'exit',
+      'probe',
+      'config',
+      'adopted',
+      'error',
+      'repair',
+      'image',
+      'wake',
+      'idle-stop',
+      'wake-failed',
+      'accel-fallback',
+    ] as const),
     state: Type.Optional(BuilderStateSchema),
     from: Type.Optional(BuilderStateSchema),
     message: Type.String(),

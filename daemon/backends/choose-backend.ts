@@ -35,6 +35,8 @@ export function accelProblem(accel: Accelerator, arch: GuestArch, host: HostFact
   if (platform === undefined) return null;
   if (host.platform !== platform)
     return `${accel} needs ${platform === 'darwin' ? 'macOS' : 'Linux'}; this host is ${host.platform}`;
+  const failed = accel === 'tcg' ? undefined : host.failedAccels?.[accel];
+  if (failed !== undefined) return `${accel} could not run a guest here (${failed})`;
   const native = NATIVE_GUEST[host.machineArch];
   if (native !== arch)
     return `${accel} cannot run an ${arch} guest on this ${describeHost(host)} (it runs only ${native ?? 'native'} guests)`;

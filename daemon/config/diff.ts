@@ -23,6 +23,9 @@ export const KEY_EFFECT: Record<keyof DaemonConfig, 'restart' | 'live'> = {
   memoryMiB: 'restart',
   diskGiB: 'restart',
   sshPort: 'restart',
+  // The SSH forward moves between QEMU (always) and the daemon's endpoint (on-demand).
+  mode: 'restart',
+  onDemand: 'live',
   image: 'restart',
   // Used by the probe and the machines-file registration, not by the VM itself.
   sshUser: 'live',

@@ -33,6 +33,7 @@ const SETTING_FLAGS = {
   arch: 'arch',
   cpus: 'cpus',
   memory: 'memoryMiB',
+  mode: 'mode',
 } as const satisfies Record<string, keyof DaemonConfig>;
 
 const PATH_FLAGS = {
@@ -53,6 +54,7 @@ const OPTIONS = {
   arch: { type: 'string' },
   cpus: { type: 'string' },
   memory: { type: 'string' },
+  mode: { type: 'string' },
   foreground: { type: 'boolean' },
   version: { type: 'boolean', short: 'V' },
   help: { type: 'boolean', short: 'h' },
@@ -76,6 +78,8 @@ Settings (override the config file):
   --cpus N           1 to 64
   --memory MiB       256 to 262144
   --ssh-port N       1024 to 65535 (bound on 127.0.0.1 only)
+  --mode NAME        always (the VM runs while started) or on-demand (the first
+                     connection starts it, idleness stops it)
 
   --foreground       log to the terminal as well as the log file
   -V, --version      print the version and exit

@@ -127,6 +127,30 @@ export const ProbeSettingsSchema = Type.Object(
   { ...strict, default: {} },
 );
 
+export const ModeSettingSchema = Type.Union([Type.Literal('always'), Type.Literal('on-demand')], {
+  default: 'always',
+  description:
+    'always: the VM runs while the builder is started; on-demand: the first SSH connection starts it and idleness stops it (docs/on-demand.md)',
+});
+
+export const OnDemandSettingsSchema = Type.Object(
+  {
+    idleStopAfterMs: ms(
+      1000,
+      86_400_000,
+      900_000,
+      'With no connection to the builder this long, the VM is powered off (on-demand mode)',
+    ),
+    connectTimeoutMs: ms(
+      1000,
+      3_600_000,
+      600_000,
+      'A connection waits this long for the VM to be ready, then is closed (a first start may build the guest image)',
+    ),
+  },
+  { ...strict, default: {} },
+);
+
 export const GcSettingsSchema = Type.Object(
   {
     minFreeMiB: Type.Integer({
@@ -164,6 +188,8 @@ export const DaemonConfigSchema = Type.Object(
       default: 31_122,
       description: 'On 127.0.0.1 only',
     }),
+    mode: ModeSettingSchema,
+    onDemand: OnDemandSettingsSchema,
     sshUser: Type.String({ pattern: '^[a-z_][a-z0-9_-]{0,31}$', default: 'root', examples: ['root'] }),
     image: ImageSettingsSchema,
     systems: Type.Array(Type.String({ pattern: '^[a-z0-9_]+-[a-z0-9_]+$', examples: ['x86_64-linux'] }), {
@@ -197,6 +223,7 @@ export type BackendSetting = Static<typeof BackendSettingSchema>;
 export type AccelSetting = Static<typeof AccelSettingSchema>;
 export type RestartPolicy = Static<typeof RestartPolicySchema>;
 export type ProbeSettings = Static<typeof ProbeSettingsSchema>;
+export type ModeSetting = Static<typeof ModeSettingSchema>;
 
 /** A problem with the config file, a flag or an override, naming the key it concerns. */
 export interface ConfigError {

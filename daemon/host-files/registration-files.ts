@@ -8,7 +8,7 @@ import { renderKnownHostsLine, renderSshHostEntry } from './ssh-config.js';
 
 export type RegistrationConfig = Pick<
   DaemonConfig,
-  'sshPort' | 'sshUser' | 'systems' | 'maxJobs' | 'speedFactor' | 'supportedFeatures'
+  'sshPort' | 'sshUser' | 'systems' | 'maxJobs' | 'speedFactor' | 'supportedFeatures' | 'mode' | 'onDemand'
 >;
 
 /** The machines file's identity field. A path with spaces cannot be a field: '-' lets ssh use the alias's IdentityFile. */
@@ -49,6 +49,10 @@ export function renderSshDropInBody(
     user: config.sshUser,
     identityFile: layout.keys.clientKey,
     knownHostsFile: layout.knownHostsFile,
+    // On demand, ssh waits for the daemon to boot the VM: as long as the daemon holds a connection.
+    ...(config.mode === 'on-demand'
+      ? { connectTimeoutSec: Math.ceil(config.onDemand.connectTimeoutMs / 1000) }
+      : {}),
     ...(controlPathName === null
       ? {}
       : { controlDir: layout.controlDir, controlPathName, controlPersist: '60s' }),

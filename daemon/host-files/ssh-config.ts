@@ -12,6 +12,11 @@ export interface SshHostEntry {
   /** Socket name inside controlDir, with ssh's % tokens; default %C. */
   controlPathName?: string;
   controlPersist?: string;
+  /**
+   * ssh's ConnectTimeout (seconds), which covers the banner exchange too; default 10. On demand the
+   * banner comes only once the VM has booted, so it must outlast the boot.
+   */
+  connectTimeoutSec?: number;
 }
 
 // IdentityFile, UserKnownHostsFile and ControlPath expand % tokens: a literal % is written %%.
@@ -37,7 +42,7 @@ export function renderSshHostEntry(e: SshHostEntry): string {
     `  HostKeyAlias ${e.alias}`,
     '  StrictHostKeyChecking yes',
     `  UserKnownHostsFile ${quote(e.knownHostsFile)}`,
-    '  ConnectTimeout 10',
+    `  ConnectTimeout ${e.connectTimeoutSec ?? 10}`,
     '  ServerAliveInterval 15',
   ];
   if (e.controlDir) {

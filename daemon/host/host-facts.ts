@@ -19,6 +19,8 @@ export interface HostFacts {
   hvSupport: boolean | null;
   /** Linux: /dev/kvm exists and is read-write for this user. */
   kvmUsable: boolean;
+  /** Hardware accelerators that were tried and could not run a guest here, and why (accel-fallback.ts). */
+  failedAccels?: Partial<Record<'hvf' | 'kvm', string>>;
   /** The tools asked about: executable name → its path on PATH, or null when missing. */
   tools: Record<string, string | null>;
 }
@@ -71,7 +73,10 @@ export function systemProbes(pathEnv: string | undefined = process.env.PATH): Ho
         return null;
       }
     },
-    kvmUsable: () => canAccess('/dev/kvm', constants.R_OK | constants.W_OK),
+    // LINUXKIT_KVM_DEVICE names another file to stand for /dev/kvm (QEMU still opens /dev/kvm):
+    // how tests make auto pick a KVM that cannot run a guest on a machine without one.
+    kvmUsable: () =>
+      canAccess(process.env.LINUXKIT_KVM_DEVICE ?? '/dev/kvm', constants.R_OK | constants.W_OK),
     which(bin) {
       for (const dir of (pathEnv ?? '').split(':')) {
         if (isAbsolute(dir) && canAccess(join(dir, bin), constants.X_OK)) return join(dir, bin);

@@ -6,13 +6,14 @@
 // healthy for the stable period, or one the step restarts because its probe kept failing.
 // Each one grows the backoff; `maxAttempts` of them in a row end in `failed`, which only an
 // explicit start or a config change leaves. A guest reboot (of a guest that had been healthy)
-// and an exit the daemon asked for are not failures.
+// and an exit the daemon asked for are not failures. In on-demand mode the builder is `asleep`
+// between uses: off like `stopped`, with its failures kept for the next wake-up.
 //
 // Slow work (a start that builds the guest image, a stop that waits out its grace) runs beside
 // the loop as operations; the step only sees them as observations (`start` in flight,
 // `process: 'stopping'`, a `stopFailure`) and their results (a VM that is up, an exit), and asks
 // for at most one of each kind at a time.
-import type { BuilderState, DesiredState } from '../controller.js';
+import type { BuilderState } from '../controller.js';
 import { backoffDelay } from './backoff.js';
 import type {
   Action,
@@ -21,6 +22,7 @@ import type {
   ObservedStart,
   Policy,
   StartCause,
+  StepDesired,
   StepInput,
   StepMemory,
   StepResult,
@@ -49,9 +51,9 @@ export function reconcileStep(input: StepInput): StepResult {
   }
 
   const d =
-    desired === 'stopped'
-      ? whenStopped(h, o, now, p, actions)
-      : whenRunning(h, o, now, p, random, actions, fresh);
+    desired === 'running'
+      ? whenRunning(h, o, now, p, random, actions, fresh)
+      : whenStopped(h, o, now, p, actions, desired === 'asleep');
   if (d.state !== input.memory.state) h.lastStateChangeAt = now;
   h.state = d.state;
   return {
@@ -66,7 +68,7 @@ export function reconcileStep(input: StepInput): StepResult {
 function foldExit(
   h: StepMemory,
   exit: ObservedExit,
-  desired: DesiredState,
+  desired: StepDesired,
   p: Policy,
   random: number,
   actions: Action[],
@@ -100,31 +102,44 @@ function resetIfStable(h: StepMemory, at: number, p: Policy, actions: Action[]):
   h.backoffUntil = null;
 }
 
-function whenStopped(h: StepMemory, o: Observed, now: number, p: Policy, actions: Action[]): Decision {
-  // Stopping on request ends any crash loop: the next start is a fresh one.
-  h.consecutiveFailures = 0;
-  h.backoffUntil = null;
-  h.failedReason = null;
+function whenStopped(
+  h: StepMemory,
+  o: Observed,
+  now: number,
+  p: Policy,
+  actions: Action[],
+  asleep: boolean,
+): Decision {
+  // Stopping on request ends any crash loop: the next start is a fresh one. Falling asleep does
+  // not: the failures in a row, a backoff and `failed` stay for the next wake-up.
+  if (!asleep) {
+    h.consecutiveFailures = 0;
+    h.backoffUntil = null;
+    h.failedReason = null;
+  }
+  const why = asleep ? 'on demand: no connection for the idle time' : 'stop requested';
   if (o.process === 'up') {
-    const stop = stopWhenDue(o, now, p, actions, { type: 'stop', reason: 'stop requested' });
+    const stop = stopWhenDue(o, now, p, actions, { type: 'stop', reason: why });
     return {
       state: 'stopping',
       wake: stop.wake,
-      reason: stop.reason ?? 'stop requested: powering the VM off',
+      reason: stop.reason ?? `${why}: powering the VM off`,
     };
   }
   if (o.process === 'stopping') {
     return { state: 'stopping', wake: stopRetry(p), reason: 'waiting for the VM to power off' };
   }
   if (o.start) {
-    if (!o.start.cancelling) actions.push({ type: 'cancel-start', reason: 'stop requested' });
+    if (!o.start.cancelling) actions.push({ type: 'cancel-start', reason: why });
     return {
       state: 'stopping',
       wake: stopRetry(p),
-      reason: 'stop requested: cancelling the start in progress',
+      reason: `${why}: cancelling the start in progress`,
     };
   }
-  return { state: 'stopped', wake: null, reason: 'stopped on request' };
+  if (!asleep) return { state: 'stopped', wake: null, reason: 'stopped on request' };
+  if (h.failedReason !== null) return { state: 'failed', wake: null, reason: h.failedReason };
+  return { state: 'stopped', wake: null, reason: 'asleep (on demand): the next connection starts the VM' };
 }
 
 function whenRunning(

@@ -179,8 +179,15 @@ export type Action =
   /** The VM was healthy for the stable period: the failure count went back to zero. */
   | { type: 'reset-backoff'; failures: number };
 
+/**
+ * What the step is asked for: the API's desired state, or `asleep` in on-demand mode while no
+ * connection wants the builder (off like `stopped`, but a failed start keeps counting, so
+ * connections that keep coming cannot turn a broken builder into a boot loop).
+ */
+export type StepDesired = DesiredState | 'asleep';
+
 export interface StepInput {
-  desired: DesiredState;
+  desired: StepDesired;
   observed: Observed;
   memory: StepMemory;
   now: number;

@@ -1,7 +1,8 @@
 // The status the API serves, as a pure function of what the supervisor holds, so its fields
 // are tested without a loop.
 import type { VmExit, VmHandle } from '../backend.js';
-import type { DaemonStatus, DesiredState } from '../controller.js';
+import type { DaemonStatus, DesiredState, OnDemandStatus } from '../controller.js';
+import type { ConnectionCounts, DemandSettings, Wake } from '../on-demand/demand.js';
 import type { ObservedProbe, ProbeCheck, StepMemory } from '../reconciler/types.js';
 import type { ImageBuildStatus } from './image-progress.js';
 import type { SupervisorInfo } from './types.js';
@@ -63,6 +64,8 @@ export function nextProbeView(before: ProbeView, r: ProbeOutcome, now: number): 
 export interface StatusView {
   memory: StepMemory;
   desired: DesiredState;
+  mode: DaemonStatus['mode'];
+  onDemand: OnDemandStatus | null;
   info: SupervisorInfo;
   vm: { handle: VmHandle; adopted: boolean; probe: ProbeView } | null;
   restarts: number;
@@ -89,6 +92,8 @@ export function renderStatus(v: StatusView): DaemonStatus {
     // `running` is the step's verdict on a good probe of the current VM; nothing else is healthy.
     healthy: h.state === 'running',
     desired: v.desired,
+    mode: v.mode,
+    onDemand: v.onDemand,
     backend: v.info.backend,
     backendReason: v.info.backendReason,
     accel: v.info.accel,
@@ -135,5 +140,27 @@ export function renderStatus(v: StatusView): DaemonStatus {
       version: v.info.version,
       startedAt: new Date(v.daemon.startedAt).toISOString(),
     },
+  };
+}
+
+/** On-demand mode's part of the status; null in always mode. */
+export function renderOnDemand(v: {
+  settings: DemandSettings;
+  wake: Wake | null;
+  connections: ConnectionCounts;
+  idleStopAt: number | null;
+  lastFailure: { at: number; reason: string; connections: number } | null;
+}): OnDemandStatus | null {
+  if (v.settings.mode !== 'on-demand') return null;
+  return {
+    awake: v.wake !== null,
+    wokenBy: v.wake?.by ?? null,
+    wokenAt: iso(v.wake?.at ?? null),
+    heldConnections: v.connections.held,
+    openConnections: v.connections.open,
+    lastActivityAt: iso(v.connections.lastActivityAt),
+    idleStopAt: iso(v.idleStopAt),
+    idleStopAfterMs: v.settings.idleStopAfterMs,
+    lastFailure: v.lastFailure && { ...v.lastFailure, at: new Date(v.lastFailure.at).toISOString() },
   };
 }

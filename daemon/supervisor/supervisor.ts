@@ -7,9 +7,12 @@
 // observations. Wake-ups that arrive during a step fold into one more step, so a missed or merged
 // event only costs latency. What the step remembers is saved after every step that changes it
 // and read back at init. What each API request does, and when it is refused, is in requests.ts.
+// In on-demand mode a connection to the daemon's SSH endpoint wakes the builder and the idle time
+// puts it back to sleep (on-demand/demand.ts decides; the step sees `asleep` as its desired state).
 import type { VmExit, VmHandle, VmRecord } from '../backend.js';
 import { ConflictError } from '../controller.js';
 import type { DaemonController, DaemonStatus, DesiredState } from '../controller.js';
+import { decideDemand, type DemandSettings, type Wake } from '../on-demand/demand.js';
 import { reconcileStep } from '../reconciler/reconcile-step.js';
 import { freshStepMemory, resumeStepMemory } from '../reconciler/types.js';
 import type { Action, Observed, ObservedExit, Policy, ProbeCheck, StepMemory } from '../reconciler/types.js';
@@ -18,8 +21,15 @@ import { planRequest, type Request } from './requests.js';
 import { attempt, messageOf, SavedState } from './saved-state.js';
 import { ImageProgress } from './image-progress.js';
 import { StartOperation, type StartOutcome } from './start-operation.js';
-import { NO_PROBE, nextProbeView, renderStatus, type ProbeOutcome, type ProbeView } from './status.js';
-import { systemClock, type Clock, type SupervisorDeps } from './types.js';
+import {
+  NO_PROBE,
+  nextProbeView,
+  renderOnDemand,
+  renderStatus,
+  type ProbeOutcome,
+  type ProbeView,
+} from './status.js';
+import { systemClock, type Clock, type DemandEndpoint, type SupervisorDeps } from './types.js';
 import { waitForStatus } from './wait-for-status.js';
 import { WakeLoop } from './wake-loop.js';
 
@@ -40,6 +50,8 @@ interface Vm {
 
 /** After an unexpected error in a step, look again no sooner than this. */
 const STEP_ERROR_RETRY_MS = 1000;
+
+const ALWAYS: DemandSettings = { mode: 'always', idleStopAfterMs: 0 };
 
 export class Supervisor implements DaemonController {
   readonly events: Announcer['events'];
@@ -66,6 +78,12 @@ export class Supervisor implements DaemonController {
   private pendingExit: ObservedExit | null = null;
   private explicitStart = false;
   private configChange: { needsRestart: boolean } | null = null;
+
+  // On-demand mode: the wake-up in effect (null: asleep), the endpoint, and what status shows.
+  private wake: Wake | null = null;
+  private endpoint: DemandEndpoint | null = null;
+  private idleStopAt: number | null = null;
+  private lastDemandFailure: { at: number; reason: string; connections: number } | null = null;
 
   private readonly loop: WakeLoop<DaemonStatus>;
 
@@ -124,9 +142,18 @@ export class Supervisor implements DaemonController {
   }
 
   status(): DaemonStatus {
+    const settings = this.demandSettings();
     return renderStatus({
       memory: this.memory,
       desired: this.desired,
+      mode: settings.mode,
+      onDemand: renderOnDemand({
+        settings,
+        wake: this.wake,
+        connections: this.endpoint?.counts() ?? { held: 0, open: 0, lastActivityAt: null },
+        idleStopAt: this.idleStopAt,
+        lastFailure: this.lastDemandFailure,
+      }),
       info: this.deps.info(),
       vm: this.vm,
       restarts: this.restarts,
@@ -160,8 +187,49 @@ export class Supervisor implements DaemonController {
     if (!plan.ok) throw new ConflictError(plan.conflict);
     if (plan.effect === 'explicit-start') this.explicitStart = true;
     if (plan.effect === 'replace-vm' && this.vm) this.vm.restartRequested = true;
+    // In on-demand mode a start wakes the builder (the idle time then applies); a stop ends it.
+    this.wake = plan.desired === 'running' ? { at: this.clock.now(), by: `a ${request} request` } : null;
     await this.setDesired(plan.desired);
     return (await this.loop.wake()) ?? this.status();
+  }
+
+  /** The console log the current VM writes to; null without a VM. */
+  currentConsoleLog(): string | null {
+    return this.vm?.handle.record.consoleLog ?? null;
+  }
+
+  /** The host port forwarded to the current VM's SSH; null without a VM. */
+  guestSshPort(): number | null {
+    return this.vm?.handle.record.sshPort ?? null;
+  }
+
+  /** The SSH endpoint of on-demand mode: the supervisor tells it when the guest is ready. */
+  setEndpoint(endpoint: DemandEndpoint): void {
+    this.endpoint = endpoint;
+    void this.loop.wake();
+  }
+
+  /** A connection came to the SSH endpoint: it wakes a sleeping builder. */
+  connectionArrived(by: string): void {
+    if (this.wake === null && this.desired === 'running' && this.demandSettings().mode === 'on-demand') {
+      this.wake = { at: this.clock.now(), by };
+      this.emit({ type: 'wake', message: `woken by ${by}`, by });
+    }
+    void this.loop.wake();
+  }
+
+  /** Connections opened or closed: the idle stop moves. */
+  connectionsChanged(): void {
+    void this.loop.wake();
+  }
+
+  /** Held connections were closed without reaching the guest (a failed boot, the wait's limit). */
+  heldConnectionsClosed(connections: number, reason: string): void {
+    this.lastDemandFailure = { at: this.clock.now(), reason, connections };
+    const message = `closed ${connections} waiting connection${connections === 1 ? '' : 's'}: ${reason}`;
+    this.deps.log.warn({ connections, reason }, message);
+    this.emit({ type: 'wake-failed', message, reason, connections });
+    void this.loop.wake();
   }
 
   logs(source: 'console' | 'daemon', lines: number): Promise<string[]> {
@@ -192,7 +260,11 @@ export class Supervisor implements DaemonController {
   }
 
   /** Reports something the daemon did on its own (a repair in the guest, of a registration file) as an event and in the log. */
-  reportEvent(type: 'repair', message: string, details: Record<string, unknown> = {}): void {
+  reportEvent(
+    type: 'repair' | 'accel-fallback',
+    message: string,
+    details: Record<string, unknown> = {},
+  ): void {
     this.emit({ ...details, type, message });
   }
 
@@ -239,11 +311,31 @@ export class Supervisor implements DaemonController {
       this.explicitStart = false;
       this.configChange = null;
       const before = this.memory;
-      const res = reconcileStep({
+      const now = this.clock.now();
+      const settings = this.demandSettings();
+      const demand = decideDemand({
+        mode: settings.mode,
         desired: this.desired,
+        wake: this.wake,
+        connections: this.endpoint?.counts() ?? { held: 0, open: 0, lastActivityAt: null },
+        now,
+        idleStopAfterMs: settings.idleStopAfterMs,
+      });
+      this.idleStopAt = demand.idleStopAt;
+      if (demand.idleStop) {
+        const idleMs = settings.idleStopAfterMs;
+        this.wake = null;
+        this.emit({
+          type: 'idle-stop',
+          message: `no connection for ${Math.round(idleMs / 1000)} s: powering the builder off until the next one`,
+          idleStopAfterMs: idleMs,
+        });
+      }
+      const res = reconcileStep({
+        desired: demand.desired,
         observed,
         memory: before,
-        now: this.clock.now(),
+        now,
         policy,
         random: this.random(),
       });
@@ -258,15 +350,42 @@ export class Supervisor implements DaemonController {
             : {};
         this.emit({ type: 'state', state: res.state, from: before.state, message: res.reason, ...due });
       }
-      this.loop.wakeAfter(res.wakeAfterMs);
+      const idleWake = demand.idleStopAt === null ? null : Math.max(1, demand.idleStopAt - now);
+      this.loop.wakeAfter(
+        res.wakeAfterMs === null ? idleWake : Math.min(res.wakeAfterMs, idleWake ?? Number.POSITIVE_INFINITY),
+      );
       // Requests that woke this step are answered with its decision, before any worker reports.
       this.loop.decided(() => this.status());
       for (const action of res.actions) this.perform(action, policy);
+      this.steerEndpoint(res.state);
     } catch (err) {
       this.deps.log.error({ err }, 'reconcile step failed; trying again shortly');
       this.loop.wakeAfter(Math.max(STEP_ERROR_RETRY_MS, policy?.initialDelayMs ?? 0));
     } finally {
       this.notify();
+    }
+  }
+
+  private demandSettings(): DemandSettings {
+    return this.deps.demand?.() ?? ALWAYS;
+  }
+
+  /**
+   * Held connections go to a VM that has answered a probe; they are closed when the builder is
+   * stopped or has given up (`failed`: no boot loop however many connections come).
+   */
+  private steerEndpoint(state: DaemonStatus['state']): void {
+    const endpoint = this.endpoint;
+    if (!endpoint) return;
+    const vm = this.vm;
+    const ready = vm !== null && !vm.stopping && vm.probe.lastOkAt !== null && vm.probe.ok;
+    endpoint.ready(ready ? vm.handle.record.sshPort : null);
+    if (endpoint.counts().held === 0) return;
+    if (this.desired === 'stopped') {
+      endpoint.failHeld('the builder is stopped (linuxkitctl start turns it on again)');
+    } else if (state === 'failed') {
+      endpoint.failHeld(this.memory.failedReason ?? 'the builder failed to start');
+      this.wake = null;
     }
   }
 
@@ -452,6 +571,7 @@ export class Supervisor implements DaemonController {
         : null;
     if (handle) {
       const vm = this.attach(handle, true, this.configGen);
+      this.wake = { at: this.clock.now(), by: 'the VM an earlier daemon left running' };
       const message = `adopted the VM an earlier daemon left running (pid ${handle.pid})`;
       this.emit({ type: 'adopted', message, pid: handle.pid });
       // The first step's state comes from a probe, not from a guess.

@@ -4,6 +4,7 @@ import type { ImageBuildProgress } from '../image/build-progress.js';
 import type { Accelerator, Backend, BackendName, GuestArch, VmRecord, VmSpec } from '../backend.js';
 import type { DesiredState } from '../controller.js';
 import type { Policy, ProbeCheck, StepMemory } from '../reconciler/types.js';
+import type { ConnectionCounts, DemandSettings } from '../on-demand/demand.js';
 
 /** setTimeout and friends, injectable so tests drive time by hand. */
 export interface Clock {
@@ -48,6 +49,15 @@ export interface SupervisorLog {
   error(obj: object, msg?: string): void;
 }
 
+/** The daemon's SSH endpoint as the supervisor drives it (on-demand/ssh-endpoint.ts). */
+export interface DemandEndpoint {
+  counts(): ConnectionCounts;
+  /** The guest answers on this forwarded port (null: not ready); held connections go through. */
+  ready(port: number | null): void;
+  /** Closes the held connections; returns how many there were. */
+  failHeld(reason: string): number;
+}
+
 export interface SupervisorDeps {
   backend: Backend;
   /**
@@ -76,6 +86,8 @@ export interface SupervisorDeps {
   clock?: Clock;
   /** In [0, 1); for the backoff jitter. */
   random?: () => number;
+  /** Mode and idle time; absent means always on. */
+  demand?: () => DemandSettings;
   /** Reported as status.daemon.pid; defaults to process.pid. */
   pid?: number;
 }

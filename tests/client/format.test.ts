@@ -73,6 +73,54 @@ t.test('a stopped, failed or adopted builder says so', async (t) => {
   t.match(adopted, /pid 77 \(adopted\) up 1d2h/);
 });
 
+t.test('on-demand mode says whether the builder is asleep or awake, and why', async (t) => {
+  const onDemand = {
+    awake: false,
+    wokenBy: null,
+    wokenAt: null,
+    heldConnections: 0,
+    openConnections: 0,
+    lastActivityAt: null,
+    idleStopAt: null,
+    idleStopAfterMs: 900_000,
+    lastFailure: null,
+  };
+  const asleep = formatStatus(
+    sampleStatus({
+      state: 'stopped',
+      healthy: false,
+      mode: 'on-demand',
+      onDemand,
+      vm: { pid: null, startedAt: null, adopted: false, readyAt: null, bootToReadyMs: null },
+    }),
+    now,
+  );
+  t.match(asleep, /\n {2}on demand: asleep: the next connection starts the VM$/);
+  const awake = formatStatus(
+    sampleStatus({
+      mode: 'on-demand',
+      onDemand: {
+        ...onDemand,
+        awake: true,
+        wokenBy: 'a connection from 127.0.0.1:50412',
+        wokenAt: new Date(now.getTime() - 180_000).toISOString(),
+        idleStopAt: new Date(now.getTime() + 720_000).toISOString(),
+        lastFailure: {
+          at: new Date(now.getTime() - 3_600_000).toISOString(),
+          reason: 'the builder was not ready within 600 s',
+          connections: 1,
+        },
+      },
+    }),
+    now,
+  );
+  t.match(
+    awake,
+    /\n {2}on demand: awake \(woken by a connection from 127\.0\.0\.1:50412 3m ago\), idle stop in 12m\n/,
+  );
+  t.match(awake, /\n {2}on demand, last failure 1h ago: the builder was not ready within 600 s$/);
+});
+
 t.test('durations stay short', async (t) => {
   t.equal(formatDuration(42_000), '42s');
   t.equal(formatDuration(5 * 60_000 + 59_000), '5m');

@@ -29,6 +29,8 @@ t.test('an empty object gives every default', async (t) => {
     memoryMiB: 2048,
     diskGiB: 0,
     sshPort: 31122,
+    mode: 'always',
+    onDemand: { idleStopAfterMs: 900_000, connectTimeoutMs: 600_000 },
     sshUser: 'root',
     image: { debian: { suites: ['bookworm', 'bookworm-updates', 'bookworm-security'] } },
     systems: ['x86_64-linux'],

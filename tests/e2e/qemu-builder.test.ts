@@ -3,7 +3,7 @@
 // One boot serves every read-only check here; the last test powers it off through ACPI.
 import t from 'tap';
 import { execFileSync } from 'node:child_process';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { QemuBackend } from '../../daemon/backends/qemu/qemu-backend.js';
@@ -11,10 +11,8 @@ import { testGuestImage } from '../helpers/debian-mirror.js';
 import { ensureBuilderKeys } from '../../daemon/keys/builder-keys.js';
 import { probeBuilder, waitUntilReady } from '../../daemon/probe/readiness-probe.js';
 import { HostKeyMismatchError } from '../../daemon/probe/guest-ssh.js';
-import { renderMachinesLine } from '../../daemon/host-files/machines-entry.js';
-import { renderKnownHostsLine, renderSshHostEntry } from '../../daemon/host-files/ssh-config.js';
 import { freePort, pidsMatching, requireTool, tempDir } from '../helpers/env.js';
-import { buildWhereItRuns, writeHostNixConf } from '../helpers/host-nix.js';
+import { buildWhereItRuns, writeHostNixDir } from '../helpers/host-nix.js';
 
 requireTool('qemu-system-x86_64');
 requireTool('nix-build');
@@ -91,39 +89,14 @@ t.test('the SSH forward listens on 127.0.0.1 only', async (t) => {
     t.match(l, new RegExp(`\\s127\\.0\\.0\\.1:${sshPort}\\s`), `bound to loopback: ${l.trim()}`);
 });
 
+/** A NIX_CONF_DIR whose only builder is this VM over `scheme`, and the SSH config Nix uses for it. */
+async function hostNixFor(scheme: 'ssh' | 'ssh-ng'): Promise<{ dir: string; sshConfig: string }> {
+  return writeHostNixDir({ dir: await tempDir(`nix-${scheme}`), scheme, port: sshPort, keys });
+}
+
 for (const scheme of ['ssh', 'ssh-ng'] as const) {
   t.test(`the host's Nix builds on the VM only, over ${scheme}://`, async (t) => {
-    const dir = await tempDir(`nix-${scheme}`);
-    const alias = 'linuxkit-builder';
-    const knownHosts = join(dir, 'known_hosts');
-    await writeFile(knownHosts, renderKnownHostsLine(alias, keys.hostPublicKeyLine));
-    const sshConfig = join(dir, 'ssh_config');
-    await writeFile(
-      sshConfig,
-      renderSshHostEntry({
-        alias,
-        port: sshPort,
-        user: 'root',
-        identityFile: keys.clientKey,
-        knownHostsFile: knownHosts,
-      }),
-    );
-    const machines = join(dir, 'machines');
-    await writeFile(
-      machines,
-      renderMachinesLine({
-        uri: `${scheme}://${alias}`,
-        systems: ['x86_64-linux'],
-        identityFile: keys.clientKey,
-        maxJobs: 1,
-        speedFactor: 1,
-        supportedFeatures: [],
-        mandatoryFeatures: [],
-        hostPublicKeyLine: keys.hostPublicKeyLine,
-      }) + '\n',
-    );
-    await mkdir(dir, { recursive: true });
-    await writeHostNixConf(dir, machines);
+    const { dir, sshConfig } = await hostNixFor(scheme);
     const { output } = await buildWhereItRuns({
       nixConfDir: dir,
       sshConfigFile: sshConfig,
@@ -140,6 +113,45 @@ for (const scheme of ['ssh', 'ssh-ng'] as const) {
     t.equal(arch, 'x86_64');
   });
 }
+
+t.test('memory a build frees goes back to the host (virtio-balloon free page reporting)', async (t) => {
+  const rssMiB = async () => {
+    const status = await readFile(`/proc/${handle.pid}/status`, 'utf8');
+    return Number(/^VmRSS:\s+(\d+) kB/m.exec(status)![1]) / 1024;
+  };
+  const FILL_MIB = 400; // of the guest's 1024 MiB, in the build's tmpfs /tmp
+  const { dir, sshConfig } = await hostNixFor('ssh-ng');
+  const before = await rssMiB();
+  let during = before;
+  let building = true;
+  const sampling = (async () => {
+    while (building) {
+      during = Math.max(during, await rssMiB());
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  })();
+  const { output } = await buildWhereItRuns({
+    nixConfDir: dir,
+    sshConfigFile: sshConfig,
+    system: 'x86_64-linux',
+    nonce: `balloon-${Date.now()}`,
+    prelude: `dd if=/dev/zero of=$TMPDIR/fill bs=1M count=${FILL_MIB} 2>/dev/null; sleep 4;`,
+  });
+  building = false;
+  await sampling;
+  t.match(output, /^linuxkit-builder /, 'the build ran in the guest');
+  // Free page reporting hands freed 2 MiB blocks back after a delay of about two seconds.
+  let after = await rssMiB();
+  for (let i = 0; i < 60 && after > during - FILL_MIB / 2; i++) {
+    await new Promise((r) => setTimeout(r, 500));
+    after = await rssMiB();
+  }
+  t.comment(
+    `QEMU RSS: ${before.toFixed(0)} MiB before the build, ${during.toFixed(0)} MiB during it (${FILL_MIB} MiB written to its tmpfs), ${after.toFixed(0)} MiB after`,
+  );
+  t.ok(during - before >= FILL_MIB * 0.6, 'the build really took the memory from the host');
+  t.ok(after <= during - FILL_MIB / 2, 'and at least half of it came back once the build was done');
+});
 
 t.test('stop powers the guest off through ACPI and leaves no QEMU process', async (t) => {
   const exit = await backend.stop(handle, { graceMs: 30_000 });

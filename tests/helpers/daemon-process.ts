@@ -35,6 +35,8 @@ export interface DaemonOptions {
   sshPort?: number;
   args?: string[];
   env?: NodeJS.ProcessEnv;
+  /** The --accel flag; null leaves it to the config (auto by default). Default tcg. */
+  accel?: string | null;
   /** How long to wait for the API to answer; a loaded machine may need more than the default 30 s. */
   readyTimeoutMs?: number;
 }
@@ -51,8 +53,7 @@ export async function startTestDaemon(opts: DaemonOptions = {}): Promise<DaemonU
       daemonMain,
       '--state-dir',
       stateDir,
-      '--accel',
-      'tcg',
+      ...(opts.accel === null ? [] : ['--accel', opts.accel ?? 'tcg']),
       '--ssh-port',
       String(sshPort),
       ...(opts.args ?? []),

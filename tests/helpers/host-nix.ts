@@ -2,9 +2,11 @@
 // builds locally: either as root with a temporary NIX_CONF_DIR whose only builder is the machines
 // file under test, or as a plain user through the machine's running nix-daemon and its /etc/nix.
 import { execFile } from 'node:child_process';
-import { readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { renderMachinesLine } from '../../daemon/host-files/machines-entry.js';
+import { renderKnownHostsLine, renderSshHostEntry } from '../../daemon/host-files/ssh-config.js';
 
 const run = promisify(execFile);
 
@@ -26,6 +28,55 @@ export async function writeHostNixConf(dir: string, machinesFile: string): Promi
 }
 
 /**
+ * A NIX_CONF_DIR in `dir` whose only builder is the VM on 127.0.0.1:`port` (alias
+ * linuxkit-builder) over `scheme`, with its pinned host key, and the SSH config Nix must use for
+ * it (NIX_SSHOPTS="-F <sshConfig>"), as install would register it.
+ */
+export async function writeHostNixDir(opts: {
+  dir: string;
+  scheme: 'ssh' | 'ssh-ng';
+  port: number;
+  keys: { clientKey: string; hostPublicKeyLine: string };
+  system?: string;
+  maxJobs?: number;
+  /** ssh's ConnectTimeout; on demand it must outlast the boot. */
+  connectTimeoutSec?: number;
+}): Promise<{ dir: string; sshConfig: string }> {
+  const alias = 'linuxkit-builder';
+  await mkdir(opts.dir, { recursive: true });
+  const knownHosts = join(opts.dir, 'known_hosts');
+  await writeFile(knownHosts, renderKnownHostsLine(alias, opts.keys.hostPublicKeyLine));
+  const sshConfig = join(opts.dir, 'ssh_config');
+  await writeFile(
+    sshConfig,
+    renderSshHostEntry({
+      alias,
+      port: opts.port,
+      user: 'root',
+      identityFile: opts.keys.clientKey,
+      knownHostsFile: knownHosts,
+      ...(opts.connectTimeoutSec === undefined ? {} : { connectTimeoutSec: opts.connectTimeoutSec }),
+    }),
+  );
+  const machines = join(opts.dir, 'machines');
+  await writeFile(
+    machines,
+    renderMachinesLine({
+      uri: `${opts.scheme}://${alias}`,
+      systems: [opts.system ?? 'x86_64-linux'],
+      identityFile: opts.keys.clientKey,
+      maxJobs: opts.maxJobs ?? 1,
+      speedFactor: 1,
+      supportedFeatures: [],
+      mandatoryFeatures: [],
+      hostPublicKeyLine: opts.keys.hostPublicKeyLine,
+    }) + '\n',
+  );
+  await writeHostNixConf(opts.dir, machines);
+  return { dir: opts.dir, sshConfig };
+}
+
+/**
  * Builds a derivation for `system` that records where it ran (`uname -n -r -m`) and returns that
  * line. `nonce` makes the derivation new each time, so it really builds.
  */
@@ -38,12 +89,14 @@ export async function buildWhereItRuns(opts: {
   system: string;
   nonce: string;
   timeoutMs?: number;
+  /** Shell run in the build before it records where it ran (no double quotes). */
+  prelude?: string;
 }): Promise<{ output: string; log: string }> {
   const expr = `derivation {
     name = "linuxkit-where-${opts.nonce}";
     system = "${opts.system}";
     builder = "/bin/sh";
-    args = [ "-c" "echo $(uname -n) $(uname -r) $(uname -m) > $out" ];
+    args = [ "-c" "${opts.prelude ?? ''} echo $(uname -n) $(uname -r) $(uname -m) > $out" ];
   }`;
   const env: NodeJS.ProcessEnv = opts.asUser
     ? {

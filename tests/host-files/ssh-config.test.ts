@@ -46,3 +46,23 @@ t.test('known_hosts line names the alias and drops the comment', async (t) => {
   );
   t.throws(() => renderKnownHostsLine('b', 'garbage'), /not an OpenSSH public key line/);
 });
+
+t.test('on demand, ssh waits for the boot as long as the daemon holds the connection', async (t) => {
+  const { renderSshDropInBody } = await import('../../daemon/host-files/registration-files.js');
+  const { installLayout } = await import('../../daemon/host-files/install-layout.js');
+  const { defaultConfig } = await import('../../daemon/config/load.js');
+  const layout = installLayout({
+    platform: 'linux',
+    scope: 'system',
+    root: null,
+    user: { name: 'root', home: '/root', uid: 0, gid: 0 },
+  } as Parameters<typeof installLayout>[0]);
+  const always = defaultConfig();
+  t.match(renderSshDropInBody(layout, always, null), /\n {2}ConnectTimeout 10\n/);
+  const onDemand = {
+    ...always,
+    mode: 'on-demand' as const,
+    onDemand: { ...always.onDemand, connectTimeoutMs: 300_500 },
+  };
+  t.match(renderSshDropInBody(layout, onDemand, null), /\n {2}ConnectTimeout 301\n/);
+});

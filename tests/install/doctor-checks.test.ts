@@ -493,7 +493,7 @@ t.test('ssh-port: free, or held by our own VM or daemon, passes', async (t) => {
   bridge.host.sshPort.holders = { holders: [{ pid: 4200, command: 'node linuxkitd', uid: 0 }], gap: null };
   t.match(byId(bridge, 'ssh-port'), {
     ok: true,
-    message: /held by this builder's daemon \(its HyperKit SSH bridge\), pid 4200/,
+    message: /held by this builder's daemon \(its on-demand SSH endpoint or HyperKit SSH bridge\), pid 4200/,
   });
 });
 

@@ -1,7 +1,7 @@
 // The reconcile table (docs: DESIGN.md), one row per behaviour. Times are offsets from NOW;
 // random is 0.5 (no jitter) unless a row says otherwise.
 import t from 'tap';
-import type { BuilderState, DesiredState } from '../../daemon/controller.js';
+import type { BuilderState } from '../../daemon/controller.js';
 import { formatDuration, reconcileStep } from '../../daemon/reconciler/reconcile-step.js';
 import {
   freshStepMemory,
@@ -13,6 +13,7 @@ import {
   type ObservedExit,
   type ObservedProbe,
   type Policy,
+  type StepDesired,
 } from '../../daemon/reconciler/types.js';
 import { noProbe, testPolicy } from './fixtures.js';
 
@@ -68,7 +69,7 @@ const crashed = {
 
 interface Row {
   name: string;
-  desired?: DesiredState;
+  desired?: StepDesired;
   observed?: Partial<Observed>;
   memory?: Partial<StepMemory>;
   policy?: Partial<Policy>;
@@ -593,6 +594,40 @@ const rows: Row[] = [
     policy: { stopGraceMs: 0 },
     observed: up(5000),
     want: { state: 'stopping', wakeAfterMs: 1000 },
+  },
+  // on demand: asleep is off, with the failures kept
+  {
+    name: 'asleep with a VM up: power it off, saying it was idle',
+    desired: 'asleep',
+    observed: up(60_000, healthyProbe()),
+    memory: { state: 'running' },
+    want: {
+      state: 'stopping',
+      actions: [{ type: 'stop', reason: 'on demand: no connection for the idle time' }],
+      reason: /^on demand: no connection for the idle time: powering the VM off$/,
+    },
+  },
+  {
+    name: 'asleep and off: stopped, waiting for the next connection',
+    desired: 'asleep',
+    want: { state: 'stopped', actions: [], wakeAfterMs: null, reason: /^asleep \(on demand\)/ },
+  },
+  {
+    name: 'asleep keeps the failures in a row and the backoff for the next wake-up',
+    desired: 'asleep',
+    memory: { state: 'backoff', consecutiveFailures: 2, backoffUntil: NOW + 4000 },
+    want: { state: 'stopped', memory: { consecutiveFailures: 2, backoffUntil: NOW + 4000 } },
+  },
+  {
+    name: 'asleep after giving up stays failed, with the reason',
+    desired: 'asleep',
+    memory: { state: 'failed', consecutiveFailures: 5, failedReason: 'gave up after 5 failed starts' },
+    want: { state: 'failed', actions: [], reason: /^gave up after 5 failed starts$/ },
+  },
+  {
+    name: 'woken in backoff: the start waits for the backoff deadline',
+    memory: { state: 'stopped', consecutiveFailures: 2, backoffUntil: NOW + 4000 },
+    want: { state: 'backoff', actions: [], wakeAfterMs: 4000 },
   },
 ];
 

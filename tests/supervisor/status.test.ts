@@ -75,6 +75,8 @@ t.test('the status of the backoff and failed states', async (t) => {
   const view = (memory: Partial<StatusView['memory']>): StatusView => ({
     memory: { ...freshStepMemory(T0), ...memory },
     desired: 'running',
+    mode: 'always',
+    onDemand: null,
     info: {
       backend: 'qemu',
       backendReason: 'auto',
@@ -125,6 +127,8 @@ t.test('the boot to ready figure', async (t) => {
       version: '1',
     },
     vm: { handle, adopted, probe: { ...NO_PROBE, ok: readyAt !== null, readyAt, latencyMs: 650 } },
+    mode: 'always',
+    onDemand: null,
     image: null,
     restarts: 0,
     lastExit: null,

@@ -45,6 +45,8 @@ t.test('status carries every field the API serves', async (t) => {
     'healthy',
     'image',
     'lastExit',
+    'mode',
+    'onDemand',
     'probe',
     'restarts',
     'ssh',

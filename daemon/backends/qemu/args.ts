@@ -79,6 +79,8 @@ export function buildQemuArgs(spec: VmSpec, opts: QemuArgsOptions = {}): QemuCom
     '-netdev', `user,id=n0,hostfwd=tcp:127.0.0.1:${spec.sshPort}-:22`,
     '-device', 'virtio-net-pci,netdev=n0',
     '-device', 'virtio-rng-pci',
+    // Memory the guest frees (a build's tmpfs, its processes) goes back to the host within seconds.
+    '-device', 'virtio-balloon-pci,free-page-reporting=on',
     // Lets a guest that loads the pvpanic driver report a panic as such, not as a reboot.
     '-device', x86 ? 'pvpanic' : 'pvpanic-pci',
     '-qmp', `unix:${esc(paths.qmpSocket)},server=on,wait=off`,

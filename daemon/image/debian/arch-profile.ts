@@ -16,9 +16,16 @@ export interface ArchProfile {
 /** Modules /init loads only with linuxkit.disk. crc32c_generic is ext4/jbd2's soft dependency. */
 export const DISK_MODULES = ['virtio_blk', 'crc32c_generic', 'ext4'];
 /** The packages the guest's files come from before the library closure adds its own. */
-export const SEEDS = ['busybox-static', 'dropbear-bin', 'nix-bin', 'e2fsprogs', 'libc6'];
+export const SEEDS = ['busybox-static', 'dropbear-bin', 'nix-bin', 'e2fsprogs', 'netcat-openbsd', 'libc6'];
 /** Dynamically linked programs, as Debian ships them (e2fsprogs keeps /sbin). */
-export const PROGRAMS = ['usr/bin/nix', 'usr/sbin/dropbear', 'usr/bin/dropbearconvert', 'sbin/mke2fs'];
+/** nc.openbsd hands ssh-ng sessions to the resident nix-daemon (guest/rootfs/usr/local/bin/nix-daemon). */
+export const PROGRAMS = [
+  'usr/bin/nix',
+  'usr/sbin/dropbear',
+  'usr/bin/dropbearconvert',
+  'sbin/mke2fs',
+  'bin/nc.openbsd',
+];
 /** Nix loads these with dlopen (getaddrinfo, getpwnam): DT_NEEDED never names them. */
 export const DLOPENED = ['libnss_dns.so.2', 'libnss_files.so.2'];
 
@@ -32,7 +39,16 @@ export const ARCH_PROFILES: Record<GuestArch, ArchProfile> = {
     // no_timer_check: a busy host makes the bzImage's IO-APIC timer check fail and panic.
     cmdline: 'console=ttyS0 quiet panic=-1 tsc=reliable lpj=8400000 cryptomgr.notests no_timer_check',
     // The ACPI power button (QMP system_powerdown) reaches busybox acpid through button + evdev.
-    baseModules: ['virtio_pci', 'virtio_net', 'virtio-rng', 'qemu_fw_cfg', 'evdev', 'button'],
+    // virtio_balloon: free page reporting hands memory the guest frees back to the host.
+    baseModules: [
+      'virtio_pci',
+      'virtio_net',
+      'virtio-rng',
+      'virtio_balloon',
+      'qemu_fw_cfg',
+      'evdev',
+      'button',
+    ],
   },
   aarch64: {
     debArch: 'arm64',
@@ -42,6 +58,6 @@ export const ARCH_PROFILES: Record<GuestArch, ArchProfile> = {
     kernelMeta: 'linux-image-cloud-arm64',
     cmdline: 'console=ttyAMA0 quiet panic=-1 cryptomgr.notests',
     // No ACPI power button with a device-tree boot: /init watches the PL061 GPIO line itself.
-    baseModules: ['virtio_pci', 'virtio_net', 'virtio-rng', 'qemu_fw_cfg'],
+    baseModules: ['virtio_pci', 'virtio_net', 'virtio-rng', 'virtio_balloon', 'qemu_fw_cfg'],
   },
 };

@@ -7,11 +7,16 @@ import { createHash } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { GuestImage } from '../guest-image.js';
-import { ARCH_PROFILES, type GuestArch } from './arch-profile.js';
+import { ARCH_PROFILES, DISK_MODULES, DLOPENED, PROGRAMS, SEEDS, type GuestArch } from './arch-profile.js';
 import type { ResolvedPackage } from './resolve.js';
 
-/** Bump when what the builder makes from the same packages changes. */
+/** Bump when what the builder makes from the same packages changes in a way its data below does not show. */
 const RECIPE = 'linuxkit-nix debian guest image v1';
+
+/** The builder's recipe for one architecture: its name, and the lists it picks files and modules by. */
+function recipe(arch: GuestArch): string {
+  return JSON.stringify({ RECIPE, profile: ARCH_PROFILES[arch], DISK_MODULES, SEEDS, PROGRAMS, DLOPENED });
+}
 const HASH_CHARS = 24;
 /** How long a resolution is trusted before the mirror is asked again for updates. */
 export const RESOLUTION_MAX_AGE_MS = 24 * 60 * 60 * 1000;
@@ -48,9 +53,8 @@ function digest(...parts: string[]): string {
 /** The image folder's name: a pure function of what the image is made of. */
 export function imageHash(arch: GuestArch, contractDigest: string, packages: ResolvedPackage[]): string {
   return digest(
-    RECIPE,
+    recipe(arch),
     arch,
-    ARCH_PROFILES[arch].cmdline,
     contractDigest,
     ...packages.map((p) => `${p.name} ${p.version} ${p.sha256}`),
   );
@@ -63,7 +67,10 @@ export function resolutionRecordPath(
   contractDigest: string,
   sources: Array<{ baseUrl: string; suite: string }>,
 ): string {
-  return join(cacheDir, `debian-${arch}-${digest(RECIPE, contractDigest, JSON.stringify(sources))}.json`);
+  return join(
+    cacheDir,
+    `debian-${arch}-${digest(recipe(arch), contractDigest, JSON.stringify(sources))}.json`,
+  );
 }
 
 /** The recorded resolution and its image when both are there and the image is complete. */
