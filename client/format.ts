@@ -19,7 +19,8 @@ function since(iso: string, now: Date): string {
 }
 
 /**
- * `builder: running (healthy)  backend qemu/tcg  guest x86_64  pid 1234 up 5m  restarts 0  probe 612 ms  Nix 2.8.0`,
+ * `builder: running (healthy)  backend qemu/tcg  guest x86_64  pid 1234 up 5m  ready in 5.2s  restarts 0  probe 612 ms  Nix 2.8.0`
+ * (ready in: the boot's time to the first Nix answer; probe: the latest Nix probe's own round trip),
  * then one line for each thing that needs attention: desired state, failure, backoff, probe
  * error, last exit, current errors.
  */
@@ -32,6 +33,7 @@ export function formatStatus(s: DaemonStatus, now: Date): string {
   if (s.vm.pid !== null) {
     const adopted = s.vm.adopted ? ' (adopted)' : '';
     parts.push(`pid ${s.vm.pid}${adopted}${s.vm.startedAt ? ` up ${since(s.vm.startedAt, now)}` : ''}`);
+    if (s.vm.bootToReadyMs !== null) parts.push(`ready in ${(s.vm.bootToReadyMs / 1000).toFixed(1)}s`);
   } else {
     parts.push('no VM');
   }

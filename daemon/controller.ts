@@ -47,14 +47,29 @@ export interface DaemonStatus {
   backendReason: string;
   accel: Accelerator;
   arch: GuestArch;
-  vm: { pid: number | null; startedAt: string | null; adopted: boolean };
+  vm: {
+    pid: number | null;
+    startedAt: string | null;
+    adopted: boolean;
+    /** When this VM first answered a Nix probe (for an adopted VM: its first probe by this daemon). */
+    readyAt: string | null;
+    /** From the VM process's start to readyAt: the boot's time to ready; null for an adopted VM. */
+    bootToReadyMs: number | null;
+  };
   restarts: number;
   lastExit: { code: number | null; signal: string | null; reason: string; at: string } | null;
   probe: {
     ok: boolean;
+    /** Which check the latest result came from: `nix` (Nix over SSH) or `ssh` (the SSH banner). */
+    check: 'nix' | 'ssh' | null;
+    /** The latest successful Nix probe's round trip, from the SSH banner on: never the wait for a boot. */
     latencyMs: number | null;
+    /** The latest successful SSH check's round trip (connect to banner). */
+    sshLatencyMs: number | null;
     nixVersion: string | null;
     at: string | null;
+    /** When Nix last answered. */
+    nixAt: string | null;
     error: string | null;
   };
   ssh: { host: '127.0.0.1'; port: number };

@@ -20,7 +20,7 @@ import { writeJsonAtomic } from './fs/atomic-write.js';
 import { ensureBuilderKeys, type BuilderKeys } from './keys/builder-keys.js';
 import { createDaemonLogger } from './logging/logger.js';
 import { tailRotatedLog } from './logging/rotating-file.js';
-import { probeBuilder } from './probe/readiness-probe.js';
+import { probeGuest } from './probe/readiness-probe.js';
 import { runGuestCommand, type GuestSshTarget } from './probe/guest-ssh.js';
 import {
   GuestMaintenance,
@@ -146,7 +146,7 @@ export async function startDaemon(
           },
           o,
         ),
-      probe: () => probeBuilder(target(), { deadlineMs: config.probe.timeoutMs }),
+      probe: (check) => probeGuest(target(), check, { deadlineMs: config.probe.timeoutMs }),
       store: fileStore(paths),
       policy: () => policyFromSettings(config),
       demand: () => ({ mode: config.mode, idleStopAfterMs: config.onDemand.idleStopAfterMs }),

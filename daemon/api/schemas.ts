@@ -61,6 +61,18 @@ export const DaemonStatusSchema = Type.Object(
       pid: Nullable(Type.Integer()),
       startedAt: Nullable(IsoTime),
       adopted: Type.Boolean({ description: 'Started by an earlier daemon and adopted by this one.' }),
+      readyAt: Nullable(
+        Type.String({
+          description:
+            'ISO 8601 time this VM first answered a Nix probe (for an adopted VM: its first probe by this daemon).',
+        }),
+      ),
+      bootToReadyMs: Nullable(
+        Type.Number({
+          description:
+            "From the VM process's start to readyAt: the boot's time to ready; null for an adopted VM.",
+        }),
+      ),
     }),
     restarts: Type.Integer({ minimum: 0 }),
     lastExit: Nullable(
@@ -72,10 +84,25 @@ export const DaemonStatusSchema = Type.Object(
       }),
     ),
     probe: Type.Object({
-      ok: Type.Boolean(),
-      latencyMs: Nullable(Type.Number()),
+      ok: Type.Boolean({ description: 'The latest check succeeded.' }),
+      check: Nullable(
+        StringEnum(['nix', 'ssh'] as const, {
+          description:
+            'Which check the latest result came from: nix (nix-store --version over SSH) or ssh (the SSH banner, between Nix probes).',
+        }),
+      ),
+      latencyMs: Nullable(
+        Type.Number({
+          description:
+            "The latest successful Nix probe's round trip, from the SSH server's banner to Nix's answer: never the wait for a boot.",
+        }),
+      ),
+      sshLatencyMs: Nullable(
+        Type.Number({ description: "The latest successful SSH check's round trip: connect to banner." }),
+      ),
       nixVersion: Nullable(Type.String()),
       at: Nullable(IsoTime),
+      nixAt: Nullable(Type.String({ description: 'ISO 8601 time Nix last answered a probe.' })),
       error: Nullable(Type.String()),
     }),
     ssh: Type.Object({ host: Type.Literal('127.0.0.1'), port: Type.Integer() }),

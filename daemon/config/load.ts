@@ -56,6 +56,13 @@ export function crossFieldErrors(c: DaemonConfig): ConfigError[] {
     ' so probes do not overlap',
   );
   atLeast(
+    'probe.nixIntervalMs',
+    c.probe.nixIntervalMs,
+    'probe.intervalMs',
+    c.probe.intervalMs,
+    ', as a Nix probe takes the place of an SSH check',
+  );
+  atLeast(
     'probe.degradedRestartMs',
     c.probe.degradedRestartMs,
     'probe.intervalMs',

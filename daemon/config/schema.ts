@@ -98,7 +98,18 @@ export const RestartPolicySchema = Type.Object(
 
 export const ProbeSettingsSchema = Type.Object(
   {
-    intervalMs: ms(1000, 3_600_000, 15_000, 'Time between SSH readiness probes'),
+    intervalMs: ms(
+      1000,
+      3_600_000,
+      15_000,
+      'Time between health checks while healthy: the SSH banner, or the Nix probe when due',
+    ),
+    nixIntervalMs: ms(
+      1000,
+      86_400_000,
+      300_000,
+      'Time between full probes (nix-store over SSH) while healthy',
+    ),
     timeoutMs: ms(100, 600_000, 10_000, 'One probe gives up after this long'),
     bootGraceMs: ms(
       0,

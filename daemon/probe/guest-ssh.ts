@@ -2,6 +2,7 @@
 // overall deadline. ssh2 accepts any host key unless `hostVerifier` is set, and its
 // `readyTimeout` covers only the handshake, so both are handled here.
 import { createHash } from 'node:crypto';
+import type { Socket } from 'node:net';
 import { Client } from 'ssh2';
 import { publicKeyBlob } from '../keys/builder-keys.js';
 
@@ -48,7 +49,12 @@ export function keyFingerprint(blob: Buffer): string {
 export function runGuestCommand(
   target: GuestSshTarget,
   command: string,
-  opts: { deadlineMs: number; stdin?: string },
+  opts: {
+    deadlineMs: number;
+    stdin?: string;
+    /** A connection to the target already open (its banner unread); otherwise one is made. */
+    sock?: Socket;
+  },
 ): Promise<GuestCommandResult> {
   const pinned = publicKeyBlob(target.hostPublicKeyLine);
   const where = `${target.username}@${target.host}:${target.port}`;
@@ -97,6 +103,7 @@ export function runGuestCommand(
       });
     });
     client.connect({
+      sock: opts.sock,
       host: target.host,
       port: target.port,
       username: target.username,

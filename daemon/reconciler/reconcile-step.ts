@@ -243,13 +243,19 @@ function withProcess(
   const at = probe.at !== null && probe.at >= startedAt ? probe.at : null;
   const ok = at !== null && probe.ok;
   const lastOkAt = probe.lastOkAt !== null && probe.lastOkAt >= startedAt ? probe.lastOkAt : null;
+  const lastNixOkAt = probe.lastNixOkAt !== null && probe.lastNixOkAt >= startedAt ? probe.lastNixOkAt : null;
 
   const interval = ok ? p.probeIntervalMs : p.bootProbeIntervalMs;
+  // Only a Nix probe makes a VM healthy or brings it back; while healthy the cheap SSH check
+  // fills the gaps between Nix probes.
+  const nixDueAt = ok && lastNixOkAt !== null ? lastNixOkAt + p.nixProbeIntervalMs : null;
   const probeActions: Action[] = [];
   let probeWake = interval; // while a probe runs its result wakes the loop; this is a safety net
   if (!probe.inFlight) {
-    if (at === null || now - at >= interval) probeActions.push({ type: 'probe' });
-    else probeWake = at + interval - now;
+    const dueAt = at === null ? now : Math.min(at + interval, nixDueAt ?? Infinity);
+    const check = nixDueAt === null || nixDueAt <= now ? 'nix' : 'ssh';
+    if (dueAt <= now) probeActions.push({ type: 'probe', check });
+    else probeWake = dueAt - now;
   }
 
   if (ok) {

@@ -19,8 +19,10 @@ export interface Policy {
   bootGraceMs: number;
   /** Probe failing this long (after the grace) while the process is up restarts the VM. */
   degradedRestartMs: number;
-  /** Time between probes while healthy. */
+  /** Time between probes while healthy: most are the cheap SSH check, a Nix probe when due. */
   probeIntervalMs: number;
+  /** Time between full probes (Nix over SSH) while healthy. */
+  nixProbeIntervalMs: number;
   /** Time between probes while not (yet) healthy: a booting VM is noticed quickly. */
   bootProbeIntervalMs: number;
   /** How long the guest gets to power off through ACPI before harder means. */
@@ -33,7 +35,7 @@ export interface PolicySettings {
     Policy,
     'initialDelayMs' | 'maxDelayMs' | 'multiplier' | 'jitter' | 'maxAttempts' | 'stablePeriodMs'
   >;
-  probe: { intervalMs: number; bootGraceMs: number; degradedRestartMs: number };
+  probe: { intervalMs: number; nixIntervalMs: number; bootGraceMs: number; degradedRestartMs: number };
   stopGraceMs: number;
 }
 
@@ -43,6 +45,7 @@ export function policyFromSettings(s: PolicySettings): Policy {
     bootGraceMs: s.probe.bootGraceMs,
     degradedRestartMs: s.probe.degradedRestartMs,
     probeIntervalMs: s.probe.intervalMs,
+    nixProbeIntervalMs: s.probe.nixIntervalMs,
     // A first build may be waiting on the boot: look every second, never slower than the interval.
     bootProbeIntervalMs: Math.min(1000, s.probe.intervalMs),
     stopGraceMs: s.stopGraceMs,
@@ -73,6 +76,8 @@ export interface ObservedProbe {
   firstFailureAt: number | null;
   /** The latest successful probe; null if this process was never healthy. */
   lastOkAt: number | null;
+  /** The latest successful Nix probe (the full check); null if none for this process. */
+  lastNixOkAt: number | null;
   /** The latest failure's message, for the reasons the step gives. */
   error: string | null;
   /** A probe is running: its result will wake the loop. */
@@ -152,6 +157,13 @@ export function resumeStepMemory(saved: StepMemory): StepMemory {
   return { ...saved, state: 'stopped', healthySince: null };
 }
 
+/**
+ * What a probe checks. `nix`: Nix answers over SSH with the pinned host key (what a build needs;
+ * it waits for the SSH server at a fine interval first, so a booting VM is ready as soon as it
+ * answers). `ssh`: the SSH server sends its banner, the cheap check between Nix probes.
+ */
+export type ProbeCheck = 'nix' | 'ssh';
+
 /** Why a start happens: the supervisor counts `crash` starts as restarts. */
 export type StartCause = 'desired' | 'crash' | 'reboot' | 'restart';
 /** Why a running VM is replaced: `health` counts as a restart and as a failed start. */
@@ -163,7 +175,7 @@ export type Action =
   /** Abandon the start in flight: no VM is launched if it has not been yet. */
   | { type: 'cancel-start'; reason: string }
   | { type: 'restart'; cause: RestartCause; reason: string }
-  | { type: 'probe' }
+  | { type: 'probe'; check: ProbeCheck }
   /** The VM was healthy for the stable period: the failure count went back to zero. */
   | { type: 'reset-backoff'; failures: number };
 

@@ -3,37 +3,61 @@
 import type { VmExit, VmHandle } from '../backend.js';
 import type { DaemonStatus, DesiredState, OnDemandStatus } from '../controller.js';
 import type { ConnectionCounts, DemandSettings, Wake } from '../on-demand/demand.js';
-import type { StepMemory, ObservedProbe } from '../reconciler/types.js';
+import type { ObservedProbe, ProbeCheck, StepMemory } from '../reconciler/types.js';
 import type { ImageBuildStatus } from './image-progress.js';
 import type { SupervisorInfo } from './types.js';
 
 export interface ProbeView extends Omit<ObservedProbe, 'inFlight'> {
+  /** Which check the latest result came from; null before the first. */
+  check: ProbeCheck | null;
+  /** The latest successful Nix probe's round trip, from the SSH server's banner to Nix's answer. */
   latencyMs: number | null;
+  /** The latest successful SSH check's round trip: connect to banner. */
+  sshLatencyMs: number | null;
   nixVersion: string | null;
+  /** When this VM process first answered a Nix probe: ready for builds. */
+  readyAt: number | null;
 }
 
 export const NO_PROBE: ProbeView = {
   ok: false,
+  check: null,
   at: null,
   firstFailureAt: null,
   lastOkAt: null,
+  lastNixOkAt: null,
   error: null,
   latencyMs: null,
+  sshLatencyMs: null,
   nixVersion: null,
+  readyAt: null,
 };
 
+/** One probe's result as the worker reports it; `latencyMs` is that check's own round trip. */
+export interface ProbeOutcome {
+  check: ProbeCheck;
+  ok: boolean;
+  latencyMs: number | null;
+  nixVersion: string | null;
+  error: string | null;
+}
+
 /** The probe view after one more result: keeps the start of a failing run and the last success. */
-export function nextProbeView(
-  before: ProbeView,
-  r: Pick<ProbeView, 'ok' | 'latencyMs' | 'nixVersion' | 'error'>,
-  now: number,
-): ProbeView {
+export function nextProbeView(before: ProbeView, r: ProbeOutcome, now: number): ProbeView {
   const failingSince = before.ok || before.at === null ? now : (before.firstFailureAt ?? now);
+  const nixOk = r.ok && r.check === 'nix';
   return {
-    ...r,
+    ok: r.ok,
+    check: r.check,
+    error: r.error,
     at: now,
     firstFailureAt: r.ok ? null : failingSince,
     lastOkAt: r.ok ? now : before.lastOkAt,
+    lastNixOkAt: nixOk ? now : before.lastNixOkAt,
+    latencyMs: nixOk ? r.latencyMs : before.latencyMs,
+    sshLatencyMs: r.ok && r.check === 'ssh' ? r.latencyMs : before.sshLatencyMs,
+    nixVersion: r.nixVersion ?? before.nixVersion,
+    readyAt: before.readyAt ?? (nixOk ? now : null),
   };
 }
 
@@ -53,6 +77,13 @@ export interface StatusView {
 
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
 
+/** From the VM process's start to its first Nix answer; unknown for a VM this daemon adopted. */
+function bootToReadyMs(vm: StatusView['vm']): number | null {
+  if (!vm || vm.adopted || vm.probe.readyAt === null) return null;
+  const started = Date.parse(vm.handle.startedAt);
+  return Number.isFinite(started) ? Math.max(0, vm.probe.readyAt - started) : null;
+}
+
 export function renderStatus(v: StatusView): DaemonStatus {
   const h = v.memory;
   const probe = v.vm?.probe ?? NO_PROBE;
@@ -71,6 +102,8 @@ export function renderStatus(v: StatusView): DaemonStatus {
       pid: v.vm?.handle.pid ?? null,
       startedAt: v.vm?.handle.startedAt ?? null,
       adopted: v.vm?.adopted ?? false,
+      readyAt: iso(probe.readyAt),
+      bootToReadyMs: bootToReadyMs(v.vm),
     },
     restarts: v.restarts,
     lastExit: v.lastExit
@@ -78,9 +111,12 @@ export function renderStatus(v: StatusView): DaemonStatus {
       : null,
     probe: {
       ok: probe.ok,
+      check: probe.check,
       latencyMs: probe.latencyMs,
+      sshLatencyMs: probe.sshLatencyMs,
       nixVersion: probe.nixVersion,
       at: iso(probe.at),
+      nixAt: iso(probe.lastNixOkAt),
       error: probe.error,
     },
     ssh: { host: '127.0.0.1', port: v.info.sshPort },

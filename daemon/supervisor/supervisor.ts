@@ -15,14 +15,21 @@ import type { DaemonController, DaemonStatus, DesiredState, DiskResetResult } fr
 import { decideDemand, type DemandSettings, type Wake } from '../on-demand/demand.js';
 import { reconcileStep } from '../reconciler/reconcile-step.js';
 import { freshStepMemory, resumeStepMemory } from '../reconciler/types.js';
-import type { Action, Observed, ObservedExit, Policy, StepMemory } from '../reconciler/types.js';
+import type { Action, Observed, ObservedExit, Policy, ProbeCheck, StepMemory } from '../reconciler/types.js';
 import { Announcer, type EventInput } from './announcer.js';
 import { planDiskReset, planRequest, type Request, type RequestContext } from './requests.js';
 import { formatGiB, resetStoreDisk } from '../state/store-disk.js';
 import { attempt, messageOf, SavedState } from './saved-state.js';
 import { ImageProgress } from './image-progress.js';
 import { StartOperation, type StartOutcome } from './start-operation.js';
-import { NO_PROBE, nextProbeView, renderOnDemand, renderStatus, type ProbeView } from './status.js';
+import {
+  NO_PROBE,
+  nextProbeView,
+  renderOnDemand,
+  renderStatus,
+  type ProbeOutcome,
+  type ProbeView,
+} from './status.js';
 import { systemClock, type Clock, type DemandEndpoint, type SupervisorDeps } from './types.js';
 import { waitForStatus } from './wait-for-status.js';
 import { WakeLoop } from './wake-loop.js';
@@ -443,7 +450,7 @@ export class Supervisor implements DaemonController {
         }
         return;
       case 'probe':
-        if (this.vm) void this.runProbe(this.vm);
+        if (this.vm) void this.runProbe(this.vm, action.check);
         return;
       case 'reset-backoff':
         this.deps.log.info(
@@ -558,30 +565,23 @@ export class Supervisor implements DaemonController {
     return this.saved.saveRecord(null);
   }
 
-  private runProbe(vm: Vm): Promise<void> {
-    vm.probing ??= this.deps.probe().then(
-      (r) => this.onProbe(vm, { ok: true, latencyMs: r.latencyMs, nixVersion: r.nixVersion, error: null }),
+  private runProbe(vm: Vm, check: ProbeCheck): Promise<void> {
+    vm.probing ??= this.deps.probe(check).then(
+      (r) =>
+        this.onProbe(vm, { check, ok: true, latencyMs: r.latencyMs, nixVersion: r.nixVersion, error: null }),
       (err) =>
-        this.onProbe(vm, {
-          ok: false,
-          latencyMs: null,
-          nixVersion: vm.probe.nixVersion,
-          error: messageOf(err),
-        }),
+        this.onProbe(vm, { check, ok: false, latencyMs: null, nixVersion: null, error: messageOf(err) }),
     );
     return vm.probing;
   }
 
-  private onProbe(vm: Vm, r: Pick<ProbeView, 'ok' | 'latencyMs' | 'nixVersion' | 'error'>): void {
+  private onProbe(vm: Vm, r: ProbeOutcome): void {
     vm.probing = null;
     const before = vm.probe;
     vm.probe = nextProbeView(before, r, this.clock.now());
     if (this.vm !== vm) return;
     if (before.at === null || before.ok !== r.ok || before.error !== r.error) {
-      const message = r.ok
-        ? `probe ok: Nix ${r.nixVersion} answered in ${r.latencyMs} ms`
-        : `probe failed: ${r.error}`;
-      this.emit({ type: 'probe', message, ok: r.ok });
+      this.emit({ type: 'probe', message: probeMessage(r, vm), ok: r.ok, check: r.check });
     }
     void this.loop.wake();
   }
@@ -599,7 +599,7 @@ export class Supervisor implements DaemonController {
       const message = `adopted the VM an earlier daemon left running (pid ${handle.pid})`;
       this.emit({ type: 'adopted', message, pid: handle.pid });
       // The first step's state comes from a probe, not from a guess.
-      await this.runProbe(vm);
+      await this.runProbe(vm, 'nix');
       return;
     }
     this.deps.log.info(
@@ -635,4 +635,14 @@ export class Supervisor implements DaemonController {
   private notify(): void {
     this.announcer.notify();
   }
+}
+
+function probeMessage(r: ProbeOutcome, vm: Vm): string {
+  if (!r.ok) return `probe failed: ${r.error}`;
+  if (r.check === 'ssh') return `probe ok: the SSH server answered in ${r.latencyMs} ms`;
+  const ready =
+    !vm.adopted && vm.probe.readyAt === vm.probe.at && vm.probe.readyAt !== null
+      ? `; ready ${vm.probe.readyAt - vm.startedAtMs} ms after the VM started`
+      : '';
+  return `probe ok: Nix ${r.nixVersion} answered in ${r.latencyMs} ms${ready}`;
 }

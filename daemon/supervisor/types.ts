@@ -3,7 +3,7 @@
 import type { ImageBuildProgress } from '../image/build-progress.js';
 import type { Accelerator, Backend, BackendName, GuestArch, VmRecord, VmSpec } from '../backend.js';
 import type { DesiredState } from '../controller.js';
-import type { Policy, StepMemory } from '../reconciler/types.js';
+import type { Policy, ProbeCheck, StepMemory } from '../reconciler/types.js';
 import type { ConnectionCounts, DemandSettings } from '../on-demand/demand.js';
 
 /** setTimeout and friends, injectable so tests drive time by hand. */
@@ -71,8 +71,12 @@ export interface SupervisorDeps {
     bootId: string,
     opts: { adopting: boolean; signal?: AbortSignal; onImageProgress?: (p: ImageBuildProgress) => void },
   ): Promise<VmSpec>;
-  /** Resolves when Nix answers over SSH; throws with a clear message when it does not. */
-  probe(): Promise<{ latencyMs: number; nixVersion: string }>;
+  /**
+   * `nix`: resolves when Nix answers over SSH (waiting for the SSH server at a fine interval first);
+   * `ssh`: when the SSH server sends its banner. Throws with a clear message when it does not.
+   * `latencyMs` is the check's own round trip, never the wait for a booting guest.
+   */
+  probe(check: ProbeCheck): Promise<{ latencyMs: number; nixVersion: string | null }>;
   store: SupervisorStore;
   /** Read at each step, so config edits apply live. */
   policy(): Policy;

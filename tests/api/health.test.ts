@@ -3,7 +3,16 @@ import t from 'tap';
 import { healthOf } from '../../daemon/api/health.js';
 import { sampleStatus } from './fixtures/fake-controller.js';
 
-const probeDown = { ok: false, latencyMs: null, nixVersion: null, at: null, error: 'connection refused' };
+const probeDown = {
+  ok: false,
+  check: 'nix' as const,
+  latencyMs: null,
+  sshLatencyMs: null,
+  nixVersion: null,
+  at: null,
+  nixAt: null,
+  error: 'connection refused',
+};
 
 t.test('a healthy builder is healthy with its state and no reason', async (t) => {
   t.same(healthOf(sampleStatus()), { healthy: true, state: 'running' });

@@ -67,7 +67,7 @@ const stoppedNoVm = {
   state: 'stopped',
   healthy: false,
   desired: 'stopped',
-  vm: { pid: null, startedAt: null, adopted: false },
+  vm: { pid: null, startedAt: null, adopted: false, readyAt: null, bootToReadyMs: null },
 } as const;
 
 t.test('disk reset while stopped removes the store disk: 200 with its path and size', async (t) => {
@@ -220,9 +220,12 @@ t.test('GET /v1/health answers 503 with a reason when unhealthy', async (t) => {
     healthy: false,
     probe: {
       ok: false,
+      check: 'ssh',
       latencyMs: null,
+      sshLatencyMs: null,
       nixVersion: null,
       at: '2025-01-01T00:06:00.000Z',
+      nixAt: null,
       error: 'banner exchange timed out',
     },
   });

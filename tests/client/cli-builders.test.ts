@@ -42,8 +42,20 @@ async function builders(
 
 t.test("--builder NAME talks to that builder's daemon, before or after the command", async (t) => {
   const base = await builders(t, [
-    [null, { arch: 'x86_64', vm: { pid: 1111, startedAt: null, adopted: false } }],
-    ['arm', { arch: 'aarch64', vm: { pid: 2222, startedAt: null, adopted: false } }],
+    [
+      null,
+      {
+        arch: 'x86_64',
+        vm: { pid: 1111, startedAt: null, adopted: false, readyAt: null, bootToReadyMs: null },
+      },
+    ],
+    [
+      'arm',
+      {
+        arch: 'aarch64',
+        vm: { pid: 2222, startedAt: null, adopted: false, readyAt: null, bootToReadyMs: null },
+      },
+    ],
   ]);
   const env = { LINUXKIT_NIX_STATE_DIR: base };
   const before = await runCli(['--builder', 'arm', 'status'], env);

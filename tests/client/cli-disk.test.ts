@@ -9,7 +9,7 @@ const stopped = {
   state: 'stopped',
   healthy: false,
   desired: 'stopped',
-  vm: { pid: null, startedAt: null, adopted: false },
+  vm: { pid: null, startedAt: null, adopted: false, readyAt: null, bootToReadyMs: null },
 } as const;
 
 t.test('disk reset while stopped removes the store disk and says what happens next', async (t) => {

@@ -13,9 +13,12 @@ const unhealthy = {
   healthy: false,
   probe: {
     ok: false,
+    check: 'ssh' as const,
     latencyMs: null,
+    sshLatencyMs: null,
     nixVersion: null,
     at: '2025-01-01T00:06:00.000Z',
+    nixAt: null,
     error: 'banner exchange timed out',
   },
   lastExit: { code: null, signal: 'SIGKILL', reason: 'killed by SIGKILL', at: '2025-01-01T00:01:00.000Z' },
@@ -29,7 +32,7 @@ t.test('status prints one line for a healthy builder and exits 0', async (t) => 
   t.equal(stderr, '');
   t.match(
     stdout,
-    /^builder: running \(healthy\) {2}backend qemu\/tcg {2}guest x86_64 {2}pid 1234 up \S+ {2}restarts 0 {2}probe 612 ms {2}Nix 2\.8\.0\n$/,
+    /^builder: running \(healthy\) {2}backend qemu\/tcg {2}guest x86_64 {2}pid 1234 up \S+ {2}ready in 5\.2s {2}restarts 0 {2}probe 612 ms {2}Nix 2\.8\.0\n$/,
   );
 });
 
@@ -127,7 +130,13 @@ t.test(
   'restart --wait returns once the builder is healthy on a new VM, not on the old healthy one',
   async (t) => {
     const fake = new FakeController();
-    const newVm = { pid: 5678, startedAt: new Date().toISOString(), adopted: false };
+    const newVm = {
+      pid: 5678,
+      startedAt: new Date().toISOString(),
+      adopted: false,
+      readyAt: null,
+      bootToReadyMs: null,
+    };
     // restart() answers with the old VM still healthy; the new one comes later.
     fake.restartSteps = [
       { afterMs: 100, patch: { state: 'stopping', healthy: false } },
@@ -163,7 +172,11 @@ t.test('restart --wait exits 4 at once when the builder fails', async (t) => {
   fake.restartSteps = [
     {
       afterMs: 100,
-      patch: { state: 'starting', healthy: false, vm: { pid: null, startedAt: null, adopted: false } },
+      patch: {
+        state: 'starting',
+        healthy: false,
+        vm: { pid: null, startedAt: null, adopted: false, readyAt: null, bootToReadyMs: null },
+      },
     },
     { afterMs: 200, patch: { state: 'failed', failedReason: 'qemu exited at once: cannot open kernel' } },
   ];

@@ -14,10 +14,10 @@ import { sampleStatus } from '../api/fixtures/fake-controller.js';
 
 const now = new Date('2025-01-01T00:05:00.000Z');
 
-t.test('a healthy builder is one line', async (t) => {
+t.test('a healthy builder is one line: its time to ready beside the probe latency', async (t) => {
   t.equal(
     formatStatus(sampleStatus(), now),
-    'builder: running (healthy)  backend qemu/tcg  guest x86_64  pid 1234 up 5m  restarts 0  probe 612 ms  Nix 2.8.0',
+    'builder: running (healthy)  backend qemu/tcg  guest x86_64  pid 1234 up 5m  ready in 5.2s  restarts 0  probe 612 ms  Nix 2.8.0',
   );
 });
 
@@ -25,9 +25,18 @@ t.test('a builder in backoff shows why and when it starts next', async (t) => {
   const status = sampleStatus({
     state: 'backoff',
     healthy: false,
-    vm: { pid: null, startedAt: null, adopted: false },
+    vm: { pid: null, startedAt: null, adopted: false, readyAt: null, bootToReadyMs: null },
     restarts: 3,
-    probe: { ok: false, latencyMs: null, nixVersion: null, at: null, error: null },
+    probe: {
+      ok: false,
+      check: null,
+      latencyMs: null,
+      sshLatencyMs: null,
+      nixVersion: null,
+      at: null,
+      nixAt: null,
+      error: null,
+    },
     lastExit: { code: 1, signal: null, reason: 'exited with code 1', at: '2025-01-01T00:04:30.000Z' },
     backoff: { attempt: 3, nextStartAt: '2025-01-01T00:05:08.000Z' },
   });
@@ -50,7 +59,15 @@ t.test('a stopped, failed or adopted builder says so', async (t) => {
   );
   t.match(failed, /\n {2}failed: 5 crashes in 10 minutes$/);
   const adopted = formatStatus(
-    sampleStatus({ vm: { pid: 77, startedAt: '2024-12-30T22:00:00.000Z', adopted: true } }),
+    sampleStatus({
+      vm: {
+        pid: 77,
+        startedAt: '2024-12-30T22:00:00.000Z',
+        adopted: true,
+        readyAt: null,
+        bootToReadyMs: null,
+      },
+    }),
     now,
   );
   t.match(adopted, /pid 77 \(adopted\) up 1d2h/);
@@ -74,7 +91,7 @@ t.test('on-demand mode says whether the builder is asleep or awake, and why', as
       healthy: false,
       mode: 'on-demand',
       onDemand,
-      vm: { pid: null, startedAt: null, adopted: false },
+      vm: { pid: null, startedAt: null, adopted: false, readyAt: null, bootToReadyMs: null },
     }),
     now,
   );

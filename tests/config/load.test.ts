@@ -46,7 +46,13 @@ t.test('an empty object gives every default', async (t) => {
       maxAttempts: 5,
       stablePeriodMs: 60000,
     },
-    probe: { intervalMs: 15000, timeoutMs: 10000, bootGraceMs: 120000, degradedRestartMs: 180000 },
+    probe: {
+      intervalMs: 15000,
+      nixIntervalMs: 300000,
+      timeoutMs: 10000,
+      bootGraceMs: 120000,
+      degradedRestartMs: 180000,
+    },
     stopGraceMs: 20000,
     onSigterm: 'stop',
     gc: { minFreeMiB: 256, maxFreeMiB: 1024 },
@@ -219,6 +225,11 @@ t.test('cross-field checks', async (t) => {
       '{"probe": {"intervalMs": 5000, "timeoutMs": 8000}}',
       'probe.intervalMs',
       'probe.intervalMs must be at least probe.timeoutMs (8000) so probes do not overlap; got 5000',
+    ],
+    [
+      '{"probe": {"intervalMs": 60000, "nixIntervalMs": 30000}}',
+      'probe.nixIntervalMs',
+      'probe.nixIntervalMs must be at least probe.intervalMs (60000), as a Nix probe takes the place of an SSH check; got 30000',
     ],
     [
       '{"probe": {"degradedRestartMs": 1000}}',

@@ -38,6 +38,9 @@ t.test('the daemon boots the VM and linuxkitctl status shows it running and heal
   t.equal(s.accel, 'tcg');
   t.ok(s.vm.pid && s.vm.pid > 0, `VM pid ${s.vm.pid}`);
   t.ok(s.probe.latencyMs! > 0, `probe latency ${s.probe.latencyMs} ms`);
+  // The boot's wait is reported as the boot's, never as the probe's latency.
+  t.ok(s.vm.readyAt && s.vm.bootToReadyMs! > 0, `ready ${s.vm.bootToReadyMs} ms after the VM started`);
+  t.ok(s.probe.latencyMs! < s.vm.bootToReadyMs!, 'the probe latency leaves out the wait for the boot');
   t.match(s.probe.nixVersion, /^2\.\d+\.\d+/);
   t.equal(s.ssh.port, daemon.sshPort);
   t.equal(s.configPath, join(stateDir, 'config.json'));

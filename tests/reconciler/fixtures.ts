@@ -11,6 +11,7 @@ export const testPolicy: Policy = {
   bootGraceMs: 30_000,
   degradedRestartMs: 60_000,
   probeIntervalMs: 10_000,
+  nixProbeIntervalMs: 60_000,
   bootProbeIntervalMs: 1000,
   stopGraceMs: 15_000,
 };
@@ -20,6 +21,7 @@ export const noProbe: ObservedProbe = {
   at: null,
   firstFailureAt: null,
   lastOkAt: null,
+  lastNixOkAt: null,
   error: null,
   inFlight: false,
 };

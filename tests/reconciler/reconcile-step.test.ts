@@ -45,10 +45,12 @@ const crash = (over: Partial<ObservedExit> = {}): ObservedExit => ({
   everHealthy: false,
   ...over,
 });
-const healthyProbe = (ago = 100): Partial<ObservedProbe> => ({
+/** Healthy `ago` ms ago; Nix last answered `nixAgo` ms ago (that same probe by default). */
+const healthyProbe = (ago = 100, nixAgo = ago): Partial<ObservedProbe> => ({
   ok: true,
   at: NOW - ago,
   lastOkAt: NOW - ago,
+  lastNixOkAt: NOW - nixAgo,
 });
 const failingProbe = (since: number, lastOk: number | null = null): Partial<ObservedProbe> => ({
   ok: false,
@@ -361,7 +363,7 @@ const rows: Row[] = [
     name: 'a new VM with no probe result yet is starting and gets probed',
     memory: { state: 'starting' },
     observed: up(100),
-    want: { state: 'starting', actions: [{ type: 'probe' }], wakeAfterMs: 1000 },
+    want: { state: 'starting', actions: [{ type: 'probe', check: 'nix' }], wakeAfterMs: 1000 },
   },
   {
     name: 'probe failing within the boot grace: still starting, probed again when due',
@@ -454,10 +456,46 @@ const rows: Row[] = [
     want: { state: 'running', actions: [], wakeAfterMs: 9900, memory: { healthySince: NOW - 100 } },
   },
   {
-    name: 'probe due while healthy: probe again',
+    name: 'probe due while healthy, Nix answered recently: the cheap SSH check',
     memory: { state: 'running', healthySince: NOW - 20_000 },
     observed: up(30_000, healthyProbe(10_000)),
-    want: { state: 'running', actions: [{ type: 'probe' }], wakeAfterMs: 10_000 },
+    want: { state: 'running', actions: [{ type: 'probe', check: 'ssh' }], wakeAfterMs: 10_000 },
+  },
+  {
+    name: 'probe due while healthy and the Nix probe due too: the Nix probe',
+    memory: { state: 'running', healthySince: NOW - 70_000 },
+    observed: up(80_000, healthyProbe(10_000, 60_000)),
+    want: { state: 'running', actions: [{ type: 'probe', check: 'nix' }], wakeAfterMs: 10_000 },
+  },
+  {
+    name: 'the Nix probe due before the next SSH check: wake for it, probe Nix then',
+    memory: { state: 'running', healthySince: NOW - 20_000 },
+    policy: { nixProbeIntervalMs: 15_000 },
+    observed: up(30_000, healthyProbe(2000, 12_000)),
+    want: { state: 'running', actions: [], wakeAfterMs: 3000 },
+  },
+  {
+    name: 'a failed SSH check of a healthy VM: degraded at once, and the next probe is a Nix probe',
+    memory: { state: 'running', healthySince: NOW - 20_000 },
+    observed: up(30_000, {
+      ok: false,
+      at: NOW - 1000,
+      firstFailureAt: NOW - 1000,
+      lastOkAt: NOW - 11_000,
+      lastNixOkAt: NOW - 21_000,
+      error: 'no SSH banner',
+    }),
+    want: {
+      state: 'degraded',
+      actions: [{ type: 'probe', check: 'nix' }],
+      reason: /^the SSH probe is failing: no SSH banner/,
+    },
+  },
+  {
+    name: 'healthy only by an SSH check (no Nix answer from this VM): the next probe is a Nix probe',
+    memory: { state: 'running', healthySince: NOW - 20_000 },
+    observed: up(30_000, { ...healthyProbe(10_000), lastNixOkAt: NOW - 40_000 }),
+    want: { state: 'running', actions: [{ type: 'probe', check: 'nix' }] },
   },
   {
     name: 'healthy but not yet stable: wake when the stable period ends',
@@ -480,7 +518,7 @@ const rows: Row[] = [
     name: 'a probe result from before this process started is ignored',
     memory: { state: 'starting' },
     observed: { ...up(100), probe: { ...noProbe, ok: true, at: NOW - 200, lastOkAt: NOW - 200 } },
-    want: { state: 'starting', actions: [{ type: 'probe' }] },
+    want: { state: 'starting', actions: [{ type: 'probe', check: 'nix' }] },
   },
   {
     name: 'an adopted VM that probes ok is running at once',
@@ -648,7 +686,7 @@ t.test('the config file settings map onto the policy', async (t) => {
       maxAttempts: 4,
       stablePeriodMs: 7000,
     },
-    probe: { intervalMs: 15_000, bootGraceMs: 120_000, degradedRestartMs: 180_000 },
+    probe: { intervalMs: 15_000, nixIntervalMs: 300_000, bootGraceMs: 120_000, degradedRestartMs: 180_000 },
     stopGraceMs: 20_000,
   });
   t.same(p, {
@@ -661,6 +699,7 @@ t.test('the config file settings map onto the policy', async (t) => {
     bootGraceMs: 120_000,
     degradedRestartMs: 180_000,
     probeIntervalMs: 15_000,
+    nixProbeIntervalMs: 300_000,
     bootProbeIntervalMs: 1000,
     stopGraceMs: 20_000,
   });

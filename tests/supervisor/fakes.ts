@@ -3,7 +3,7 @@
 import type { ImageBuildProgress } from '../../daemon/image/build-progress.js';
 import type { Backend, StopOptions, VmExit, VmHandle, VmRecord, VmSpec } from '../../daemon/backend.js';
 import type { DesiredState, StateEvent } from '../../daemon/controller.js';
-import type { Policy, StepMemory } from '../../daemon/reconciler/types.js';
+import type { Policy, ProbeCheck, StepMemory } from '../../daemon/reconciler/types.js';
 import { Supervisor } from '../../daemon/supervisor/supervisor.js';
 import { testPolicy as reconcilerTestPolicy } from '../reconciler/fixtures.js';
 import type { Clock, SupervisorDeps } from '../../daemon/supervisor/types.js';
@@ -153,14 +153,17 @@ export class FakeBackend implements Backend {
   }
 }
 
-/** The SSH probe, switched by the test. */
+/** The health checks, switched by the test: Nix answers in 12 ms, the SSH banner in 2 ms. */
 export class FakeProbe {
   healthy = true;
   calls = 0;
-  probe = async (): Promise<{ latencyMs: number; nixVersion: string }> => {
+  /** Which check each call asked for, in order. */
+  readonly checks: ProbeCheck[] = [];
+  probe = async (check: ProbeCheck = 'nix'): Promise<{ latencyMs: number; nixVersion: string | null }> => {
     this.calls++;
+    this.checks.push(check);
     if (!this.healthy) throw new Error('ssh: connection refused');
-    return { latencyMs: 12, nixVersion: '2.24.9' };
+    return check === 'nix' ? { latencyMs: 12, nixVersion: '2.24.9' } : { latencyMs: 2, nixVersion: null };
   };
 }
 

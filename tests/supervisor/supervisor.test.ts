@@ -313,6 +313,51 @@ t.test(
   },
 );
 
+t.test(
+  'while healthy, SSH checks fill the gaps between Nix probes; a guest that stops answering is degraded and replaced',
+  async (t) => {
+    const h = await running();
+    await h.clock.advance(60_000);
+    // testPolicy: a probe every 10 s, Nix every 60 s.
+    t.same(h.probe.checks, ['nix', 'ssh', 'ssh', 'ssh', 'ssh', 'ssh', 'nix']);
+    await h.clock.advance(10_000);
+    t.match(h.sup.status(), {
+      state: 'running',
+      probe: { ok: true, check: 'ssh', latencyMs: 12, sshLatencyMs: 2, nixVersion: '2.24.9' },
+    });
+    // Hung: neither check answers any more.
+    h.probe.healthy = false;
+    await h.clock.advance(10_000);
+    t.match(h.sup.status(), { state: 'degraded', probe: { ok: false, check: 'ssh' } });
+    t.equal(h.probe.checks.at(-1), 'ssh', 'found by the SSH check, not left for the next Nix probe');
+    await h.clock.advance(60_000);
+    t.equal(h.backend.stops.length, 1, 'replaced after degradedRestartMs');
+    t.match(h.sup.status(), { restarts: 1 });
+  },
+);
+
+t.test("status reports the boot's time to ready apart from the probe's own latency", async (t) => {
+  const h = harness();
+  h.probe.healthy = false;
+  await h.sup.init();
+  await h.clock.advance(5000);
+  t.match(h.sup.status().vm, { readyAt: null, bootToReadyMs: null });
+  h.probe.healthy = true;
+  await h.clock.advance(1000);
+  const s = h.sup.status();
+  t.equal(s.state, 'running');
+  t.ok(
+    s.vm.bootToReadyMs! >= 5000 && s.vm.bootToReadyMs! <= 6000,
+    `ready ${s.vm.bootToReadyMs} ms after the VM started`,
+  );
+  t.equal(Date.parse(s.vm.readyAt!) - Date.parse(s.vm.startedAt!), s.vm.bootToReadyMs);
+  t.equal(s.probe.latencyMs, 12, "the probe's latency is its own, not the boot's");
+  t.match(
+    h.events.find((e) => e.type === 'probe' && e.ok === true)?.message,
+    /^probe ok: Nix 2\.24\.9 answered in 12 ms; ready \d+ ms after the VM started$/,
+  );
+});
+
 t.test('adopts a recorded VM on init without starting a new one', async (t) => {
   const h = harness();
   const record = {

@@ -34,6 +34,7 @@ const policy: Policy = {
   bootGraceMs: 15_000,
   degradedRestartMs: 60_000,
   probeIntervalMs: 1000,
+  nixProbeIntervalMs: 60_000,
   bootProbeIntervalMs: 100,
   stopGraceMs: 3000,
 };

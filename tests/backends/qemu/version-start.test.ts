@@ -158,6 +158,7 @@ t.test(
       bootGraceMs: 15_000,
       degradedRestartMs: 60_000,
       probeIntervalMs: 1000,
+      nixProbeIntervalMs: 60_000,
       bootProbeIntervalMs: 100,
       stopGraceMs: 1000,
     };
