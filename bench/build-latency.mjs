@@ -7,14 +7,11 @@
 //   node bench/build-latency.mjs [--runs 7] [--json]
 import { execFile, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { freePort, load, median, root } from './common.mjs';
 
-const root = fileURLToPath(new URL('..', import.meta.url));
-const load = (p) => import(join(root, 'dist', p));
 const { ensureBuilderKeys } = await load('daemon/keys/builder-keys.js');
 const { LinuxkitClient } = await load('client/api-client.js');
 const { writeHostNixDir } = await load('tests/helpers/host-nix.js');
@@ -23,18 +20,6 @@ const { values } = parseArgs({
   options: { runs: { type: 'string', default: '7' }, json: { type: 'boolean' } },
 });
 const runs = Number(values.runs);
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-};
-const freePort = () =>
-  new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
 
 const state = mkdtempSync(join(tmpdir(), 'lk-bench-latency-'));
 const keys = await ensureBuilderKeys(join(state, 'keys'));
@@ -97,10 +82,10 @@ try {
     t.perConnection.push(await build(perConnection, false, `d-${n}`));
   }
   const m = Object.fromEntries(Object.entries(t).map(([k, v]) => [k, Math.round(median(v))]));
-  const load = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
-  if (values.json) console.log(JSON.stringify({ medianMs: m, runs, load }, null, 2));
+  const loadavg = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+  if (values.json) console.log(JSON.stringify({ medianMs: m, runs, load: loadavg }, null, 2));
   else {
-    console.log(`trivial remote build, median of ${runs} (tcg, load ${load}):`);
+    console.log(`trivial remote build, median of ${runs} (tcg, load ${loadavg}):`);
     console.log(
       `  SSH reuse on:  resident nix-daemon ${m.forwardedReuse} ms  vs Nix started per connection ${m.perConnectionReuse} ms  (ratio ${(m.forwardedReuse / m.perConnectionReuse).toFixed(2)})`,
     );

@@ -9,14 +9,12 @@
 //   node bench/on-demand.mjs [--runs 5] [--json]
 import { execFile, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { connect, createServer } from 'node:net';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { freePort, load, median, root } from './common.mjs';
 
-const root = fileURLToPath(new URL('..', import.meta.url));
-const load = (p) => import(join(root, 'dist', p));
 const { ensureBuilderKeys } = await load('daemon/keys/builder-keys.js');
 const { writeHostNixDir } = await load('tests/helpers/host-nix.js');
 const { LinuxkitClient } = await load('client/api-client.js');
@@ -25,18 +23,6 @@ const { values } = parseArgs({
   options: { runs: { type: 'string', default: '5' }, json: { type: 'boolean' } },
 });
 const runs = Number(values.runs);
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-};
-const freePort = () =>
-  new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 const state = mkdtempSync(join(tmpdir(), 'lk-bench-ondemand-'));
