@@ -5,15 +5,12 @@
 // Alternating, median of --runs each. A benchmark, not a test. Run as root after
 // `npx tsc -p tsconfig.json` (it needs nix-build):
 //   node bench/build-latency.mjs [--runs 7] [--json]
-import { execFile, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { execFile } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { freePort, load, median, root } from './common.mjs';
+import { isHealthy, load, median, startBenchDaemon } from './common.mjs';
 
-const { ensureBuilderKeys } = await load('daemon/keys/builder-keys.js');
-const { LinuxkitClient } = await load('client/api-client.js');
 const { writeHostNixDir } = await load('tests/helpers/host-nix.js');
 
 const { values } = parseArgs({
@@ -21,29 +18,10 @@ const { values } = parseArgs({
 });
 const runs = Number(values.runs);
 
-const state = mkdtempSync(join(tmpdir(), 'lk-bench-latency-'));
-const keys = await ensureBuilderKeys(join(state, 'keys'));
-const port = await freePort();
-const daemon = spawn(
-  process.execPath,
-  [join(root, 'dist/daemon/main.js'), '--state-dir', state, '--accel', 'tcg', '--ssh-port', String(port)],
-  {
-    env: {
-      ...process.env,
-      LINUXKIT_IMAGE_CACHE: process.env.LINUXKIT_IMAGE_CACHE ?? join(root, '.cache/images'),
-    },
-    stdio: 'ignore',
-  },
-);
+const bench = await startBenchDaemon('latency');
+const { state, keys, sshPort: port } = bench;
 try {
-  const client = new LinuxkitClient({ socketPath: join(state, 'daemon.sock') });
-  const deadline = Date.now() + 600_000;
-  for (;;) {
-    const s = await client.status().catch(() => null);
-    if (s?.state === 'running' && s.healthy) break;
-    if (Date.now() > deadline) throw new Error('the builder did not become healthy');
-    await new Promise((r) => setTimeout(r, 300));
-  }
+  await bench.waitFor(isHealthy, 'the builder to be healthy');
   const forwarded = await writeHostNixDir({ dir: join(state, 'nix'), scheme: 'ssh-ng', port, keys });
   const perConnection = await writeHostNixDir({
     dir: join(state, 'nix-plain'),
@@ -94,7 +72,5 @@ try {
     );
   }
 } finally {
-  daemon.kill('SIGTERM');
-  await new Promise((r) => daemon.once('exit', r));
-  rmSync(state, { recursive: true, force: true });
+  await bench.close();
 }

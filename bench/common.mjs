@@ -23,3 +23,61 @@ export function freePort() {
     });
   });
 }
+
+/**
+ * A real linuxkitd (tcg) on a fresh state directory, with `config` written first when given, and
+ * its keys made before it starts. `waitFor(pred)` polls its status; `stopDaemon()` ends it with
+ * SIGTERM (which stops its VM); `close()` also removes the state directory.
+ */
+export async function startBenchDaemon(name, config) {
+  const { mkdtempSync, rmSync, writeFileSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { spawn } = await import('node:child_process');
+  const { ensureBuilderKeys } = await load('daemon/keys/builder-keys.js');
+  const { LinuxkitClient } = await load('client/api-client.js');
+  const state = mkdtempSync(join(tmpdir(), `lk-bench-${name}-`));
+  if (config) writeFileSync(join(state, 'config.json'), JSON.stringify(config));
+  const keys = await ensureBuilderKeys(join(state, 'keys'));
+  const sshPort = await freePort();
+  const daemon = spawn(
+    process.execPath,
+    [
+      join(root, 'dist/daemon/main.js'),
+      '--state-dir',
+      state,
+      '--accel',
+      'tcg',
+      '--ssh-port',
+      String(sshPort),
+    ],
+    {
+      env: {
+        ...process.env,
+        LINUXKIT_IMAGE_CACHE: process.env.LINUXKIT_IMAGE_CACHE ?? join(root, '.cache/images'),
+      },
+      stdio: 'ignore',
+    },
+  );
+  const client = new LinuxkitClient({ socketPath: join(state, 'daemon.sock') });
+  const waitFor = async (pred, what, timeoutMs = 600_000) => {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const s = await client.status().catch(() => null);
+      if (s && pred(s)) return s;
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  };
+  const stopDaemon = async () => {
+    if (daemon.exitCode !== null || daemon.signalCode !== null) return;
+    daemon.kill('SIGTERM');
+    await new Promise((r) => daemon.once('exit', r));
+  };
+  const close = async () => {
+    await stopDaemon();
+    rmSync(state, { recursive: true, force: true });
+  };
+  return { state, keys, sshPort, client, waitFor, stopDaemon, close };
+}
+
+export const isHealthy = (s) => s.state === 'running' && s.healthy;

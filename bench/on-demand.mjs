@@ -8,16 +8,13 @@
 // A benchmark, not a test. Run as root after `npx tsc -p tsconfig.json` (it needs nix-build):
 //   node bench/on-demand.mjs [--runs 5] [--json]
 import { execFile, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { connect } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { freePort, load, median, root } from './common.mjs';
+import { load, median, startBenchDaemon } from './common.mjs';
 
-const { ensureBuilderKeys } = await load('daemon/keys/builder-keys.js');
 const { writeHostNixDir } = await load('tests/helpers/host-nix.js');
-const { LinuxkitClient } = await load('client/api-client.js');
 
 const { values } = parseArgs({
   options: { runs: { type: 'string', default: '5' }, json: { type: 'boolean' } },
@@ -25,37 +22,13 @@ const { values } = parseArgs({
 const runs = Number(values.runs);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-const state = mkdtempSync(join(tmpdir(), 'lk-bench-ondemand-'));
-const sshPort = await freePort();
-writeFileSync(
-  join(state, 'config.json'),
-  JSON.stringify({ mode: 'on-demand', onDemand: { idleStopAfterMs: 3_600_000, connectTimeoutMs: 600_000 } }),
-);
-const keys = await ensureBuilderKeys(join(state, 'keys'));
-const cacheDir = process.env.LINUXKIT_IMAGE_CACHE ?? join(root, '.cache', 'images');
-const daemon = spawn(
-  process.execPath,
-  [join(root, 'dist/daemon/main.js'), '--state-dir', state, '--accel', 'tcg', '--ssh-port', String(sshPort)],
-  { env: { ...process.env, LINUXKIT_IMAGE_CACHE: cacheDir }, stdio: 'ignore' },
-);
-const client = new LinuxkitClient({ socketPath: join(state, 'daemon.sock') });
-const cleanup = async () => {
-  if (daemon.exitCode === null && daemon.signalCode === null) {
-    daemon.kill('SIGTERM');
-    await new Promise((r) => daemon.once('exit', r));
-  }
-  rmSync(state, { recursive: true, force: true });
-};
+const bench = await startBenchDaemon('ondemand', {
+  mode: 'on-demand',
+  onDemand: { idleStopAfterMs: 3_600_000, connectTimeoutMs: 600_000 },
+});
+const { state, keys, sshPort } = bench;
 try {
-  for (let i = 0; ; i++) {
-    try {
-      await client.status();
-      break;
-    } catch {
-      if (i > 600) throw new Error('the daemon did not answer');
-      await sleep(100);
-    }
-  }
+  await bench.waitFor(() => true, 'the API to answer');
 
   // Nix's side, as install registers it: one NIX_CONF_DIR per port (the daemon's, QEMU's forward).
   const hostNix = (name, port) =>
@@ -89,8 +62,7 @@ try {
     warm.direct.push(await build(direct, `q-${Date.now()}-${i}`));
   }
   // The daemon stops its VM on SIGTERM; its files (guest files, image paths) stay for the yardstick.
-  daemon.kill('SIGTERM');
-  await new Promise((r) => daemon.once('exit', r));
+  await bench.stopDaemon();
 
   // The yardstick: the daemon's own QEMU command line, bare, to the first SSH banner byte.
   const bannerStarted = performance.now();
@@ -132,5 +104,5 @@ try {
     );
   }
 } finally {
-  await cleanup();
+  await bench.close();
 }

@@ -3,46 +3,24 @@
 // tmpfs) and of hashing them in the guest (`sha256sum`, `nix-hash`): the guest's own costs under
 // emulation. A benchmark, not a test. Run as root after `npx tsc -p tsconfig.json`:
 //   node bench/transfer.mjs [--mib 100] [--json]
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { freePort, load, root } from './common.mjs';
+import { isHealthy, load, startBenchDaemon } from './common.mjs';
 
-const { ensureBuilderKeys } = await load('daemon/keys/builder-keys.js');
-const { LinuxkitClient } = await load('client/api-client.js');
 const { writeHostNixDir } = await load('tests/helpers/host-nix.js');
 
 const { values } = parseArgs({
   options: { mib: { type: 'string', default: '100' }, json: { type: 'boolean' } },
 });
 const mib = Number(values.mib);
-const state = mkdtempSync(join(tmpdir(), 'lk-bench-transfer-'));
-const keys = await ensureBuilderKeys(join(state, 'keys'));
-const port = await freePort();
-const daemon = spawn(
-  process.execPath,
-  [join(root, 'dist/daemon/main.js'), '--state-dir', state, '--accel', 'tcg', '--ssh-port', String(port)],
-  {
-    env: {
-      ...process.env,
-      LINUXKIT_IMAGE_CACHE: process.env.LINUXKIT_IMAGE_CACHE ?? join(root, '.cache/images'),
-    },
-    stdio: 'ignore',
-  },
-);
+const bench = await startBenchDaemon('transfer');
+const { state, keys, sshPort: port } = bench;
 let storePath = null;
 try {
-  const client = new LinuxkitClient({ socketPath: join(state, 'daemon.sock') });
-  const deadline = Date.now() + 600_000;
-  for (;;) {
-    const s = await client.status().catch(() => null);
-    if (s?.state === 'running' && s.healthy) break;
-    if (Date.now() > deadline) throw new Error('the builder did not become healthy');
-    await new Promise((r) => setTimeout(r, 300));
-  }
+  await bench.waitFor(isHealthy, 'the builder to be healthy');
   const { dir, sshConfig } = await writeHostNixDir({ dir: join(state, 'nix'), scheme: 'ssh-ng', port, keys });
   const file = join(state, 'blob');
   writeFileSync(file, randomBytes(mib * 1024 * 1024));
@@ -90,8 +68,6 @@ try {
     );
   }
 } finally {
-  daemon.kill('SIGTERM');
-  await new Promise((r) => daemon.once('exit', r));
+  await bench.close();
   if (storePath) execFileSync('nix-store', ['--delete', storePath], { stdio: 'ignore' });
-  rmSync(state, { recursive: true, force: true });
 }
