@@ -402,7 +402,7 @@ export class Supervisor implements DaemonController {
     const endpoint = this.endpoint;
     if (!endpoint) return;
     const vm = this.vm;
-    const ready = vm !== null && !vm.stopping && vm.probe.lastOkAt !== null && vm.probe.ok;
+    const ready = vm !== null && !vm.stopping && vm.probe.ok;
     endpoint.ready(ready ? vm.handle.record.sshPort : null);
     if (endpoint.counts().held === 0) return;
     if (this.desired === 'stopped') {
