@@ -15,6 +15,12 @@ export const GUEST_FILES = {
 /** Printed on the serial console once dropbear listens on port 22. */
 export const GUEST_READY_MARKER = 'linuxkit-nix: ssh ready';
 
+/**
+ * /init appends "<uptime seconds> <step>" here at each step of the boot (init, modules, network,
+ * store, keys, sshd, dhcp), for bench/boot-breakdown.mjs.
+ */
+export const GUEST_BOOT_TIMES = '/run/linuxkit-boot-times';
+
 /** Start of the one line /init prints before powering off when it cannot finish booting. */
 export const GUEST_ERROR_PREFIX = 'linuxkit-nix: error: ';
 
