@@ -88,7 +88,7 @@ export const DaemonStatusSchema = Type.Object(
       check: Nullable(
         StringEnum(['nix', 'ssh'] as const, {
           description:
-            'Which check the latest result came from: nix (nix-store --version over SSH) or ssh (the SSH banner, between Nix probes).',
+            "Which check the latest result came from: nix (the guest nix-daemon's worker-protocol handshake over SSH) or ssh (the SSH banner, between Nix probes).",
         }),
       ),
       latencyMs: Nullable(

@@ -18,6 +18,8 @@ export interface GuestSshTarget {
 
 export interface GuestCommandResult {
   stdout: string;
+  /** stdout as the bytes it was, for a binary protocol. */
+  stdoutBytes: Buffer;
   stderr: string;
   code: number | null;
   latencyMs: number;
@@ -51,7 +53,7 @@ export function runGuestCommand(
   command: string,
   opts: {
     deadlineMs: number;
-    stdin?: string;
+    stdin?: string | Buffer;
     /** A connection to the target already open (its banner unread); otherwise one is made. */
     sock?: Socket;
   },
@@ -89,14 +91,20 @@ export function runGuestCommand(
       client.exec(command, (err, channel) => {
         if (err)
           return finish(new Error(`could not run ${JSON.stringify(command)} on ${where}: ${err.message}`));
-        let stdout = '';
+        const stdout: Buffer[] = [];
         let stderr = '';
         let code: number | null = null;
-        channel.on('data', (d: Buffer) => (stdout += d.toString('utf8')));
+        channel.on('data', (d: Buffer) => stdout.push(d));
         channel.stderr.on('data', (d: Buffer) => (stderr += d.toString('utf8')));
         channel.on('exit', (c: number | null) => (code = c));
         channel.on('close', () =>
-          finish(null, { stdout, stderr, code, latencyMs: performance.now() - started }),
+          finish(null, {
+            stdout: Buffer.concat(stdout).toString('utf8'),
+            stdoutBytes: Buffer.concat(stdout),
+            stderr,
+            code,
+            latencyMs: performance.now() - started,
+          }),
         );
         if (opts.stdin !== undefined) channel.end(opts.stdin);
         else channel.end();

@@ -1,13 +1,16 @@
 // The builder is ready when Nix answers over SSH with the pinned host key: exactly what a remote
-// build needs, and nothing less (QEMU's user network accepts TCP before sshd is up). The wait for
-// a booting guest is the SSH banner's (ssh-banner.ts), so it ends as soon as sshd accepts.
+// build needs, and nothing less (QEMU's user network accepts TCP before sshd is up). "Nix answers"
+// is the guest's nix-daemon completing the worker protocol's handshake over `nix-daemon --stdio`,
+// the way ssh-ng opens every build (nix-daemon-handshake.ts). The wait for a booting guest is the
+// SSH banner's (ssh-banner.ts), so it ends as soon as sshd accepts.
 import { runGuestCommand, type GuestSshTarget } from './guest-ssh.js';
+import { handshakeRequest, NIX_DAEMON_COMMAND, parseHandshakeReply } from './nix-daemon-handshake.js';
 import { awaitSshBanner, checkSshBanner } from './ssh-banner.js';
 
 export interface ProbeResult {
   /** From the SSH server's banner to Nix's answer: the probe's own round trip. */
   latencyMs: number;
-  /** e.g. "2.8.0" */
+  /** e.g. "2.8.0"; "protocol 1.32" from a daemon older than 1.33, which does not say. */
   nixVersion: string;
   /** From the call to the SSH server's banner: the wait for a booting guest, if any. */
   waitedMs: number;
@@ -16,15 +19,10 @@ export interface ProbeResult {
 /** A booting guest's SSH server is noticed within this of accepting. */
 export const BANNER_POLL_MS = 150;
 
-/** Parses `nix-store --version` output: "nix-store (Nix) 2.8.0". */
-export function parseNixVersion(output: string): string | null {
-  const m = /\(Nix\)\s+(\S+)/.exec(output);
-  return m ? m[1] : null;
-}
-
 /**
- * Waits for the SSH server's banner on fresh connections (every BANNER_POLL_MS), then runs
- * `nix-store --version` over SSH on the connection that answered, all within `deadlineMs`.
+ * Waits for the SSH server's banner on fresh connections (every BANNER_POLL_MS), then has the
+ * guest's nix-daemon answer the worker protocol's handshake over SSH on the connection that
+ * answered, all within `deadlineMs`.
  */
 export async function probeBuilder(
   target: GuestSshTarget,
@@ -36,14 +34,25 @@ export async function probeBuilder(
     retryEveryMs: BANNER_POLL_MS,
   });
   const left = Math.max(1, opts.deadlineMs - (performance.now() - started));
-  const res = await runGuestCommand(target, 'nix-store --version', { deadlineMs: left, sock: socket });
-  const version = parseNixVersion(res.stdout);
-  if (res.code !== 0 || !version) {
+  const res = await runGuestCommand(target, NIX_DAEMON_COMMAND, {
+    deadlineMs: left,
+    sock: socket,
+    stdin: handshakeRequest(),
+  });
+  let reply: ReturnType<typeof parseHandshakeReply>;
+  try {
+    reply = parseHandshakeReply(res.stdoutBytes);
+  } catch (err) {
+    const stderr = res.stderr.trim().slice(0, 300);
     throw new Error(
-      `nix-store --version failed in the guest (exit ${res.code}): ${(res.stderr || res.stdout).trim().slice(0, 300) || 'no output'}`,
+      `${NIX_DAEMON_COMMAND} in the guest (exit ${res.code}): ${(err as Error).message}${stderr ? `; stderr: ${stderr}` : ''}`,
     );
   }
-  return { latencyMs: Math.round(res.latencyMs), nixVersion: version, waitedMs };
+  return {
+    latencyMs: Math.round(res.latencyMs),
+    nixVersion: reply.nixVersion ?? `protocol ${reply.protocol}`,
+    waitedMs,
+  };
 }
 
 /** One health check of the given kind (see ProbeCheck in daemon/reconciler/types.ts). */

@@ -34,6 +34,7 @@ class SimGuest {
     this.commands.push(command);
     const ok = (stdout: string, stderr = ''): GuestCommandResult => ({
       stdout,
+      stdoutBytes: Buffer.from(stdout),
       stderr,
       code: 0,
       latencyMs: 5,
@@ -48,7 +49,13 @@ class SimGuest {
     }
     const set = /^date -u -s @(\d+) >\/dev\/null && date \+%s$/.exec(command);
     if (set && this.clockFails)
-      return { stdout: '', stderr: 'date: cannot set date: Operation not permitted', code: 1, latencyMs: 5 };
+      return {
+        stdout: '',
+        stdoutBytes: Buffer.alloc(0),
+        stderr: 'date: cannot set date: Operation not permitted',
+        code: 1,
+        latencyMs: 5,
+      };
     if (set) {
       this.clockOffsetMs = Number(set[1]) * 1000 - this.now();
       return ok(`${epoch()}\n`);
@@ -58,6 +65,7 @@ class SimGuest {
       if (this.gcFails)
         return {
           stdout: '',
+          stdoutBytes: Buffer.alloc(0),
           stderr: 'error: getting status of /nix/var/nix/gcroots: Permission denied',
           code: 1,
           latencyMs: 5,

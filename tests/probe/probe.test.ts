@@ -113,7 +113,16 @@ t.test('the Nix probe', async (t) => {
     hostPublicKeyLine: keys.hostPublicKeyLine,
   });
 
-  /** A stand-in guest whose `nix-store --version` answers like Nix 2.8.0. */
+  /** The bytes a Nix 2.8.0 daemon (protocol 1.34) writes for the handshake, laid out by hand. */
+  const daemonReply = Buffer.concat([
+    Buffer.from('6f69786400000000', 'hex'), // WORKER_MAGIC_2
+    Buffer.from('2201000000000000', 'hex'), // 1.34
+    Buffer.from('0500000000000000', 'hex'), // the version string's length
+    Buffer.from('322e382e30000000', 'hex'), // "2.8.0", padded to 8
+    Buffer.from('73746c6100000000', 'hex'), // STDERR_LAST
+  ]);
+
+  /** A stand-in guest whose `nix-daemon --stdio` answers the handshake like Nix 2.8.0. */
   async function sshGuest(port: number, hostKeyFile: string): Promise<SshServer> {
     const hostKey = await readFile(hostKeyFile);
     const server = new SshServer({ hostKeys: [hostKey] }, (client) => {
@@ -124,9 +133,20 @@ t.test('the Nix probe', async (t) => {
         client.on('session', (accept) => {
           accept().on('exec', (acceptExec, _reject, info) => {
             const stream = acceptExec();
-            if (info.command === 'nix-store --version') stream.write('nix-store (Nix) 2.8.0\n');
-            stream.exit(0);
-            stream.end();
+            if (info.command !== 'nix-daemon --stdio') {
+              stream.exit(127);
+              stream.end();
+              return;
+            }
+            const got: Buffer[] = [];
+            stream.on('data', (d: Buffer) => got.push(d));
+            stream.on('end', () => {
+              // The client's side: WORKER_MAGIC_1, then its version, affinity and reserveSpace.
+              const request = Buffer.concat(got);
+              if (request.length === 32 && request.readUInt32LE(0) === 0x6e697863) stream.write(daemonReply);
+              stream.exit(0);
+              stream.end();
+            });
           });
         });
       });
