@@ -142,6 +142,7 @@ export async function startDaemon(
             imageCacheDir,
             keys,
             accel: choice.accel,
+            kernelForm: findBackend(choice.backend)?.kernelForm[config.arch],
             log: (msg) => daemonLog.info(msg),
           },
           o,
@@ -242,7 +243,7 @@ export async function startDaemon(
       host: supervisor,
       run: (command, o) => runGuestCommand(target(), command, o),
       settings: () => ({
-        intervalMs: maintenanceIntervalMs(config.probe.intervalMs),
+        intervalMs: maintenanceIntervalMs(config.probe),
         gc: config.gc,
         maxClockSkewMs: MAX_CLOCK_SKEW_MS,
         commandTimeoutMs: config.probe.timeoutMs,

@@ -6,6 +6,7 @@ import type { Accelerator, VmSpec } from './backend.js';
 import type { DaemonConfig } from './config/schema.js';
 import { GUEST_FILES } from './image/guest-contract.js';
 import type { ImageBuildProgress } from './image/build-progress.js';
+import type { KernelFormat } from './image/debian/kernel-form.js';
 import { ensureGuestImage } from './image/guest-image.js';
 import { debianSettingsForHost } from './image/image-settings.js';
 import type { BuilderKeys } from './keys/builder-keys.js';
@@ -19,6 +20,8 @@ export interface VmSpecContext {
   imageCacheDir: string;
   keys: BuilderKeys;
   accel: Accelerator;
+  /** The kernel form the backend loads; the image's default (QEMU's) when absent. */
+  kernelForm?: KernelFormat;
   log?: (msg: string) => void;
 }
 
@@ -42,7 +45,12 @@ export async function buildVmSpec(
       log: (msg) => ctx.log?.(msg),
       onProgress: opts.onImageProgress,
     });
-    kernel ??= image.kernel;
+    if (!kernel) kernel = ctx.kernelForm ? image.kernels[ctx.kernelForm] : image.kernel;
+    if (!kernel) {
+      throw new Error(
+        `the ${config.arch} guest image ${image.hash} has no ${ctx.kernelForm} kernel (it has ${Object.keys(image.kernels).join(', ')})`,
+      );
+    }
     initrd ??= image.initrd;
     cmdline ??= image.cmdline;
   }

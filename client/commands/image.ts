@@ -137,12 +137,12 @@ const SUBCOMMAND_RUNNERS: Record<Subcommand, Runner> = {
     const m = image.manifest;
     if (json) {
       io.out(
-        `${JSON.stringify({ hash: image.hash, dir: image.dir, arch: m.arch, built: image.built, seconds, kernelVersion: m.kernelVersion, kernelBytes: m.kernel.bytes, initrdBytes: m.initrd.bytes, mirror: chosen.settings.mirror })}\n`,
+        `${JSON.stringify({ hash: image.hash, dir: image.dir, arch: m.arch, built: image.built, seconds, kernelVersion: m.kernelVersion, kernelBytes: m.kernels[0].bytes, kernels: m.kernels.map((k) => k.format), initrdBytes: m.initrd.bytes, mirror: chosen.settings.mirror })}\n`,
       );
     } else {
       const how = image.built ? `built in ${seconds.toFixed(1)} s` : 'already in the cache';
       io.out(
-        `${m.arch} guest image ${image.hash} (${how}): kernel ${m.kernelVersion} ${mib(m.kernel.bytes)}, initrd ${mib(m.initrd.bytes)}\n  ${image.dir}\n`,
+        `${m.arch} guest image ${image.hash} (${how}): kernel ${m.kernelVersion} ${m.kernels.map((k) => `${k.format} ${mib(k.bytes)}`).join(', ')}, initrd ${mib(m.initrd.bytes)}\n  ${image.dir}\n`,
       );
     }
     return 0;

@@ -3,6 +3,7 @@
 // backend. A descriptor module holds data only and loads its backend lazily in create(), so
 // the CLI can read the registry without loading any hypervisor code.
 import type { Accelerator, Backend, GuestArch } from '../backend.js';
+import type { KernelFormat } from '../image/debian/kernel-form.js';
 import type { BackendLog } from './common/backend-log.js';
 
 /** A platform and the machine architectures (process.arch spelling) the backend runs on there. */
@@ -15,9 +16,6 @@ export interface HostRule {
 
 /** How files (the SSH keys) reach the guest at boot. */
 export type GuestFilesMethod = 'fw_cfg' | 'initrd-append';
-
-/** The kernel image format the hypervisor loads. */
-export type KernelForm = 'bzImage' | 'Image' | 'vmlinux';
 
 export interface BackendDeps {
   log: BackendLog;
@@ -32,7 +30,8 @@ export interface BackendDescriptor {
   /** The accelerators it can use, in the order `accel: auto` tries them. */
   readonly accelerators: readonly Accelerator[];
   readonly guestFiles: GuestFilesMethod;
-  readonly kernelForm: Readonly<Partial<Record<GuestArch, KernelForm>>>;
+  /** The kernel file the hypervisor loads, from those the guest image carries. */
+  readonly kernelForm: Readonly<Partial<Record<GuestArch, KernelFormat>>>;
   /** The executables it needs on PATH to boot a guest of `arch`. */
   hostTools(arch: GuestArch): string[];
   /** How to get those tools, for doctor's fix. */

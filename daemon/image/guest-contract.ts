@@ -34,6 +34,12 @@ export const GUEST_VSOCK_SSH_PORT = 22;
  */
 export const GUEST_READY_MARKER = 'linuxkit-nix: ssh ready';
 
+/**
+ * /init appends "<uptime seconds> <step>" here at each step of the boot (init, modules, network,
+ * store, keys, sshd, with linuxkit.ssh=vsock also vsock, dhcp), for bench/boot-breakdown.mjs.
+ */
+export const GUEST_BOOT_TIMES = '/run/linuxkit-boot-times';
+
 /** Start of the one line /init prints before powering off when it cannot finish booting. */
 export const GUEST_ERROR_PREFIX = 'linuxkit-nix: error: ';
 

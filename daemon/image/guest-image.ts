@@ -16,6 +16,7 @@ import {
   type DebianImage,
 } from './debian/cached-image.js';
 import { readGuestContract } from './debian/guest-files.js';
+import type { KernelFormat } from './debian/kernel-form.js';
 import { suiteSources, type DebianSettings } from './debian/settings.js';
 
 export type GuestImageArch = GuestArch;
@@ -24,11 +25,14 @@ export interface GuestImage {
   /** Content hash of what the image is made of; also the name of the image's folder. */
   hash: string;
   dir: string;
+  /** The kernel QEMU boots: the ELF vmlinux (PVH entry) on x86_64, the Image on aarch64. */
   kernel: string;
+  /** Every kernel form the image carries, by format (hyperkit boots the x86_64 bzImage). */
+  kernels: Partial<Record<KernelFormat, string>>;
   initrd: string;
   /** Base kernel command line; see guestKernelCmdline() for the per-boot switches. */
   cmdline: string;
-  /** kernel + initrd, in bytes. */
+  /** kernel (QEMU's) + initrd, in bytes. */
   sizeBytes: number;
   /** True when this call ran the build; false when the cache already had it. */
   built: boolean;

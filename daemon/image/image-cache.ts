@@ -37,7 +37,7 @@ export async function listCachedImages(cacheDir: string): Promise<CachedImage[]>
       hash: image.hash,
       arch: m.arch,
       kernelVersion: m.kernelVersion,
-      kernelBytes: m.kernel.bytes,
+      kernelBytes: m.kernels[0].bytes,
       initrdBytes: m.initrd.bytes,
       packages: m.debian?.packages?.length ?? Object.keys(m.packages ?? {}).length,
       builtAt: m.builtAt,

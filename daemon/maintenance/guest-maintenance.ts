@@ -1,7 +1,9 @@
-// Housekeeping inside a healthy guest, from the host: every few probe intervals one SSH command
-// reads the store's free space and the guest clock; the decisions (store-space.ts,
-// clock-skew.ts) say whether to collect garbage or set the clock, and each action taken is
-// reported as a `repair` event through the supervisor (which also logs it).
+// Housekeeping inside a healthy guest, from the host: at the Nix probe's cadence (every 5 min by
+// default) one SSH command reads the store's free space and the guest clock; the decisions
+// (store-space.ts, clock-skew.ts) say whether to collect garbage or set the clock, and each action
+// taken is reported as a `repair` event through the supervisor (which also logs it). A pass also
+// runs soon after the host wakes from sleep, when the guest's clock is the one thing sure to be off:
+// a light timer notices the wall clock jump past its own interval.
 import type { EventEmitter } from 'node:events';
 import type { BuilderState, StateEvent } from '../controller.js';
 import type { GuestCommandResult } from '../probe/guest-ssh.js';
@@ -24,8 +26,10 @@ import {
   type StoreSpace,
 } from './store-space.js';
 
-/** Maintenance runs once per this many probe intervals (every minute with the default 15 s). */
+/** Maintenance runs at least this many probe intervals apart. */
 export const PROBE_INTERVALS_PER_PASS = 4;
+/** How often the wall clock is compared with the timer's own interval, to notice a host sleep. */
+export const SLEEP_WATCH_MS = 15_000;
 /** The guest clock is set when it is certainly further than this from the host's. */
 export const MAX_CLOCK_SKEW_MS = 3000;
 /** A collection in a big store takes a while; it runs with this deadline. */
@@ -35,8 +39,21 @@ export const STOP_WAIT_MS = 2000;
 /** After the builder becomes healthy, the first pass runs this soon (a clock stale since boot). */
 export const FIRST_PASS_DELAY_MS = 1000;
 
-export function maintenanceIntervalMs(probeIntervalMs: number): number {
-  return PROBE_INTERVALS_PER_PASS * probeIntervalMs;
+/**
+ * A pass every Nix probe interval: an SSH session costs the emulated guest far more CPU than the
+ * banner checks between (every minute, it was the largest part of an idle builder's cost).
+ */
+export function maintenanceIntervalMs(probe: { intervalMs: number; nixIntervalMs: number }): number {
+  return Math.max(PROBE_INTERVALS_PER_PASS * probe.intervalMs, probe.nixIntervalMs);
+}
+
+/**
+ * Whether the wall clock moved further than a timer's interval allows: the host slept (timers
+ * stand still in sleep, the wall clock does not) or its clock was set. Either way the guest's
+ * clock is now off.
+ */
+export function wallClockJumped(elapsedWallMs: number, intervalMs: number, maxSkewMs: number): boolean {
+  return elapsedWallMs > intervalMs + maxSkewMs || elapsedWallMs < -maxSkewMs;
 }
 
 const DATE_MARK = '@@linuxkit-nix date';
@@ -104,6 +121,7 @@ export const CLOCK_ERROR_SOURCE = 'guest-clock';
 export class GuestMaintenance {
   private readonly clock: Clock;
   private timer: unknown = null;
+  private sleepWatch: unknown = null;
   private running: Promise<PassReport> | null = null;
   private stopped = true;
   /** Free KiB left by a collection that could not reach gc.minFreeMiB: no use collecting again until it drops. */
@@ -124,6 +142,24 @@ export class GuestMaintenance {
     this.stopped = false;
     this.opts.host.events.on('event', this.onEvent);
     this.schedule(this.opts.settings().intervalMs);
+    this.watchForSleep(this.clock.now());
+  }
+
+  private watchForSleep(lastWall: number): void {
+    this.sleepWatch = this.clock.setTimeout(() => {
+      this.sleepWatch = null;
+      if (this.stopped) return;
+      const now = this.clock.now();
+      const elapsed = now - lastWall;
+      if (wallClockJumped(elapsed, SLEEP_WATCH_MS, this.opts.settings().maxClockSkewMs)) {
+        this.opts.log.info(
+          { elapsedWallMs: elapsed, expectedMs: SLEEP_WATCH_MS },
+          `the host's clock jumped ${Math.round((elapsed - SLEEP_WATCH_MS) / 1000)} s (the host slept, or its clock was set): checking the guest's clock`,
+        );
+        if (this.running === null) this.schedule(FIRST_PASS_DELAY_MS);
+      }
+      this.watchForSleep(now);
+    }, SLEEP_WATCH_MS);
   }
 
   /**
@@ -135,6 +171,8 @@ export class GuestMaintenance {
     this.opts.host.events.off('event', this.onEvent);
     if (this.timer !== null) this.clock.clearTimeout(this.timer);
     this.timer = null;
+    if (this.sleepWatch !== null) this.clock.clearTimeout(this.sleepWatch);
+    this.sleepWatch = null;
     const running = this.running;
     if (!running) return;
     let timer: unknown = null;

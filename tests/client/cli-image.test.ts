@@ -22,7 +22,8 @@ t.test(
       hash: x86.hash,
       arch: 'x86_64',
       built: false,
-      kernelBytes: x86.manifest.kernel.bytes,
+      kernelBytes: x86.manifest.kernels[0].bytes,
+      kernels: ['vmlinux', 'bzImage'],
     });
     const text = await runCli(['image', 'build', '--arch', 'x86_64', '--cache', imageCacheDir], {
       HOME: await tempDir('home'),
@@ -63,13 +64,13 @@ async function standIn(
 ): Promise<void> {
   const dir = join(cache, hash);
   await mkdir(dir, { recursive: true });
-  await writeFile(join(dir, 'kernel'), 'k');
+  await writeFile(join(dir, 'vmlinux'), 'k');
   await writeFile(join(dir, 'initrd'), 'ii');
   const manifest = {
     arch,
     kernelVersion: '6.1.0-test',
     cmdline: 'console=ttyS0',
-    kernel: { file: 'kernel', format: 'bzImage', bytes: 1 },
+    kernels: [{ file: 'vmlinux', format: 'vmlinux', bytes: 1 }],
     initrd: { file: 'initrd', compression: 'none', bytes: 2, unpackedBytes: 2 },
     modules: [],
     packages: {},

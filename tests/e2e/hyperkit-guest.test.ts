@@ -1,6 +1,7 @@
 // The hyperkit backend's guest, handed over the way the backend hands it to hyperkit but booted
 // under QEMU/tcg (no hyperkit on Linux, and no /dev/vhost-vsock here to reach a guest's vsock
-// from the host): the image's bzImage; the initrd with the guest files appended by the backend's
+// from the host): the image's kernel in the form hyperkit's descriptor names (the bzImage,
+// picked as the daemon picks it); the initrd with the guest files appended by the backend's
 // own writeBootInitrd; the backend's own kernel command line (hyperkitCmdline, with
 // linuxkit.ssh=vsock); no fw_cfg keys; a virtio-net user netdev, whose DHCP stands in for
 // vpnkit's. "ssh ready" on the console then means: the keys came from /guest-files, dropbear
@@ -12,6 +13,7 @@ import { readFile, rm } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { hyperkitCmdline } from '../../daemon/backends/hyperkit/args.js';
+import { hyperkitDescriptor } from '../../daemon/backends/hyperkit/descriptor.js';
 import { reconstructConsoleRing, toLines } from '../../daemon/backends/hyperkit/console-ring.js';
 import { writeBootInitrd } from '../../daemon/backends/hyperkit/guest-files.js';
 import {
@@ -35,6 +37,9 @@ t.teardown(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
+const kernelForm = hyperkitDescriptor.kernelForm.x86_64!;
+const kernel = image.kernels[kernelForm];
+if (!kernel) throw new Error(`the x86_64 guest image ${image.hash} has no ${kernelForm} for hyperkit`);
 const cmdline = hyperkitCmdline({ cmdline: image.cmdline, disk: undefined });
 const guestFiles = { [GUEST_FILES.authorizedKeys]: keys.clientPub, [GUEST_FILES.hostKey]: keys.host };
 
@@ -68,10 +73,11 @@ function asRing(text: Buffer, size: number): Buffer {
 t.test(
   `with ${GUEST_VSOCK_SWITCH}, keys appended to the initrd and no fw_cfg, the guest is ready through vsock`,
   async (t) => {
+    t.equal(kernelForm, 'bzImage', "hyperkit's kexec loads only a bzImage");
     t.match(cmdline, new RegExp(`(^| )${GUEST_VSOCK_SWITCH}( |$)`), 'the backend passes the switch');
     const initrd = await writeBootInitrd(image.initrd, guestFiles, join(dir, 'boot-initrd.img'));
     // No `keys`: the harness then passes no -fw_cfg at all.
-    const vm = await bootVm({ image: { ...image, initrd, cmdline }, dir });
+    const vm = await bootVm({ image: { ...image, kernel, initrd, cmdline }, dir });
     vms.push(vm);
     const readyAt = await waitForConsole(vm, GUEST_READY_MARKER, 180_000);
     t.comment(
@@ -119,7 +125,7 @@ t.test(
   `with ${GUEST_VSOCK_SWITCH}, keys only in fw_cfg are not looked at: the error names /guest-files`,
   async (t) => {
     // The image's own initrd (nothing appended) and the keys where QEMU's way in would read them.
-    const vm = await bootVm({ image: { ...image, cmdline }, dir, keys });
+    const vm = await bootVm({ image: { ...image, kernel, cmdline }, dir, keys });
     vms.push(vm);
     // The guest powers itself off; a timer that is cleared, so it keeps no one waiting after.
     let timer: NodeJS.Timeout | undefined;

@@ -27,7 +27,11 @@ async function bytesAt(file: string, offset: number, length: number): Promise<Bu
 
 t.test('an arm64 kernel Image and the cloud flavour, console on the PL011', async (t) => {
   t.equal(manifest.arch, 'aarch64');
-  t.equal(manifest.kernel.format, 'Image');
+  t.same(
+    manifest.kernels.map((k) => k.format),
+    ['Image'],
+  );
+  t.equal(image.kernels.Image, image.kernel);
   t.match(manifest.kernelVersion, /-cloud-arm64$/);
   t.equal((await bytesAt(image.kernel, 56, 4)).toString('latin1'), 'ARM\x64', 'arm64 Image magic at byte 56');
   t.match(image.cmdline, /(^| )console=ttyAMA0( |$)/);
@@ -46,7 +50,7 @@ t.test('an arm64 kernel Image and the cloud flavour, console on the PL011', asyn
     'ext4 is built into this kernel, so it is not loaded as a module',
   );
   t.comment(
-    `aarch64 image ${image.hash}: kernel ${manifest.kernel.bytes} bytes, initrd ${manifest.initrd.bytes} bytes (${image.built ? 'built now' : 'cached'})`,
+    `aarch64 image ${image.hash}: kernel ${manifest.kernels[0].bytes} bytes, initrd ${manifest.initrd.bytes} bytes (${image.built ? 'built now' : 'cached'})`,
   );
 });
 

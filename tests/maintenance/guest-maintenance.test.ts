@@ -8,6 +8,8 @@ import {
   FIRST_PASS_DELAY_MS,
   GuestMaintenance,
   maintenanceIntervalMs,
+  SLEEP_WATCH_MS,
+  wallClockJumped,
   type MaintenanceSettings,
 } from '../../daemon/maintenance/guest-maintenance.js';
 import type { GuestCommandResult } from '../../daemon/probe/guest-ssh.js';
@@ -91,7 +93,7 @@ async function rig(t: Test, over: Partial<MaintenanceSettings> = {}): Promise<Ri
   const h = harness({ log });
   const guest = new SimGuest(() => h.clock.now());
   const settings: MaintenanceSettings = {
-    intervalMs: maintenanceIntervalMs(10_000),
+    intervalMs: maintenanceIntervalMs({ intervalMs: 10_000, nixIntervalMs: 60_000 }),
     gc: { minFreeMiB: 100, maxFreeMiB: 200 },
     maxClockSkewMs: 3000,
     commandTimeoutMs: 10_000,
@@ -111,10 +113,41 @@ async function rig(t: Test, over: Partial<MaintenanceSettings> = {}): Promise<Ri
   return { h, guest, m, settings, logged, repairs: () => h.events.filter((e) => e.type === 'repair') };
 }
 
-t.test('the interval is four probe intervals', async (t) => {
-  t.equal(maintenanceIntervalMs(15_000), 60_000);
-  t.equal(maintenanceIntervalMs(1000), 4000);
+t.test('a pass per Nix probe interval, and never closer than four probe intervals', async (t) => {
+  t.equal(maintenanceIntervalMs({ intervalMs: 15_000, nixIntervalMs: 300_000 }), 300_000);
+  t.equal(maintenanceIntervalMs({ intervalMs: 100_000, nixIntervalMs: 300_000 }), 400_000);
 });
+
+t.test('a wall clock that moved past the watch interval (a host sleep) is a jump', async (t) => {
+  t.equal(wallClockJumped(15_000, 15_000, 3000), false, 'on time');
+  t.equal(wallClockJumped(18_000, 15_000, 3000), false, 'late within the skew');
+  t.equal(wallClockJumped(18_001, 15_000, 3000), true, 'later than that');
+  t.equal(wallClockJumped(3_615_000, 15_000, 3000), true, 'an hour asleep');
+  t.equal(wallClockJumped(-3001, 15_000, 3000), true, 'set back');
+});
+
+t.test(
+  'after the host sleeps, the guest clock is checked and set at once, not a whole interval later',
+  async (t) => {
+    const r = await rig(t);
+    await r.h.clock.advance(FIRST_PASS_DELAY_MS);
+    t.equal(r.guest.commands.length, 1, 'the first pass');
+    // An hour asleep: timers stand still, the wall clock runs on, the guest's clock falls behind.
+    r.h.clock.sleep(3_600_000);
+    r.guest.clockOffsetMs = -3_600_000;
+    await r.h.clock.advance(SLEEP_WATCH_MS + FIRST_PASS_DELAY_MS);
+    t.ok(SLEEP_WATCH_MS + FIRST_PASS_DELAY_MS < r.settings.intervalMs, 'well before the next scheduled pass');
+    t.equal(r.guest.commands.length, 3, 'a check, then the clock set');
+    t.match(r.guest.commands[2], /^date -u -s @\d+/);
+    t.ok(Math.abs(r.guest.clockOffsetMs) < 1000, `guest clock now ${r.guest.clockOffsetMs} ms off`);
+    t.ok(
+      r.logged.includes(
+        "info the host's clock jumped 3600 s (the host slept, or its clock was set): checking the guest's clock",
+      ),
+      'the jump is logged',
+    );
+  },
+);
 
 t.test(
   'a healthy builder gets a first pass soon after it becomes running, then one per interval',

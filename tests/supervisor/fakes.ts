@@ -29,6 +29,14 @@ export class FakeClock implements Clock {
   clearTimeout(timer: unknown): void {
     this.timers.delete(timer as number);
   }
+  /**
+   * The host sleeps: the wall clock moves on while timers stand still (they run on the monotonic
+   * clock, which stops in sleep), so every pending timer is due that much later.
+   */
+  sleep(ms: number): void {
+    this.t += ms;
+    for (const timer of this.timers.values()) timer.at += ms;
+  }
   /** Moves time forward, firing due timers in order and settling after each. */
   async advance(ms: number): Promise<void> {
     const end = this.t + ms;

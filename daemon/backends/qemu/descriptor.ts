@@ -11,7 +11,8 @@ export const qemuDescriptor: BackendDescriptor = {
   guestArchs: ['x86_64', 'aarch64'],
   accelerators: ['hvf', 'kvm', 'tcg'],
   guestFiles: 'fw_cfg',
-  kernelForm: { x86_64: 'bzImage', aarch64: 'Image' },
+  // x86_64: the ELF vmlinux through its PVH entry, ~3 s faster to boot under tcg than the bzImage.
+  kernelForm: { x86_64: 'vmlinux', aarch64: 'Image' },
   hostTools: (arch) => [`qemu-system-${arch}`],
   installHint:
     'install QEMU (macOS: brew install qemu; Debian/Ubuntu: apt install qemu-system-x86 qemu-system-arm)',

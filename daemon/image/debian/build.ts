@@ -25,7 +25,7 @@ import { fetchDeb } from './deb-cache.js';
 import { unpackDeb } from './deb.js';
 import { readGuestContract } from './guest-files.js';
 import { initramfsEntries } from './initramfs.js';
-import { arm64Image, x86Kernel } from './kernel-form.js';
+import { arm64Image, type KernelForm, x86Kernels } from './kernel-form.js';
 import { mergeSuites } from './package-index.js';
 import { resolveImage } from './resolve.js';
 import { suiteSources, type DebianSettings } from './settings.js';
@@ -106,10 +106,11 @@ export async function buildDebianGuestImage(opts: BuildDebianImageOptions): Prom
   }
 
   progress({ phase: 'image', ...done, message: `writing the ${arch} kernel and initramfs` });
-  const kernel =
+  // The first form is the one QEMU boots (GuestImage.kernel); hyperkit takes the bzImage.
+  const kernels: KernelForm[] =
     arch === 'aarch64'
-      ? arm64Image(resolution.vmlinuz, 'the kernel')
-      : x86Kernel(resolution.vmlinuz, 'the kernel');
+      ? [arm64Image(resolution.vmlinuz, 'the kernel')]
+      : await x86Kernels(resolution.vmlinuz, 'the kernel');
   const initrd = writeCpioNewc(
     initramfsEntries({
       ...resolution.parts,
@@ -121,7 +122,7 @@ export async function buildDebianGuestImage(opts: BuildDebianImageOptions): Prom
     arch,
     kernelVersion: resolution.kernelVersion,
     cmdline: profile.cmdline,
-    kernel: { file: 'kernel', format: kernel.format, bytes: kernel.data.length },
+    kernels: kernels.map((k) => ({ file: k.format, format: k.format, bytes: k.data.length })),
     // Uncompressed: under tcg the kernel copies it faster than it decompresses even lz4.
     initrd: { file: 'initrd', compression: 'none', bytes: initrd.length, unpackedBytes: initrd.length },
     modules: resolution.modules,
@@ -132,7 +133,7 @@ export async function buildDebianGuestImage(opts: BuildDebianImageOptions): Prom
   const tmp = join(cacheDir, `.build-${hash}-${process.pid}-${randomBytes(4).toString('hex')}`);
   await mkdir(tmp, { recursive: true });
   try {
-    await writeFile(join(tmp, 'kernel'), kernel.data);
+    for (const k of kernels) await writeFile(join(tmp, k.format), k.data);
     await writeFile(join(tmp, 'initrd'), initrd);
     await writeFile(join(tmp, 'manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`);
     await rename(tmp, dir).catch((err: NodeJS.ErrnoException) => {
@@ -146,7 +147,7 @@ export async function buildDebianGuestImage(opts: BuildDebianImageOptions): Prom
   const image = await readDebianImage(dir, hash, true);
   if (!image) throw new Error(`guest image ${hash} was built but ${dir} does not hold a complete image`);
   log(
-    `built the ${arch} guest image ${hash}: kernel ${kernel.data.length} bytes (${kernel.format}), initrd ${initrd.length} bytes`,
+    `built the ${arch} guest image ${hash}: ${kernels.map((k) => `${k.format} ${k.data.length} bytes`).join(', ')}, initrd ${initrd.length} bytes`,
   );
   return image;
 }

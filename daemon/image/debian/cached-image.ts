@@ -1,5 +1,5 @@
 // The image cache as the Debian builder lays it out, readable without the builder itself (no
-// OpenPGP, no decompressors): `<cache>/<hash>/{kernel,initrd,manifest.json}`, named by the hash of
+// OpenPGP, no decompressors): `<cache>/<hash>/{<kernel forms>,initrd,manifest.json}`, named by the hash of
 // what the image is made of, and one resolution record per (arch, guest contract, suites) that
 // says which image the last resolution gave and when. A record younger than a day is a cache hit
 // with no network at all; the daemon checks that in-process before it runs the builder.
@@ -8,10 +8,11 @@ import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { GuestImage } from '../guest-image.js';
 import { ARCH_PROFILES, DISK_MODULES, DLOPENED, PROGRAMS, SEEDS, type GuestArch } from './arch-profile.js';
+import type { KernelFormat } from './kernel-form.js';
 import type { ResolvedPackage } from './resolve.js';
 
 /** Bump when what the builder makes from the same packages changes in a way its data below does not show. */
-const RECIPE = 'linuxkit-nix debian guest image v1';
+const RECIPE = 'linuxkit-nix debian guest image v2';
 
 /** The builder's recipe for one architecture: its name, and the lists it picks files and modules by. */
 function recipe(arch: GuestArch): string {
@@ -25,7 +26,8 @@ export interface DebianImageManifest {
   arch: GuestArch;
   kernelVersion: string;
   cmdline: string;
-  kernel: { file: string; format: string; bytes: number };
+  /** Every kernel form the image carries; the first is the one QEMU boots (GuestImage.kernel). */
+  kernels: Array<{ file: string; format: KernelFormat; bytes: number }>;
   initrd: { file: string; compression: 'none'; bytes: number; unpackedBytes: number };
   modules: string[];
   packages: Record<string, string>;
@@ -107,25 +109,33 @@ export async function readDebianImage(
   } catch {
     return null;
   }
-  if (!manifest?.kernel?.file || !manifest.initrd?.file) return null;
-  const kernel = join(dir, manifest.kernel.file);
-  const initrd = join(dir, manifest.initrd.file);
+  if (!Array.isArray(manifest?.kernels) || manifest.kernels.length === 0 || !manifest.initrd?.file)
+    return null;
+  const files = [...manifest.kernels, manifest.initrd].map((f) => ({
+    path: join(dir, f.file),
+    bytes: f.bytes,
+  }));
   const sizes = await Promise.all(
-    [kernel, initrd].map((p) =>
-      stat(p).then(
+    files.map((f) =>
+      stat(f.path).then(
         (s) => s.size,
         () => -1,
       ),
     ),
   );
-  if (sizes[0] !== manifest.kernel.bytes || sizes[1] !== manifest.initrd.bytes) return null;
+  if (sizes.some((size, i) => size !== files[i].bytes)) return null;
+  const kernels: GuestImage['kernels'] = {};
+  for (const k of manifest.kernels) kernels[k.format] = join(dir, k.file);
+  const kernel = files[0].path;
+  const initrd = files[files.length - 1].path;
   return {
     hash,
     dir,
     kernel,
+    kernels,
     initrd,
     cmdline: manifest.cmdline,
-    sizeBytes: sizes[0] + sizes[1],
+    sizeBytes: sizes[0] + sizes[sizes.length - 1],
     built,
     manifest,
   };

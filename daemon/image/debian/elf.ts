@@ -1,12 +1,13 @@
 // What the image needs from ELF64 little-endian files (x86_64 and aarch64): the machine, the
-// program interpreter, DT_NEEDED/DT_RUNPATH of the dynamic section, and a named section's bytes
-// (a kernel module's .modinfo). Read through the section headers, which Debian's stripped
-// binaries and modules keep.
+// program interpreter, DT_NEEDED/DT_RUNPATH of the dynamic section, a named section's bytes
+// (a kernel module's .modinfo), and the notes of PT_NOTE segments (a kernel's PVH entry). Read
+// through the section headers, which Debian's stripped binaries and modules keep.
 
 export const EM_X86_64 = 62;
 export const EM_AARCH64 = 183;
 
 const PT_INTERP = 3;
+const PT_NOTE = 4;
 const SHT_DYNAMIC = 6;
 const DT_NEEDED = 1;
 const DT_RPATH = 15;
@@ -109,4 +110,44 @@ export function moduleDepends(ko: Buffer, label: string): string[] {
     if (entry.startsWith('depends=')) return entry.slice('depends='.length).split(',').filter(Boolean);
   }
   return [];
+}
+
+export interface ElfNote {
+  name: string;
+  type: number;
+  desc: Buffer;
+}
+
+/** The notes in the file's PT_NOTE segments (ELF64: 4-byte aligned name and descriptor). */
+export function elfNotes(data: Buffer, label: string): ElfNote[] {
+  if (!isElf(data) || data[4] !== 2 || data[5] !== 1)
+    throw new Error(`${label} is not a little-endian ELF64 file`);
+  const phoff = Number(data.readBigUInt64LE(32));
+  const phentsize = data.readUInt16LE(54);
+  const phnum = data.readUInt16LE(56);
+  const notes: ElfNote[] = [];
+  const align4 = (n: number) => (n + 3) & ~3;
+  for (let i = 0; i < phnum; i++) {
+    const ph = phoff + i * phentsize;
+    if (ph + 56 > data.length) throw new Error(`${label}: program header ${i} lies past the end of the file`);
+    if (data.readUInt32LE(ph) !== PT_NOTE) continue;
+    const start = Number(data.readBigUInt64LE(ph + 8));
+    const end = start + Number(data.readBigUInt64LE(ph + 32));
+    if (end > data.length) throw new Error(`${label}: note segment ${i} lies past the end of the file`);
+    for (let at = start; at + 12 <= end; ) {
+      const nameSize = data.readUInt32LE(at);
+      const descSize = data.readUInt32LE(at + 4);
+      const type = data.readUInt32LE(at + 8);
+      const nameAt = at + 12;
+      const descAt = nameAt + align4(nameSize);
+      if (descAt + descSize > end) throw new Error(`${label}: a note in segment ${i} runs past its end`);
+      notes.push({
+        name: data.toString('latin1', nameAt, nameAt + nameSize).replace(/\0+$/, ''),
+        type,
+        desc: data.subarray(descAt, descAt + descSize),
+      });
+      at = descAt + align4(descSize);
+    }
+  }
+  return notes;
 }
