@@ -2,8 +2,9 @@
 // kernel command-line switches it reads, and the console lines it prints. Change both together.
 
 /**
- * `VmSpec.guestFiles` keys (QEMU passes each as fw_cfg `opt/<key>`; the guest reads
- * `/sys/firmware/qemu_fw_cfg/by_name/opt/<key>/raw`).
+ * `VmSpec.guestFiles` keys. QEMU passes each as fw_cfg `opt/<key>` (the guest reads
+ * `/sys/firmware/qemu_fw_cfg/by_name/opt/<key>/raw`); hyperkit appends them to the initrd, where
+ * the guest finds `/<GUEST_FILES_INITRD_DIR>/<key>` (with GUEST_VSOCK_SWITCH).
  */
 export const GUEST_FILES = {
   /** The client's OpenSSH public key line: root's authorized_keys. */
@@ -12,12 +13,30 @@ export const GUEST_FILES = {
   hostKey: 'linuxkit/ssh_host_ed25519_key',
 } as const;
 
-/** Printed on the serial console once dropbear listens on port 22. */
+/** The folder at the initramfs root that holds the guest files appended to the initrd. */
+export const GUEST_FILES_INITRD_DIR = 'guest-files';
+
+/**
+ * The kernel command-line switch for hyperkit's way in: /init reads the keys from
+ * `/guest-files` (there is no fw_cfg), listens for SSH on vsock port GUEST_VSOCK_SSH_PORT and
+ * forwards it to dropbear on 127.0.0.1:22 only, and writes its console lines through /dev/kmsg
+ * (time-stamped, which hyperkit's console ring is read back by). Without it: QEMU's way in (keys
+ * from fw_cfg, dropbear on port 22 of every address, plain console lines).
+ */
+export const GUEST_VSOCK_SWITCH = 'linuxkit.ssh=vsock';
+
+/** The guest's vsock port for SSH (the host connects to it through hyperkit's `connect` socket). */
+export const GUEST_VSOCK_SSH_PORT = 22;
+
+/**
+ * Printed on the serial console once SSH answers: dropbear listens on port 22 and, with
+ * GUEST_VSOCK_SWITCH, its SSH banner came back through the vsock forward.
+ */
 export const GUEST_READY_MARKER = 'linuxkit-nix: ssh ready';
 
 /**
  * /init appends "<uptime seconds> <step>" here at each step of the boot (init, modules, network,
- * store, keys, sshd, dhcp), for bench/boot-breakdown.mjs.
+ * store, keys, sshd, with linuxkit.ssh=vsock also vsock, dhcp), for bench/boot-breakdown.mjs.
  */
 export const GUEST_BOOT_TIMES = '/run/linuxkit-boot-times';
 
@@ -35,6 +54,8 @@ export interface GuestBootOptions {
   disk?: string;
   /** Size of the in-RAM store (tmpfs `size=`: "50%", "2g"); the guest's default is 50%. */
   storeSize?: string;
+  /** 'vsock': hyperkit's way in (GUEST_VSOCK_SWITCH). Absent: QEMU's. */
+  ssh?: 'vsock';
 }
 
 const DEVICE = /^\/dev\/[A-Za-z0-9]+$/;
@@ -58,6 +79,14 @@ export function guestKernelCmdline(base: string, opts: GuestBootOptions = {}): s
       );
     }
     args.push(`linuxkit.store_size=${opts.storeSize}`);
+  }
+  if (opts.ssh !== undefined) {
+    if (opts.ssh !== 'vsock') {
+      throw new Error(
+        `ssh must be "vsock" (hyperkit's way in) or absent (QEMU's); got ${JSON.stringify(opts.ssh)}`,
+      );
+    }
+    args.push(GUEST_VSOCK_SWITCH);
   }
   return args.join(' ');
 }

@@ -39,6 +39,13 @@ t.test(
       'and another resolution record',
     );
     ARCH_PROFILES.x86_64.baseModules = modules;
+    const vsock = ARCH_PROFILES.x86_64.vsockModules;
+    ARCH_PROFILES.x86_64.vsockModules = [...vsock, 'vhost_vsock'];
+    t.teardown(() => {
+      ARCH_PROFILES.x86_64.vsockModules = vsock;
+    });
+    t.not(imageHash('x86_64', 'contract', packages), hash, 'a vsock module more: another image');
+    ARCH_PROFILES.x86_64.vsockModules = vsock;
     PROGRAMS.push('sbin/another-program');
     t.teardown(() => {
       PROGRAMS.pop();

@@ -237,9 +237,13 @@ t.test('busybox applets from its name table; the initramfs tree', async (t) => {
     busybox: binary,
     applets: ['sh', 'mke2fs', 'modprobe'],
     kernelVersion: '6.1',
-    modules: new Map([['kernel/virtio.ko', Buffer.from('ko')]]),
+    modules: new Map([
+      ['kernel/virtio.ko', Buffer.from('ko')],
+      ['kernel/vsock.ko.xz', Buffer.from('ko')],
+    ]),
     baseModules: ['kernel/virtio.ko'],
     diskModules: [],
+    vsockModules: ['kernel/vsock.ko.xz'],
     rootfs: [{ path: 'etc/shadow', data: Buffer.from('root:*:'), mode: 0o644 }],
     init: Buffer.from('#!/bin/sh\n'),
   });
@@ -256,6 +260,13 @@ t.test('busybox applets from its name table; the initramfs tree', async (t) => {
   t.equal((by.get('etc/shadow') as { mode: number }).mode, 0o600);
   t.equal((by.get('tmp') as { mode: number }).mode, 0o1777);
   t.same((by.get('etc/linuxkit/modules.base') as { data: Buffer }).data.toString(), 'kernel/virtio.ko\n');
+  t.same((by.get('etc/linuxkit/modules.disk') as { data: Buffer }).data.toString(), '');
+  t.same(
+    (by.get('etc/linuxkit/modules.vsock') as { data: Buffer }).data.toString(),
+    'kernel/vsock.ko\n',
+    'hyperkit way in: its list, as plain .ko paths',
+  );
+  t.equal(by.get('usr/lib/modules/6.1/kernel/vsock.ko')?.type, 'file');
   t.same(
     entries.map((e) => e.path),
     [...entries.map((e) => e.path)].sort(),

@@ -122,11 +122,24 @@ export function buildHyperkitArgs(spec: VmSpec, opts: HyperkitArgsOptions): Hype
   return { executable: opts.hyperkitBinary ?? 'hyperkit', argv };
 }
 
-/** earlyprintk so a kernel that dies early still leaves a trace in the console ring. */
+/**
+ * What hyperkit needs from the kernel, before the image's own command line:
+ * - earlyprintk=serial: a kernel that dies early still leaves a trace in the console ring;
+ * - reboot=t: a panic's reboot (the image's panic=-1) becomes a triple fault, hyperkit's exit 3,
+ *   which the supervisor backs off from; as a plain reboot (exit 2) it would be restarted at
+ *   once, in a loop if the panic comes back.
+ */
+const HYPERKIT_KERNEL_ARGS = 'earlyprintk=serial reboot=t';
+
+/** The kernel command line hyperkit boots: its own arguments, the image's, the guest's switches. */
 export function hyperkitCmdline(spec: Pick<VmSpec, 'cmdline' | 'disk'>): string {
-  // The first virtio-blk disk is GUEST_DISK_DEVICE in the guest, as under QEMU.
-  const guest = guestKernelCmdline(spec.cmdline, spec.disk === undefined ? {} : { disk: GUEST_DISK_DEVICE });
-  return guest === '' ? 'earlyprintk=serial' : `earlyprintk=serial ${guest}`;
+  // The first virtio-blk disk is GUEST_DISK_DEVICE in the guest, as under QEMU. No fw_cfg, and
+  // the host reaches SSH through vsock: the guest's hyperkit way in.
+  const guest = guestKernelCmdline(spec.cmdline, {
+    ...(spec.disk === undefined ? {} : { disk: GUEST_DISK_DEVICE }),
+    ssh: 'vsock',
+  });
+  return `${HYPERKIT_KERNEL_ARGS} ${guest}`;
 }
 
 export function buildVpnkitArgs(

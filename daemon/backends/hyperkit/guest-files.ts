@@ -6,9 +6,7 @@
 import { constants } from 'node:fs';
 import { chmod, copyFile, open, readFile, rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-
-/** Where the guest finds the files, at the root of its initramfs. */
-export const GUEST_FILES_DIR = 'guest-files';
+import { GUEST_FILES_INITRD_DIR } from '../../image/guest-contract.js';
 
 const NAME = /^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*$/;
 
@@ -50,7 +48,7 @@ function pad4(n: number): Buffer {
 
 /** The archive of the guest files: their directories first (the unpacker creates no parents). */
 export async function guestFilesArchive(files: Record<string, string>): Promise<Buffer> {
-  const entries: CpioEntry[] = [{ name: GUEST_FILES_DIR, mode: 0o040700 }];
+  const entries: CpioEntry[] = [{ name: GUEST_FILES_INITRD_DIR, mode: 0o040700 }];
   const dirs = new Set<string>();
   for (const name of Object.keys(files).sort()) {
     if (!NAME.test(name) || name.split('/').some((c) => c === '.' || c === '..')) {
@@ -60,7 +58,7 @@ export async function guestFilesArchive(files: Record<string, string>): Promise<
     }
     const parts = name.split('/');
     for (let i = 1; i < parts.length; i++) {
-      const dir = `${GUEST_FILES_DIR}/${parts.slice(0, i).join('/')}`;
+      const dir = `${GUEST_FILES_INITRD_DIR}/${parts.slice(0, i).join('/')}`;
       if (!dirs.has(dir)) entries.push({ name: dir, mode: 0o040700 });
       dirs.add(dir);
     }
@@ -72,7 +70,7 @@ export async function guestFilesArchive(files: Record<string, string>): Promise<
         `guestFiles[${JSON.stringify(name)}]: cannot read ${files[name]}: ${(err as Error).message}`,
       );
     }
-    entries.push({ name: `${GUEST_FILES_DIR}/${name}`, mode: 0o100600, data });
+    entries.push({ name: `${GUEST_FILES_INITRD_DIR}/${name}`, mode: 0o100600, data });
   }
   return newcArchive(entries);
 }

@@ -3,6 +3,7 @@
 // vsock listener hands it to sshd. No helper runs on the host besides the daemon, none in the
 // guest besides that listener, and nothing is reachable from other machines.
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
+import { GUEST_VSOCK_SSH_PORT } from '../../image/guest-contract.js';
 import { GUEST_CID, vsockConnectHeader } from './args.js';
 
 export interface VsockBridgeOptions {
@@ -11,7 +12,7 @@ export interface VsockBridgeOptions {
   /** hyperkit's `<vsock path>/connect` Unix socket. */
   connectSocket: string;
   guestCid?: number;
-  /** The guest's vsock port that serves SSH. Default 22. */
+  /** The guest's vsock port that serves SSH. Default GUEST_VSOCK_SSH_PORT (22). */
   guestPort?: number;
   log?: (msg: string, obj?: Record<string, unknown>) => void;
 }
@@ -39,7 +40,7 @@ export class VsockBridge {
     }
     let header: string;
     try {
-      header = vsockConnectHeader(opts.guestCid ?? GUEST_CID, opts.guestPort ?? 22);
+      header = vsockConnectHeader(opts.guestCid ?? GUEST_CID, opts.guestPort ?? GUEST_VSOCK_SSH_PORT);
     } catch (err) {
       return Promise.reject(err);
     }

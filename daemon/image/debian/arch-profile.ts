@@ -11,12 +11,25 @@ export interface ArchProfile {
   kernelMeta: string;
   cmdline: string;
   baseModules: string[];
+  /**
+   * Modules /init loads only with linuxkit.ssh=vsock (hyperkit's way in): the virtio vsock
+   * transport, and vsock_loopback for its check that the forward on vsock port 22 answers.
+   */
+  vsockModules: string[];
 }
 
 /** Modules /init loads only with linuxkit.disk. crc32c_generic is ext4/jbd2's soft dependency. */
 export const DISK_MODULES = ['virtio_blk', 'crc32c_generic', 'ext4'];
 /** The packages the guest's files come from before the library closure adds its own. */
-export const SEEDS = ['busybox-static', 'dropbear-bin', 'nix-bin', 'e2fsprogs', 'netcat-openbsd', 'libc6'];
+export const SEEDS = [
+  'busybox-static',
+  'dropbear-bin',
+  'nix-bin',
+  'e2fsprogs',
+  'netcat-openbsd',
+  'socat',
+  'libc6',
+];
 /**
  * Dynamically linked programs, as Debian ships them (e2fsprogs keeps /sbin). nc.openbsd hands
  * ssh-ng sessions to the resident nix-daemon (guest/rootfs/usr/local/bin/nix-daemon).
@@ -29,6 +42,8 @@ export const PROGRAMS = [
   'bin/nc.openbsd',
   // Grows the store's ext4 when diskGiB was raised (guest/init).
   'sbin/resize2fs',
+  // Forwards vsock port 22 to dropbear on 127.0.0.1:22 under hyperkit (guest/init).
+  'usr/bin/socat',
 ];
 /** Nix loads these with dlopen (getaddrinfo, getpwnam): DT_NEEDED never names them. */
 export const DLOPENED = ['libnss_dns.so.2', 'libnss_files.so.2'];
@@ -53,6 +68,12 @@ export const ARCH_PROFILES: Record<GuestArch, ArchProfile> = {
       'evdev',
       'button',
     ],
+    vsockModules: [
+      'vsock',
+      'vmw_vsock_virtio_transport_common',
+      'vmw_vsock_virtio_transport',
+      'vsock_loopback',
+    ],
   },
   aarch64: {
     debArch: 'arm64',
@@ -63,5 +84,7 @@ export const ARCH_PROFILES: Record<GuestArch, ArchProfile> = {
     cmdline: 'console=ttyAMA0 quiet panic=-1 cryptomgr.notests',
     // No ACPI power button with a device-tree boot: /init watches the PL061 GPIO line itself.
     baseModules: ['virtio_pci', 'virtio_net', 'virtio-rng', 'virtio_balloon', 'qemu_fw_cfg'],
+    // hyperkit, the one backend that reaches SSH through vsock, boots only x86_64 guests.
+    vsockModules: [],
   },
 };

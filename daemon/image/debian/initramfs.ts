@@ -24,6 +24,8 @@ export interface InitramfsParts {
   modules: Map<string, Buffer>;
   baseModules: string[];
   diskModules: string[];
+  /** Loaded with linuxkit.ssh=vsock only. */
+  vsockModules: string[];
   /** guest/rootfs's files (path relative to it) and guest/init. */
   rootfs: GuestFile[];
   init: Buffer;
@@ -88,6 +90,7 @@ export function initramfsEntries(parts: InitramfsParts): CpioEntry[] {
   const list = (paths: string[]): Buffer => Buffer.from(paths.map((p) => `${koPath(p)}\n`).join(''));
   file('etc/linuxkit/modules.base', list(parts.baseModules), 0o644);
   file('etc/linuxkit/modules.disk', list(parts.diskModules), 0o644);
+  file('etc/linuxkit/modules.vsock', list(parts.vsockModules), 0o644);
   file('etc/linuxkit/kernel-version', Buffer.from(`${parts.kernelVersion}\n`), 0o644);
 
   for (const f of parts.rootfs) file(f.path, f.data, f.path === 'etc/shadow' ? 0o600 : f.mode);

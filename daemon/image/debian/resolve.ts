@@ -121,9 +121,24 @@ export async function resolveImage(
   }
   const seen = new Set<string>();
   const baseModules = await moduleLoadOrder(profile.baseModules, modules, builtin, seen, kernelVersion);
+  // Each optional list leaves out what the base list loads, and is loaded on its own (one, the
+  // other or both), so the two must not share a module: insmod refuses one already loaded.
+  const afterBase = new Set(seen);
   const diskModules = await moduleLoadOrder(DISK_MODULES, modules, builtin, seen, kernelVersion);
+  const vsockModules = await moduleLoadOrder(
+    profile.vsockModules,
+    modules,
+    builtin,
+    afterBase,
+    kernelVersion,
+  );
+  const shared = vsockModules.filter((p) => diskModules.includes(p));
+  if (shared.length > 0)
+    throw new Error(
+      `kernel ${kernelVersion}: ${shared.join(', ')} would be loaded by both the disk and the vsock module lists; move them to the base list`,
+    );
   const moduleFiles = new Map<string, Buffer>();
-  for (const p of [...baseModules, ...diskModules]) {
+  for (const p of [...baseModules, ...diskModules, ...vsockModules]) {
     moduleFiles.set(p, await uncompressed(p, files.get(moduleName(p))!.data));
   }
 
@@ -151,8 +166,9 @@ export async function resolveImage(
       modules: moduleFiles,
       baseModules,
       diskModules,
+      vsockModules,
     },
     etcFiles: [{ path: 'etc/mke2fs.conf', data: mke2fsConf.data, mode: 0o644 }],
-    modules: [...baseModules, ...diskModules],
+    modules: [...baseModules, ...diskModules, ...vsockModules],
   };
 }

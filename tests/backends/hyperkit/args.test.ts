@@ -10,6 +10,7 @@ import {
   hyperkitPaths,
   vsockConnectHeader,
 } from '../../../daemon/backends/hyperkit/args.js';
+import { GUEST_VSOCK_SWITCH } from '../../../daemon/image/guest-contract.js';
 import { repoRoot } from '../../helpers/env.js';
 import { checkGolden } from '../../helpers/golden.js';
 
@@ -108,22 +109,39 @@ t.test('vpnkit and hyperkit meet at the same sockets in the state directory', as
 });
 
 t.test(
-  'the kernel command line follows the third comma, unquoted, with earlyprintk and the disk switch',
+  "the kernel command line follows the third comma, unquoted: hyperkit's arguments, the image's, the disk and vsock switches",
   async (t) => {
     const { argv } = buildHyperkitArgs(spaces, { vpnkitUuid: uuid, platform: 'darwin' });
     const f = argv[argv.indexOf('-f') + 1];
     t.equal(
       f,
-      `kexec,${spaces.kernel},${spaces.initrd},earlyprintk=serial console=ttyS0 printk.time=1 linuxkit.tags=a,b linuxkit.disk=/dev/vda`,
+      `kexec,${spaces.kernel},${spaces.initrd},earlyprintk=serial reboot=t console=ttyS0 printk.time=1 linuxkit.tags=a,b linuxkit.disk=/dev/vda linuxkit.ssh=vsock`,
     );
     t.notOk(f.includes('"'), 'no quote characters reach the kernel');
-    t.equal(hyperkitCmdline({ cmdline: '  ', disk: undefined }), 'earlyprintk=serial');
+    t.equal(
+      hyperkitCmdline({ cmdline: '  ', disk: undefined }),
+      'earlyprintk=serial reboot=t linuxkit.ssh=vsock',
+    );
   },
 );
 
+t.test("every hyperkit boot takes the guest's vsock way in, with a disk or without", async (t) => {
+  for (const disk of [undefined, '/Users/ada/.local/state/linuxkit-nix/nix-disk.img']) {
+    const words = hyperkitCmdline({ cmdline: base.cmdline, disk }).split(' ');
+    t.equal(
+      words.filter((w) => w === GUEST_VSOCK_SWITCH).length,
+      1,
+      `${GUEST_VSOCK_SWITCH} once (disk: ${disk})`,
+    );
+  }
+});
+
 t.test('an empty initrd leaves the kexec initrd field empty', async (t) => {
   const { argv } = buildHyperkitArgs({ ...base, initrd: '' }, { vpnkitUuid: uuid, platform: 'darwin' });
-  t.equal(argv[argv.indexOf('-f') + 1], `kexec,${base.kernel},,earlyprintk=serial ${base.cmdline}`);
+  t.equal(
+    argv[argv.indexOf('-f') + 1],
+    `kexec,${base.kernel},,earlyprintk=serial reboot=t ${base.cmdline} linuxkit.ssh=vsock`,
+  );
 });
 
 t.test('the UUID is written in lower case and must be a UUID', async (t) => {
