@@ -5,7 +5,7 @@
 //   firmware + load   QEMU start → the kernel's clock starts (for a bzImage this includes the
 //                     guest decompressing the kernel itself)
 //   kernel            → "Run /init" (of which: initramfs unpack, "Trying to unpack" → "Freeing initrd")
-//   /init steps       init → modules → network → store → keys → sshd → dhcp (the ready line)
+//   /init steps       init → modules → network → store → keys → nix-daemon → sshd → dhcp (ready)
 //   → host banner     the ready line → the host sees the SSH banner
 // Variants: the kernel forms the image carries (vmlinux, bzImage), and the initrd uncompressed or
 // compressed with gzip (zlib) and xz (liblzma), plus zstd and lz4 when the host has those tools.
@@ -153,7 +153,9 @@ async function boot(variant) {
     const runInit = dmesgAt(dmesg, /^Run \/init as init process/);
     const unpack = dmesgAt(dmesg, /^Trying to unpack rootfs image as initramfs/);
     const freed = dmesgAt(dmesg, /^Freeing initrd memory/);
-    const order = ['init', 'modules', 'network', 'store', 'keys', 'sshd', 'dhcp'];
+    const order = ['init', 'modules', 'network', 'store', 'keys', 'nix-daemon', 'sshd', 'dhcp'].filter(
+      (step) => steps[step] !== undefined,
+    );
     const phases = {
       'firmware + load': kernelStart,
       kernel: runInit,

@@ -36,7 +36,8 @@ export const GUEST_READY_MARKER = 'linuxkit-nix: ssh ready';
 
 /**
  * /init appends "<uptime seconds> <step>" here at each step of the boot (init, modules, network,
- * store, keys, sshd, with linuxkit.ssh=vsock also vsock, dhcp), for bench/boot-breakdown.mjs.
+ * store, keys, nix-daemon (when it is started), sshd, with linuxkit.ssh=vsock also vsock, dhcp), for
+ * bench/boot-breakdown.mjs.
  */
 export const GUEST_BOOT_TIMES = '/run/linuxkit-boot-times';
 

@@ -54,6 +54,11 @@ export function runGuestCommand(
   opts: {
     deadlineMs: number;
     stdin?: string | Buffer;
+    /**
+     * Keep stdin open after `stdin` until this says the output so far is complete (a protocol
+     * exchange: a forwarder may stop copying the answer once its input ends).
+     */
+    endStdinWhen?: (stdoutSoFar: Buffer) => boolean;
     /** A connection to the target already open (its banner unread); otherwise one is made. */
     sock?: Socket;
   },
@@ -94,7 +99,14 @@ export function runGuestCommand(
         const stdout: Buffer[] = [];
         let stderr = '';
         let code: number | null = null;
-        channel.on('data', (d: Buffer) => stdout.push(d));
+        let stdinOpen = opts.endStdinWhen !== undefined;
+        channel.on('data', (d: Buffer) => {
+          stdout.push(d);
+          if (stdinOpen && opts.endStdinWhen!(Buffer.concat(stdout))) {
+            stdinOpen = false;
+            channel.end();
+          }
+        });
         channel.stderr.on('data', (d: Buffer) => (stderr += d.toString('utf8')));
         channel.on('exit', (c: number | null) => (code = c));
         channel.on('close', () =>
@@ -106,7 +118,8 @@ export function runGuestCommand(
             latencyMs: performance.now() - started,
           }),
         );
-        if (opts.stdin !== undefined) channel.end(opts.stdin);
+        if (stdinOpen) channel.write(opts.stdin ?? '');
+        else if (opts.stdin !== undefined) channel.end(opts.stdin);
         else channel.end();
       });
     });

@@ -8,8 +8,9 @@
 //   client → WORKER_MAGIC_1, its protocol version, CPU affinity (0: none), reserveSpace (0)
 //   server → WORKER_MAGIC_2, its protocol version, [its Nix version, when both are ≥ 1.33],
 //            then log messages ending with STDERR_LAST
-// The client side is fixed, so it is sent at once and the channel closed; the daemon's worker
-// then reads the end of input where the next operation would be, and exits.
+// The client side is fixed, so it is sent at once; the input is closed once the whole reply is in
+// (a forwarder may stop copying the reply when its input ends), and the daemon's worker then
+// reads the end of input where the next operation would be, and exits.
 
 const WORKER_MAGIC_1 = 0x6e697863n;
 const WORKER_MAGIC_2 = 0x6478696fn;
@@ -39,20 +40,40 @@ export interface HandshakeReply {
   nixVersion: string | null;
 }
 
+/** The reply ended before it was whole: more bytes may still come. */
+export class TruncatedReplyError extends Error {
+  override readonly name = 'TruncatedReplyError';
+}
+
+/** Whether `data` holds a whole reply (or a wrong one, which more bytes will not put right). */
+export function replyComplete(data: Buffer): boolean {
+  try {
+    parseHandshakeReply(data);
+    return true;
+  } catch (err) {
+    return !(err instanceof TruncatedReplyError);
+  }
+}
+
 class Reader {
   private at = 0;
   constructor(private readonly data: Buffer) {}
   u64(what: string): bigint {
     if (this.at + 8 > this.data.length)
-      throw new Error(`the nix-daemon's handshake ended before ${what} (${this.data.length} bytes)`);
+      throw new TruncatedReplyError(
+        `the nix-daemon's handshake ended before ${what} (${this.data.length} bytes)`,
+      );
     const v = this.data.readBigUInt64LE(this.at);
     this.at += 8;
     return v;
   }
   string(what: string): string {
     const len = Number(this.u64(`the length of ${what}`));
-    if (len > 4096 || this.at + len > this.data.length)
-      throw new Error(`the nix-daemon's handshake ended inside ${what} (${len} bytes announced)`);
+    if (len > 4096) throw new Error(`the nix-daemon's handshake announced ${what} of ${len} bytes`);
+    if (this.at + len > this.data.length)
+      throw new TruncatedReplyError(
+        `the nix-daemon's handshake ended inside ${what} (${len} bytes announced)`,
+      );
     const s = this.data.toString('utf8', this.at, this.at + len);
     this.at += len + ((8 - (len % 8)) % 8);
     return s;

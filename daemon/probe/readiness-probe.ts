@@ -4,7 +4,12 @@
 // the way ssh-ng opens every build (nix-daemon-handshake.ts). The wait for a booting guest is the
 // SSH banner's (ssh-banner.ts), so it ends as soon as sshd accepts.
 import { runGuestCommand, type GuestSshTarget } from './guest-ssh.js';
-import { handshakeRequest, NIX_DAEMON_COMMAND, parseHandshakeReply } from './nix-daemon-handshake.js';
+import {
+  handshakeRequest,
+  NIX_DAEMON_COMMAND,
+  parseHandshakeReply,
+  replyComplete,
+} from './nix-daemon-handshake.js';
 import { awaitSshBanner, checkSshBanner } from './ssh-banner.js';
 
 export interface ProbeResult {
@@ -38,6 +43,7 @@ export async function probeBuilder(
     deadlineMs: left,
     sock: socket,
     stdin: handshakeRequest(),
+    endStdinWhen: replyComplete,
   });
   let reply: ReturnType<typeof parseHandshakeReply>;
   try {

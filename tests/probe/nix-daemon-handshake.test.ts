@@ -1,7 +1,11 @@
 // The worker protocol's handshake the Nix probe exchanges with the guest's nix-daemon: the bytes
 // sent, and every way a reply can be wrong, each with an error that says what.
 import t from 'tap';
-import { handshakeRequest, parseHandshakeReply } from '../../daemon/probe/nix-daemon-handshake.js';
+import {
+  handshakeRequest,
+  parseHandshakeReply,
+  replyComplete,
+} from '../../daemon/probe/nix-daemon-handshake.js';
 
 const u64 = (n: number) => {
   const b = Buffer.alloc(8);
@@ -66,4 +70,15 @@ t.test('what is wrong with a reply is named', async (t) => {
       message: 'the nix-daemon sent log message 0x6f6c6d67 in its handshake; only the end mark was expected',
     },
   );
+});
+
+t.test('a reply is complete when whole, or wrong in a way more bytes will not mend', async (t) => {
+  const whole = Buffer.concat([u64(MAGIC_2), u64(0x122), str('2.8.0'), u64(LAST)]);
+  for (let n = 0; n < whole.length; n++) t.equal(replyComplete(whole.subarray(0, n)), false, `${n} bytes`);
+  t.equal(replyComplete(whole), true);
+  t.equal(replyComplete(Buffer.from('sh: nix-daemon: not found\n')), true, 'not the protocol at all');
+  t.equal(replyComplete(Buffer.concat([u64(MAGIC_2), u64(0x122), u64(1 << 20)])), true, 'a 1 MiB version');
+  t.throws(() => parseHandshakeReply(Buffer.concat([u64(MAGIC_2), u64(0x122), u64(1 << 20)])), {
+    message: "the nix-daemon's handshake announced its Nix version of 1048576 bytes",
+  });
 });

@@ -138,12 +138,21 @@ t.test('the Nix probe', async (t) => {
               stream.end();
               return;
             }
+            // Like Nix's own `nix-daemon --stdio` forwarding to a running daemon: it copies the
+            // daemon's answer only while its input is open, so the rest of the reply is lost
+            // to a client that closes its side early.
             const got: Buffer[] = [];
-            stream.on('data', (d: Buffer) => got.push(d));
-            stream.on('end', () => {
-              // The client's side: WORKER_MAGIC_1, then its version, affinity and reserveSpace.
+            let inputOpen = true;
+            stream.on('data', (d: Buffer) => {
+              got.push(d);
               const request = Buffer.concat(got);
-              if (request.length === 32 && request.readUInt32LE(0) === 0x6e697863) stream.write(daemonReply);
+              // The client's side: WORKER_MAGIC_1, then its version, affinity and reserveSpace.
+              if (request.length !== 32 || request.readUInt32LE(0) !== 0x6e697863) return;
+              stream.write(daemonReply.subarray(0, 16));
+              setTimeout(() => inputOpen && stream.write(daemonReply.subarray(16)), 100);
+            });
+            stream.on('end', () => {
+              inputOpen = false;
               stream.exit(0);
               stream.end();
             });

@@ -16,7 +16,7 @@ import { describeVmExit } from './exit.js';
 import { explainQemuFailure } from './known-failures.js';
 import { QmpClient, type QmpEvent } from './qmp.js';
 import { assertNoLiveVm, removeStaleFiles } from './state-files.js';
-import { assertSupportedQemu, readQemuVersion } from './version.js';
+import { assertSupportedQemu, readQemuVersionOnce } from './version.js';
 
 export interface QemuBackendOptions {
   /** QEMU binary; defaults to `qemu-system-<arch>` on PATH. */
@@ -225,7 +225,7 @@ export class QemuBackend implements Backend {
 
   /** Refuses a QEMU older than the command line needs, before anything is started. */
   private async checkVersion(executable: string, spec: VmSpec): Promise<void> {
-    const report = await readQemuVersion(executable);
+    const report = await readQemuVersionOnce(executable);
     if (report.version === null) {
       // A build that hides its version may still work; QEMU's own errors then tell.
       this.log('warn', 'QEMU did not report a version; starting it unchecked', {

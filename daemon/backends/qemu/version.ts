@@ -2,7 +2,7 @@
 // against the oldest release whose behaviour the command line relies on (args.ts).
 import { execFile } from 'node:child_process';
 import { constants } from 'node:fs';
-import { access } from 'node:fs/promises';
+import { access, stat } from 'node:fs/promises';
 import { delimiter, isAbsolute, join } from 'node:path';
 import { promisify } from 'node:util';
 import type { VmSpec } from '../../backend.js';
@@ -101,6 +101,27 @@ export async function readQemuVersion(
     throw new Error(`cannot run QEMU ${JSON.stringify(qemu)}: ${(err as Error).message}`, { cause: err });
   }
   return { executable, version: parseQemuVersion(stdout), firstLine: stdout.split('\n')[0].trim() };
+}
+
+const reportsByFile = new Map<string, QemuVersionReport>();
+
+/**
+ * readQemuVersion, run again only when the executable's file changes (an upgrade, another file on
+ * PATH): every start then costs a stat instead of a QEMU process (~60 ms).
+ */
+export async function readQemuVersionOnce(
+  qemu: string,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<QemuVersionReport> {
+  const executable = (await locateOnPath(qemu, env)) ?? qemu;
+  const file = await stat(executable).catch(() => null);
+  if (!file) return readQemuVersion(qemu, env);
+  const key = [executable, file.dev, file.ino, file.size, file.mtimeMs].join('\0');
+  const known = reportsByFile.get(key);
+  if (known) return known;
+  const report = await readQemuVersion(qemu, env);
+  reportsByFile.set(key, report);
+  return report;
 }
 
 /** The file spawn would run for `name`: the first executable match on PATH. */

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import type { VmSpec } from '../../../daemon/backend.js';
 import { qemuPaths } from '../../../daemon/backends/qemu/args.js';
 import { QemuBackend } from '../../../daemon/backends/qemu/qemu-backend.js';
+import { readQemuVersionOnce } from '../../../daemon/backends/qemu/version.js';
 import type { Policy } from '../../../daemon/reconciler/types.js';
 import { Supervisor } from '../../../daemon/supervisor/supervisor.js';
 import { freePort, tempDir } from '../../helpers/env.js';
@@ -205,9 +206,22 @@ t.test(
     );
     t.same(
       await qemu.invocations(),
-      ['--version', '--version', '--version'],
-      'one version check per attempt, no VM',
+      ['--version'],
+      'one version check for every attempt (the file did not change), no VM',
     );
     t.equal(probes, 0, 'nothing to probe');
   },
 );
+
+t.test('the version is asked once per executable file, and again when the file changes', async (t) => {
+  const qemu = await standInQemu(t, 'x86_64', '8.2.2');
+  t.equal((await readQemuVersionOnce(qemu.path)).firstLine, 'QEMU emulator version 8.2.2');
+  t.equal((await readQemuVersionOnce(qemu.path)).firstLine, 'QEMU emulator version 8.2.2');
+  t.same(await qemu.invocations(), ['--version'], 'one QEMU run for two checks');
+  // An upgrade: a new file in its place.
+  const upgraded = (await readFile(qemu.path, 'utf8')).replace('8.2.2', '9.2.0');
+  await rm(qemu.path);
+  await writeFile(qemu.path, upgraded, { mode: 0o755 });
+  t.equal((await readQemuVersionOnce(qemu.path)).firstLine, 'QEMU emulator version 9.2.0');
+  t.same(await qemu.invocations(), ['--version', '--version']);
+});
