@@ -63,7 +63,13 @@ t.test('boots to SSH, runs Nix as root, and powers off through ACPI with exit co
 t.test('without keys handed in, the guest prints why and powers off', async (t) => {
   const vm = await bootVm({ image, dir });
   vms.push(vm);
-  const exit = await Promise.race([vm.exited, new Promise<null>((r) => setTimeout(() => r(null), 120_000))]);
+  let timer: NodeJS.Timeout | undefined;
+  const exit = await Promise.race([
+    vm.exited,
+    new Promise<null>((r) => (timer = setTimeout(() => r(null), 120_000))),
+  ]);
+  // A timer left running would hold the test file open for the rest of its 2 minutes.
+  clearTimeout(timer);
   t.ok(exit, 'QEMU exits on its own');
   t.equal(exit?.code, 0, 'a power-off, not a crash');
   const console = await readFile(vm.consoleLog, 'utf8');
