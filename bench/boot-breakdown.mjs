@@ -18,12 +18,9 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { gzipSync } from 'node:zlib';
 import lzma from 'lzma-native';
-import { freePort, load, median, root } from './common.mjs';
+import { benchVmSpec, cachedGuestImage, load, median } from './common.mjs';
 
 const { buildQemuArgs } = await load('daemon/backends/qemu/args.js');
-const { ensureGuestImage } = await load('daemon/image/guest-image.js');
-const { debianSettingsForHost } = await load('daemon/image/image-settings.js');
-const { DEFAULT_SUITES } = await load('daemon/image/debian/settings.js');
 const { ensureBuilderKeys } = await load('daemon/keys/builder-keys.js');
 const { awaitSshBanner } = await load('daemon/probe/ssh-banner.js');
 const { runGuestCommand } = await load('daemon/probe/guest-ssh.js');
@@ -39,9 +36,7 @@ const { values } = parseArgs({
 const runs = Number(values.runs);
 const hasTool = (name) => spawnSync('sh', ['-c', `command -v ${name}`]).status === 0;
 
-const cacheDir = process.env.LINUXKIT_IMAGE_CACHE ?? join(root, '.cache', 'images');
-const { settings } = await debianSettingsForHost({ suites: DEFAULT_SUITES });
-const image = await ensureGuestImage({ arch: 'x86_64', cacheDir, settings });
+const image = await cachedGuestImage('x86_64');
 const work = mkdtempSync(join(tmpdir(), 'lk-bench-breakdown-'));
 const keys = await ensureBuilderKeys(join(work, 'keys'));
 const privateKey = readFileSync(keys.clientKey);
@@ -103,23 +98,15 @@ function dmesgAt(dmesg, re) {
 
 async function boot(variant) {
   const stateDir = mkdtempSync(join(work, 'vm-'));
-  const sshPort = await freePort();
-  const spec = {
+  const spec = await benchVmSpec({
     arch: 'x86_64',
-    accel: 'tcg',
-    cpus: 2,
-    memoryMiB: 1024,
     kernel: image.kernels[variant.kernel],
     initrd: await initrdAs(variant.compression),
     cmdline: image.cmdline,
-    sshPort,
     stateDir,
-    consoleLog: join(stateDir, 'console.log'),
-    guestFiles: {
-      'linuxkit/authorized_keys': keys.clientPublicKey,
-      'linuxkit/ssh_host_ed25519_key': keys.hostKey,
-    },
-  };
+    keys,
+  });
+  const { sshPort } = spec;
   const { executable, argv } = buildQemuArgs(spec);
   const t0 = performance.now();
   const child = spawn(executable, argv, { stdio: 'ignore' });

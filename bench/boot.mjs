@@ -9,17 +9,11 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { createServer } from 'node:net';
+import { benchVmSpec, cachedGuestImage, load, median } from './common.mjs';
 
-const root = fileURLToPath(new URL('..', import.meta.url));
-const load = (p) => import(join(root, 'dist', p));
 const { QemuBackend } = await load('daemon/backends/qemu/qemu-backend.js');
 const { buildQemuArgs } = await load('daemon/backends/qemu/args.js');
-const { ensureGuestImage } = await load('daemon/image/guest-image.js');
-const { debianSettingsForHost } = await load('daemon/image/image-settings.js');
-const { DEFAULT_SUITES } = await load('daemon/image/debian/settings.js');
 const { ensureBuilderKeys } = await load('daemon/keys/builder-keys.js');
 const { waitUntilReady } = await load('daemon/probe/readiness-probe.js');
 
@@ -43,43 +37,13 @@ for (const a of archs) {
   }
 }
 
-function freePort() {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-};
-
-const cacheDir = process.env.LINUXKIT_IMAGE_CACHE ?? join(root, '.cache', 'images');
 const keysDir = mkdtempSync(join(tmpdir(), 'lk-bench-keys-'));
 const keys = await ensureBuilderKeys(join(keysDir, 'keys'));
 const privateKey = readFileSync(keys.clientKey);
 
 async function spec(arch, image) {
   const stateDir = mkdtempSync(join(tmpdir(), 'lk-bench-'));
-  return {
-    arch,
-    accel: values.accel,
-    cpus: 2,
-    memoryMiB: 1024,
-    kernel: image.kernel,
-    initrd: image.initrd,
-    cmdline: image.cmdline,
-    sshPort: await freePort(),
-    stateDir,
-    consoleLog: join(stateDir, 'console.log'),
-    guestFiles: {
-      'linuxkit/authorized_keys': keys.clientPublicKey,
-      'linuxkit/ssh_host_ed25519_key': keys.hostKey,
-    },
-  };
+  return benchVmSpec({ arch, accel: values.accel, ...image, stateDir, keys });
 }
 const target = (port) => ({
   host: '127.0.0.1',
@@ -117,8 +81,7 @@ async function throughBareQemu(arch, image) {
 
 const byArch = {};
 for (const arch of archs) {
-  const { settings } = await debianSettingsForHost({ suites: DEFAULT_SUITES });
-  const image = await ensureGuestImage({ arch, cacheDir, settings });
+  const image = await cachedGuestImage(arch);
   const project = [];
   const bare = [];
   for (let i = 0; i < runs; i++) {

@@ -81,3 +81,36 @@ export async function startBenchDaemon(name, config) {
 }
 
 export const isHealthy = (s) => s.state === 'running' && s.healthy;
+
+/** The cached guest image for `arch` with this host's Debian settings, built first if missing. */
+export async function cachedGuestImage(arch) {
+  const { ensureGuestImage } = await load('daemon/image/guest-image.js');
+  const { debianSettingsForHost } = await load('daemon/image/image-settings.js');
+  const { DEFAULT_SUITES } = await load('daemon/image/debian/settings.js');
+  const { settings } = await debianSettingsForHost({ suites: DEFAULT_SUITES });
+  const cacheDir = process.env.LINUXKIT_IMAGE_CACHE ?? join(root, '.cache', 'images');
+  return ensureGuestImage({ arch, cacheDir, settings });
+}
+
+/**
+ * The VmSpec the boot benchmarks start (2 vCPUs, 1 GiB), on a fresh free port, with the keys of
+ * `ensureBuilderKeys` handed in as the daemon hands them.
+ */
+export async function benchVmSpec({ arch, accel = 'tcg', kernel, initrd, cmdline, stateDir, keys }) {
+  return {
+    arch,
+    accel,
+    cpus: 2,
+    memoryMiB: 1024,
+    kernel,
+    initrd,
+    cmdline,
+    sshPort: await freePort(),
+    stateDir,
+    consoleLog: join(stateDir, 'console.log'),
+    guestFiles: {
+      'linuxkit/authorized_keys': keys.clientPublicKey,
+      'linuxkit/ssh_host_ed25519_key': keys.hostKey,
+    },
+  };
+}
