@@ -2,7 +2,7 @@
 import { pino } from 'pino';
 import t from 'tap';
 import { buildApiServer } from '../../daemon/api/server.js';
-import { ConflictError, FakeController } from './fixtures/fake-controller.js';
+import { ConflictError, FakeController, STOPPED_NO_VM } from './fixtures/fake-controller.js';
 
 function setup(
   t: { teardown: (fn: () => unknown) => void },
@@ -63,15 +63,8 @@ t.test('restart while the VM is booting keeps the controller status in the 202 a
   t.equal(res.json().status.state, 'starting');
 });
 
-const stoppedNoVm = {
-  state: 'stopped',
-  healthy: false,
-  desired: 'stopped',
-  vm: { pid: null, startedAt: null, adopted: false, readyAt: null, bootToReadyMs: null },
-} as const;
-
 t.test('disk reset while stopped removes the store disk: 200 with its path and size', async (t) => {
-  const { app, fake } = setup(t, new FakeController(stoppedNoVm));
+  const { app, fake } = setup(t, new FakeController(STOPPED_NO_VM));
   const res = await app.inject({ method: 'POST', url: '/v1/disk/reset', payload: {} });
   t.equal(res.statusCode, 200);
   t.same(res.json(), {
@@ -99,7 +92,7 @@ t.test('disk reset while running is a 409 that says to stop first, and keeps the
 });
 
 t.test('disk reset with a body field is a 400; GET is a 405', async (t) => {
-  const { app, fake } = setup(t, new FakeController(stoppedNoVm));
+  const { app, fake } = setup(t, new FakeController(STOPPED_NO_VM));
   const bad = await app.inject({ method: 'POST', url: '/v1/disk/reset', payload: { force: true } });
   t.equal(bad.statusCode, 400);
   const get = await app.inject({ method: 'GET', url: '/v1/disk/reset' });

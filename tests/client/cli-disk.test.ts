@@ -1,19 +1,12 @@
 // linuxkitctl disk reset, compiled, against a real API server on a temporary socket.
 import t from 'tap';
-import { FakeController } from '../api/fixtures/fake-controller.js';
+import { FakeController, STOPPED_NO_VM } from '../api/fixtures/fake-controller.js';
 import { assertFreshBuild, runCli, startApi } from './fixtures/harness.js';
 
 assertFreshBuild();
 
-const stopped = {
-  state: 'stopped',
-  healthy: false,
-  desired: 'stopped',
-  vm: { pid: null, startedAt: null, adopted: false, readyAt: null, bootToReadyMs: null },
-} as const;
-
 t.test('disk reset while stopped removes the store disk and says what happens next', async (t) => {
-  const fake = new FakeController(stopped);
+  const fake = new FakeController(STOPPED_NO_VM);
   const socket = await startApi(t, fake);
   const first = await runCli(['disk', 'reset'], { LINUXKIT_SOCKET: socket });
   t.equal(first.code, 0);
@@ -27,7 +20,7 @@ t.test('disk reset while stopped removes the store disk and says what happens ne
 });
 
 t.test('disk reset --json prints the API answer', async (t) => {
-  const fake = new FakeController(stopped);
+  const fake = new FakeController(STOPPED_NO_VM);
   const socket = await startApi(t, fake);
   const { code, stdout } = await runCli(['disk', 'reset', '--json'], { LINUXKIT_SOCKET: socket });
   t.equal(code, 0);
@@ -49,7 +42,7 @@ t.test('disk reset while running exits 1 with the way out, and the disk is kept'
 });
 
 t.test('disk needs its one command, reset; the daemon is not asked otherwise', async (t) => {
-  const fake = new FakeController(stopped);
+  const fake = new FakeController(STOPPED_NO_VM);
   const socket = await startApi(t, fake);
   const none = await runCli(['disk'], { LINUXKIT_SOCKET: socket });
   t.equal(none.code, 1);
