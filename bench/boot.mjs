@@ -10,10 +10,9 @@ import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { benchVmSpec, cachedGuestImage, load, median } from './common.mjs';
+import { benchQemuCommand, benchVmSpec, cachedGuestImage, load, median } from './common.mjs';
 
 const { QemuBackend } = await load('daemon/backends/qemu/qemu-backend.js');
-const { buildQemuArgs } = await load('daemon/backends/qemu/args.js');
 const { ensureBuilderKeys } = await load('daemon/keys/builder-keys.js');
 const { waitUntilReady } = await load('daemon/probe/readiness-probe.js');
 
@@ -67,7 +66,7 @@ async function throughProject(arch, image) {
 
 async function throughBareQemu(arch, image) {
   const s = await spec(arch, image);
-  const { executable, argv } = buildQemuArgs(s);
+  const { executable, argv } = await benchQemuCommand(s);
   const t0 = performance.now();
   const child = spawn(executable, argv, { stdio: 'ignore' });
   await waitUntilReady(target(s.sshPort), { timeoutMs: 300_000, intervalMs: 100 });

@@ -114,3 +114,11 @@ export async function benchVmSpec({ arch, accel = 'tcg', kernel, initrd, cmdline
     },
   };
 }
+
+/** The QEMU command the daemon's backend runs for `spec`: its argv, with the firmware it picks. */
+export async function benchQemuCommand(spec) {
+  const { buildQemuArgs } = await load('daemon/backends/qemu/args.js');
+  const { firmwareFor } = await load('daemon/backends/qemu/firmware.js');
+  const { executable } = buildQemuArgs(spec);
+  return buildQemuArgs(spec, { firmware: await firmwareFor(spec, executable) });
+}

@@ -22,7 +22,7 @@ export interface ProbeResult {
 }
 
 /** A booting guest's SSH server is noticed within this of accepting. */
-export const BANNER_POLL_MS = 150;
+export const BANNER_POLL_MS = 50;
 
 /**
  * Waits for the SSH server's banner on fresh connections (every BANNER_POLL_MS), then has the

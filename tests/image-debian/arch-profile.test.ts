@@ -17,11 +17,12 @@ t.test("x86_64 (hyperkit's guest) lists the vsock transport and loopback; aarch6
   ]);
   t.same(ARCH_PROFILES.aarch64.vsockModules, []);
   for (const arch of ['x86_64', 'aarch64'] as const) {
-    const { baseModules, vsockModules } = ARCH_PROFILES[arch];
+    const { netModules, baseModules, vsockModules } = ARCH_PROFILES[arch];
     t.same(
-      vsockModules.filter((m) => baseModules.includes(m) || DISK_MODULES.includes(m)),
+      vsockModules.filter((m) => [...netModules, ...baseModules, ...DISK_MODULES].includes(m)),
       [],
-      `${arch}: no vsock module is also a base or disk module`,
+      `${arch}: no vsock module is also a net, base or disk module`,
     );
+    t.same(netModules, ['virtio_pci', 'virtio_net'], `${arch}: eth0's driver loads first`);
   }
 });

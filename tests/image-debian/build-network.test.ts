@@ -127,6 +127,7 @@ for (const arch of ['x86_64', 'aarch64']) {
       'usr/sbin/mke2fs',
       'usr/sbin/resize2fs',
       `usr/lib/${triplet}/libnss_dns.so.2`,
+      'etc/linuxkit/modules.net',
       'etc/linuxkit/modules.base',
       'etc/mke2fs.conf',
     ]) {

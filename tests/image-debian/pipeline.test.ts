@@ -239,9 +239,11 @@ t.test('busybox applets from its name table; the initramfs tree', async (t) => {
     kernelVersion: '6.1',
     modules: new Map([
       ['kernel/virtio.ko', Buffer.from('ko')],
+      ['kernel/virtio_rng.ko', Buffer.from('ko')],
       ['kernel/vsock.ko.xz', Buffer.from('ko')],
     ]),
-    baseModules: ['kernel/virtio.ko'],
+    netModules: ['kernel/virtio.ko'],
+    baseModules: ['kernel/virtio_rng.ko'],
     diskModules: [],
     vsockModules: ['kernel/vsock.ko.xz'],
     rootfs: [{ path: 'etc/shadow', data: Buffer.from('root:*:'), mode: 0o644 }],
@@ -259,7 +261,8 @@ t.test('busybox applets from its name table; the initramfs tree', async (t) => {
   t.same(by.get('bin'), { path: 'bin', type: 'symlink', target: 'usr/bin' });
   t.equal((by.get('etc/shadow') as { mode: number }).mode, 0o600);
   t.equal((by.get('tmp') as { mode: number }).mode, 0o1777);
-  t.same((by.get('etc/linuxkit/modules.base') as { data: Buffer }).data.toString(), 'kernel/virtio.ko\n');
+  t.same((by.get('etc/linuxkit/modules.net') as { data: Buffer }).data.toString(), 'kernel/virtio.ko\n');
+  t.same((by.get('etc/linuxkit/modules.base') as { data: Buffer }).data.toString(), 'kernel/virtio_rng.ko\n');
   t.same((by.get('etc/linuxkit/modules.disk') as { data: Buffer }).data.toString(), '');
   t.same(
     (by.get('etc/linuxkit/modules.vsock') as { data: Buffer }).data.toString(),

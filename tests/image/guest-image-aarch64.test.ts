@@ -130,11 +130,16 @@ t.test('arm64 programs and libraries, the same /init and rootfs as x86_64', asyn
   t.equal(link('usr/bin/nix-store'), 'nix');
   t.equal(link('bin'), 'usr/bin', 'usr-merged like x86_64');
   t.equal((await readFile(join(root, 'etc/linuxkit/kernel-version'), 'utf8')).trim(), manifest.kernelVersion);
-  const modules = (await readFile(join(root, 'etc/linuxkit/modules.base'), 'utf8')).trim().split('\n');
+  const list = async (name: string) =>
+    (await readFile(join(root, `etc/linuxkit/modules.${name}`), 'utf8')).trim().split('\n');
+  const netModules = await list('net');
   t.ok(
-    modules.indexOf('kernel/drivers/virtio/virtio.ko') < modules.indexOf('kernel/drivers/net/virtio_net.ko'),
+    netModules.indexOf('kernel/drivers/virtio/virtio.ko') <
+      netModules.indexOf('kernel/drivers/net/virtio_net.ko'),
     'dependencies load first',
   );
+  const modules = [...netModules, ...(await list('base'))];
+  t.ok(modules.includes('kernel/drivers/virtio/virtio_balloon.ko'), 'the rest after the network');
   for (const m of modules)
     t.equal(await machine(`usr/lib/modules/${manifest.kernelVersion}/${m}`), EM_AARCH64, m);
 });

@@ -15,6 +15,8 @@ export interface QemuArgsOptions {
   qemuBinary?: string;
   /** Host platform whose Unix socket path limit applies; defaults to the running one. */
   platform?: NodeJS.Platform;
+  /** x86_64: the firmware to boot through (-bios, see firmware.ts); none: QEMU's default. */
+  firmware?: string | null;
 }
 
 export interface QemuPaths {
@@ -42,6 +44,7 @@ const FW_CFG_NAME_MAX = 55 - 'opt/'.length;
 
 export function buildQemuArgs(spec: VmSpec, opts: QemuArgsOptions = {}): QemuCommand {
   validateSpec(spec, opts.platform ?? process.platform);
+  if (opts.firmware) requireAbsolutePath('firmware', opts.firmware);
   const paths = qemuPaths(spec.stateDir);
   const esc = escapeQemuOptionValue;
   const x86 = spec.arch === 'x86_64';
@@ -68,9 +71,10 @@ export function buildQemuArgs(spec: VmSpec, opts: QemuArgsOptions = {}): QemuCom
     // A guest reboot or panic ends QEMU; the daemon decides whether to start it again.
     '-no-reboot',
     '-name', 'linuxkit-builder',
-    // -kernel, -initrd, -append, -pidfile and -serial file: take their value literally.
-    '-kernel', spec.kernel,
   ];
+  if (x86 && opts.firmware) argv.push('-bios', opts.firmware);
+  // -bios, -kernel, -initrd, -append, -pidfile and -serial file: take their value literally.
+  argv.push('-kernel', spec.kernel);
   if (spec.initrd !== '') argv.push('-initrd', spec.initrd);
   // biome-ignore format: option and value pairs, one per line, read as the command line
   argv.push(

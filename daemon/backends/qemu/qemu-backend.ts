@@ -17,6 +17,7 @@ import { explainQemuFailure } from './known-failures.js';
 import { QmpClient, type QmpEvent } from './qmp.js';
 import { assertNoLiveVm, removeStaleFiles } from './state-files.js';
 import { assertSupportedQemu, readQemuVersionOnce } from './version.js';
+import { firmwareFor } from './firmware.js';
 
 export interface QemuBackendOptions {
   /** QEMU binary; defaults to `qemu-system-<arch>` on PATH. */
@@ -76,8 +77,12 @@ export class QemuBackend implements Backend {
   }
 
   async start(spec: VmSpec): Promise<VmHandle> {
-    const { executable, argv } = buildQemuArgs(spec, { qemuBinary: this.opts.qemuBinary });
+    const { executable } = buildQemuArgs(spec, { qemuBinary: this.opts.qemuBinary });
     await this.checkVersion(executable, spec);
+    const { argv } = buildQemuArgs(spec, {
+      qemuBinary: this.opts.qemuBinary,
+      firmware: await firmwareFor(spec, executable),
+    });
     const paths = qemuPaths(spec.stateDir);
     await mkdir(spec.stateDir, { recursive: true, mode: 0o700 });
     await mkdir(dirname(spec.consoleLog), { recursive: true });

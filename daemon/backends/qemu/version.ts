@@ -1,11 +1,10 @@
 // Which QEMU this backend can drive, checked before every start: `qemu-system-* --version`
 // against the oldest release whose behaviour the command line relies on (args.ts).
 import { execFile } from 'node:child_process';
-import { constants } from 'node:fs';
-import { access, stat } from 'node:fs/promises';
-import { delimiter, isAbsolute, join } from 'node:path';
+import { stat } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import type { VmSpec } from '../../backend.js';
+import { locateOnPath } from './locate.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -122,20 +121,4 @@ export async function readQemuVersionOnce(
   const report = await readQemuVersion(qemu, env);
   reportsByFile.set(key, report);
   return report;
-}
-
-/** The file spawn would run for `name`: the first executable match on PATH. */
-async function locateOnPath(name: string, env: NodeJS.ProcessEnv): Promise<string | null> {
-  if (name.includes('/')) return isAbsolute(name) ? name : null;
-  for (const dir of (env.PATH ?? '').split(delimiter)) {
-    if (dir === '') continue;
-    const candidate = join(dir, name);
-    try {
-      await access(candidate, constants.X_OK);
-      return candidate;
-    } catch {
-      /* not here */
-    }
-  }
-  return null;
 }

@@ -10,6 +10,8 @@ export interface ArchProfile {
   elfMachine: number;
   kernelMeta: string;
   cmdline: string;
+  /** Loaded first: what eth0 needs, so DHCP starts while /init loads the rest. */
+  netModules: string[];
   baseModules: string[];
   /**
    * Modules /init loads only with linuxkit.ssh=vsock (hyperkit's way in): the virtio vsock
@@ -57,17 +59,10 @@ export const ARCH_PROFILES: Record<GuestArch, ArchProfile> = {
     // Under tcg, tsc=reliable, lpj= and cryptomgr.notests each save a fraction of a second of boot;
     // no_timer_check: a busy host makes the bzImage's IO-APIC timer check fail and panic.
     cmdline: 'console=ttyS0 quiet panic=-1 tsc=reliable lpj=8400000 cryptomgr.notests no_timer_check',
+    netModules: ['virtio_pci', 'virtio_net'],
     // The ACPI power button (QMP system_powerdown) reaches busybox acpid through button + evdev.
     // virtio_balloon: free page reporting hands memory the guest frees back to the host.
-    baseModules: [
-      'virtio_pci',
-      'virtio_net',
-      'virtio-rng',
-      'virtio_balloon',
-      'qemu_fw_cfg',
-      'evdev',
-      'button',
-    ],
+    baseModules: ['virtio-rng', 'virtio_balloon', 'qemu_fw_cfg', 'evdev', 'button'],
     vsockModules: [
       'vsock',
       'vmw_vsock_virtio_transport_common',
@@ -83,7 +78,8 @@ export const ARCH_PROFILES: Record<GuestArch, ArchProfile> = {
     kernelMeta: 'linux-image-cloud-arm64',
     cmdline: 'console=ttyAMA0 quiet panic=-1 cryptomgr.notests',
     // No ACPI power button with a device-tree boot: /init watches the PL061 GPIO line itself.
-    baseModules: ['virtio_pci', 'virtio_net', 'virtio-rng', 'virtio_balloon', 'qemu_fw_cfg'],
+    netModules: ['virtio_pci', 'virtio_net'],
+    baseModules: ['virtio-rng', 'virtio_balloon', 'qemu_fw_cfg'],
     // hyperkit, the one backend that reaches SSH through vsock, boots only x86_64 guests.
     vsockModules: [],
   },

@@ -22,6 +22,8 @@ export interface InitramfsParts {
   kernelVersion: string;
   /** Module path below lib/modules/<version>/ → its (uncompressed) bytes. */
   modules: Map<string, Buffer>;
+  /** Loaded first: what eth0 needs. */
+  netModules: string[];
   baseModules: string[];
   diskModules: string[];
   /** Loaded with linuxkit.ssh=vsock only. */
@@ -88,6 +90,7 @@ export function initramfsEntries(parts: InitramfsParts): CpioEntry[] {
   const moduleDir = `usr/lib/modules/${parts.kernelVersion}`;
   for (const [path, data] of parts.modules) file(`${moduleDir}/${koPath(path)}`, data, 0o644);
   const list = (paths: string[]): Buffer => Buffer.from(paths.map((p) => `${koPath(p)}\n`).join(''));
+  file('etc/linuxkit/modules.net', list(parts.netModules), 0o644);
   file('etc/linuxkit/modules.base', list(parts.baseModules), 0o644);
   file('etc/linuxkit/modules.disk', list(parts.diskModules), 0o644);
   file('etc/linuxkit/modules.vsock', list(parts.vsockModules), 0o644);

@@ -120,8 +120,9 @@ export async function resolveImage(
     modules.set(name, { path: f.path, depends });
   }
   const seen = new Set<string>();
+  const netModules = await moduleLoadOrder(profile.netModules, modules, builtin, seen, kernelVersion);
   const baseModules = await moduleLoadOrder(profile.baseModules, modules, builtin, seen, kernelVersion);
-  // Each optional list leaves out what the base list loads, and is loaded on its own (one, the
+  // Each optional list leaves out what the net and base lists load, and is loaded on its own (one, the
   // other or both), so the two must not share a module: insmod refuses one already loaded.
   const afterBase = new Set(seen);
   const diskModules = await moduleLoadOrder(DISK_MODULES, modules, builtin, seen, kernelVersion);
@@ -138,7 +139,7 @@ export async function resolveImage(
       `kernel ${kernelVersion}: ${shared.join(', ')} would be loaded by both the disk and the vsock module lists; move them to the base list`,
     );
   const moduleFiles = new Map<string, Buffer>();
-  for (const p of [...baseModules, ...diskModules, ...vsockModules]) {
+  for (const p of [...netModules, ...baseModules, ...diskModules, ...vsockModules]) {
     moduleFiles.set(p, await uncompressed(p, files.get(moduleName(p))!.data));
   }
 
@@ -164,11 +165,12 @@ export async function resolveImage(
       applets: busyboxApplets(busybox),
       kernelVersion,
       modules: moduleFiles,
+      netModules,
       baseModules,
       diskModules,
       vsockModules,
     },
     etcFiles: [{ path: 'etc/mke2fs.conf', data: mke2fsConf.data, mode: 0o644 }],
-    modules: [...baseModules, ...diskModules, ...vsockModules],
+    modules: [...netModules, ...baseModules, ...diskModules, ...vsockModules],
   };
 }

@@ -32,8 +32,10 @@ const base: VmSpec = {
   },
 };
 
-const cases: Array<{ name: string; spec: VmSpec; qemuBinary?: string }> = [
+const cases: Array<{ name: string; spec: VmSpec; qemuBinary?: string; firmware?: string }> = [
   { name: 'x86_64-tcg', spec: base },
+  // What the backend runs under tcg when the QEMU ships qboot (firmware.ts).
+  { name: 'x86_64-tcg-qboot', spec: base, firmware: '/usr/share/qemu/qboot.rom' },
   { name: 'x86_64-kvm', spec: { ...base, accel: 'kvm' } },
   {
     name: 'x86_64-hvf',
@@ -64,7 +66,11 @@ const cases: Array<{ name: string; spec: VmSpec; qemuBinary?: string }> = [
 
 for (const c of cases) {
   t.test(`argv for ${c.name} matches tests/golden/qemu/${c.name}.argv`, async (t) => {
-    const { executable, argv } = buildQemuArgs(c.spec, { qemuBinary: c.qemuBinary, platform: 'linux' });
+    const { executable, argv } = buildQemuArgs(c.spec, {
+      qemuBinary: c.qemuBinary,
+      platform: 'linux',
+      firmware: c.firmware,
+    });
     const actual = [executable, ...argv].join('\n') + '\n';
     const file = join(goldenDir, `${c.name}.argv`);
     await checkGolden(t, file, actual);
@@ -128,6 +134,22 @@ t.test('an empty initrd means booting the kernel alone', async (t) => {
   const { argv } = buildQemuArgs({ ...base, initrd: '' });
   t.notOk(argv.includes('-initrd'));
 });
+
+t.test(
+  'a firmware file is -bios for an x86_64 guest, before its kernel; aarch64 boots without',
+  async (t) => {
+    const firmware = '/opt/homebrew/Cellar/qemu/9.2.3/share/qemu/qboot.rom';
+    const { argv } = buildQemuArgs(base, { firmware });
+    t.equal(argv[argv.indexOf('-bios') + 1], firmware);
+    t.ok(argv.indexOf('-bios') < argv.indexOf('-kernel'), 'the firmware loads the kernel');
+    t.notOk(buildQemuArgs(base, { firmware: null }).argv.includes('-bios'), "null: QEMU's default");
+    const arm = buildQemuArgs({ ...base, arch: 'aarch64', cmdline: 'console=ttyAMA0' }, { firmware });
+    t.notOk(arm.argv.includes('-bios'), 'the virt machine loads the kernel itself');
+    t.throws(() => buildQemuArgs(base, { firmware: 'qboot.rom' }), {
+      message: 'firmware must be an absolute path, got "qboot.rom"',
+    });
+  },
+);
 
 t.test('commas in option values are doubled, as QEMU requires', async (t) => {
   t.equal(escapeQemuOptionValue('/a,b,,c'), '/a,,b,,,,c');

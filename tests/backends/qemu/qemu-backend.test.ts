@@ -12,6 +12,7 @@ import { pino } from 'pino';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { VmExit, VmSpec } from '../../../daemon/backend.js';
 import { buildQemuArgs, qemuPaths } from '../../../daemon/backends/qemu/args.js';
+import { firmwareFor } from '../../../daemon/backends/qemu/firmware.js';
 import { QemuBackend } from '../../../daemon/backends/qemu/qemu-backend.js';
 import { readProcessIdentity } from '../../../daemon/process/identity.js';
 import { freePort, requireTool, tempDir } from '../../helpers/env.js';
@@ -80,7 +81,9 @@ t.test(
     t.equal(handle.record.backend, 'qemu');
     t.equal(handle.record.pid, handle.pid);
     t.equal(handle.record.executable, '/usr/bin/qemu-system-x86_64', 'the real path of the running binary');
-    t.same(handle.record.argv, ['qemu-system-x86_64', ...buildQemuArgs(spec).argv]);
+    const firmware = await firmwareFor(spec, 'qemu-system-x86_64');
+    t.equal(firmware, '/usr/share/qemu/qboot.rom', "tcg boots through the Debian QEMU's qboot");
+    t.same(handle.record.argv, ['qemu-system-x86_64', ...buildQemuArgs(spec, { firmware }).argv]);
     t.match(handle.record.processStartTime, /^\d+$/);
     t.equal(handle.record.sshPort, spec.sshPort);
     const { qmpSocket, pidFile } = qemuPaths(spec.stateDir);
