@@ -20,6 +20,7 @@ import { writeJsonAtomic } from './fs/atomic-write.js';
 import { ensureBuilderKeys, type BuilderKeys } from './keys/builder-keys.js';
 import { createDaemonLogger } from './logging/logger.js';
 import { tailRotatedLog } from './logging/rotating-file.js';
+import { GuestLink } from './probe/guest-link.js';
 import { probeGuest } from './probe/readiness-probe.js';
 import { runGuestCommand, type GuestSshTarget } from './probe/guest-ssh.js';
 import {
@@ -130,6 +131,8 @@ export async function startDaemon(
       hostPublicKeyLine: keys.hostPublicKeyLine,
     });
     const daemonLog = log;
+    // The liveness check's kept SSH connection to the current VM.
+    const link = new GuestLink(target);
 
     const supervisor = new Supervisor({
       backend,
@@ -147,7 +150,7 @@ export async function startDaemon(
           },
           o,
         ),
-      probe: (check) => probeGuest(target(), check, { deadlineMs: config.probe.timeoutMs }),
+      probe: (check) => probeGuest(target(), check, { deadlineMs: config.probe.timeoutMs, link }),
       store: fileStore(paths),
       policy: () => policyFromSettings(config),
       demand: () => ({ mode: config.mode, idleStopAfterMs: config.onDemand.idleStopAfterMs }),
@@ -308,6 +311,7 @@ export async function startDaemon(
           fallback.cancel();
           await endpoint.close();
           await supervisor.shutdown({ stopVm: o.stopVm });
+          link.close();
           await lock.release();
           daemonLog.info('linuxkitd stopped');
           daemonLog.flush();

@@ -3,7 +3,7 @@
 // `readyTimeout` covers only the handshake, so both are handled here.
 import { createHash } from 'node:crypto';
 import type { Socket } from 'node:net';
-import { Client } from 'ssh2';
+import { Client, type ConnectConfig } from 'ssh2';
 import { publicKeyBlob } from '../keys/builder-keys.js';
 
 export interface GuestSshTarget {
@@ -63,7 +63,6 @@ export function runGuestCommand(
     sock?: Socket;
   },
 ): Promise<GuestCommandResult> {
-  const pinned = publicKeyBlob(target.hostPublicKeyLine);
   const where = `${target.username}@${target.host}:${target.port}`;
   const started = performance.now();
   return new Promise((resolve, reject) => {
@@ -123,20 +122,44 @@ export function runGuestCommand(
         else channel.end();
       });
     });
-    client.connect({
-      sock: opts.sock,
-      host: target.host,
-      port: target.port,
-      username: target.username,
-      privateKey: target.privateKey,
-      readyTimeout: opts.deadlineMs,
-      // Only ed25519 is ever pinned; asking for it avoids being offered another key type.
-      algorithms: { serverHostKey: ['ssh-ed25519'] },
-      hostVerifier: (presented: Buffer) => {
-        if (presented.equals(pinned)) return true;
-        mismatch = new HostKeyMismatchError(keyFingerprint(pinned), keyFingerprint(presented), where);
-        return false;
-      },
-    });
+    client.connect(
+      pinnedConnectConfig(target, {
+        sock: opts.sock,
+        readyTimeout: opts.deadlineMs,
+        onMismatch: (err) => (mismatch = err),
+      }),
+    );
   });
+}
+
+/**
+ * ssh2's connect settings for `target`, trusting only its pinned host key: another key ends the
+ * handshake, and `onMismatch` gets the error to report (ssh2's own only says it was refused).
+ */
+export function pinnedConnectConfig(
+  target: GuestSshTarget,
+  opts: { sock?: Socket; readyTimeout: number; onMismatch: (err: HostKeyMismatchError) => void },
+): ConnectConfig {
+  const pinned = publicKeyBlob(target.hostPublicKeyLine);
+  return {
+    sock: opts.sock,
+    host: target.host,
+    port: target.port,
+    username: target.username,
+    privateKey: target.privateKey,
+    readyTimeout: opts.readyTimeout,
+    // Only ed25519 is ever pinned; asking for it avoids being offered another key type.
+    algorithms: { serverHostKey: ['ssh-ed25519'] },
+    hostVerifier: (presented: Buffer) => {
+      if (presented.equals(pinned)) return true;
+      opts.onMismatch(
+        new HostKeyMismatchError(
+          keyFingerprint(pinned),
+          keyFingerprint(presented),
+          `${target.username}@${target.host}:${target.port}`,
+        ),
+      );
+      return false;
+    },
+  };
 }

@@ -3,6 +3,7 @@
 // is the guest's nix-daemon completing the worker protocol's handshake over `nix-daemon --stdio`,
 // the way ssh-ng opens every build (nix-daemon-handshake.ts). The wait for a booting guest is the
 // SSH banner's (ssh-banner.ts), so it ends as soon as sshd accepts.
+import type { GuestLink } from './guest-link.js';
 import { runGuestCommand, type GuestSshTarget } from './guest-ssh.js';
 import {
   handshakeRequest,
@@ -10,7 +11,7 @@ import {
   parseHandshakeReply,
   replyComplete,
 } from './nix-daemon-handshake.js';
-import { awaitSshBanner, checkSshBanner } from './ssh-banner.js';
+import { awaitSshBanner } from './ssh-banner.js';
 
 export interface ProbeResult {
   /** From the SSH server's banner to Nix's answer: the probe's own round trip. */
@@ -61,17 +62,18 @@ export async function probeBuilder(
   };
 }
 
-/** One health check of the given kind (see ProbeCheck in daemon/reconciler/types.ts). */
-export function probeGuest(
+/**
+ * One health check of the given kind (see ProbeCheck in daemon/reconciler/types.ts): the Nix probe
+ * on a fresh connection, or the liveness check on the connection `link` keeps (guest-link.ts).
+ */
+export async function probeGuest(
   target: GuestSshTarget,
   check: 'nix' | 'ssh',
-  opts: { deadlineMs: number },
+  opts: { deadlineMs: number; link: GuestLink },
 ): Promise<{ latencyMs: number; nixVersion: string | null }> {
   if (check === 'nix') return probeBuilder(target, opts);
-  return checkSshBanner(target.host, target.port, opts).then((r) => ({
-    latencyMs: r.latencyMs,
-    nixVersion: null,
-  }));
+  const { latencyMs } = await opts.link.check(opts);
+  return { latencyMs, nixVersion: null };
 }
 
 /** Probes until the first success or until `timeoutMs` runs out; returns the successful probe. */

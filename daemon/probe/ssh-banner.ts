@@ -1,5 +1,5 @@
-// The cheapest sign of life from the guest: its SSH server's identification line ("SSH-2.0-...")
-// on a fresh TCP connection. No key exchange, no command: one accept in the guest.
+// A booting guest's first sign of life: its SSH server's identification line ("SSH-2.0-...") on a
+// fresh TCP connection. No key exchange, no command: one accept in the guest.
 //
 // Fresh connections at a fine interval, not one patient connection: QEMU's user network accepts
 // on the host at once and retransmits its SYN to the booting guest with a growing backoff, so a
@@ -110,19 +110,4 @@ function identificationLine(bytes: Buffer): string | null {
     if (line.startsWith('SSH-')) return line;
     from = end + 1;
   }
-}
-
-/** One liveness check: the SSH server answers with its banner within `deadlineMs`. */
-export async function checkSshBanner(
-  host: string,
-  port: number,
-  opts: { deadlineMs: number },
-): Promise<{ latencyMs: number; banner: string }> {
-  // Retries only guard against a connection lost on the way; a live guest answers the first.
-  const { banner, socket, waitedMs } = await awaitSshBanner(host, port, {
-    deadlineMs: opts.deadlineMs,
-    retryEveryMs: 1000,
-  });
-  socket.destroy();
-  return { latencyMs: waitedMs, banner };
 }

@@ -9,9 +9,10 @@ import { join } from 'node:path';
 import ssh2 from 'ssh2';
 import t from 'tap';
 import { ensureBuilderKeys } from '../../daemon/keys/builder-keys.js';
+import { GuestLink } from '../../daemon/probe/guest-link.js';
 import type { GuestSshTarget } from '../../daemon/probe/guest-ssh.js';
 import { probeBuilder, probeGuest } from '../../daemon/probe/readiness-probe.js';
-import { awaitSshBanner, checkSshBanner, SshBannerTimeoutError } from '../../daemon/probe/ssh-banner.js';
+import { awaitSshBanner, SshBannerTimeoutError } from '../../daemon/probe/ssh-banner.js';
 import { freePort, tempDir } from '../helpers/env.js';
 
 // ssh2 is CommonJS and exports Server only on its default export.
@@ -78,14 +79,18 @@ t.test('the SSH banner', async (t) => {
     const port = await freePort();
     const guest = await tcpGuest(port, () => `welcome\r\n${BANNER}\r\n`);
     t.teardown(() => guest.close());
-    t.match(await checkSshBanner('127.0.0.1', port, { deadlineMs: 10_000 }), { banner: BANNER });
+    const got = await awaitSshBanner('127.0.0.1', port, { deadlineMs: 10_000, retryEveryMs: 1000 });
+    got.socket.destroy();
+    t.equal(got.banner, BANNER);
   });
 
   t.test('a guest that accepts and never answers fails within the deadline', async (t) => {
     const port = await freePort();
     const guest = await tcpGuest(port, () => null);
     t.teardown(() => guest.close());
-    const err = await checkSshBanner('127.0.0.1', port, { deadlineMs: 1500 }).catch((e: Error) => e);
+    const err = await awaitSshBanner('127.0.0.1', port, { deadlineMs: 1500, retryEveryMs: 1000 }).catch(
+      (e: Error) => e,
+    );
     t.type(err, SshBannerTimeoutError);
     t.match((err as Error).message, `no SSH banner from 127.0.0.1:${port} within 1500 ms`);
     await sleep(200);
@@ -96,7 +101,10 @@ t.test('the SSH banner', async (t) => {
     const port = await freePort();
     const guest = await tcpGuest(port, () => 'HTTP/1.1 400 Bad Request\r\n\r\n');
     t.teardown(() => guest.close());
-    await t.rejects(checkSshBanner('127.0.0.1', port, { deadlineMs: 1500 }), SshBannerTimeoutError);
+    await t.rejects(
+      awaitSshBanner('127.0.0.1', port, { deadlineMs: 1500, retryEveryMs: 1000 }),
+      SshBannerTimeoutError,
+    );
   });
 });
 
@@ -193,14 +201,19 @@ t.test('the Nix probe', async (t) => {
     });
   });
 
-  t.test('the SSH check asks nothing of Nix; the Nix check does', async (t) => {
+  t.test('the SSH check asks nothing of Nix, on the kept connection; the Nix check does', async (t) => {
     const port = await freePort();
     const server = await sshGuest(port, keys.hostKey);
-    t.teardown(() => server.close());
-    t.match(await probeGuest(target(port), 'ssh', { deadlineMs: 20_000 }), {
-      nixVersion: null,
+    const link = new GuestLink(() => target(port));
+    t.teardown(() => {
+      link.close();
+      server.close();
     });
-    t.match(await probeGuest(target(port), 'nix', { deadlineMs: 20_000 }), {
+    let execs = 0;
+    server.on('connection', (client) => client.on('session', () => execs++));
+    t.match(await probeGuest(target(port), 'ssh', { deadlineMs: 20_000, link }), { nixVersion: null });
+    t.equal(execs, 0, 'no session, no command');
+    t.match(await probeGuest(target(port), 'nix', { deadlineMs: 20_000, link }), {
       nixVersion: '2.8.0',
     });
   });
