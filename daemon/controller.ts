@@ -60,11 +60,11 @@ export interface DaemonStatus {
   lastExit: { code: number | null; signal: string | null; reason: string; at: string } | null;
   probe: {
     ok: boolean;
-    /** Which check the latest result came from: `nix` (Nix over SSH) or `ssh` (the SSH banner). */
+    /** Which check the latest result came from: `nix` (Nix over SSH) or `ssh` (a request on the kept SSH connection). */
     check: 'nix' | 'ssh' | null;
     /** The latest successful Nix probe's round trip, from the SSH banner on: never the wait for a boot. */
     latencyMs: number | null;
-    /** The latest successful SSH check's round trip (connect to banner). */
+    /** The latest successful SSH check's round trip (a request on the kept SSH connection). */
     sshLatencyMs: number | null;
     nixVersion: string | null;
     at: string | null;

@@ -98,7 +98,7 @@ export const DaemonStatusSchema = Type.Object(
         }),
       ),
       sshLatencyMs: Nullable(
-        Type.Number({ description: "The latest successful SSH check's round trip: connect to banner." }),
+        Type.Number({ description: "The latest successful SSH check's round trip: a request on the kept SSH connection and its answer." }),
       ),
       nixVersion: Nullable(Type.String()),
       at: Nullable(IsoTime),

@@ -12,7 +12,7 @@ export interface ProbeView extends Omit<ObservedProbe, 'inFlight'> {
   check: ProbeCheck | null;
   /** The latest successful Nix probe's round trip, from the SSH server's banner to Nix's answer. */
   latencyMs: number | null;
-  /** The latest successful SSH check's round trip: connect to banner. */
+  /** The latest successful SSH check's round trip: a request on the kept SSH connection and its answer. */
   sshLatencyMs: number | null;
   nixVersion: string | null;
   /** When this VM process first answered a Nix probe: ready for builds. */
