@@ -93,6 +93,7 @@ export class GuestLink {
       ...pinnedConnectConfig(target, { readyTimeout, onMismatch: (err) => (mismatch = err) }),
       strictVendor: false,
     });
+    client.setNoDelay(true);
     this.kept = kept;
     return kept;
   }

@@ -129,6 +129,8 @@ export function runGuestCommand(
         onMismatch: (err) => (mismatch = err),
       }),
     );
+    // Many small messages in turn: without this each waits for the last one's ACK (Nagle).
+    client.setNoDelay(true);
   });
 }
 
