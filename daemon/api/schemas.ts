@@ -98,7 +98,10 @@ export const DaemonStatusSchema = Type.Object(
         }),
       ),
       sshLatencyMs: Nullable(
-        Type.Number({ description: "The latest successful SSH check's round trip: a request on the kept SSH connection and its answer." }),
+        Type.Number({
+          description:
+            "The latest successful SSH check's round trip: a request on the kept SSH connection and its answer.",
+        }),
       ),
       nixVersion: Nullable(Type.String()),
       at: Nullable(IsoTime),
