@@ -44,7 +44,8 @@ export class VsockBridge {
     } catch (err) {
       return Promise.reject(err);
     }
-    const server = createServer({ pauseOnConnect: true });
+    // noDelay: SSH's small messages in turn must not wait for ACKs (Nagle) on the way back.
+    const server = createServer({ pauseOnConnect: true, noDelay: true });
     return new Promise((resolve, reject) => {
       server.once('error', (err: NodeJS.ErrnoException) => {
         const why = err.code === 'EADDRINUSE' ? 'it is already in use' : err.message;
