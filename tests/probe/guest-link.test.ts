@@ -79,13 +79,19 @@ t.test('the kept SSH connection', async (t) => {
     hostPublicKeyLine: keys.hostPublicKeyLine,
   });
 
-  t.test('checks share one connection', async (t) => {
+  /** A link to the guest through a fresh relay, both closed when `t` ends. */
+  async function linkThroughRelay(t: { teardown(fn: () => unknown): void }) {
     const r = await relay(guest.port);
     const link = new GuestLink(() => targetAt(r.port));
     t.teardown(async () => {
       link.close();
       await r.close();
     });
+    return { r, link };
+  }
+
+  t.test('checks share one connection', async (t) => {
+    const { r, link } = await linkThroughRelay(t);
     for (let i = 0; i < 3; i++) {
       const { latencyMs } = await link.check({ deadlineMs: 10_000 });
       t.ok(latencyMs >= 0 && latencyMs < 10_000, `check ${i + 1}: ${latencyMs} ms`);
@@ -94,12 +100,7 @@ t.test('the kept SSH connection', async (t) => {
   });
 
   t.test('a guest that stops answering fails within the deadline; the next check starts over', async (t) => {
-    const r = await relay(guest.port);
-    const link = new GuestLink(() => targetAt(r.port));
-    t.teardown(async () => {
-      link.close();
-      await r.close();
-    });
+    const { r, link } = await linkThroughRelay(t);
     await link.check({ deadlineMs: 10_000 });
     r.freeze(true);
     const began = performance.now();
@@ -116,12 +117,7 @@ t.test('the kept SSH connection', async (t) => {
   });
 
   t.test('a guest that went away is met with a new connection', async (t) => {
-    const r = await relay(guest.port);
-    const link = new GuestLink(() => targetAt(r.port));
-    t.teardown(async () => {
-      link.close();
-      await r.close();
-    });
+    const { r, link } = await linkThroughRelay(t);
     await link.check({ deadlineMs: 10_000 });
     r.dropAll();
     await new Promise((resolve) => setTimeout(resolve, 100));
