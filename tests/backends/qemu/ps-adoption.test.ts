@@ -8,6 +8,7 @@ import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { VmSpec } from '../../../daemon/backend.js';
 import { buildQemuArgs, qemuPaths } from '../../../daemon/backends/qemu/args.js';
+import { firmwareFor } from '../../../daemon/backends/qemu/firmware.js';
 import { QemuBackend } from '../../../daemon/backends/qemu/qemu-backend.js';
 import { readProcIdentity } from '../../../daemon/process/proc-identity.js';
 import { freePort, requireTool, tempDir } from '../../helpers/env.js';
@@ -72,7 +73,12 @@ t.test('a VM recorded through ps is adopted by a daemon in another time zone and
   );
   t.same(
     record.argv,
-    [['qemu-system-x86_64', ...buildQemuArgs(spec).argv].join(' ')],
+    [
+      [
+        'qemu-system-x86_64',
+        ...buildQemuArgs(spec, { firmware: await firmwareFor(spec, 'qemu-system-x86_64') }).argv,
+      ].join(' '),
+    ],
     'argv: the command line, joined',
   );
   t.equal(record.executable, 'qemu-system-x86', "executable: procps's comm (the 15-byte task name)");
