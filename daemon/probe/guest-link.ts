@@ -2,7 +2,7 @@
 // guest, and on it one global request that the guest's SSH server answers. A fresh connection for
 // every check (the banner) costs the guest a fork of its SSH server, ~40 ms of QEMU's CPU under tcg
 // each time, 0.25 % of a core at one check every 15 s; a request on the kept connection ~5 ms
-// (bench/readiness.mjs, docs/performance.md).
+// (bench/liveness-cost.mjs, docs/performance.md).
 //
 // The request is "no-more-sessions@openssh.com" with a reply wanted. It is true of this connection,
 // which never opens a session; OpenSSH grants it, dropbear refuses it as unknown, and either
