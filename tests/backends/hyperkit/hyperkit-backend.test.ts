@@ -45,8 +45,12 @@ t.test(
       String(vpnkit.pid),
       'the backend wrote vpnkit.pid',
     );
+    // hyperkit may write its pid file before this line reaches its log: wait for the line.
     t.match(
-      await readText(p.hyperkitLog),
+      await eventually("hyperkit's log to say whether vpnkit's socket was there", 10_000, async () => {
+        const log = await readText(p.hyperkitLog);
+        return /vpnkit socket present at start/.test(log) ? log : null;
+      }),
       /standin: vpnkit socket present at start: yes/,
       "vpnkit's socket existed when hyperkit started",
     );
