@@ -12,7 +12,7 @@ import type { KernelFormat } from './kernel-form.js';
 import type { ResolvedPackage } from './resolve.js';
 
 /** Bump when what the builder makes from the same packages changes in a way its data below does not show. */
-const RECIPE = 'linuxkit-nix debian guest image v2';
+const RECIPE = 'linuxkit-nix debian guest image v3';
 
 /** The builder's recipe for one architecture: its name, and the lists it picks files and modules by. */
 function recipe(arch: GuestArch): string {

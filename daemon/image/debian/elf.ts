@@ -6,9 +6,11 @@
 export const EM_X86_64 = 62;
 export const EM_AARCH64 = 183;
 
+export const PT_LOAD = 1;
 const PT_INTERP = 3;
 const PT_NOTE = 4;
 const SHT_DYNAMIC = 6;
+const SHT_DYNSYM = 11;
 const DT_NEEDED = 1;
 const DT_RPATH = 15;
 const DT_RUNPATH = 29;
@@ -19,6 +21,23 @@ interface Section {
   offset: number;
   size: number;
   link: number;
+}
+
+export interface ProgramHeader {
+  /** Where this header lies in the file (for rewriting it). */
+  at: number;
+  type: number;
+  offset: number;
+  vaddr: number;
+  filesz: number;
+  memsz: number;
+  align: number;
+}
+
+export interface DynamicSymbol {
+  name: string;
+  value: number;
+  size: number;
 }
 
 export interface ElfInfo {
@@ -96,6 +115,46 @@ export function parseElf(data: Buffer, label: string): ElfInfo {
   return { machine, interpreter, needed, runpath, sections };
 }
 
+/** The program headers (segments), as the dynamic loader reads them. */
+export function elfProgramHeaders(data: Buffer, label: string): ProgramHeader[] {
+  if (!isElf(data) || data[4] !== 2 || data[5] !== 1)
+    throw new Error(`${label} is not a little-endian ELF64 file`);
+  const phoff = Number(data.readBigUInt64LE(32));
+  const phentsize = data.readUInt16LE(54);
+  const phnum = data.readUInt16LE(56);
+  const headers: ProgramHeader[] = [];
+  for (let i = 0; i < phnum; i++) {
+    const at = phoff + i * phentsize;
+    if (at + 56 > data.length) throw new Error(`${label}: program header ${i} lies past the end of the file`);
+    headers.push({
+      at,
+      type: data.readUInt32LE(at),
+      offset: Number(data.readBigUInt64LE(at + 8)),
+      vaddr: Number(data.readBigUInt64LE(at + 16)),
+      filesz: Number(data.readBigUInt64LE(at + 32)),
+      memsz: Number(data.readBigUInt64LE(at + 40)),
+      align: Number(data.readBigUInt64LE(at + 48)),
+    });
+  }
+  return headers;
+}
+
+/** The symbols of the .dynsym section (ELF64 entries of 24 bytes), named through its string table. */
+export function elfDynamicSymbols(data: Buffer, info: ElfInfo): DynamicSymbol[] {
+  const symbols: DynamicSymbol[] = [];
+  for (const s of info.sections.filter((x) => x.type === SHT_DYNSYM)) {
+    const strtab = info.sections[s.link];
+    for (let at = s.offset; at + 24 <= s.offset + s.size; at += 24) {
+      symbols.push({
+        name: strtab ? cString(data, strtab.offset + data.readUInt32LE(at)) : '',
+        value: Number(data.readBigUInt64LE(at + 8)),
+        size: Number(data.readBigUInt64LE(at + 16)),
+      });
+    }
+  }
+  return symbols;
+}
+
 /** The bytes of the named section, or null. */
 export function elfSection(data: Buffer, info: ElfInfo, name: string): Buffer | null {
   const s = info.sections.find((x) => x.name === name);
@@ -120,19 +179,12 @@ export interface ElfNote {
 
 /** The notes in the file's PT_NOTE segments (ELF64: 4-byte aligned name and descriptor). */
 export function elfNotes(data: Buffer, label: string): ElfNote[] {
-  if (!isElf(data) || data[4] !== 2 || data[5] !== 1)
-    throw new Error(`${label} is not a little-endian ELF64 file`);
-  const phoff = Number(data.readBigUInt64LE(32));
-  const phentsize = data.readUInt16LE(54);
-  const phnum = data.readUInt16LE(56);
   const notes: ElfNote[] = [];
   const align4 = (n: number) => (n + 3) & ~3;
-  for (let i = 0; i < phnum; i++) {
-    const ph = phoff + i * phentsize;
-    if (ph + 56 > data.length) throw new Error(`${label}: program header ${i} lies past the end of the file`);
-    if (data.readUInt32LE(ph) !== PT_NOTE) continue;
-    const start = Number(data.readBigUInt64LE(ph + 8));
-    const end = start + Number(data.readBigUInt64LE(ph + 32));
+  for (const [i, ph] of elfProgramHeaders(data, label).entries()) {
+    if (ph.type !== PT_NOTE) continue;
+    const start = ph.offset;
+    const end = start + ph.filesz;
     if (end > data.length) throw new Error(`${label}: note segment ${i} lies past the end of the file`);
     for (let at = start; at + 12 <= end; ) {
       const nameSize = data.readUInt32LE(at);

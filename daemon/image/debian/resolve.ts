@@ -8,6 +8,7 @@ import { isStaticElf, findClosure, type LoadedPackage } from './closure.js';
 import type { DebEntry } from './deb.js';
 import { decompress, compressionOfName } from './decompress.js';
 import { moduleDepends, parseElf } from './elf.js';
+import { isIcuDataLibrary, stubIcuData } from './icu-data-stub.js';
 import type { GuestFile, InitramfsParts } from './initramfs.js';
 import { builtinModules, moduleLoadOrder, moduleName, type KernelModule } from './modules.js';
 import { dependencyNames, lookup, type PackageIndex } from './package-index.js';
@@ -159,7 +160,11 @@ export async function resolveImage(
     vmlinuz,
     kernelConfig,
     parts: {
-      files: closure.files.map((f) => ({ path: f.path, data: f.data, mode: f.mode })),
+      files: closure.files.map((f) => ({
+        path: f.path,
+        data: isIcuDataLibrary(f.path) ? stubIcuData(f.data, `${f.pkg} ${f.path}`) : f.data,
+        mode: f.mode,
+      })),
       nixLinks,
       busybox,
       applets: busyboxApplets(busybox),
