@@ -9,6 +9,7 @@ export const EM_AARCH64 = 183;
 export const PT_LOAD = 1;
 const PT_INTERP = 3;
 const PT_NOTE = 4;
+export const PT_PHDR = 6;
 const SHT_DYNAMIC = 6;
 const SHT_DYNSYM = 11;
 const DT_NEEDED = 1;
@@ -27,8 +28,10 @@ export interface ProgramHeader {
   /** Where this header lies in the file (for rewriting it). */
   at: number;
   type: number;
+  flags: number;
   offset: number;
   vaddr: number;
+  paddr: number;
   filesz: number;
   memsz: number;
   align: number;
@@ -129,8 +132,10 @@ export function elfProgramHeaders(data: Buffer, label: string): ProgramHeader[] 
     headers.push({
       at,
       type: data.readUInt32LE(at),
+      flags: data.readUInt32LE(at + 4),
       offset: Number(data.readBigUInt64LE(at + 8)),
       vaddr: Number(data.readBigUInt64LE(at + 16)),
+      paddr: Number(data.readBigUInt64LE(at + 24)),
       filesz: Number(data.readBigUInt64LE(at + 32)),
       memsz: Number(data.readBigUInt64LE(at + 40)),
       align: Number(data.readBigUInt64LE(at + 48)),

@@ -6,10 +6,21 @@
 // converters (UTF-8, UTF-16, Latin-1, ASCII) still work.
 //
 // The stub is the real file with its data cut: the symbol icudt<NN>_dat keeps its header with the
-// entry count set to 0, and the rest of its segment becomes zero fill (memory size unchanged,
-// file size cut). Later segments move down by whole pages, so every address stays as it was and no
-// relocation changes. The section headers would be stale and go; the loader does not read them.
-import { elfDynamicSymbols, elfProgramHeaders, parseElf, PT_LOAD } from './elf.js';
+// entry count set to 0, and the rest of it becomes zero fill (the segment's memory size stays, its
+// file size shrinks). Every address stays as it was, so no relocation changes:
+// - what follows the data in its segment (arm64's .eh_frame) gets a segment of its own, at a file
+//   offset congruent to its address (x86_64's is 4 zero bytes and joins the zero fill);
+// - later segments move down by whole pages.
+// The section headers would be stale and go (the loader does not read them); with a segment added,
+// the program headers move to the end of the file.
+import {
+  elfDynamicSymbols,
+  elfProgramHeaders,
+  parseElf,
+  PT_LOAD,
+  PT_PHDR,
+  type ProgramHeader,
+} from './elf.js';
 
 /** Library file names that are ICU's data: the guest gets the stub in their place. */
 export function isIcuDataLibrary(path: string): boolean {
@@ -18,12 +29,31 @@ export function isIcuDataLibrary(path: string): boolean {
 
 /** ICU's common-data header magic (udata.h: MappedData). */
 const MAGIC = [0xda, 0x27];
+const PHDR_SIZE = 56;
+
+/** The smallest offset ≥ `from` that is congruent to `like` modulo `page`. */
+function congruent(from: number, like: number, page: number): number {
+  return from + ((((like - from) % page) + page) % page);
+}
+
+function writeProgramHeader(out: Buffer, at: number, h: Omit<ProgramHeader, 'at'>): void {
+  out.writeUInt32LE(h.type, at);
+  out.writeUInt32LE(h.flags, at + 4);
+  out.writeBigUInt64LE(BigInt(h.offset), at + 8);
+  out.writeBigUInt64LE(BigInt(h.vaddr), at + 16);
+  out.writeBigUInt64LE(BigInt(h.paddr), at + 24);
+  out.writeBigUInt64LE(BigInt(h.filesz), at + 32);
+  out.writeBigUInt64LE(BigInt(h.memsz), at + 40);
+  out.writeBigUInt64LE(BigInt(h.align), at + 48);
+}
 
 export function stubIcuData(data: Buffer, label: string): Buffer {
   const info = parseElf(data, label);
   const symbol = elfDynamicSymbols(data, info).find((s) => /^icudt\d+[lbe]?_dat$/.test(s.name));
   if (!symbol) throw new Error(`${label} exports no icudt<NN>_dat symbol: not ICU's data library`);
   const headers = elfProgramHeaders(data, label);
+  if (headers.some((h) => h.type === PT_PHDR))
+    throw new Error(`${label} has a PT_PHDR segment; ICU's data library has none`);
   const loads = headers.filter((h) => h.type === PT_LOAD);
   const segment = loads.find((h) => symbol.value >= h.vaddr && symbol.value < h.vaddr + h.filesz);
   if (!segment) throw new Error(`${label}: ${symbol.name} lies in no loaded segment`);
@@ -32,26 +62,59 @@ export function stubIcuData(data: Buffer, label: string): Buffer {
   if (data[start + 2] !== MAGIC[0] || data[start + 3] !== MAGIC[1])
     throw new Error(`${label}: ${symbol.name} does not start with ICU's data header (magic 0xda27)`);
   const headerSize = data.readUInt16LE(start);
-  // The header, then the table of contents' entry count.
-  const keptEnd = start + headerSize + 4;
+  const keptEnd = start + headerSize + 4; // the header, then the entry count
+  const end = start + symbol.size;
   const segmentEnd = segment.offset + segment.filesz;
-  if (start + symbol.size > segmentEnd || keptEnd > start + symbol.size)
+  if (end > segmentEnd || keptEnd > end)
     throw new Error(`${label}: ${symbol.name} (${symbol.size} bytes) does not fit its segment`);
-  // Whatever follows the data in its segment must be zeros already: it becomes zero fill.
-  if (data.subarray(start + symbol.size, segmentEnd).some((b) => b !== 0))
-    throw new Error(`${label}: ${symbol.name} is not the last non-zero content of its segment`);
 
   const page = Math.max(...loads.map((h) => h.align));
-  const shift = Math.floor((segmentEnd - keptEnd) / page) * page;
-  const later = headers.filter((h) => h.offset >= segmentEnd && h.filesz > 0);
-  const out = Buffer.concat([
-    data.subarray(0, keptEnd),
-    Buffer.alloc(segmentEnd - shift - keptEnd),
-    data.subarray(segmentEnd),
-  ]);
+  const tail = data.subarray(end, segmentEnd);
+  const tailKept = tail.some((b) => b !== 0);
+  // On a page of its own: sharing one with the kept bytes would map them into the data's range.
+  const tailAt = tailKept ? congruent(Math.ceil(keptEnd / page) * page, end, page) : keptEnd;
+  const laterAt = congruent(tailKept ? tailAt + tail.length : keptEnd, segmentEnd, page);
+  const later = data.subarray(segmentEnd);
+  const inZeroTail = headers.find(
+    (h) => !tailKept && h.filesz > 0 && h.offset >= end && h.offset < segmentEnd,
+  );
+  if (inZeroTail)
+    throw new Error(`${label}: a segment (type ${inZeroTail.type}) lies in the zeros after ${symbol.name}`);
+
+  const moved = (h: ProgramHeader): ProgramHeader => {
+    if (h === segment)
+      return { ...h, filesz: keptEnd - h.offset, memsz: tailKept ? end - h.offset : h.memsz };
+    if (tailKept && h.offset >= end && h.offset < segmentEnd)
+      return { ...h, offset: h.offset - end + tailAt };
+    if (h.offset >= segmentEnd && (h.filesz > 0 || h.type === PT_LOAD))
+      return { ...h, offset: h.offset - segmentEnd + laterAt };
+    return h;
+  };
+  const rewritten = headers.flatMap((h) => {
+    if (h !== segment || !tailKept) return [moved(h)];
+    const tailSegment: ProgramHeader = {
+      ...h,
+      offset: tailAt,
+      vaddr: h.vaddr + (end - h.offset),
+      paddr: h.paddr + (end - h.offset),
+      filesz: tail.length,
+      memsz: h.memsz - (end - h.offset),
+    };
+    return [moved(h), tailSegment];
+  });
+
+  const laterEnd = laterAt + later.length;
+  const phoff = tailKept ? Math.ceil(laterEnd / 8) * 8 : Number(data.readBigUInt64LE(32));
+  const out = Buffer.alloc(tailKept ? phoff + rewritten.length * PHDR_SIZE : laterEnd);
+  data.copy(out, 0, 0, keptEnd);
+  if (tailKept) tail.copy(out, tailAt);
+  later.copy(out, laterAt);
   out.writeUInt32LE(0, start + headerSize);
-  out.writeBigUInt64LE(BigInt(keptEnd - segment.offset), segment.at + 32);
-  for (const h of later) out.writeBigUInt64LE(BigInt(h.offset - shift), h.at + 8);
+
+  rewritten.forEach((h, i) => writeProgramHeader(out, phoff + i * PHDR_SIZE, h));
+  out.writeBigUInt64LE(BigInt(phoff), 32);
+  out.writeUInt16LE(PHDR_SIZE, 54);
+  out.writeUInt16LE(rewritten.length, 56);
   // No section headers (e_shoff, e_shnum, e_shstrndx): their offsets would point at moved bytes.
   out.writeBigUInt64LE(0n, 40);
   out.writeUInt16LE(0, 60);
