@@ -111,7 +111,7 @@ export function stubIcuData(data: Buffer, label: string): Buffer {
   later.copy(out, laterAt);
   out.writeUInt32LE(0, start + headerSize);
 
-  rewritten.forEach((h, i) => writeProgramHeader(out, phoff + i * PHDR_SIZE, h));
+  for (const [i, h] of rewritten.entries()) writeProgramHeader(out, phoff + i * PHDR_SIZE, h);
   out.writeBigUInt64LE(BigInt(phoff), 32);
   out.writeUInt16LE(PHDR_SIZE, 54);
   out.writeUInt16LE(rewritten.length, 56);
