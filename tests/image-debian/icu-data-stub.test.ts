@@ -5,7 +5,7 @@
 // stubbed by every image build and loaded by Nix in the booted guests.
 import t from 'tap';
 import { elfProgramHeaders, PT_LOAD } from '../../daemon/image/debian/elf.js';
-import { isIcuDataLibrary, stubIcuData } from '../../daemon/image/debian/icu-data-stub.js';
+import { icuDataForGuest, isIcuDataLibrary, stubIcuData } from '../../daemon/image/debian/icu-data-stub.js';
 
 const HEADER_SIZE = 32;
 const PT_GNU_EH_FRAME = 0x6474e550;
@@ -189,6 +189,16 @@ t.test('a file that is not ICU data is refused, naming it', async (t) => {
     /libicudata\.so\.72: icudt72_dat does not start with ICU's data header/,
   );
   t.throws(() => stubIcuData(Buffer.from('#!/bin/sh\n'), 'libicudata.so.72'), /not an ELF file/);
+});
+
+t.test('a library it cannot cut goes into the image whole, with the reason for the log', async (t) => {
+  const odd = fakeIcuData({ magic: [0, 0] }).file;
+  const kept = icuDataForGuest(odd, 'libicu72 usr/lib/x86_64-linux-gnu/libicudata.so.72');
+  t.equal(kept.data, odd, 'the bytes as they were');
+  t.match(kept.kept, /libicudata\.so\.72: icudt72_dat does not start with ICU's data header.*kept whole/);
+  const cut = icuDataForGuest(fakeIcuData().file, 'libicudata.so.72');
+  t.equal(cut.kept, null);
+  t.ok(cut.data.length < odd.length, 'a library it knows is cut');
 });
 
 t.test('which files are ICU data', async (t) => {

@@ -95,6 +95,7 @@ export async function buildDebianGuestImage(opts: BuildDebianImageOptions): Prom
     progress({ phase: 'packages', ...done, message: `unpacking ${p.name} ${p.version}` });
     return unpackDeb(deb, `${p.filename}`);
   });
+  for (const note of resolution.notes) log(note);
   const hash = imageHash(arch, contract.digest, resolution.packages);
   const dir = join(cacheDir, hash);
   const saveRecord = (): Promise<void> =>

@@ -47,6 +47,18 @@ function writeProgramHeader(out: Buffer, at: number, h: Omit<ProgramHeader, 'at'
   out.writeBigUInt64LE(BigInt(h.align), at + 48);
 }
 
+/**
+ * The stub, or the library as it is when it cannot be stubbed (a layout this code does not know):
+ * the stub only makes the boot faster, so a library it cannot cut still makes a working image.
+ */
+export function icuDataForGuest(data: Buffer, label: string): { data: Buffer; kept: string | null } {
+  try {
+    return { data: stubIcuData(data, label), kept: null };
+  } catch (err) {
+    return { data, kept: `${(err as Error).message}; the library is kept whole` };
+  }
+}
+
 export function stubIcuData(data: Buffer, label: string): Buffer {
   const info = parseElf(data, label);
   const symbol = elfDynamicSymbols(data, info).find((s) => /^icudt\d+[lbe]?_dat$/.test(s.name));

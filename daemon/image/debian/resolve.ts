@@ -8,7 +8,7 @@ import { isStaticElf, findClosure, type LoadedPackage } from './closure.js';
 import type { DebEntry } from './deb.js';
 import { decompress, compressionOfName } from './decompress.js';
 import { moduleDepends, parseElf } from './elf.js';
-import { isIcuDataLibrary, stubIcuData } from './icu-data-stub.js';
+import { icuDataForGuest, isIcuDataLibrary } from './icu-data-stub.js';
 import type { GuestFile, InitramfsParts } from './initramfs.js';
 import { builtinModules, moduleLoadOrder, moduleName, type KernelModule } from './modules.js';
 import { dependencyNames, lookup, type PackageIndex } from './package-index.js';
@@ -31,6 +31,8 @@ export interface Resolution {
   parts: Omit<InitramfsParts, 'rootfs' | 'init'>;
   /** Files outside /usr that packages ship (etc/mke2fs.conf), placed as they are. */
   etcFiles: GuestFile[];
+  /** What the builder could not do as it meant to, but the image works without (for its log). */
+  notes: string[];
   modules: string[];
 }
 
@@ -144,6 +146,14 @@ export async function resolveImage(
     moduleFiles.set(p, await uncompressed(p, files.get(moduleName(p))!.data));
   }
 
+  const notes: string[] = [];
+  const guestFiles = closure.files.map((f) => {
+    if (!isIcuDataLibrary(f.path)) return { path: f.path, data: f.data, mode: f.mode };
+    const icu = icuDataForGuest(f.data, `${f.pkg} ${f.path}`);
+    if (icu.kept) notes.push(icu.kept);
+    return { path: f.path, data: icu.data, mode: f.mode };
+  });
+
   for (const name of [...closure.packages, kernelPkg]) used.set(name, lookup(index, name, 'resolved'));
   const packages = [...used.values()]
     .map((p) => ({
@@ -160,11 +170,7 @@ export async function resolveImage(
     vmlinuz,
     kernelConfig,
     parts: {
-      files: closure.files.map((f) => ({
-        path: f.path,
-        data: isIcuDataLibrary(f.path) ? stubIcuData(f.data, `${f.pkg} ${f.path}`) : f.data,
-        mode: f.mode,
-      })),
+      files: guestFiles,
       nixLinks,
       busybox,
       applets: busyboxApplets(busybox),
@@ -176,6 +182,7 @@ export async function resolveImage(
       vsockModules,
     },
     etcFiles: [{ path: 'etc/mke2fs.conf', data: mke2fsConf.data, mode: 0o644 }],
+    notes,
     modules: [...netModules, ...baseModules, ...diskModules, ...vsockModules],
   };
 }
