@@ -116,7 +116,16 @@ export function stubIcuData(data: Buffer, label: string): Buffer {
   });
 
   const laterEnd = laterAt + later.length;
-  const phoff = tailKept ? Math.ceil(laterEnd / 8) * 8 : Number(data.readBigUInt64LE(32));
+  // With a segment added the table grows, so it goes to the end; else it stays where it was (or
+  // moves with what follows the data).
+  const oldPhoff = Number(data.readBigUInt64LE(32));
+  if (oldPhoff >= keptEnd && oldPhoff < segmentEnd)
+    throw new Error(`${label}: the program headers lie inside ${symbol.name}`);
+  const phoff = tailKept
+    ? Math.ceil(laterEnd / 8) * 8
+    : oldPhoff < keptEnd
+      ? oldPhoff
+      : oldPhoff - segmentEnd + laterAt;
   const out = Buffer.alloc(tailKept ? phoff + rewritten.length * PHDR_SIZE : laterEnd);
   data.copy(out, 0, 0, keptEnd);
   if (tailKept) tail.copy(out, tailAt);
