@@ -65,20 +65,13 @@ export function parseElf(data: Buffer, label: string): ElfInfo {
   if (data[4] !== 2 || data[5] !== 1)
     throw new Error(`${label} is not a little-endian ELF64 file (class ${data[4]}, data ${data[5]})`);
   const machine = data.readUInt16LE(18);
-  const phoff = Number(data.readBigUInt64LE(32));
   const shoff = Number(data.readBigUInt64LE(40));
-  const phentsize = data.readUInt16LE(54);
-  const phnum = data.readUInt16LE(56);
   const shentsize = data.readUInt16LE(58);
   const shnum = data.readUInt16LE(60);
   const shstrndx = data.readUInt16LE(62);
 
-  let interpreter: string | null = null;
-  for (let i = 0; i < phnum; i++) {
-    const at = phoff + i * phentsize;
-    if (data.readUInt32LE(at) === PT_INTERP)
-      interpreter = cString(data, Number(data.readBigUInt64LE(at + 8)));
-  }
+  const interp = elfProgramHeaders(data, label).find((h) => h.type === PT_INTERP);
+  const interpreter = interp ? cString(data, interp.offset) : null;
 
   const raw = [];
   for (let i = 0; i < shnum; i++) {
