@@ -94,10 +94,13 @@ export async function cachedGuestImage(arch) {
 
 /**
  * The VmSpec the boot benchmarks start (2 vCPUs, 1 GiB), on a fresh free port, with the keys of
- * `ensureBuilderKeys` handed in as the daemon hands them.
+ * `ensureBuilderKeys` handed in as the daemon hands them, and the guest's address-space
+ * randomization as the daemon's default (`guestAslr: auto`) sets it for `accel`.
  */
 export async function benchVmSpec({ arch, accel = 'tcg', kernel, initrd, cmdline, stateDir, keys }) {
+  const { guestAslr } = await load('daemon/vm-spec.js');
   return {
+    aslr: guestAslr('auto', accel),
     arch,
     accel,
     cpus: 2,

@@ -27,6 +27,8 @@ export interface VmSpec {
   guestFiles: Record<string, string>;
   /** Optional persistent disk for the guest's /nix (raw image); absent means store in RAM. */
   disk?: string;
+  /** false: no address-space layout randomization in the guest (`norandmaps`). Absent: on. */
+  aslr?: boolean;
 }
 
 /** How a VM process ended. */

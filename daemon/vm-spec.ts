@@ -3,7 +3,7 @@
 // boot's console log.
 import { mkdir } from 'node:fs/promises';
 import type { Accelerator, VmSpec } from './backend.js';
-import type { DaemonConfig } from './config/schema.js';
+import type { DaemonConfig, GuestAslrSetting } from './config/schema.js';
 import { GUEST_FILES } from './image/guest-contract.js';
 import type { ImageBuildProgress } from './image/build-progress.js';
 import type { KernelFormat } from './image/debian/kernel-form.js';
@@ -26,6 +26,17 @@ export interface VmSpecContext {
 }
 
 let bootSeq = 0;
+
+/**
+ * Whether the guest randomizes its address space. auto turns it off under tcg only: QEMU keeps
+ * a program's translated code by its addresses, so a program that lands elsewhere at every exec
+ * is translated again each time (`nc` started in 31 ms instead of 7, `nix-store --version` in
+ * 431 ms instead of 178; docs/guest-image.md). With hvf and kvm the guest's code runs as it is.
+ */
+export function guestAslr(setting: GuestAslrSetting, accel: Accelerator): boolean {
+  if (setting === 'auto') return accel !== 'tcg';
+  return setting === 'on';
+}
 
 export async function buildVmSpec(
   config: DaemonConfig,
@@ -80,5 +91,6 @@ export async function buildVmSpec(
       [GUEST_FILES.authorizedKeys]: ctx.keys.clientPublicKey,
       [GUEST_FILES.hostKey]: ctx.keys.hostKey,
     },
+    aslr: guestAslr(config.guestAslr, ctx.accel),
   };
 }

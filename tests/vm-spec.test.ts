@@ -5,10 +5,10 @@ import { open, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { defaultConfig } from '../daemon/config/load.js';
 import { builderKeyPaths } from '../daemon/keys/builder-keys.js';
-import { buildVmSpec } from '../daemon/vm-spec.js';
+import { buildVmSpec, guestAslr } from '../daemon/vm-spec.js';
 import { tempDir } from './helpers/env.js';
 
-async function setup(over: { diskGiB: number; ephemeral: boolean }) {
+async function setup(over: { diskGiB: number; ephemeral: boolean; guestAslr?: 'auto' | 'on' | 'off' }) {
   const stateDir = await tempDir('spec');
   const config = {
     ...defaultConfig({ platform: 'linux', arch: 'x64' }),
@@ -63,4 +63,20 @@ t.test('adoption with no disk yet creates none; diskGiB 0 names none', async (t)
   const ram = await setup({ diskGiB: 0, ephemeral: false });
   t.equal((await ram.spec(true)).disk, undefined);
   t.equal((await ram.spec(false)).disk, undefined);
+});
+
+t.test('guestAslr: auto turns it off under tcg only; on and off are kept as said', async (t) => {
+  t.equal(guestAslr('auto', 'tcg'), false);
+  t.equal(guestAslr('auto', 'kvm'), true);
+  t.equal(guestAslr('auto', 'hvf'), true);
+  for (const accel of ['tcg', 'kvm', 'hvf'] as const) {
+    t.equal(guestAslr('on', accel), true, `on under ${accel}`);
+    t.equal(guestAslr('off', accel), false, `off under ${accel}`);
+  }
+});
+
+t.test("the spec carries the config's guestAslr for the start's accelerator", async (t) => {
+  t.equal((await (await setup({ diskGiB: 0, ephemeral: false })).spec(false)).aslr, false, 'default, tcg');
+  const on = await setup({ diskGiB: 0, ephemeral: false, guestAslr: 'on' });
+  t.equal((await on.spec(false)).aslr, true, 'on, tcg');
 });

@@ -24,6 +24,7 @@ export const KEY_EFFECT: Record<keyof DaemonConfig, 'restart' | 'live'> = {
   diskGiB: 'restart',
   // Read at each start: the running VM keeps its store; the next boot gets a fresh one.
   ephemeral: 'live',
+  guestAslr: 'restart',
   sshPort: 'restart',
   // The SSH forward moves between QEMU (always) and the daemon's endpoint (on-demand).
   mode: 'restart',

@@ -29,6 +29,15 @@ export const AccelSettingSchema = Type.Union(
   },
 );
 
+export const GuestAslrSettingSchema = Type.Union(
+  [Type.Literal('auto'), Type.Literal('on'), Type.Literal('off')],
+  {
+    default: 'auto',
+    description:
+      "Address-space layout randomization in the guest. auto: off under tcg, on with hvf and kvm. Under tcg QEMU translates a program's code again at each new address, so with it on every exec in the guest is ~4x slower (docs/guest-image.md)",
+  },
+);
+
 export const GuestArchSchema = Type.Union([Type.Literal('x86_64'), Type.Literal('aarch64')], {
   description: "Guest architecture; default: the host's own on macOS, x86_64 elsewhere",
 });
@@ -188,6 +197,7 @@ export const DaemonConfigSchema = Type.Object(
       description:
         "A fresh, empty store disk at every boot (the last boot's store is removed at start); with diskGiB 0 the store in RAM is fresh anyway",
     }),
+    guestAslr: GuestAslrSettingSchema,
     sshPort: Type.Integer({
       minimum: 1024,
       maximum: 65_535,
@@ -227,6 +237,7 @@ export const DaemonConfigSchema = Type.Object(
 export type DaemonConfig = Static<typeof DaemonConfigSchema>;
 export type BackendSetting = Static<typeof BackendSettingSchema>;
 export type AccelSetting = Static<typeof AccelSettingSchema>;
+export type GuestAslrSetting = Static<typeof GuestAslrSettingSchema>;
 export type RestartPolicy = Static<typeof RestartPolicySchema>;
 export type ProbeSettings = Static<typeof ProbeSettingsSchema>;
 export type ModeSetting = Static<typeof ModeSettingSchema>;

@@ -57,7 +57,12 @@ export interface GuestBootOptions {
   storeSize?: string;
   /** 'vsock': hyperkit's way in (GUEST_VSOCK_SWITCH). Absent: QEMU's. */
   ssh?: 'vsock';
+  /** false: the kernel's NO_ASLR_SWITCH (see guestAslr in daemon/vm-spec.ts). Absent: on. */
+  aslr?: boolean;
 }
+
+/** The kernel's own switch that turns address-space layout randomization off from the start. */
+export const NO_ASLR_SWITCH = 'norandmaps';
 
 const DEVICE = /^\/dev\/[A-Za-z0-9]+$/;
 const SIZE = /^[0-9]+[kmgKMG%]?$/;
@@ -89,6 +94,7 @@ export function guestKernelCmdline(base: string, opts: GuestBootOptions = {}): s
     }
     args.push(GUEST_VSOCK_SWITCH);
   }
+  if (opts.aslr === false) args.push(NO_ASLR_SWITCH);
   return args.join(' ');
 }
 

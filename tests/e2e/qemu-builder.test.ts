@@ -38,6 +38,8 @@ const handle = await backend.start({
     'linuxkit/authorized_keys': keys.clientPublicKey,
     'linuxkit/ssh_host_ed25519_key': keys.hostKey,
   },
+  // As the daemon boots it under tcg (guestAslr auto, daemon/vm-spec.ts).
+  aslr: false,
 });
 t.teardown(async () => {
   // Whatever happened above, leave no VM behind.
@@ -87,6 +89,21 @@ t.test('the SSH forward listens on 127.0.0.1 only', async (t) => {
   t.ok(listeners.length >= 1, 'QEMU listens on the SSH port');
   for (const l of listeners)
     t.match(l, new RegExp(`\\s127\\.0\\.0\\.1:${sshPort}\\s`), `bound to loopback: ${l.trim()}`);
+});
+
+t.test('under tcg the guest runs without address-space randomization', async (t) => {
+  const r = await runGuestCommand(
+    target,
+    'cat /proc/sys/kernel/randomize_va_space; grep -o norandmaps /proc/cmdline; ' +
+      // Two processes: with randomization their stacks would lie at different addresses.
+      `for i in 1 2; do sh -c 'grep "\\[stack\\]" /proc/$$/maps' | cut -d' ' -f1; done`,
+    { deadlineMs: 30_000 },
+  );
+  t.equal(r.code, 0, r.stderr);
+  const [va, word, stack1, stack2] = r.stdout.trim().split('\n');
+  t.equal(va, '0', 'kernel.randomize_va_space is 0');
+  t.equal(word, 'norandmaps', 'the kernel command line says so');
+  t.ok(stack1 && stack1 === stack2, `the same stack in two processes (${stack1}, ${stack2})`);
 });
 
 /** A NIX_CONF_DIR whose only builder is this VM over `scheme`, and the SSH config Nix uses for it. */

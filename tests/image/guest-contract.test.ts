@@ -4,6 +4,7 @@ import {
   GUEST_DISK_DEVICE,
   GUEST_VSOCK_SWITCH,
   guestKernelCmdline,
+  NO_ASLR_SWITCH,
 } from '../../daemon/image/guest-contract.js';
 
 const base = 'console=ttyS0 quiet panic=-1';
@@ -18,6 +19,20 @@ t.test("QEMU's way in adds no ssh switch; hyperkit's adds linuxkit.ssh=vsock las
     `${base} linuxkit.disk=/dev/vda linuxkit.store_size=2g linuxkit.ssh=vsock`,
   );
   t.equal(guestKernelCmdline('', { ssh: 'vsock' }), 'linuxkit.ssh=vsock');
+});
+
+t.test("aslr false adds the kernel's norandmaps last; true or absent adds nothing", async (t) => {
+  t.equal(
+    NO_ASLR_SWITCH,
+    'norandmaps',
+    "the kernel's own word (Documentation/admin-guide/kernel-parameters)",
+  );
+  t.equal(guestKernelCmdline(base, { aslr: false }), `${base} norandmaps`);
+  t.equal(guestKernelCmdline(base, { aslr: true }), base);
+  t.equal(
+    guestKernelCmdline(base, { disk: GUEST_DISK_DEVICE, ssh: 'vsock', aslr: false }),
+    `${base} linuxkit.disk=/dev/vda linuxkit.ssh=vsock norandmaps`,
+  );
 });
 
 t.test('a bad switch value is refused, naming the field and what would be right', async (t) => {

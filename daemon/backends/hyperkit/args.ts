@@ -132,12 +132,13 @@ export function buildHyperkitArgs(spec: VmSpec, opts: HyperkitArgsOptions): Hype
 const HYPERKIT_KERNEL_ARGS = 'earlyprintk=serial reboot=t';
 
 /** The kernel command line hyperkit boots: its own arguments, the image's, the guest's switches. */
-export function hyperkitCmdline(spec: Pick<VmSpec, 'cmdline' | 'disk'>): string {
+export function hyperkitCmdline(spec: Pick<VmSpec, 'cmdline' | 'disk' | 'aslr'>): string {
   // The first virtio-blk disk is GUEST_DISK_DEVICE in the guest, as under QEMU. No fw_cfg, and
   // the host reaches SSH through vsock: the guest's hyperkit way in.
   const guest = guestKernelCmdline(spec.cmdline, {
     ...(spec.disk === undefined ? {} : { disk: GUEST_DISK_DEVICE }),
     ssh: 'vsock',
+    aslr: spec.aslr,
   });
   return `${HYPERKIT_KERNEL_ARGS} ${guest}`;
 }

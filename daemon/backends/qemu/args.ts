@@ -53,10 +53,10 @@ export function buildQemuArgs(spec: VmSpec, opts: QemuArgsOptions = {}): QemuCom
   // ("Addressing limited to 32 bits"), and this backend refuses older QEMUs (version.ts).
   const machine = x86 ? 'q35' : 'virt';
   const cpu = qemuCpuModel(spec.arch, spec.accel);
-  const cmdline = guestKernelCmdline(
-    spec.cmdline,
-    spec.disk === undefined ? {} : { disk: GUEST_DISK_DEVICE },
-  );
+  const cmdline = guestKernelCmdline(spec.cmdline, {
+    ...(spec.disk === undefined ? {} : { disk: GUEST_DISK_DEVICE }),
+    aslr: spec.aslr,
+  });
 
   // biome-ignore format: option and value pairs, one per line, read as the command line
   const argv: string[] = [

@@ -136,6 +136,14 @@ t.test("every hyperkit boot takes the guest's vsock way in, with a disk or witho
   }
 });
 
+t.test('guestAslr off reaches the kernel under hyperkit too (hvf: auto keeps it on)', async (t) => {
+  t.equal(
+    hyperkitCmdline({ cmdline: base.cmdline, disk: undefined, aslr: false }),
+    `earlyprintk=serial reboot=t ${base.cmdline} linuxkit.ssh=vsock norandmaps`,
+  );
+  t.notOk(hyperkitCmdline({ cmdline: base.cmdline, disk: undefined, aslr: true }).includes('norandmaps'));
+});
+
 t.test('an empty initrd leaves the kexec initrd field empty', async (t) => {
   const { argv } = buildHyperkitArgs({ ...base, initrd: '' }, { vpnkitUuid: uuid, platform: 'darwin' });
   t.equal(

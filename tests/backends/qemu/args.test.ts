@@ -32,17 +32,20 @@ const base: VmSpec = {
   },
 };
 
+// The daemon's spec under tcg: the guest without address-space randomization (vm-spec.ts).
+const tcg: VmSpec = { ...base, aslr: false };
+
 const cases: Array<{ name: string; spec: VmSpec; qemuBinary?: string; firmware?: string }> = [
-  { name: 'x86_64-tcg', spec: base },
+  { name: 'x86_64-tcg', spec: tcg },
   // What the backend runs under tcg when the QEMU ships qboot (firmware.ts).
-  { name: 'x86_64-tcg-qboot', spec: base, firmware: '/usr/share/qemu/qboot.rom' },
+  { name: 'x86_64-tcg-qboot', spec: tcg, firmware: '/usr/share/qemu/qboot.rom' },
   { name: 'x86_64-kvm', spec: { ...base, accel: 'kvm' } },
   {
     name: 'x86_64-hvf',
     spec: { ...base, accel: 'hvf', cpus: 4, memoryMiB: 4096 },
     qemuBinary: '/opt/homebrew/bin/qemu-system-x86_64',
   },
-  { name: 'aarch64-tcg', spec: { ...base, arch: 'aarch64', cmdline: 'console=ttyAMA0' } },
+  { name: 'aarch64-tcg', spec: { ...tcg, arch: 'aarch64', cmdline: 'console=ttyAMA0' } },
   { name: 'aarch64-hvf', spec: { ...base, arch: 'aarch64', accel: 'hvf', cmdline: 'console=ttyAMA0' } },
   // More than the 3 GiB that `virt,highmem=off` allowed: nothing in the argv caps it any more.
   {
