@@ -1,4 +1,5 @@
 // What the benchmarks share: the compiled project's modules, the median, a free loopback port.
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -115,6 +116,17 @@ export async function benchVmSpec({ arch, accel = 'tcg', kernel, initrd, cmdline
       'linuxkit/authorized_keys': keys.clientPublicKey,
       'linuxkit/ssh_host_ed25519_key': keys.hostKey,
     },
+  };
+}
+
+/** The SSH target of a bench VM on `port` (127.0.0.1), as the daemon reaches it: root, its keys. */
+export function benchGuestTarget(port, keys) {
+  return {
+    host: '127.0.0.1',
+    port,
+    username: 'root',
+    privateKey: readFileSync(keys.clientKey),
+    hostPublicKeyLine: keys.hostPublicKeyLine,
   };
 }
 

@@ -10,11 +10,18 @@
 // A benchmark, not a test. Run after `npx tsc -p tsconfig.json`:
 //   node bench/guest-aslr.mjs [--rounds 3] [--json]
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { benchQemuCommand, benchVmSpec, cachedGuestImage, load, median } from './common.mjs';
+import {
+  benchGuestTarget,
+  benchQemuCommand,
+  benchVmSpec,
+  cachedGuestImage,
+  load,
+  median,
+} from './common.mjs';
 
 const { ensureBuilderKeys } = await load('daemon/keys/builder-keys.js');
 const { awaitSshBanner } = await load('daemon/probe/ssh-banner.js');
@@ -51,13 +58,7 @@ async function measure(aslr) {
     })),
     aslr,
   };
-  const target = {
-    host: '127.0.0.1',
-    port: spec.sshPort,
-    username: 'root',
-    privateKey: readFileSync(keys.clientKey),
-    hostPublicKeyLine: keys.hostPublicKeyLine,
-  };
+  const target = benchGuestTarget(spec.sshPort, keys);
   const { executable, argv } = await benchQemuCommand(spec);
   rmSync(join(work, 'qmp.sock'), { force: true });
   qemu = spawn(executable, argv, { stdio: 'ignore' });

@@ -13,7 +13,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { benchQemuCommand, benchVmSpec, cachedGuestImage, load } from './common.mjs';
+import { benchGuestTarget, benchQemuCommand, benchVmSpec, cachedGuestImage, load } from './common.mjs';
 
 const { ensureBuilderKeys } = await load('daemon/keys/builder-keys.js');
 const { awaitSshBanner } = await load('daemon/probe/ssh-banner.js');
@@ -46,13 +46,7 @@ const spec = {
   })),
   memoryMiB: 2048,
 };
-const target = {
-  host: '127.0.0.1',
-  port: spec.sshPort,
-  username: 'root',
-  privateKey: readFileSync(keys.clientKey),
-  hostPublicKeyLine: keys.hostPublicKeyLine,
-};
+const target = benchGuestTarget(spec.sshPort, keys);
 const { executable, argv } = await benchQemuCommand(spec);
 const qemu = spawn(executable, argv, { stdio: 'ignore' });
 const link = new GuestLink(() => target);
