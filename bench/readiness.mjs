@@ -1,7 +1,9 @@
 // Readiness and idle cost through the real linuxkitd, each beside an independent yardstick:
-//  1. `linuxkitctl start --wait` (start → healthy, Nix answering over SSH) vs the bare QEMU
-//     command line the daemon itself ran (read back from its vm.json: same argv, same image) →
-//     the first SSH banner byte, seen by a plain TCP connect/read loop (not the project's probe);
+//  1. start → healthy (Nix answering over SSH), two ways: `linuxkitctl start --wait` (a Node
+//     process started for it), and the same request and wait from this already running process
+//     through the client's library (as the yardstick's QEMU is spawned from it); both vs the bare
+//     QEMU command line the daemon itself ran (read back from its vm.json: same argv, same image)
+//     → the first SSH banner byte, seen by a plain TCP connect/read loop (not the project's probe);
 //  2. daemon + QEMU CPU while idle and healthy, from /proc/<pid>/stat (utime + stime), as % of one
 //     core, beside the bare QEMU's own idle CPU over the same time (the guest's floor, no checks).
 // A benchmark, not a test. Linux only (reads /proc). Run after `npx tsc -p tsconfig.json`:
@@ -17,6 +19,8 @@ import { parseArgs } from 'node:util';
 const root = fileURLToPath(new URL('..', import.meta.url));
 const daemonMain = join(root, 'dist/daemon/main.js');
 const ctlMain = join(root, 'dist/client/main.js');
+const { LinuxkitClient } = await import(join(root, 'dist/client/api-client.js'));
+const { waitUntilHealthy } = await import(join(root, 'dist/client/wait.js'));
 const { values } = parseArgs({
   options: {
     runs: { type: 'string', default: '3' },
@@ -142,6 +146,7 @@ async function main() {
     await stopBuilder(socket);
 
     const daemonMs = [];
+    const apiMs = [];
     const bareMs = [];
     const bootToReady = [];
     const probeLatency = [];
@@ -162,6 +167,15 @@ async function main() {
       const s = status(socket);
       bootToReady.push(s.vm.bootToReadyMs);
       probeLatency.push(s.probe.latencyMs);
+      await stopBuilder(socket);
+
+      // What `start --wait` does, without a process start: the request and the same wait.
+      const client = new LinuxkitClient({ socketPath: socket });
+      const t2 = performance.now();
+      await client.start();
+      const outcome = await waitUntilHealthy(client, { notPid: null, timeoutMs: 600_000 });
+      apiMs.push(performance.now() - t2);
+      if (!outcome.ok) throw new Error(`start through the API: ${outcome.why}`);
       if (i < runs - 1) await stopBuilder(socket);
     }
 
@@ -189,6 +203,8 @@ async function main() {
       startToHealthyMs: { median: Math.round(median(daemonMs)), all: daemonMs.map(Math.round) },
       bareToBannerMs: { median: Math.round(median(bareMs)), all: bareMs.map(Math.round) },
       ratio: Number((median(daemonMs) / median(bareMs)).toFixed(3)),
+      apiStartToHealthyMs: { median: Math.round(median(apiMs)), all: apiMs.map(Math.round) },
+      apiRatio: Number((median(apiMs) / median(bareMs)).toFixed(3)),
       statusBootToReadyMs: bootToReady,
       statusProbeLatencyMs: probeLatency,
       idle: {
@@ -211,7 +227,10 @@ async function main() {
       console.log(
         `  bare QEMU, same argv → first SSH banner:     ${r.bareToBannerMs.median} ms  [${r.bareToBannerMs.all.join(', ')}]`,
       );
-      console.log(`  ratio ${r.ratio} (target ≤ 1.15)`);
+      console.log(
+        `  start → healthy (the API, from this process): ${r.apiStartToHealthyMs.median} ms  [${r.apiStartToHealthyMs.all.join(', ')}]`,
+      );
+      console.log(`  ratio ${r.ratio} through linuxkitctl, ${r.apiRatio} through the API (target ≤ 1.15)`);
       console.log(
         `  status: vm.bootToReadyMs [${bootToReady.join(', ')}], probe.latencyMs [${probeLatency.join(', ')}]`,
       );
