@@ -1,4 +1,5 @@
-// What the supervisor keeps on disk through its store, and how it fails: the desired state, the
+// What the supervisor keeps on disk through its store, and how it fails: the desired state (queued,
+// so the file ends with the newest one even when a slow write overlaps a quick one), the
 // VM record (queued, so a late "clear" never overwrites the next VM's record) and the step memory
 // (the newest value only, so the loop never waits for the disk). A read that fails is logged and
 // gives the default; an unreadable step memory is replaced by a fresh one, never a crash loop.
@@ -9,6 +10,7 @@ import { LatestValueWriter } from './latest-value-writer.js';
 import type { SupervisorLog, SupervisorStore } from './types.js';
 
 export class SavedState {
+  private desiredWrites: Promise<void> = Promise.resolve();
   private recordWrites: Promise<void> = Promise.resolve();
   private readonly memoryWriter: LatestValueWriter<StepMemory>;
 
@@ -30,13 +32,20 @@ export class SavedState {
     return (await attempt(this.log, 'load the desired state', () => this.store.loadDesired())) ?? 'running';
   }
 
-  /** Throws with a message naming the state and what went wrong; the caller reports it. */
-  async saveDesired(d: DesiredState): Promise<void> {
-    try {
-      await this.store.saveDesired(d);
-    } catch (err) {
-      throw new Error(`could not save the desired state "${d}": ${messageOf(err)}`);
-    }
+  /**
+   * Writes after every write asked for before it. Throws with a message naming the state and what
+   * went wrong; the caller reports it.
+   */
+  saveDesired(d: DesiredState): Promise<void> {
+    const write = this.desiredWrites.then(async () => {
+      try {
+        await this.store.saveDesired(d);
+      } catch (err) {
+        throw new Error(`could not save the desired state "${d}": ${messageOf(err)}`);
+      }
+    });
+    this.desiredWrites = write.catch(() => undefined);
+    return write;
   }
 
   loadRecord(): Promise<VmRecord | null> {
