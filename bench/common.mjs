@@ -119,6 +119,22 @@ export async function benchVmSpec({ arch, accel = 'tcg', kernel, initrd, cmdline
   };
 }
 
+/**
+ * benchVmSpec for `arch`'s cached image (`cachedGuestImage`): the kernel QEMU boots, the initrd,
+ * the command line; `overrides` replace fields of the result (memoryMiB, aslr).
+ */
+export async function benchImageVmSpec(arch, image, { stateDir, keys }, overrides = {}) {
+  const spec = await benchVmSpec({
+    arch,
+    kernel: image.kernel,
+    initrd: image.initrd,
+    cmdline: image.cmdline,
+    stateDir,
+    keys,
+  });
+  return { ...spec, ...overrides };
+}
+
 /** The SSH target of a bench VM on `port` (127.0.0.1), as the daemon reaches it: root, its keys. */
 export function benchGuestTarget(port, keys) {
   return {

@@ -17,7 +17,7 @@ import { parseArgs } from 'node:util';
 import {
   benchGuestTarget,
   benchQemuCommand,
-  benchVmSpec,
+  benchImageVmSpec,
   cachedGuestImage,
   load,
   median,
@@ -47,17 +47,7 @@ process.on('exit', () => qemu?.kill('SIGKILL'));
 
 /** Boots the guest with `aslr`, runs each workload once, powers it off; ms per workload. */
 async function measure(aslr) {
-  const spec = {
-    ...(await benchVmSpec({
-      arch: 'x86_64',
-      kernel: image.kernels.vmlinux,
-      initrd: image.initrd,
-      cmdline: image.cmdline,
-      stateDir: work,
-      keys,
-    })),
-    aslr,
-  };
+  const spec = await benchImageVmSpec('x86_64', image, { stateDir: work, keys }, { aslr });
   const target = benchGuestTarget(spec.sshPort, keys);
   const { executable, argv } = await benchQemuCommand(spec);
   rmSync(join(work, 'qmp.sock'), { force: true });

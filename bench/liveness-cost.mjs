@@ -13,7 +13,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { benchGuestTarget, benchQemuCommand, benchVmSpec, cachedGuestImage, load } from './common.mjs';
+import { benchGuestTarget, benchImageVmSpec, benchQemuCommand, cachedGuestImage, load } from './common.mjs';
 
 const { ensureBuilderKeys } = await load('daemon/keys/builder-keys.js');
 const { awaitSshBanner } = await load('daemon/probe/ssh-banner.js');
@@ -35,17 +35,7 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const image = await cachedGuestImage('x86_64');
 const work = mkdtempSync(join(tmpdir(), 'lk-bench-liveness-'));
 const keys = await ensureBuilderKeys(join(work, 'keys'));
-const spec = {
-  ...(await benchVmSpec({
-    arch: 'x86_64',
-    kernel: image.kernels.vmlinux,
-    initrd: image.initrd,
-    cmdline: image.cmdline,
-    stateDir: work,
-    keys,
-  })),
-  memoryMiB: 2048,
-};
+const spec = await benchImageVmSpec('x86_64', image, { stateDir: work, keys }, { memoryMiB: 2048 });
 const target = benchGuestTarget(spec.sshPort, keys);
 const { executable, argv } = await benchQemuCommand(spec);
 const qemu = spawn(executable, argv, { stdio: 'ignore' });
